@@ -1,0 +1,51 @@
+# The two commands of the README: `make run` and `make test`. Everything they need is
+# installed here, from the lock files, on first use.
+PYTHON ?= python3
+VENV := .venv
+TASKS_VENV := .venv-tasks
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: install run test lint bench clean
+
+install: $(VENV)/.installed $(TASKS_VENV)/.installed node_modules/.installed java
+
+$(VENV)/.installed: requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	touch $@
+
+# gcloud-tasks-emulator pins protobuf<5, so it lives in its own venv.
+$(TASKS_VENV)/.installed: requirements-tasks-emulator.lock
+	test -x $(TASKS_VENV)/bin/python || $(PYTHON) -m venv $(TASKS_VENV)
+	$(TASKS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-tasks-emulator.lock
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The Firestore emulator runs on the system Java 17 (DESIGN §10).
+java:
+	@command -v java >/dev/null || (apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless)
+	@test -x /usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud_firestore_emulator \
+	  || test -n "$$CSCX_FIRESTORE_EMULATOR" \
+	  || (apt-get update -qq && apt-get install -y -qq google-cloud-cli-firestore-emulator) \
+	  || (echo "The Firestore emulator (google-cloud-cli-firestore-emulator) is missing" >&2; exit 1)
+
+run: install
+	$(PY) scripts/stack.py run
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+bench: install
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) $(TASKS_VENV) node_modules .stack .pytest_cache .mypy_cache .ruff_cache

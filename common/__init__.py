@@ -1,0 +1,1 @@
+"""CSCX's shared package: everything the Cloud Functions have in common."""

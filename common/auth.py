@@ -1,0 +1,104 @@
+"""Who is calling: a Firebase ID token from the Authorization header, verified by firebase-admin.
+
+Every failure to prove identity is the same 401 to the client (the reason goes to the log);
+only an outage of the verification backends is a 503. There is no fallback identity.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from common.errors import ApiError, Code
+from common.log import get_logger
+from common.settings import GOOGLE_ID_TOKEN_CERTS_URL, get_settings
+
+if TYPE_CHECKING:
+    import firebase_admin
+
+logger = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class User:
+    uid: str
+    email: str | None
+    display_name: str | None
+
+
+@functools.cache
+def firebase_app() -> firebase_admin.App:
+    """The instance's firebase-admin app, created once."""
+    import firebase_admin
+    from firebase_admin import auth, credentials
+
+    settings = get_settings()
+    credential: credentials.Base | None = None
+    if settings.is_demo_project:
+        # Demo projects never reach Google: no Application Default Credentials are needed.
+        credential = _anonymous_credential()
+    app = firebase_admin.initialize_app(
+        credential, options={"projectId": settings.project_id}, name="cscx"
+    )
+    if settings.id_token_certs_url != GOOGLE_ID_TOKEN_CERTS_URL:
+        # firebase-admin has no option for the certificate URL; tests serve their own
+        # certificates to prove signature and expiry checks (allowed only in demo projects).
+        verifier = auth._get_client(app)._token_verifier.id_token_verifier
+        verifier.cert_url = settings.id_token_certs_url
+    return app
+
+
+def _anonymous_credential() -> Any:
+    """A firebase-admin credential for demo projects, where every backend is an emulator."""
+    from firebase_admin import credentials
+    from google.auth.credentials import AnonymousCredentials
+
+    class AnonymousCredential(credentials.Base):  # type: ignore[misc]
+        def get_credential(self) -> Any:
+            return AnonymousCredentials()
+
+    return AnonymousCredential()
+
+
+def _unauthenticated(reason: str) -> ApiError:
+    logger.info("authentication failed", extra={"fields": {"reason": reason}})
+    return ApiError(Code.UNAUTHENTICATED, "A valid Firebase ID token is required.")
+
+
+def bearer_token(authorization: str | None) -> str:
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        raise _unauthenticated("missing or malformed Authorization header")
+    return token
+
+
+def authenticate(authorization: str | None, *, check_revoked: bool = False) -> User:
+    """The user the request's bearer token proves, or a 401.
+
+    `check_revoked` also asks the Auth backend whether the user was disabled or their
+    tokens revoked since this one was issued: a network call, made where DESIGN asks for it.
+    """
+    from firebase_admin import auth, exceptions
+
+    token = bearer_token(authorization)
+    try:
+        claims = auth.verify_id_token(token, app=firebase_app(), check_revoked=check_revoked)
+    except (auth.InvalidIdTokenError, auth.UserDisabledError, auth.UserNotFoundError) as error:
+        raise _unauthenticated(f"{type(error).__name__}: {error}") from None
+    except ValueError as error:
+        raise _unauthenticated(f"ValueError: {error}") from None
+    except (auth.CertificateFetchError, exceptions.FirebaseError) as error:
+        logger.warning("token verification unavailable", extra={"fields": {"error": str(error)}})
+        raise ApiError(Code.UNAVAILABLE, "Sign-in could not be verified right now; try again.") from None
+    uid = claims.get("uid")
+    if not isinstance(uid, str) or not uid:
+        raise _unauthenticated("token without uid")
+    email = claims.get("email")
+    name = claims.get("name")
+    return User(
+        uid=uid,
+        email=email if isinstance(email, str) else None,
+        display_name=name if isinstance(name, str) else None,
+    )

@@ -1,0 +1,270 @@
+"""Request models: what a client may write, validated strictly from the JSON body.
+
+Each writable kind has a `XCreate` and a `XUpdate` model with unknown fields forbidden, so
+server-owned fields (`id`, `owner_id`, timestamps, `version`, states the server drives) can
+never be assigned. Validation failures become one 400 naming every bad field.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import math
+import re
+import zoneinfo
+from datetime import date
+from typing import Annotated, Any, ClassVar, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+
+from common.errors import ApiError, Code
+
+SERVER_OWNED = frozenset(
+    {"id", "owner_id", "created_at", "updated_at", "version", "source", "status_history"}
+)
+
+
+class Stage(enum.StrEnum):
+    ONBOARDING = "onboarding"
+    ADOPTING = "adopting"
+    RENEWING = "renewing"
+    AT_RISK = "at_risk"
+    CHURNED = "churned"
+
+
+class Priority(enum.StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class TaskStatus(enum.StrEnum):
+    OPEN = "open"
+    DONE = "done"
+
+
+class Provider(enum.StrEnum):
+    CLAUDE = "claude"
+    GEMINI = "gemini"
+
+
+class ActionType(enum.StrEnum):
+    EMAIL_DRAFT = "email.draft"
+    EMAIL_SEND = "email.send"
+    MEETING_BOOK = "meeting.book"
+    TASK_CREATE = "task.create"
+
+
+LOW_RISK_ACTIONS = frozenset({ActionType.TASK_CREATE, ActionType.EMAIL_DRAFT})
+
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+OptionalTitle = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)]
+Notes = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20_000)]
+Signature = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5_000)]
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+DocumentId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
+
+
+def _check_domain(value: str) -> str:
+    value = value.strip().lower()
+    if not re.fullmatch(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}", value):
+        raise ValueError("must be a domain name such as example.com")
+    return value
+
+
+def _check_currency(value: str) -> str:
+    if not re.fullmatch(r"[A-Z]{3}", value):
+        raise ValueError("must be an ISO 4217 code such as USD")
+    return value
+
+
+def _check_finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+@functools.cache
+def _timezones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _check_timezone(value: str) -> str:
+    if value not in _timezones():
+        raise ValueError("must be an IANA time zone such as Europe/Paris")
+    return value
+
+
+def _only_low_risk(types: list[ActionType]) -> list[ActionType]:
+    high = sorted({str(t) for t in types if t not in LOW_RISK_ACTIONS})
+    if high:
+        raise ValueError(f"{', '.join(high)} is high-risk and always needs approval")
+    if len(set(types)) != len(types):
+        raise ValueError("lists an action type twice")
+    return types
+
+
+AutoApprove = Annotated[list[ActionType], Field(max_length=4), AfterValidator(_only_low_risk)]
+Domain = Annotated[str, StringConstraints(max_length=253), AfterValidator(_check_domain)]
+Currency = Annotated[str, AfterValidator(_check_currency)]
+Money = Annotated[float, Field(ge=0, le=1e15), AfterValidator(_check_finite)]
+TimeZone = Annotated[str, AfterValidator(_check_timezone)]
+
+
+class Strict(BaseModel):
+    """Strict JSON input: no coercion between types, no unknown fields."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class Contact(Strict):
+    name: Name
+    email: EmailStr | None = None
+    title: ShortText | None = None
+
+
+class Stakeholder(Strict):
+    name: Name
+    email: EmailStr | None = None
+    role: ShortText | None = None
+    is_champion: bool = False
+    is_decision_maker: bool = False
+
+
+class Update(Strict):
+    """A partial update: only the fields sent are changed; `null` clears an optional field."""
+
+    # Fields that exist on every stored object and may not be cleared with null.
+    not_nullable: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="after")
+    def _refuse_nulls_and_empty(self) -> Update:
+        if not self.model_fields_set:
+            raise ValueError("the body names no field to change")
+        for name in sorted(self.model_fields_set & self.not_nullable):
+            if getattr(self, name) is None:
+                raise ValueError(f"{name}: may not be null")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
+class CustomerCreate(Strict):
+    name: Name
+    domain: Domain | None = None
+    industry: ShortText | None = None
+    arr: Money | None = None
+    currency: Currency = "USD"
+    stage: Stage = Stage.ONBOARDING
+    health_score: Annotated[int, Field(ge=0, le=100)] | None = None
+    renewal_date: date | None = None
+    primary_contact: Contact | None = None
+    stakeholders: Annotated[list[Stakeholder], Field(max_length=100)] = []
+    tags: Annotated[list[Tag], Field(max_length=50)] = []
+    notes: Notes | None = None
+
+
+class CustomerUpdate(Update):
+    not_nullable = frozenset({"name", "currency", "stage", "stakeholders", "tags"})
+    name: Name | None = None
+    domain: Domain | None = None
+    industry: ShortText | None = None
+    arr: Money | None = None
+    currency: Currency | None = None
+    stage: Stage | None = None
+    health_score: Annotated[int, Field(ge=0, le=100)] | None = None
+    renewal_date: date | None = None
+    primary_contact: Contact | None = None
+    stakeholders: Annotated[list[Stakeholder], Field(max_length=100)] | None = None
+    tags: Annotated[list[Tag], Field(max_length=50)] | None = None
+    notes: Notes | None = None
+
+
+class TaskCreate(Strict):
+    title: Title
+    customer_id: DocumentId | None = None
+    due_date: date | None = None
+    priority: Priority = Priority.MEDIUM
+    status: TaskStatus = TaskStatus.OPEN
+    notes: Notes | None = None
+
+
+class TaskUpdate(Update):
+    not_nullable = frozenset({"title", "priority", "status"})
+    title: Title | None = None
+    customer_id: DocumentId | None = None
+    due_date: date | None = None
+    priority: Priority | None = None
+    status: TaskStatus | None = None
+    notes: Notes | None = None
+
+
+class ContractUpdate(Update):
+    not_nullable = frozenset({"customer_id"})
+    title: OptionalTitle | None = None
+    customer_id: DocumentId | None = None
+
+
+class SessionUpdate(Update):
+    title: ShortText | None = None
+    customer_id: DocumentId | None = None
+
+
+class PreferencesUpdate(Update):
+    default_provider: Provider | None = None
+    auto_approve: AutoApprove | None = None
+    not_nullable = frozenset({"default_provider", "auto_approve"})
+
+
+class ProfileUpdate(Update):
+    display_name: ShortText | None = None
+    timezone: TimeZone | None = None
+    signature: Signature | None = None
+    preferences: PreferencesUpdate | None = None
+    not_nullable = frozenset({"timezone", "preferences"})
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse(model: type[M], body: bytes) -> M:
+    """Validate a JSON body against `model`, or raise one 400 listing every bad field."""
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as error:
+        details = [_detail(e) for e in error.errors(include_url=False)]
+        raise ApiError(Code.INVALID_ARGUMENT, "The request has invalid fields.", details) from None
+
+
+def _detail(error: Any) -> dict[str, str]:
+    location = ".".join(str(part) for part in error["loc"] if part not in _MODEL_LOCATIONS)
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        top = str(error["loc"][0]) if error["loc"] else ""
+        message = (
+            "is set by the server and cannot be written"
+            if top in SERVER_OWNED or top in {"status", "extracted", "message_count"}
+            else "is not a field of this object"
+        )
+    if ": " in message and not location.count("."):
+        # An Update-level rule that names its field: "name: may not be null"
+        named, _, rest = message.partition(": ")
+        if re.fullmatch(r"\w+", named):
+            location, message = ".".join(p for p in (location, named) if p), rest
+    return {"field": location or "body", "message": message}
+
+
+_MODEL_LOCATIONS = frozenset({"function-after[_only_low_risk()]"})

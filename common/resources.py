@@ -1,0 +1,339 @@
+"""The CSM's records (profile, customers, contracts, tasks, sessions and their messages):
+the rules each kind adds on top of the tenant-scoped repository.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from common import models
+from common.auth import User
+from common.errors import ApiError, Code
+from common.store import Filter, Order, Page, Repository, check_version
+
+DEFAULT_PAGE_SIZE = 25
+MAX_PAGE_SIZE = 100
+# Stored only to sort and search; never shown to clients.
+INTERNAL_FIELDS = frozenset({"name_lower", "due_key"})
+NO_DUE_DATE = "9999-12-31"  # sorts undated tasks after dated ones
+OPEN_ACTION_STATES = ("pending", "approved", "executing")
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    collection: str
+    orders: Mapping[str, Order]
+    default_order: str
+
+
+CUSTOMERS = Kind(
+    "customer",
+    "customers",
+    {
+        "name": Order("name", (("name_lower", False),)),
+        "-arr": Order("-arr", (("arr", True),)),
+        "renewal_date": Order("renewal_date", (("renewal_date", False),)),
+        "-updated_at": Order("-updated_at", (("updated_at", True),)),
+    },
+    "name",
+)
+CONTRACTS = Kind("contract", "contracts", {"-created_at": Order("-created_at", (("created_at", True),))}, "-created_at")
+TASKS = Kind("task", "tasks", {"due_date": Order("due_date", (("due_key", False),))}, "due_date")
+SESSIONS = Kind("session", "sessions", {"-updated_at": Order("-updated_at", (("updated_at", True),))}, "-updated_at")
+MESSAGES = Kind("message", "messages", {"created_at": Order("created_at", (("created_at", False),))}, "created_at")
+PROFILES = Kind("profile", "profiles", {}, "")
+
+
+def public(document: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored document as clients see it."""
+    return {key: value for key, value in document.items() if key not in INTERNAL_FIELDS}
+
+
+def invalid(field: str, message: str) -> ApiError:
+    return ApiError(Code.INVALID_ARGUMENT, f"Invalid {field}: {message}.", [{"field": field, "message": message}])
+
+
+# -- lists -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ListArgs:
+    limit: int
+    cursor: str | None
+    order: Order
+
+
+def list_args(query: Mapping[str, str], kind: Kind) -> ListArgs:
+    raw_limit = query.get("limit", "")
+    limit = DEFAULT_PAGE_SIZE
+    if raw_limit != "":
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_PAGE_SIZE:
+            raise invalid("limit", f"must be a whole number from 1 to {MAX_PAGE_SIZE}")
+        limit = int(raw_limit)
+    order_name = query.get("order") or kind.default_order
+    if order_name not in kind.orders:
+        raise invalid("order", f"must be one of {', '.join(kind.orders)}")
+    return ListArgs(limit, query.get("cursor") or None, kind.orders[order_name])
+
+
+def _date_arg(query: Mapping[str, str], name: str) -> str | None:
+    raw = query.get(name)
+    if raw is None:
+        return None
+    try:
+        return dt.date.fromisoformat(raw).isoformat() if len(raw) == 10 else _bad_date(name)
+    except ValueError:
+        return _bad_date(name)
+
+
+def _bad_date(name: str) -> str:
+    raise invalid(name, "must be a date as YYYY-MM-DD")
+
+
+def _enum_arg(query: Mapping[str, str], name: str, values: type[enum.StrEnum]) -> str | None:
+    raw = query.get(name)
+    if raw is None:
+        return None
+    if raw not in {v.value for v in values}:
+        raise invalid(name, f"must be one of {', '.join(v.value for v in values)}")
+    return raw
+
+
+def _id_arg(query: Mapping[str, str], name: str) -> str | None:
+    raw = query.get(name)
+    if raw is None:
+        return None
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,128}", raw):
+        raise invalid(name, "is not an id")
+    return raw
+
+
+def _list(repo: Repository, kind: Kind, args: ListArgs, filters: list[Filter], path: str | None = None) -> Page:
+    return repo.list(path or kind.collection, filters=filters, order=args.order, limit=args.limit, cursor=args.cursor)
+
+
+# -- profile ---------------------------------------------------------------------------
+
+_profiles_seen: set[str] = set()
+
+
+def ensure_profile(repo: Repository, user: User) -> None:
+    """Create the caller's profile on their first authenticated call (once per instance)."""
+    if user.uid in _profiles_seen:
+        return
+    get_profile(repo, user)
+    _profiles_seen.add(user.uid)
+
+
+def get_profile(repo: Repository, user: User) -> dict[str, Any]:
+    from google.api_core.exceptions import AlreadyExists, Conflict
+
+    try:
+        return repo.get(PROFILES.collection, user.uid, PROFILES.name)
+    except ApiError as error:
+        if error.code is not Code.NOT_FOUND:
+            raise
+    defaults = {
+        "email": user.email,
+        "display_name": user.display_name or "",
+        "timezone": "UTC",
+        "signature": "",
+        "preferences": {"default_provider": models.Provider.CLAUDE.value, "auto_approve": []},
+    }
+    try:
+        return repo.create(PROFILES.collection, defaults, doc_id=user.uid)
+    except (AlreadyExists, Conflict):  # a concurrent first call created it
+        return repo.get(PROFILES.collection, user.uid, PROFILES.name)
+
+
+def update_profile(repo: Repository, user: User, body: bytes, if_match: int | None) -> dict[str, Any]:
+    changes = models.parse(models.ProfileUpdate, body).changes()
+    get_profile(repo, user)
+
+    def merge(current: dict[str, Any]) -> dict[str, Any]:
+        if "preferences" in changes:
+            return {**changes, "preferences": {**current.get("preferences", {}), **changes["preferences"]}}
+        return changes
+
+    return repo.update(PROFILES.collection, user.uid, PROFILES.name, merge, if_match=if_match)
+
+
+# -- customers -------------------------------------------------------------------------
+
+
+def _customer_fields(values: Mapping[str, Any]) -> dict[str, Any]:
+    fields = dict(values)
+    if "name" in fields:
+        fields["name_lower"] = fields["name"].lower()
+    return fields
+
+
+def create_customer(repo: Repository, body: bytes) -> dict[str, Any]:
+    customer = models.parse(models.CustomerCreate, body)
+    return repo.create(CUSTOMERS.collection, _customer_fields(customer.model_dump(mode="json")))
+
+
+def update_customer(repo: Repository, customer_id: str, body: bytes, if_match: int | None) -> dict[str, Any]:
+    changes = _customer_fields(models.parse(models.CustomerUpdate, body).changes())
+    return repo.update(CUSTOMERS.collection, customer_id, CUSTOMERS.name, lambda _: changes, if_match=if_match)
+
+
+def list_customers(repo: Repository, query: Mapping[str, str]) -> Page:
+    args = list_args(query, CUSTOMERS)
+    filters = []
+    stage = _enum_arg(query, "stage", models.Stage)
+    if stage:
+        filters.append(Filter("stage", "==", stage))
+    prefix = query.get("q")
+    if prefix is not None:
+        prefix = prefix.strip().lower()
+        if not 1 <= len(prefix) <= 200:
+            raise invalid("q", "must be 1 to 200 characters")
+        if args.order.name != "name":
+            raise invalid("order", "must be name when searching with q")
+        filters += [Filter("name_lower", ">=", prefix), Filter("name_lower", "<", prefix + "\uf8ff")]
+    return _list(repo, CUSTOMERS, args, filters)
+
+
+def require_customer(repo: Repository, customer_id: str | None, field: str = "customer_id") -> None:
+    """Refuse a reference to a customer the caller does not own (indistinguishable from none)."""
+    if customer_id is None:
+        return
+    try:
+        repo.get(CUSTOMERS.collection, customer_id, CUSTOMERS.name)
+    except ApiError as error:
+        if error.code is Code.NOT_FOUND:
+            raise invalid(field, "no such customer") from None
+        raise
+
+
+def delete_customer(repo: Repository, customer_id: str, *, cascade: bool, if_match: int | None) -> None:
+    """Delete a customer; what references it blocks the delete unless `cascade` removes it too.
+
+    Actions already approved or executing always block: their effect is under way.
+    """
+    current = repo.get(CUSTOMERS.collection, customer_id, CUSTOMERS.name)
+    check_version(current, if_match)
+    refers = Filter("customer_id", "==", customer_id)
+    in_flight = repo.first("actions", [refers, Filter("status", "in", ["approved", "executing"])])
+    if in_flight:
+        raise ApiError(
+            Code.ABORTED,
+            "An approved action for this customer is being carried out; try again when it has finished.",
+        )
+    references = {
+        "contracts": [refers],
+        "tasks": [refers],
+        "actions": [refers, Filter("status", "==", "pending")],
+    }
+    if not cascade:
+        blocking = [name for name, filters in references.items() if repo.first(name, filters)]
+        if blocking:
+            raise ApiError(
+                Code.ABORTED,
+                f"The customer is still referenced by {', '.join(blocking)}; "
+                "delete those first or use ?cascade=true.",
+                [{"field": name, "message": "references this customer"} for name in blocking],
+            )
+    else:
+        for name, filters in references.items():
+            repo.delete_where(name, filters)
+    repo.delete(CUSTOMERS.collection, customer_id, CUSTOMERS.name, if_match=if_match)
+
+
+# -- contracts -------------------------------------------------------------------------
+
+
+def list_contracts(repo: Repository, query: Mapping[str, str]) -> Page:
+    args = list_args(query, CONTRACTS)
+    customer_id = _id_arg(query, "customer_id")
+    filters = [Filter("customer_id", "==", customer_id)] if customer_id else []
+    return _list(repo, CONTRACTS, args, filters)
+
+
+def update_contract(repo: Repository, contract_id: str, body: bytes, if_match: int | None) -> dict[str, Any]:
+    changes = models.parse(models.ContractUpdate, body).changes()
+    repo.get(CONTRACTS.collection, contract_id, CONTRACTS.name)
+    require_customer(repo, changes.get("customer_id"))
+    return repo.update(CONTRACTS.collection, contract_id, CONTRACTS.name, lambda _: changes, if_match=if_match)
+
+
+# -- tasks -----------------------------------------------------------------------------
+
+
+def _task_fields(values: Mapping[str, Any]) -> dict[str, Any]:
+    fields = dict(values)
+    if "due_date" in fields:
+        fields["due_key"] = fields["due_date"] or NO_DUE_DATE
+    return fields
+
+
+def create_task(repo: Repository, body: bytes, *, source: str = "manual") -> dict[str, Any]:
+    task = models.parse(models.TaskCreate, body)
+    require_customer(repo, task.customer_id)
+    return repo.create(TASKS.collection, _task_fields({**task.model_dump(mode="json"), "source": source}))
+
+
+def update_task(repo: Repository, task_id: str, body: bytes, if_match: int | None) -> dict[str, Any]:
+    changes = _task_fields(models.parse(models.TaskUpdate, body).changes())
+    repo.get(TASKS.collection, task_id, TASKS.name)
+    require_customer(repo, changes.get("customer_id"))
+    return repo.update(TASKS.collection, task_id, TASKS.name, lambda _: changes, if_match=if_match)
+
+
+def list_tasks(repo: Repository, query: Mapping[str, str]) -> Page:
+    args = list_args(query, TASKS)
+    filters = []
+    status = _enum_arg(query, "status", models.TaskStatus)
+    if status:
+        filters.append(Filter("status", "==", status))
+    customer_id = _id_arg(query, "customer_id")
+    if customer_id:
+        filters.append(Filter("customer_id", "==", customer_id))
+    due_before = _date_arg(query, "due_before")
+    if due_before:
+        filters.append(Filter("due_key", "<", due_before))
+    return _list(repo, TASKS, args, filters)
+
+
+# -- sessions --------------------------------------------------------------------------
+
+
+def list_sessions(repo: Repository, query: Mapping[str, str]) -> Page:
+    args = list_args(query, SESSIONS)
+    customer_id = _id_arg(query, "customer_id")
+    filters = [Filter("customer_id", "==", customer_id)] if customer_id else []
+    return _list(repo, SESSIONS, args, filters)
+
+
+def update_session(repo: Repository, session_id: str, body: bytes, if_match: int | None) -> dict[str, Any]:
+    changes = models.parse(models.SessionUpdate, body).changes()
+    repo.get(SESSIONS.collection, session_id, SESSIONS.name)
+    require_customer(repo, changes.get("customer_id"))
+    return repo.update(SESSIONS.collection, session_id, SESSIONS.name, lambda _: changes, if_match=if_match)
+
+
+def messages_path(session_id: str) -> str:
+    return f"{SESSIONS.collection}/{session_id}/{MESSAGES.collection}"
+
+
+def list_messages(repo: Repository, session_id: str, query: Mapping[str, str]) -> Page:
+    repo.get(SESSIONS.collection, session_id, SESSIONS.name)
+    args = list_args(query, MESSAGES)
+    return _list(repo, MESSAGES, args, [], path=messages_path(session_id))
+
+
+def delete_session(repo: Repository, session_id: str, if_match: int | None) -> None:
+    """Delete a session and every message in it (messages first: a retry finishes the job)."""
+    current = repo.get(SESSIONS.collection, session_id, SESSIONS.name)
+    if current.get("status") == "streaming":
+        raise ApiError(Code.ABORTED, "The session is streaming a reply; stop it before deleting it.")
+    check_version(current, if_match)
+    repo.delete_where(messages_path(session_id), [])
+    repo.delete(SESSIONS.collection, session_id, SESSIONS.name, if_match=if_match)

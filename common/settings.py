@@ -1,0 +1,93 @@
+"""Typed settings, read once per instance from the environment.
+
+Every setting is an environment variable; a variable already present always wins, so the
+local stack and the tests point the functions at emulators and stand-ins without code
+changes. A missing or malformed setting fails the cold start with its name.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from common.errors import ConfigurationError
+
+EMULATOR_VARIABLES = (
+    "FIRESTORE_EMULATOR_HOST",
+    "FIREBASE_AUTH_EMULATOR_HOST",
+    "STORAGE_EMULATOR_HOST",
+    "CLOUD_TASKS_EMULATOR_HOST",
+)
+
+GOOGLE_ID_TOKEN_CERTS_URL = (
+    "https://www.googleapis.com/robot/v1/metadata/x509/securetoken@system.gserviceaccount.com"
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    project_id: str
+    cors_origins: tuple[str, ...] = ()
+    max_body_bytes: int = 1024 * 1024
+    max_upload_bytes: int = 10 * 1024 * 1024
+    id_token_certs_url: str = GOOGLE_ID_TOKEN_CERTS_URL
+    emulators: dict[str, str] = field(default_factory=dict)
+    log_level: str = "INFO"
+
+    @property
+    def is_demo_project(self) -> bool:
+        return self.project_id.startswith("demo-")
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigurationError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings from `env` (the process environment by default)."""
+    env = os.environ if env is None else env
+    project_id = env.get("GOOGLE_CLOUD_PROJECT") or env.get("GCLOUD_PROJECT") or ""
+    if not project_id:
+        raise ConfigurationError("GOOGLE_CLOUD_PROJECT is required (the Firebase project id)")
+    emulators = {name: env[name] for name in EMULATOR_VARIABLES if env.get(name)}
+    if emulators and not project_id.startswith("demo-"):
+        # Emulator mode makes firebase-admin skip token signature checks: never in a real project.
+        raise ConfigurationError(
+            f"{', '.join(sorted(emulators))} set for project {project_id!r}: emulators are "
+            "only allowed with a demo-* project"
+        )
+    origins = tuple(o.strip() for o in env.get("CSCX_CORS_ORIGINS", "").split(",") if o.strip())
+    if "*" in origins:
+        raise ConfigurationError("CSCX_CORS_ORIGINS must list origins, not '*'")
+    certs_url = env.get("CSCX_ID_TOKEN_CERTS_URL") or GOOGLE_ID_TOKEN_CERTS_URL
+    if certs_url != GOOGLE_ID_TOKEN_CERTS_URL and not project_id.startswith("demo-"):
+        raise ConfigurationError("CSCX_ID_TOKEN_CERTS_URL may only be changed in a demo-* project")
+    level = env.get("CSCX_LOG_LEVEL", "INFO").upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ConfigurationError(f"CSCX_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
+    return Settings(
+        project_id=project_id,
+        cors_origins=origins,
+        max_body_bytes=_int(env, "CSCX_MAX_BODY_BYTES", 1024 * 1024, minimum=1024),
+        max_upload_bytes=_int(env, "CSCX_MAX_UPLOAD_BYTES", 10 * 1024 * 1024, minimum=1024),
+        id_token_certs_url=certs_url,
+        emulators=emulators,
+        log_level=level,
+    )
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The instance's settings, built on first use (at cold start)."""
+    return load_settings()

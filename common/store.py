@@ -1,0 +1,311 @@
+"""Tenant-scoped Firestore access: the only way any function reads or writes a document.
+
+A `Repository` is built with the caller's uid and every query it issues carries
+`owner_id == uid`; a document owned by someone else is reported exactly like a missing one.
+Writes keep the common fields (`owner_id`, `created_at`, `updated_at`, `version`) and use
+Firestore preconditions so that concurrent updates are compare-and-set.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from common.errors import ApiError, Code
+from common.settings import get_settings
+
+if TYPE_CHECKING:
+    from google.cloud import firestore
+
+COMMON_FIELDS = ("owner_id", "created_at", "updated_at", "version")
+BATCH_SIZE = 400  # below Firestore's 500 writes per batch
+
+
+@functools.cache
+def firestore_client() -> firestore.Client:
+    """The instance's Firestore client, created on first use."""
+    from google.cloud import firestore
+
+    return firestore.Client(project=get_settings().project_id)
+
+
+def not_found(kind: str) -> ApiError:
+    return ApiError(Code.NOT_FOUND, f"No such {kind}.")
+
+
+@dataclass(frozen=True)
+class Filter:
+    field: str
+    op: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class Order:
+    """A list order: the fields Firestore sorts by, the document id breaking ties."""
+
+    name: str
+    fields: tuple[tuple[str, bool], ...]  # (field, descending)
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+    def to_body(self, public: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+        return {"items": [public(item) for item in self.items], "next_cursor": self.next_cursor}
+
+
+class Repository:
+    """Every read and write of one tenant's documents."""
+
+    def __init__(self, uid: str, client: firestore.Client | None = None) -> None:
+        if not uid:
+            raise ValueError("a Repository needs the caller's uid")
+        self.uid = uid
+        self._client = client
+        self.documents_read = 0  # documents Firestore returned, for the benchmarks
+
+    @property
+    def client(self) -> firestore.Client:
+        if self._client is None:
+            self._client = firestore_client()
+        return self._client
+
+    def _collection(self, path: str) -> Any:
+        return self.client.collection(path)
+
+    # -- reads -------------------------------------------------------------------------
+
+    def get(self, path: str, doc_id: str, kind: str) -> dict[str, Any]:
+        """The document `path/doc_id` if this tenant owns it, else 404."""
+        return self._load(path, doc_id, kind)[0]
+
+    def _load(self, path: str, doc_id: str, kind: str) -> tuple[dict[str, Any], Any]:
+        snapshot = self._collection(path).document(doc_id).get()
+        self.documents_read += 1
+        data = snapshot.to_dict() if snapshot.exists else None
+        if data is None or data.get("owner_id") != self.uid:
+            raise not_found(kind)
+        return {"id": snapshot.id, **data}, snapshot.update_time
+
+    def list(
+        self,
+        path: str,
+        *,
+        filters: Sequence[Filter] = (),
+        order: Order,
+        limit: int,
+        cursor: str | None,
+        group: bool = False,
+    ) -> Page:
+        """One page of the tenant's documents, stable under concurrent inserts.
+
+        The cursor holds the last item's sort values and id, so the next page starts right
+        after it whatever was inserted meanwhile; it is bound to the query it came from.
+        """
+        from google.cloud.firestore import Query
+
+        fingerprint = _fingerprint(path, filters, order)
+        query = self._query(path, filters, group)
+        direction = Query.ASCENDING
+        for name, descending in order.fields:
+            direction = Query.DESCENDING if descending else Query.ASCENDING
+            query = query.order_by(name, direction=direction)
+        query = query.order_by("__name__", direction=direction)
+        if cursor:
+            values, doc_path = _decode_cursor(cursor, fingerprint, len(order.fields))
+            if not doc_path.startswith(path.rstrip("/") + "/") and not group:
+                raise _bad_cursor()
+            query = query.start_after([*values, self.client.document(doc_path)])
+        snapshots = list(query.limit(limit + 1).stream())
+        self.documents_read += max(1, len(snapshots))
+        items = [{"id": s.id, **(s.to_dict() or {})} for s in snapshots[:limit]]
+        next_cursor = None
+        if len(snapshots) > limit:
+            last = snapshots[limit - 1]
+            data = last.to_dict() or {}
+            next_cursor = _encode_cursor(
+                fingerprint, [data.get(name) for name, _ in order.fields], last.reference.path
+            )
+        return Page(items, next_cursor)
+
+    def first(self, path: str, filters: Sequence[Filter]) -> dict[str, Any] | None:
+        """Any one of the tenant's documents matching `filters`, or None."""
+        snapshots = list(self._query(path, filters).limit(1).stream())
+        self.documents_read += 1
+        if not snapshots:
+            return None
+        return {"id": snapshots[0].id, **(snapshots[0].to_dict() or {})}
+
+    def _query(self, path: str, filters: Sequence[Filter], group: bool = False) -> Any:
+        from google.cloud.firestore import FieldFilter
+
+        source = self.client.collection_group(path) if group else self._collection(path)
+        query = source.where(filter=FieldFilter("owner_id", "==", self.uid))
+        for f in filters:
+            query = query.where(filter=FieldFilter(f.field, f.op, f.value))
+        return query
+
+    # -- writes ------------------------------------------------------------------------
+
+    def create(self, path: str, data: Mapping[str, Any], doc_id: str | None = None) -> dict[str, Any]:
+        """Store a new document owned by the tenant and return it with its common fields."""
+        from google.cloud.firestore import SERVER_TIMESTAMP
+
+        reference = self._collection(path).document(doc_id) if doc_id else self._collection(path).document()
+        document = {**data, "owner_id": self.uid, "version": 1}
+        result = reference.create({**document, "created_at": SERVER_TIMESTAMP, "updated_at": SERVER_TIMESTAMP})
+        # Server timestamps resolve to the commit time, which the write result carries.
+        stamp = _as_datetime(result.update_time)
+        return {"id": reference.id, **document, "created_at": stamp, "updated_at": stamp}
+
+    def update(
+        self,
+        path: str,
+        doc_id: str,
+        kind: str,
+        changes: Callable[[dict[str, Any]], Mapping[str, Any]],
+        *,
+        if_match: int | None = None,
+    ) -> dict[str, Any]:
+        """Apply `changes(current)` to an owned document as one compare-and-set.
+
+        `changes` gets the stored document and returns the fields to write (it may raise
+        ApiError to refuse). A concurrent writer makes the precondition fail; the update is
+        then recomputed on the new state, or answered 412 when the client named a version.
+        """
+        from google.api_core import exceptions as gexc
+        from google.cloud.firestore import SERVER_TIMESTAMP
+
+        reference = self._collection(path).document(doc_id)
+        for _ in range(5):
+            current, update_time = self._load(path, doc_id, kind)
+            check_version(current, if_match)
+            fields = {k: v for k, v in changes(current).items() if k not in COMMON_FIELDS and k != "id"}
+            write = {**fields, "version": current["version"] + 1}
+            try:
+                result = reference.update(
+                    {**write, "updated_at": SERVER_TIMESTAMP},
+                    option=self.client.write_option(last_update_time=update_time),
+                )
+            except (gexc.FailedPrecondition, gexc.NotFound):
+                continue
+            return {**current, **write, "updated_at": _as_datetime(result.update_time)}
+        raise ApiError(Code.ABORTED, f"The {kind} is being changed by another request; try again.")
+
+    def delete(self, path: str, doc_id: str, kind: str, *, if_match: int | None = None) -> dict[str, Any]:
+        """Delete an owned document (compare-and-set against the version read)."""
+        from google.api_core import exceptions as gexc
+
+        current, update_time = self._load(path, doc_id, kind)
+        check_version(current, if_match)
+        try:
+            self._collection(path).document(doc_id).delete(
+                option=self.client.write_option(last_update_time=update_time)
+            )
+        except gexc.FailedPrecondition:
+            raise ApiError(Code.ABORTED, f"The {kind} changed while it was being deleted; try again.") from None
+        except gexc.NotFound:
+            raise not_found(kind) from None
+        return current
+
+    def delete_where(self, path: str, filters: Sequence[Filter], *, group: bool = False) -> int:
+        """Delete every owned document matching `filters`, in batches; returns how many."""
+        deleted = 0
+        while True:
+            snapshots = list(self._query(path, filters, group).limit(BATCH_SIZE).stream())
+            if not snapshots:
+                return deleted
+            batch = self.client.batch()
+            for snapshot in snapshots:
+                batch.delete(snapshot.reference)
+            batch.commit()
+            deleted += len(snapshots)
+
+
+
+def check_version(current: Mapping[str, Any], if_match: int | None) -> None:
+    if if_match is not None and current.get("version") != if_match:
+        raise ApiError(
+            Code.FAILED_PRECONDITION,
+            f"The object is at version {current.get('version')}, not {if_match}; reload it and retry.",
+        )
+
+
+def _as_datetime(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    # protobuf Timestamp
+    return datetime.fromtimestamp(value.seconds + value.nanos / 1e9, UTC)
+
+
+# -- cursors ---------------------------------------------------------------------------
+
+
+def _fingerprint(path: str, filters: Iterable[Filter], order: Order) -> str:
+    key = json.dumps([path, [[f.field, f.op, f.value] for f in filters], order.name], default=str)
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _bad_cursor() -> ApiError:
+    return ApiError(
+        Code.INVALID_ARGUMENT,
+        "The cursor is not valid for this list; start again without it.",
+        [{"field": "cursor", "message": "not a cursor from this list"}],
+    )
+
+
+def _encode_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return {"t": value.astimezone(UTC).isoformat()}
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise TypeError(f"cannot order by a {type(value).__name__}")
+
+
+def _decode_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) != {"t"} or not isinstance(value["t"], str):
+            raise _bad_cursor()
+        try:
+            return datetime.fromisoformat(value["t"])
+        except ValueError:
+            raise _bad_cursor() from None
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise _bad_cursor()
+
+
+def _encode_cursor(fingerprint: str, values: list[Any], doc_path: str) -> str:
+    payload = {"q": fingerprint, "v": [_encode_value(v) for v in values], "d": doc_path}
+    raw = json.dumps(payload, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, fingerprint: str, n_values: int) -> tuple[list[Any], str]:
+    try:
+        raw = base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode("ascii"))
+        payload = json.loads(raw)
+    except (ValueError, UnicodeError):
+        raise _bad_cursor() from None
+    if (
+        not isinstance(payload, dict)
+        or set(payload) != {"q", "v", "d"}
+        or payload["q"] != fingerprint
+        or not isinstance(payload["v"], list)
+        or len(payload["v"]) != n_values
+        or not isinstance(payload["d"], str)
+        or not payload["d"]
+        or "//" in payload["d"]
+        or payload["d"].count("/") % 2 != 1
+    ):
+        raise _bad_cursor()
+    return [_decode_value(v) for v in payload["v"]], payload["d"]

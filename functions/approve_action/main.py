@@ -1,0 +1,27 @@
+"""approve_action: approvals (entry point approve_action) and the Cloud Tasks worker that
+executes approved actions (entry point execute_action), DESIGN §6. Their routes arrive with
+the approvals issue.
+"""
+
+from __future__ import annotations
+
+import flask
+import functions_framework
+
+from common.http import Router
+from common.log import configure_logging
+from common.settings import get_settings
+
+configure_logging(get_settings().log_level)
+router = Router("approve_action")
+worker = Router("execute_action")
+
+
+@functions_framework.http
+def approve_action(request: flask.Request) -> flask.Response:
+    return router.dispatch(request)
+
+
+@functions_framework.http
+def execute_action(request: flask.Request) -> flask.Response:
+    return worker.dispatch(request)

@@ -1,0 +1,18 @@
+"""contract_parse: contract upload and extraction (DESIGN §8). Its routes arrive with the contracts issue."""
+
+from __future__ import annotations
+
+import flask
+import functions_framework
+
+from common.http import Router
+from common.log import configure_logging
+from common.settings import get_settings
+
+configure_logging(get_settings().log_level)
+router = Router("contract_parse")
+
+
+@functions_framework.http
+def contract_parse(request: flask.Request) -> flask.Response:
+    return router.dispatch(request)

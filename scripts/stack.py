@@ -1,0 +1,281 @@
+"""The local stack: emulators and all five function entry points, on loopback.
+
+`python scripts/stack.py run` starts everything (DESIGN §11 ports), prints where each part
+listens, and stops it all on Ctrl-C. The test suite uses `Stack` with its own ports. Any
+setting already in the environment wins over the defaults here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ID = "demo-cscx"
+QUEUE = f"projects/{PROJECT_ID}/locations/us-central1/queues/cscx-actions"
+FIRESTORE_LAUNCHERS = (
+    "/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud_firestore_emulator",
+    "/usr/share/google-cloud-sdk/platform/cloud-firestore-emulator/cloud_firestore_emulator",
+)
+
+# (entry point, source, port setting, default port)
+FUNCTIONS = (
+    ("crud", "functions/crud/main.py", "CSCX_CRUD_PORT", 8081),
+    ("chat_stream", "functions/chat_stream/main.py", "CSCX_CHAT_STREAM_PORT", 8082),
+    ("approve_action", "functions/approve_action/main.py", "CSCX_APPROVE_ACTION_PORT", 8083),
+    ("contract_parse", "functions/contract_parse/main.py", "CSCX_CONTRACT_PARSE_PORT", 8084),
+    ("execute_action", "functions/approve_action/main.py", "CSCX_EXECUTE_ACTION_PORT", 8085),
+)
+
+
+class StackError(RuntimeError):
+    """A part of the stack is missing or did not start."""
+
+
+@dataclass
+class Ports:
+    firestore: int = 8080
+    auth: int = 9099
+    tasks: int = 8123
+    hub: int = 4400
+    functions: dict[str, int] = field(default_factory=lambda: {name: port for name, _, _, port in FUNCTIONS})
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], offset: int = 0) -> Ports:
+        def port(name: str, default: int) -> int:
+            return int(env.get(name) or default + offset)
+
+        return cls(
+            firestore=port("CSCX_FIRESTORE_PORT", 8080),
+            auth=port("CSCX_AUTH_PORT", 9099),
+            tasks=port("CSCX_TASKS_PORT", 8123),
+            hub=port("CSCX_EMULATOR_HUB_PORT", 4400),
+            functions={name: port(setting, default) for name, _, setting, default in FUNCTIONS},
+        )
+
+
+def firestore_launcher() -> str:
+    override = os.environ.get("CSCX_FIRESTORE_EMULATOR")
+    candidates = (override,) if override else FIRESTORE_LAUNCHERS
+    for path in candidates:
+        if path and os.access(path, os.X_OK):
+            return path
+    raise StackError(
+        "The Firestore emulator is missing: install the Debian package "
+        "google-cloud-cli-firestore-emulator (or set CSCX_FIRESTORE_EMULATOR to its launcher)."
+    )
+
+
+def _require(path: Path, what: str) -> str:
+    if not path.exists():
+        raise StackError(f"{what} is missing at {path}: run `make install` first.")
+    return str(path)
+
+
+class Stack:
+    """Starts and stops the emulators and functions as child process groups."""
+
+    def __init__(self, ports: Ports, env: Mapping[str, str] | None = None, log_dir: Path | None = None,
+                 with_functions: bool = True) -> None:
+        self.ports = ports
+        self.base_env = dict(os.environ if env is None else env)
+        self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="cscx-stack-"))
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.with_functions = with_functions
+        self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    # -- settings ----------------------------------------------------------------------
+
+    def settings(self) -> dict[str, str]:
+        """The settings every function (and test) gets; present values win."""
+        defaults = {
+            "GOOGLE_CLOUD_PROJECT": PROJECT_ID,
+            "FIRESTORE_EMULATOR_HOST": f"127.0.0.1:{self.ports.firestore}",
+            "FIREBASE_AUTH_EMULATOR_HOST": f"127.0.0.1:{self.ports.auth}",
+            "CLOUD_TASKS_EMULATOR_HOST": f"127.0.0.1:{self.ports.tasks}",
+            "CSCX_TASKS_QUEUE": QUEUE,
+            "CSCX_CORS_ORIGINS": "http://localhost:3000,http://127.0.0.1:3000",
+        }
+        return {key: self.base_env.get(key) or value for key, value in defaults.items()}
+
+    def url(self, function: str) -> str:
+        return f"http://127.0.0.1:{self.ports.functions[function]}"
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        try:
+            self._start_firestore()
+            self._start_auth()
+            self._start_tasks()
+            if self.with_functions:
+                for name, source, _, _ in FUNCTIONS:
+                    self._start_function(name, source)
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        for _, process in reversed(self.processes):
+            if process.poll() is None:
+                try:
+                    os.killpg(process.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + 10
+        for _, process in self.processes:
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        self.processes.clear()
+
+    def _spawn(self, name: str, argv: list[str], env: Mapping[str, str] | None = None,
+               cwd: Path = ROOT) -> None:
+        log = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115 - lives as long as the process
+        process = subprocess.Popen(
+            argv, cwd=cwd, env=dict(env or self.base_env), stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,  # its own group: killpg stops children too
+        )
+        self.processes.append((name, process))
+
+    def _start_firestore(self) -> None:
+        rules = ROOT / "firestore.rules"
+        self._spawn("firestore", [
+            firestore_launcher(), "start", "--host=127.0.0.1", f"--port={self.ports.firestore}",
+            f"--rules={rules}", f"--project_id={PROJECT_ID}",
+        ])
+
+    def _start_auth(self) -> None:
+        firebase = _require(ROOT / "node_modules/.bin/firebase", "firebase-tools")
+        config_dir = self.log_dir / "firebase"
+        config_dir.mkdir(exist_ok=True)
+        config = {
+            "emulators": {
+                "auth": {"host": "127.0.0.1", "port": self.ports.auth},
+                "hub": {"host": "127.0.0.1", "port": self.ports.hub},
+                "logging": {"host": "127.0.0.1", "port": self.ports.hub + 100},
+                "ui": {"enabled": False},
+                "singleProjectMode": True,
+            }
+        }
+        (config_dir / "firebase.json").write_text(json.dumps(config))
+        env = {**self.base_env, "NO_UPDATE_NOTIFIER": "1", "FIREBASE_CLI_DISABLE_UPDATE_CHECK": "1"}
+        self._spawn("auth", [firebase, "emulators:start", "--only", "auth", "--project", PROJECT_ID,
+                             "--config", str(config_dir / "firebase.json")], env, cwd=config_dir)
+
+    def _start_tasks(self) -> None:
+        emulator = _require(ROOT / ".venv-tasks/bin/gcloud-tasks-emulator", "gcloud-tasks-emulator")
+        self._spawn("tasks", [emulator, "start", "-p", str(self.ports.tasks), "-q",
+                              "-d", self.settings()["CSCX_TASKS_QUEUE"],
+                              "-t", str(self.ports.functions["execute_action"]), "-H", "127.0.0.1"])
+
+    def _start_function(self, name: str, source: str) -> None:
+        framework = _require(ROOT / ".venv/bin/functions-framework", "functions-framework")
+        env = {**self.base_env, **self.settings(), "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+        self._spawn(name, [framework, "--target", name, "--source", str(ROOT / source),
+                           "--host", "127.0.0.1", "--port", str(self.ports.functions[name])], env)
+
+    def _wait_ready(self, timeout: float = 90) -> None:
+        checks = {
+            "firestore": (f"http://127.0.0.1:{self.ports.firestore}/", None),
+            "auth": (f"http://127.0.0.1:{self.ports.auth}/", None),
+            "tasks": (None, self.ports.tasks),
+        }
+        if self.with_functions:
+            for name in self.ports.functions:
+                checks[name] = (f"{self.url(name)}/healthz", None)
+        deadline = time.monotonic() + timeout
+        pending = dict(checks)
+        while pending:
+            for name, (url, port) in list(pending.items()):
+                self._check_alive(name)
+                if (url and _http_ok(url)) or (port and _port_open(port)):
+                    del pending[name]
+            if time.monotonic() > deadline:
+                raise StackError(f"not ready after {timeout:.0f}s: {', '.join(pending)} (logs in {self.log_dir})")
+            time.sleep(0.2)
+
+    def _check_alive(self, name: str) -> None:
+        for process_name, process in self.processes:
+            if process_name == name and process.poll() is not None:
+                tail = (self.log_dir / f"{name}.log").read_text(errors="replace")[-2000:]
+                raise StackError(f"{name} exited with {process.returncode}:\n{tail}")
+
+    def describe(self) -> str:
+        lines = [
+            f"Firestore emulator  127.0.0.1:{self.ports.firestore} (rules: firestore.rules)",
+            f"Auth emulator       127.0.0.1:{self.ports.auth}",
+            f"Cloud Tasks         127.0.0.1:{self.ports.tasks} (queue {self.settings()['CSCX_TASKS_QUEUE']})",
+        ]
+        if self.with_functions:
+            lines += [f"{name:<19} {self.url(name)}" for name in self.ports.functions]
+        lines.append(f"logs                {self.log_dir}")
+        return "\n".join(lines)
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("command", choices=["run"])
+    parser.parse_args()
+    if shutil.which("java") is None:
+        print("java is missing: the Firestore emulator needs a Java runtime", file=sys.stderr)
+        return 1
+    stack = Stack(Ports.from_env(os.environ), log_dir=ROOT / ".stack")
+    try:
+        stack.start()
+    except StackError as error:
+        print(f"stack: {error}", file=sys.stderr)
+        return 1
+    print("CSCX local stack is up (Ctrl-C stops it):\n" + stack.describe(), flush=True)
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        while not stopping:
+            for name, process in stack.processes:
+                if process.poll() is not None:
+                    print(f"stack: {name} exited with {process.returncode}; stopping", file=sys.stderr)
+                    stopping = True
+            time.sleep(0.5)
+    finally:
+        stack.stop()
+        print("stack stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""The suite's local stack: emulators and functions on test ports, reset between tests.
+
+The stack starts once per run (ports 1xxxx, so a `make run` stack can keep running beside
+it); every test gets empty Firestore and Auth emulators.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from scripts.stack import PROJECT_ID, Ports, Stack  # noqa: E402
+
+TEST_PORT_OFFSET = 10000
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    stack = Stack(Ports.from_env({}, offset=TEST_PORT_OFFSET), env=_clean_env(), log_dir=ROOT / ".stack" / "test")
+    stack.start()
+    os.environ.update(stack.settings())
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+def _clean_env() -> dict[str, str]:
+    """The environment minus any stack settings of an outer `make run` shell."""
+    prefixes = ("FIRESTORE_EMULATOR_HOST", "FIREBASE_AUTH_EMULATOR_HOST", "CLOUD_TASKS_EMULATOR_HOST", "CSCX_")
+    return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+
+
+@pytest.fixture(autouse=True)
+def _reset_emulators(request: pytest.FixtureRequest) -> None:
+    if "stack" not in request.fixturenames and not request.node.get_closest_marker("stack"):
+        return
+    stack: Stack = request.getfixturevalue("stack")
+    reset_emulators(stack)
+
+
+def reset_emulators(stack: Stack) -> None:
+    firestore = f"http://127.0.0.1:{stack.ports.firestore}"
+    auth = f"http://127.0.0.1:{stack.ports.auth}"
+    requests.delete(f"{firestore}/emulator/v1/projects/{PROJECT_ID}/databases/(default)/documents", timeout=10).raise_for_status()
+    requests.delete(f"{auth}/emulator/v1/projects/{PROJECT_ID}/accounts", timeout=10).raise_for_status()
+
+
+@dataclass(frozen=True)
+class Caller:
+    uid: str
+    email: str
+    password: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+class Users:
+    """Creates real users in the Auth emulator and signs them in."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.base = f"http://127.0.0.1:{stack.ports.auth}/identitytoolkit.googleapis.com/v1"
+
+    def create(self, name: str = "csm") -> Caller:
+        email = f"{name}-{uuid.uuid4().hex[:8]}@example.com"
+        password = "correct-horse-battery"
+        body = {"email": email, "password": password, "returnSecureToken": True}
+        reply = requests.post(f"{self.base}/accounts:signUp?key=test-key", json=body, timeout=10)
+        reply.raise_for_status()
+        data = reply.json()
+        return Caller(data["localId"], email, password, data["idToken"])
+
+    def sign_in(self, user: Caller) -> Caller:
+        body = {"email": user.email, "password": user.password, "returnSecureToken": True}
+        reply = requests.post(f"{self.base}/accounts:signInWithPassword?key=test-key", json=body, timeout=10)
+        reply.raise_for_status()
+        return Caller(user.uid, user.email, user.password, reply.json()["idToken"])
+
+
+@pytest.fixture
+def users(stack: Stack) -> Users:
+    return Users(stack)
+
+
+@pytest.fixture
+def alice(users: Users) -> Caller:
+    return users.create("alice")
+
+
+@pytest.fixture
+def bob(users: Users) -> Caller:
+    return users.create("bob")
+
+
+class Api:
+    """HTTP calls to one function, as a given user."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.http = requests.Session()
+
+    def call(self, method: str, path: str, user: Caller | None = None, *, json: Any = None,
+             headers: dict[str, str] | None = None, **kwargs: Any) -> requests.Response:
+        all_headers = dict(user.headers if user else {})
+        all_headers.update(headers or {})
+        return self.http.request(method, self.base_url + path, json=json, headers=all_headers, timeout=30, **kwargs)
+
+    def get(self, path: str, user: Caller | None = None, **kwargs: Any) -> requests.Response:
+        return self.call("GET", path, user, **kwargs)
+
+    def post(self, path: str, user: Caller | None = None, **kwargs: Any) -> requests.Response:
+        return self.call("POST", path, user, **kwargs)
+
+    def patch(self, path: str, user: Caller | None = None, **kwargs: Any) -> requests.Response:
+        return self.call("PATCH", path, user, **kwargs)
+
+    def delete(self, path: str, user: Caller | None = None, **kwargs: Any) -> requests.Response:
+        return self.call("DELETE", path, user, **kwargs)
+
+
+@pytest.fixture
+def crud(stack: Stack) -> Api:
+    return Api(stack.url("crud"))
+
+
+@pytest.fixture
+def repo_for(stack: Stack) -> Any:
+    """A Repository for seeding a user's documents directly (for kinds without a create route)."""
+    from common.store import Repository
+
+    return lambda uid: Repository(uid)
+
+
+def assert_error(response: requests.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, (response.status_code, response.text)
+    assert response.headers["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"error"}
+    assert body["error"]["status"] == code
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    return dict(body["error"])
