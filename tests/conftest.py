@@ -22,12 +22,13 @@ sys.path.insert(0, str(ROOT))
 
 from scripts.stack import PROJECT_ID, Ports, Stack  # noqa: E402
 
-TEST_PORT_OFFSET = 10000
+# The stack's ports are DESIGN §11's plus this offset; CSCX_TEST_PORT_OFFSET moves them.
+TEST_PORT_OFFSET = int(os.environ.get("CSCX_TEST_PORT_OFFSET") or 10000)
 
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
-    stack = Stack(Ports.from_env({}, offset=TEST_PORT_OFFSET), env=_clean_env(), log_dir=ROOT / ".stack" / "test")
+    stack = Stack(Ports.from_env({}, offset=TEST_PORT_OFFSET), env=_clean_env(), log_dir=ROOT / ".stack" / f"test-{TEST_PORT_OFFSET}")
     stack.start()
     os.environ.update(stack.settings())
     try:
