@@ -38,9 +38,7 @@ def firebase_app() -> firebase_admin.App:
     if settings.is_demo_project:
         # Demo projects never reach Google: no Application Default Credentials are needed.
         credential = _anonymous_credential()
-    app = firebase_admin.initialize_app(
-        credential, options={"projectId": settings.project_id}, name="cscx"
-    )
+    app = firebase_admin.initialize_app(credential, options={"projectId": settings.project_id}, name="cscx")
     if settings.id_token_certs_url != GOOGLE_ID_TOKEN_CERTS_URL:
         # firebase-admin has no option for the certificate URL; tests serve their own
         # certificates to prove signature and expiry checks (allowed only in demo projects).
@@ -56,7 +54,7 @@ def _anonymous_credential() -> Any:
 
     class AnonymousCredential(credentials.Base):  # type: ignore[misc]
         def get_credential(self) -> Any:
-            return AnonymousCredentials()
+            return AnonymousCredentials()  # type: ignore[no-untyped-call]
 
     return AnonymousCredential()
 

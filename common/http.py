@@ -72,7 +72,7 @@ class Context:
                 f"Unknown query parameter: {', '.join(unknown)}.",
                 [{"field": name, "message": "unknown query parameter"} for name in unknown],
             )
-        return {key: args.get(key, "") for key in args.keys()}
+        return {key: args.get(key, "") for key in args}
 
     def body_bytes(self, limit: int | None = None) -> bytes:
         """The raw body, refusing more than `limit` bytes before reading it."""
@@ -148,9 +148,7 @@ class Router:
     def route(
         self, method: str, pattern: str, *, public: bool = False, check_revoked: bool = False
     ) -> Callable[[RouteHandler], RouteHandler]:
-        regex = re.compile(
-            "^" + _SEGMENT.sub(lambda m: f"(?P<{m.group(1)}>{_ID_SEGMENT})", pattern) + "/?$"
-        )
+        regex = re.compile("^" + _SEGMENT.sub(lambda m: f"(?P<{m.group(1)}>{_ID_SEGMENT})", pattern) + "/?$")
 
         def register(handler: RouteHandler) -> RouteHandler:
             self.routes.append(Route(method, pattern, handler, public, check_revoked, regex))
@@ -168,7 +166,7 @@ class Router:
                 return route, found.groupdict()
             allowed.append(route.method)
         if allowed:
-            raise MethodNotAllowed(allowed)
+            raise MethodNotAllowedError(allowed)
         raise ApiError(Code.NOT_FOUND, f"No route for {path}.")
 
     def dispatch(self, request: flask.Request) -> flask.Response:
@@ -185,11 +183,9 @@ class Router:
             else:
                 route, params = self.match(request.method, request.path)
                 if not route.public:
-                    ctx.user = authenticate(
-                        request.headers.get("Authorization"), check_revoked=route.check_revoked
-                    )
+                    ctx.user = authenticate(request.headers.get("Authorization"), check_revoked=route.check_revoked)
                 reply = route.handler(ctx, **params)
-        except MethodNotAllowed as error:
+        except MethodNotAllowedError as error:
             reply = _error_reply(error)
             reply.headers["Allow"] = ", ".join(sorted(set(error.allowed)))
         except ApiError as error:
@@ -202,7 +198,13 @@ class Router:
         return response
 
 
-class MethodNotAllowed(ApiError):
+def function_router(name: str) -> Router:
+    """The router of one function entry point; configures the instance's logging once."""
+    log.configure_logging(get_settings().log_level)
+    return Router(name)
+
+
+class MethodNotAllowedError(ApiError):
     def __init__(self, allowed: list[str]) -> None:
         super().__init__(Code.METHOD_NOT_ALLOWED, "Method not allowed on this route.")
         self.allowed = allowed

@@ -28,9 +28,7 @@ from pydantic import (
 
 from common.errors import ApiError, Code
 
-SERVER_OWNED = frozenset(
-    {"id", "owner_id", "created_at", "updated_at", "version", "source", "status_history"}
-)
+SERVER_OWNED = frozenset({"id", "owner_id", "created_at", "updated_at", "version", "source", "status_history"})
 
 
 class Stage(enum.StrEnum):

@@ -237,8 +237,7 @@ def delete_customer(repo: Repository, customer_id: str, *, cascade: bool, if_mat
         if blocking:
             raise ApiError(
                 Code.ABORTED,
-                f"The customer is still referenced by {', '.join(blocking)}; "
-                "delete those first or use ?cascade=true.",
+                f"The customer is still referenced by {', '.join(blocking)}; delete those first or use ?cascade=true.",
                 [{"field": name, "message": "references this customer"} for name in blocking],
             )
     else:

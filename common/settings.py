@@ -21,9 +21,7 @@ EMULATOR_VARIABLES = (
     "CLOUD_TASKS_EMULATOR_HOST",
 )
 
-GOOGLE_ID_TOKEN_CERTS_URL = (
-    "https://www.googleapis.com/robot/v1/metadata/x509/securetoken@system.gserviceaccount.com"
-)
+GOOGLE_ID_TOKEN_CERTS_URL = "https://www.googleapis.com/robot/v1/metadata/x509/securetoken@system.gserviceaccount.com"
 
 
 @dataclass(frozen=True)

@@ -132,9 +132,7 @@ class Repository:
         if len(snapshots) > limit:
             last = snapshots[limit - 1]
             data = last.to_dict() or {}
-            next_cursor = _encode_cursor(
-                fingerprint, [data.get(name) for name, _ in order.fields], last.reference.path
-            )
+            next_cursor = _encode_cursor(fingerprint, [data.get(name) for name, _ in order.fields], last.reference.path)
         return Page(items, next_cursor)
 
     def first(self, path: str, filters: Sequence[Filter]) -> dict[str, Any] | None:
@@ -229,7 +227,6 @@ class Repository:
                 batch.delete(snapshot.reference)
             batch.commit()
             deleted += len(snapshots)
-
 
 
 def check_version(current: Mapping[str, Any], if_match: int | None) -> None:

@@ -8,6 +8,7 @@ setting already in the environment wins over the defaults here.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -87,8 +88,13 @@ def _require(path: Path, what: str) -> str:
 class Stack:
     """Starts and stops the emulators and functions as child process groups."""
 
-    def __init__(self, ports: Ports, env: Mapping[str, str] | None = None, log_dir: Path | None = None,
-                 with_functions: bool = True) -> None:
+    def __init__(
+        self,
+        ports: Ports,
+        env: Mapping[str, str] | None = None,
+        log_dir: Path | None = None,
+        with_functions: bool = True,
+    ) -> None:
         self.ports = ports
         self.base_env = dict(os.environ if env is None else env)
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="cscx-stack-"))
@@ -131,10 +137,8 @@ class Stack:
     def stop(self) -> None:
         for _, process in reversed(self.processes):
             if process.poll() is None:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
         deadline = time.monotonic() + 10
         for _, process in self.processes:
             try:
@@ -144,21 +148,32 @@ class Stack:
                 process.wait()
         self.processes.clear()
 
-    def _spawn(self, name: str, argv: list[str], env: Mapping[str, str] | None = None,
-               cwd: Path = ROOT) -> None:
+    def _spawn(self, name: str, argv: list[str], env: Mapping[str, str] | None = None, cwd: Path = ROOT) -> None:
         log = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115 - lives as long as the process
         process = subprocess.Popen(
-            argv, cwd=cwd, env=dict(env or self.base_env), stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,  # its own group: killpg stops children too
+            argv,
+            cwd=cwd,
+            env=dict(env or self.base_env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # its own group: killpg stops children too
         )
         self.processes.append((name, process))
 
     def _start_firestore(self) -> None:
         rules = ROOT / "firestore.rules"
-        self._spawn("firestore", [
-            firestore_launcher(), "start", "--host=127.0.0.1", f"--port={self.ports.firestore}",
-            f"--rules={rules}", f"--project_id={PROJECT_ID}",
-        ])
+        self._spawn(
+            "firestore",
+            [
+                firestore_launcher(),
+                "start",
+                "--host=127.0.0.1",
+                f"--port={self.ports.firestore}",
+                f"--rules={rules}",
+                f"--project_id={PROJECT_ID}",
+            ],
+        )
 
     def _start_auth(self) -> None:
         firebase = _require(ROOT / "node_modules/.bin/firebase", "firebase-tools")
@@ -175,20 +190,59 @@ class Stack:
         }
         (config_dir / "firebase.json").write_text(json.dumps(config))
         env = {**self.base_env, "NO_UPDATE_NOTIFIER": "1", "FIREBASE_CLI_DISABLE_UPDATE_CHECK": "1"}
-        self._spawn("auth", [firebase, "emulators:start", "--only", "auth", "--project", PROJECT_ID,
-                             "--config", str(config_dir / "firebase.json")], env, cwd=config_dir)
+        self._spawn(
+            "auth",
+            [
+                firebase,
+                "emulators:start",
+                "--only",
+                "auth",
+                "--project",
+                PROJECT_ID,
+                "--config",
+                str(config_dir / "firebase.json"),
+            ],
+            env,
+            cwd=config_dir,
+        )
 
     def _start_tasks(self) -> None:
         emulator = _require(ROOT / ".venv-tasks/bin/gcloud-tasks-emulator", "gcloud-tasks-emulator")
-        self._spawn("tasks", [emulator, "start", "-p", str(self.ports.tasks), "-q",
-                              "-d", self.settings()["CSCX_TASKS_QUEUE"],
-                              "-t", str(self.ports.functions["execute_action"]), "-H", "127.0.0.1"])
+        self._spawn(
+            "tasks",
+            [
+                emulator,
+                "start",
+                "-p",
+                str(self.ports.tasks),
+                "-q",
+                "-d",
+                self.settings()["CSCX_TASKS_QUEUE"],
+                "-t",
+                str(self.ports.functions["execute_action"]),
+                "-H",
+                "127.0.0.1",
+            ],
+        )
 
     def _start_function(self, name: str, source: str) -> None:
         framework = _require(ROOT / ".venv/bin/functions-framework", "functions-framework")
         env = {**self.base_env, **self.settings(), "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-        self._spawn(name, [framework, "--target", name, "--source", str(ROOT / source),
-                           "--host", "127.0.0.1", "--port", str(self.ports.functions[name])], env)
+        self._spawn(
+            name,
+            [
+                framework,
+                "--target",
+                name,
+                "--source",
+                str(ROOT / source),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.ports.functions[name]),
+            ],
+            env,
+        )
 
     def _wait_ready(self, timeout: float = 90) -> None:
         checks = {
@@ -230,7 +284,7 @@ class Stack:
 
 def _http_ok(url: str) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=1) as response:
+        with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - our own http://127.0.0.1 URLs
             return bool(response.status == 200)
     except OSError:
         return False

@@ -28,7 +28,11 @@ TEST_PORT_OFFSET = int(os.environ.get("CSCX_TEST_PORT_OFFSET") or 10000)
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
-    stack = Stack(Ports.from_env({}, offset=TEST_PORT_OFFSET), env=_clean_env(), log_dir=ROOT / ".stack" / f"test-{TEST_PORT_OFFSET}")
+    stack = Stack(
+        Ports.from_env({}, offset=TEST_PORT_OFFSET),
+        env=_clean_env(),
+        log_dir=ROOT / ".stack" / f"test-{TEST_PORT_OFFSET}",
+    )
     stack.start()
     os.environ.update(stack.settings())
     try:
@@ -54,7 +58,9 @@ def _reset_emulators(request: pytest.FixtureRequest) -> None:
 def reset_emulators(stack: Stack) -> None:
     firestore = f"http://127.0.0.1:{stack.ports.firestore}"
     auth = f"http://127.0.0.1:{stack.ports.auth}"
-    requests.delete(f"{firestore}/emulator/v1/projects/{PROJECT_ID}/databases/(default)/documents", timeout=10).raise_for_status()
+    requests.delete(
+        f"{firestore}/emulator/v1/projects/{PROJECT_ID}/databases/(default)/documents", timeout=10
+    ).raise_for_status()
     requests.delete(f"{auth}/emulator/v1/projects/{PROJECT_ID}/accounts", timeout=10).raise_for_status()
 
 
@@ -114,8 +120,16 @@ class Api:
         self.base_url = base_url
         self.http = requests.Session()
 
-    def call(self, method: str, path: str, user: Caller | None = None, *, json: Any = None,
-             headers: dict[str, str] | None = None, **kwargs: Any) -> requests.Response:
+    def call(
+        self,
+        method: str,
+        path: str,
+        user: Caller | None = None,
+        *,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> requests.Response:
         all_headers = dict(user.headers if user else {})
         all_headers.update(headers or {})
         return self.http.request(method, self.base_url + path, json=json, headers=all_headers, timeout=30, **kwargs)
@@ -143,7 +157,7 @@ def repo_for(stack: Stack) -> Any:
     """A Repository for seeding a user's documents directly (for kinds without a create route)."""
     from common.store import Repository
 
-    return lambda uid: Repository(uid)
+    return Repository
 
 
 def assert_error(response: requests.Response, status: int, code: str) -> dict[str, Any]:
@@ -152,5 +166,6 @@ def assert_error(response: requests.Response, status: int, code: str) -> dict[st
     body = response.json()
     assert set(body) == {"error"}
     assert body["error"]["status"] == code
-    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    assert isinstance(body["error"]["message"], str)
+    assert body["error"]["message"]
     return dict(body["error"])

@@ -8,13 +8,10 @@ from __future__ import annotations
 import flask
 import functions_framework
 
-from common.http import Router
-from common.log import configure_logging
-from common.settings import get_settings
+from common.http import function_router
 
-configure_logging(get_settings().log_level)
-router = Router("approve_action")
-worker = Router("execute_action")
+router = function_router("approve_action")
+worker = function_router("execute_action")
 
 
 @functions_framework.http

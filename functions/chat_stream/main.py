@@ -5,12 +5,9 @@ from __future__ import annotations
 import flask
 import functions_framework
 
-from common.http import Router
-from common.log import configure_logging
-from common.settings import get_settings
+from common.http import function_router
 
-configure_logging(get_settings().log_level)
-router = Router("chat_stream")
+router = function_router("chat_stream")
 
 
 @functions_framework.http

@@ -6,13 +6,10 @@ import flask
 import functions_framework
 
 from common import resources as r
-from common.http import Context, Reply, Router
-from common.log import configure_logging
-from common.settings import get_settings
-from common.store import Repository
+from common.http import Context, Reply, function_router
+from common.store import Page, Repository
 
-configure_logging(get_settings().log_level)
-router = Router("crud")
+router = function_router("crud")
 
 
 def _repo(ctx: Context) -> Repository:
@@ -22,7 +19,7 @@ def _repo(ctx: Context) -> Repository:
     return repo
 
 
-def _page(page: r.Page) -> Reply:
+def _page(page: Page) -> Reply:
     return Reply(page.to_body(r.public))
 
 
