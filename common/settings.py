@@ -14,13 +14,6 @@ from dataclasses import dataclass, field
 
 from common.errors import ConfigurationError
 
-EMULATOR_VARIABLES = (
-    "FIRESTORE_EMULATOR_HOST",
-    "FIREBASE_AUTH_EMULATOR_HOST",
-    "STORAGE_EMULATOR_HOST",
-    "CLOUD_TASKS_EMULATOR_HOST",
-)
-
 GOOGLE_ID_TOKEN_CERTS_URL = "https://www.googleapis.com/robot/v1/metadata/x509/securetoken@system.gserviceaccount.com"
 
 
@@ -58,7 +51,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     project_id = env.get("GOOGLE_CLOUD_PROJECT") or env.get("GCLOUD_PROJECT") or ""
     if not project_id:
         raise ConfigurationError("GOOGLE_CLOUD_PROJECT is required (the Firebase project id)")
-    emulators = {name: env[name] for name in EMULATOR_VARIABLES if env.get(name)}
+    emulators = {name: value for name, value in env.items() if name.endswith("_EMULATOR_HOST") and value}
     if emulators and not project_id.startswith("demo-"):
         # Emulator mode makes firebase-admin skip token signature checks: never in a real project.
         raise ConfigurationError(

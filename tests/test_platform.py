@@ -1,0 +1,94 @@
+"""Settings, start-up refusal, structured logs and request ids."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from common.errors import ConfigurationError
+from common.settings import load_settings
+from scripts.stack import ROOT, Stack
+from tests.conftest import Api, Caller
+
+
+def test_settings_name_the_missing_project() -> None:
+    with pytest.raises(ConfigurationError, match="GOOGLE_CLOUD_PROJECT"):
+        load_settings({})
+
+
+@pytest.mark.parametrize(
+    "variable", ["FIRESTORE_EMULATOR_HOST", "FIREBASE_AUTH_EMULATOR_HOST", "STORAGE_EMULATOR_HOST"]
+)
+def test_emulator_variables_are_refused_outside_demo_projects(variable: str) -> None:
+    with pytest.raises(ConfigurationError, match=variable):
+        load_settings({"GOOGLE_CLOUD_PROJECT": "cscx-prod", variable: "127.0.0.1:8080"})
+
+
+def test_emulator_variables_are_allowed_in_demo_projects() -> None:
+    settings = load_settings({"GOOGLE_CLOUD_PROJECT": "demo-cscx", "FIRESTORE_EMULATOR_HOST": "127.0.0.1:8080"})
+    assert settings.emulators == {"FIRESTORE_EMULATOR_HOST": "127.0.0.1:8080"}
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("CSCX_CORS_ORIGINS", "*"),
+        ("CSCX_MAX_BODY_BYTES", "lots"),
+        ("CSCX_LOG_LEVEL", "LOUD"),
+        ("CSCX_ID_TOKEN_CERTS_URL", "http://127.0.0.1:1/certs"),
+    ],
+)
+def test_unsafe_or_malformed_settings_fail_with_their_name(variable: str, value: str) -> None:
+    with pytest.raises(ConfigurationError, match=variable):
+        load_settings({"GOOGLE_CLOUD_PROJECT": "cscx-prod", variable: value})
+
+
+def test_function_refuses_to_start_with_emulators_in_a_real_project(stack: Stack) -> None:
+    env = {
+        **os.environ,
+        **stack.settings(),
+        "GOOGLE_CLOUD_PROJECT": "cscx-prod",
+        "PYTHONPATH": str(ROOT),
+    }
+    started = subprocess.run(
+        [sys.executable, "-c", "import runpy; runpy.run_path('functions/crud/main.py')"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert started.returncode != 0
+    assert "FIRESTORE_EMULATOR_HOST" in started.stderr
+    assert "demo-*" in started.stderr
+
+
+def test_request_id_is_echoed_and_logged_as_json(stack: Stack, crud: Api, alice: Caller) -> None:
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    response = crud.get(
+        "/customers",
+        alice,
+        headers={"X-Request-Id": "req-test-12345678", "traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"},
+    )
+    assert response.status_code == 200
+    assert response.headers["X-Request-Id"] == "req-test-12345678"
+    lines = (stack.log_dir / "crud.log").read_text().splitlines()
+    entries = [json.loads(line) for line in lines if line.startswith("{")]
+    mine = [e for e in entries if e.get("request_id") == "req-test-12345678"]
+    assert mine, "the request left no structured log line"
+    entry = mine[-1]
+    assert entry["severity"] == "INFO"
+    assert entry["logging.googleapis.com/trace"] == f"projects/demo-cscx/traces/{trace_id}"
+    assert entry["httpRequest"]["status"] == 200
+    assert entry["uid"] == alice.uid
+
+
+def test_generated_request_id_when_none_is_sent(crud: Api) -> None:
+    response = crud.get("/healthz")
+    assert response.json() == {"status": "ok"}
+    assert len(response.headers["X-Request-Id"]) == 32
