@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,6 +17,8 @@ from typing import Any
 
 import pytest
 import requests
+
+from scripts.stack import Stack
 
 PROJECT_ID = "demo-cscx"
 RULES_PATH = Path(__file__).resolve().parents[2] / "firestore.rules"
@@ -222,13 +223,8 @@ def returned_paths(response: requests.Response) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def emulator() -> Iterator[FirestoreEmulator]:
-    host = os.environ.get("FIRESTORE_EMULATOR_HOST")
-    if not host:
-        pytest.fail(
-            "FIRESTORE_EMULATOR_HOST is not set: the rules tests need the Firestore emulator"
-        )
-    client = FirestoreEmulator(host)
+def emulator(stack: Stack) -> Iterator[FirestoreEmulator]:
+    client = FirestoreEmulator(f"127.0.0.1:{stack.ports.firestore}")
     client.load_rules(RULES_PATH.read_text())
     yield client
     client.http.close()
