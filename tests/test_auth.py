@@ -1,0 +1,471 @@
+"""The auth matrix (issue 2): every crud route answers 401 UNAUTHENTICATED, and changes nothing,
+for every way of failing to prove who the caller is.
+
+The routes come from `functions/crud/main.py`'s own router, so a new route joins the matrix by
+itself. Each is called on objects the caller owns, with a body that would make it succeed, so
+only the credentials are wrong. Two instances of crud are used:
+
+- the test stack's, in Auth emulator mode (firebase-admin skips signatures and expiry there but
+  still checks audience, issuer, and, with `check_revoked`, revocation and disabled users);
+- a second one without the Auth emulator that verifies RS256 signatures against a certificate
+  the tests serve, for expired, tampered, wrongly signed and wrongly addressed tokens.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import requests
+
+from scripts.stack import PROJECT_ID, Stack
+from tests import tokens
+from tests.conftest import ROOT, Api, Caller, Users, assert_error
+
+OTHER_PROJECT = "demo-other"
+
+# A body that makes each body-taking route succeed. A new POST/PATCH route needs an entry here.
+BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("PATCH", "/profile"): {"display_name": "Alice Renamed"},
+    ("POST", "/customers"): {"name": "Initech"},
+    ("PATCH", "/customers/{customer_id}"): {"name": "Acme Renamed"},
+    ("PATCH", "/contracts/{contract_id}"): {"title": "Master agreement, renamed"},
+    ("POST", "/tasks"): {"title": "Send the QBR deck"},
+    ("PATCH", "/tasks/{task_id}"): {"title": "Call Acme back"},
+    ("PATCH", "/sessions/{session_id}"): {"title": "Renewal prep, renamed"},
+}
+
+_LIST_ROUTES = """
+import json, runpy, sys
+router = runpy.run_path(sys.argv[1])["router"]
+print(json.dumps([[r.method, r.pattern, r.public, r.check_revoked] for r in router.routes]))
+"""
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    pattern: str
+    check_revoked: bool
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.pattern}"
+
+    def path(self, ids: dict[str, str]) -> str:
+        def substitute(match: re.Match[str]) -> str:
+            if match.group(1) not in ids:
+                pytest.fail(f"{self}: no seeded object for {{{match.group(1)}}}; extend seed_objects()")
+            return ids[match.group(1)]
+
+        return re.sub(r"\{(\w+)\}", substitute, self.pattern)
+
+    @property
+    def body(self) -> dict[str, Any] | None:
+        if self.method in {"POST", "PATCH"} and (self.method, self.pattern) not in BODIES:
+            pytest.fail(f"{self}: add a body that makes it succeed to BODIES")
+        return BODIES.get((self.method, self.pattern))
+
+
+@pytest.fixture(scope="module")
+def routes() -> list[Route]:
+    """Every authenticated route crud serves, read from its router in a fresh interpreter.
+
+    A separate process keeps the function's import-time set-up (settings, logging) out of the
+    test process.
+    """
+    env = {**os.environ, "GOOGLE_CLOUD_PROJECT": PROJECT_ID, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(
+        [sys.executable, "-c", _LIST_ROUTES, str(ROOT / "functions/crud/main.py")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    listed = json.loads(out.strip().splitlines()[-1])
+    public = {pattern for method, pattern, is_public, _ in listed if is_public}
+    assert "/healthz" in public
+    found = [
+        Route(method, pattern, check_revoked) for method, pattern, is_public, check_revoked in listed if not is_public
+    ]
+    assert len(found) >= 20, found  # the crud routes of DESIGN §5 this issue builds
+    return found
+
+
+def revocation_checked(routes: list[Route]) -> list[Route]:
+    checked = [route for route in routes if route.check_revoked]
+    assert checked, "no crud route checks revocation"
+    return checked
+
+
+# -- the caller's objects ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Owned:
+    """A caller and the ids of objects they own, keyed by the route parameter naming each."""
+
+    caller: Caller
+    ids: dict[str, str]
+
+
+def seed_objects(api: Api, caller: Caller, repo: Any) -> Owned:
+    """One object of each kind owned by `caller`, keyed by the route parameter naming it.
+
+    Customers and tasks go through the API; contracts, sessions and messages have no create
+    route in crud and are stored through the repository. The customer the routes act on is
+    referenced by nothing, so deleting it succeeds.
+    """
+
+    def create(path: str, body: dict[str, Any]) -> str:
+        reply = api.post(path, caller, json=body)
+        assert reply.status_code == 201, reply.text
+        return str(reply.json()["id"])
+
+    customer_id = create("/customers", {"name": "Acme", "arr": 120000, "stage": "adopting"})
+    holder_id = create("/customers", {"name": "Globex", "stage": "renewing"})
+    task_id = create("/tasks", {"title": "Prepare the renewal call", "customer_id": holder_id})
+    contract = repo.create(
+        "contracts",
+        {
+            "customer_id": holder_id,
+            "title": "Master agreement",
+            "file_name": "msa.txt",
+            "content_type": "text/plain",
+            "size_bytes": 12,
+            "sha256": "0" * 64,
+            "storage_path": f"contracts/{caller.uid}/msa.txt",
+            "status": "parsed",
+        },
+    )
+    session = repo.create(
+        "sessions",
+        {
+            "title": "Renewal prep",
+            "customer_id": holder_id,
+            "provider": "claude",
+            "model": "claude-test",
+            "message_count": 1,
+            "status": "idle",
+        },
+    )
+    repo.create(
+        f"sessions/{session['id']}/messages",
+        {
+            "role": "user",
+            "parts": [{"type": "text", "text": "How is Globex doing?"}],
+            "status": "complete",
+        },
+    )
+    ids = {"customer_id": customer_id, "contract_id": contract["id"], "task_id": task_id, "session_id": session["id"]}
+    return Owned(caller, ids)
+
+
+def firestore_contents() -> dict[str, dict[str, Any]]:
+    """Every document in the (per-test) Firestore emulator, subcollections included, by path."""
+    from common.store import firestore_client
+
+    contents: dict[str, dict[str, Any]] = {}
+
+    def walk(collections: Any) -> None:
+        for collection in collections:
+            for snapshot in collection.stream():
+                contents[snapshot.reference.path] = snapshot.to_dict() or {}
+                walk(snapshot.reference.collections())
+
+    walk(firestore_client().collections())
+    return contents
+
+
+# -- calling every route -----------------------------------------------------------------------
+
+
+def call(api: Api, route: Route, ids: dict[str, str], authorization: str | None) -> requests.Response:
+    headers = {} if authorization is None else {"Authorization": authorization}
+    return api.call(route.method, route.path(ids), json=route.body, headers=headers)
+
+
+def assert_401_everywhere(api: Api, routes: list[Route], ids: dict[str, str], authorization: str | None) -> None:
+    """Each route answers 401 with the error shape, and the database is exactly as it was."""
+    before = firestore_contents()
+    stored = {f"{name.removesuffix('_id')}s/{doc_id}" for name, doc_id in ids.items()}  # e.g. tasks/<id>
+    stored.add(f"sessions/{ids['session_id']}/messages/")
+    assert all(any(path.startswith(prefix) for path in before) for prefix in stored), "nothing seeded where checked"
+    failures = []
+    for route in routes:
+        reply = call(api, route, ids, authorization)
+        try:
+            assert_error(reply, 401, "UNAUTHENTICATED")
+        except AssertionError as error:
+            failures.append(f"{route}: {error}")
+    assert failures == []
+    assert firestore_contents() == before, "a rejected call changed stored data"
+
+
+def assert_succeeds_everywhere(api: Api, routes: list[Route], ids: dict[str, str], authorization: str) -> None:
+    """The positive control: the same calls with good credentials succeed (deletes last)."""
+    failures = []
+    for route in sorted(routes, key=lambda route: route.method == "DELETE"):
+        reply = call(api, route, ids, authorization)
+        if not 200 <= reply.status_code < 300:
+            failures.append(f"{route}: {reply.status_code} {reply.text}")
+    assert failures == []
+
+
+# -- against the test stack (Auth emulator) ----------------------------------------------------
+
+
+@pytest.fixture
+def alices_objects(crud: Api, alice: Caller, repo_for: Any) -> Owned:
+    return seed_objects(crud, alice, repo_for(alice.uid))
+
+
+class AuthEmulatorAccounts:
+    """Admin changes to Auth emulator accounts, as firebase-admin makes them (accounts:update)."""
+
+    def __init__(self, stack: Stack) -> None:
+        base = f"http://127.0.0.1:{stack.ports.auth}/identitytoolkit.googleapis.com/v1"
+        self.url = f"{base}/projects/{PROJECT_ID}/accounts:update"
+
+    def revoke_refresh_tokens(self, uid: str) -> None:
+        # Like auth.revoke_refresh_tokens: tokens issued before this second stop counting.
+        self._update(uid, validSince=str(int(time.time())))
+
+    def set_disabled(self, uid: str, disabled: bool) -> None:
+        self._update(uid, disableUser=disabled)  # auth.update_user(uid, disabled=...)
+
+    def _update(self, uid: str, **changes: Any) -> None:
+        headers = {"Authorization": "Bearer owner"}  # the emulator's admin credential
+        reply = requests.post(self.url, json={"localId": uid, **changes}, headers=headers, timeout=10)
+        reply.raise_for_status()
+
+
+@pytest.fixture
+def accounts(stack: Stack) -> AuthEmulatorAccounts:
+    return AuthEmulatorAccounts(stack)
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def _unsigned_bearer(uid: str, **claims: Any) -> str:
+    """An Auth-emulator-style (unsigned) token, as the emulator-mode instance accepts them."""
+    return "Bearer " + tokens.unsigned(tokens.id_token_claims(uid, PROJECT_ID, **claims))
+
+
+BAD_AUTHORIZATION: dict[str, Callable[[Caller], str | None]] = {
+    "no-authorization-header": lambda alice: None,
+    "bearer-without-token": lambda alice: "Bearer",
+    "bearer-garbage": lambda alice: "Bearer not-a-token",
+    "bearer-garbage-jwt-shape": lambda alice: "Bearer eyJhbGciOiJSUzI1NiJ9.bm9wZQ.c2lnbmF0dXJl",
+    "bearer-two-tokens": lambda alice: f"Bearer {alice.token} {alice.token}",
+    "basic-scheme": lambda alice: _basic(alice.email, alice.password),
+    "valid-token-under-another-scheme": lambda alice: f"Token {alice.token}",
+    "valid-token-without-scheme": lambda alice: alice.token,
+    "token-for-another-project": lambda alice: _unsigned_bearer(
+        alice.uid, aud=OTHER_PROJECT, iss=tokens.ISSUER_PREFIX + OTHER_PROJECT
+    ),
+    "token-for-another-audience": lambda alice: _unsigned_bearer(alice.uid, aud=OTHER_PROJECT),
+    "token-from-another-issuer": lambda alice: _unsigned_bearer(alice.uid, iss=tokens.ISSUER_PREFIX + OTHER_PROJECT),
+}
+
+
+@pytest.mark.parametrize("case", BAD_AUTHORIZATION)
+def test_missing_or_malformed_credentials_get_401_on_every_route(
+    case: str, crud: Api, alices_objects: Owned, routes: list[Route]
+) -> None:
+    authorization = BAD_AUTHORIZATION[case](alices_objects.caller)
+    assert_401_everywhere(crud, routes, alices_objects.ids, authorization)
+
+
+def test_owner_token_succeeds_on_every_route(crud: Api, alices_objects: Owned, routes: list[Route]) -> None:
+    assert_succeeds_everywhere(crud, routes, alices_objects.ids, f"Bearer {alices_objects.caller.token}")
+
+
+def test_unsigned_token_for_this_project_passes_in_emulator_mode(crud: Api, alice: Caller) -> None:
+    """Control for the wrong-project cases: this instance accepts an unsigned token for its
+    own project, so those are refused for their audience and issuer alone."""
+    reply = crud.get("/profile", headers={"Authorization": _unsigned_bearer(alice.uid)})
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["owner_id"] == alice.uid
+
+
+def test_revoked_token_gets_401_on_routes_that_check_revocation(
+    crud: Api, users: Users, accounts: AuthEmulatorAccounts, alices_objects: Owned, routes: list[Route]
+) -> None:
+    alice = alices_objects.caller
+    # A revocation covers tokens issued before its second, not within it.
+    issued_at = tokens.claims_of(alice.token)["iat"]
+    time.sleep(max(0.0, issued_at + 1.05 - time.time()))
+    accounts.revoke_refresh_tokens(alice.uid)
+
+    checked = revocation_checked(routes)
+    assert_401_everywhere(crud, checked, alices_objects.ids, f"Bearer {alice.token}")
+    assert_succeeds_everywhere(crud, checked, alices_objects.ids, f"Bearer {users.sign_in(alice).token}")
+
+
+def test_disabled_user_gets_401_on_routes_that_check_revocation(
+    crud: Api, accounts: AuthEmulatorAccounts, alices_objects: Owned, routes: list[Route]
+) -> None:
+    alice = alices_objects.caller
+    accounts.set_disabled(alice.uid, True)
+
+    checked = revocation_checked(routes)
+    assert_401_everywhere(crud, checked, alices_objects.ids, f"Bearer {alice.token}")
+    accounts.set_disabled(alice.uid, False)  # the control: the same token works again
+    assert_succeeds_everywhere(crud, checked, alices_objects.ids, f"Bearer {alice.token}")
+
+
+# -- against a crud instance that checks signatures ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class SigningCrud:
+    """A crud instance that verifies tokens against `key`'s served certificate."""
+
+    api: Api
+    key: tokens.SigningKey
+    impostor: tokens.SigningKey  # another key pair presenting the same kid
+
+    def token(self, uid: str, **claims: Any) -> str:
+        return tokens.sign_rs256(tokens.id_token_claims(uid, PROJECT_ID, **claims), self.key)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[bytes], log_path: Any, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"crud (signature checks) exited with {process.returncode}:\n{log_path.read_text()[-2000:]}")
+        try:
+            if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"crud (signature checks) not ready after {timeout:.0f}s (log: {log_path})")
+
+
+@pytest.fixture(scope="module")
+def signing_crud(stack: Stack) -> Iterator[SigningCrud]:
+    key = tokens.make_signing_key(f"test-key-{uuid.uuid4().hex[:8]}")
+    impostor = tokens.make_signing_key(key.kid)
+    certificates = tokens.CertificateServer(key).start()
+    env = {
+        **stack.base_env,
+        **stack.settings(),
+        "PYTHONPATH": str(ROOT),
+        "PYTHONUNBUFFERED": "1",
+        "CSCX_ID_TOKEN_CERTS_URL": certificates.url,
+    }
+    del env["FIREBASE_AUTH_EMULATOR_HOST"]  # emulator mode would skip the very checks proven here
+    port = _free_port()
+    log_path = stack.log_dir / "crud-signature-checks.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [
+                str(ROOT / ".venv/bin/functions-framework"),
+                "--target",
+                "crud",
+                "--source",
+                str(ROOT / "functions/crud/main.py"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_healthy(url, process, log_path)
+        yield SigningCrud(Api(url), key, impostor)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        certificates.stop()
+
+
+@pytest.fixture
+def signed_alices_objects(signing_crud: SigningCrud, repo_for: Any) -> Owned:
+    """A user known only by her signed token (this instance never asks the Auth backend)."""
+    uid = f"signed-{uuid.uuid4().hex[:12]}"
+    alice = Caller(uid, f"{uid}@example.com", "", signing_crud.token(uid))
+    return seed_objects(signing_crud.api, alice, repo_for(uid))
+
+
+def _expired(crud: SigningCrud, uid: str) -> str:
+    return crud.token(uid, now=int(time.time()) - 7200)  # issued two hours ago, expired an hour ago
+
+
+def _tampered_subject(crud: SigningCrud, uid: str) -> str:
+    """Mallory's genuine token, rewritten to name the victim, the signature kept."""
+    genuine = crud.token("mallory")
+    return tokens.with_claims(genuine, sub=uid, user_id=uid, email=f"{uid}@example.com")
+
+
+BAD_SIGNED_TOKENS: dict[str, Callable[[SigningCrud, str], str]] = {
+    "expired": _expired,
+    "tampered-subject": _tampered_subject,
+    "signed-by-another-key-with-the-same-kid": lambda crud, uid: tokens.sign_rs256(
+        tokens.id_token_claims(uid, PROJECT_ID), crud.impostor
+    ),
+    "alg-none": lambda crud, uid: tokens.unsigned(tokens.id_token_claims(uid, PROJECT_ID), kid=crud.key.kid),
+    "hs256-keyed-with-the-public-certificate": lambda crud, uid: tokens.hs256_with_public_certificate(
+        tokens.id_token_claims(uid, PROJECT_ID), crud.key
+    ),
+    "wrong-audience": lambda crud, uid: crud.token(uid, aud=OTHER_PROJECT),
+    "wrong-issuer": lambda crud, uid: crud.token(uid, iss=tokens.ISSUER_PREFIX + OTHER_PROJECT),
+    "missing-kid": lambda crud, uid: tokens.sign_rs256(
+        tokens.id_token_claims(uid, PROJECT_ID), crud.key, with_kid=False
+    ),
+    "unknown-kid": lambda crud, uid: tokens.sign_rs256(
+        tokens.id_token_claims(uid, PROJECT_ID), crud.key, kid="no-such-key"
+    ),
+}
+
+
+def test_correctly_signed_token_succeeds_on_every_route_without_revocation_check(
+    signing_crud: SigningCrud, signed_alices_objects: Owned, routes: list[Route]
+) -> None:
+    # Routes with check_revoked would ask Google's Auth API (offline here) about the user.
+    unchecked = [route for route in routes if not route.check_revoked]
+    authorization = f"Bearer {signed_alices_objects.caller.token}"
+    assert_succeeds_everywhere(signing_crud.api, unchecked, signed_alices_objects.ids, authorization)
+
+
+@pytest.mark.parametrize("case", BAD_SIGNED_TOKENS)
+def test_badly_signed_or_addressed_token_gets_401_on_every_route(
+    case: str, signing_crud: SigningCrud, signed_alices_objects: Owned, routes: list[Route]
+) -> None:
+    token = BAD_SIGNED_TOKENS[case](signing_crud, signed_alices_objects.caller.uid)
+    assert_401_everywhere(signing_crud.api, routes, signed_alices_objects.ids, f"Bearer {token}")
