@@ -1,0 +1,159 @@
+"""`python -m bench`: start the stack on the benchmark's ports, measure, print, stop."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+
+from bench import imports, latency, reads
+from bench.harness import PORT_OFFSET, function_env, running_bench
+from bench.stats import table
+
+
+def main() -> int:
+    started = time.monotonic()
+    load_at_start = load_average()
+    # Measured first, on a quiet machine: the import children only need the stack's settings.
+    progress("measuring 3. cold imports (fresh interpreters)...")
+    import_results = imports.run(function_env())
+    progress(f"starting the stack (ports +{PORT_OFFSET})...")
+    with running_bench() as bench:
+        progress("measuring 1. CRUD latency, function vs raw client...")
+        latency_results = latency.run(bench)
+        progress("measuring 2. reads per list page as the collection grows...")
+        reads_results = reads.run(bench)
+    print(header(load_at_start))
+    print(latency_report(latency_results))
+    print(reads_report(reads_results))
+    print(imports_report(import_results))
+    print(f"\nwhole benchmark: {time.monotonic() - started:.0f} s; load average now {load_average()}")
+    return 0
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def header(load_at_start: str) -> str:
+    return (
+        f"CSCX benchmark (issue 2): {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        "Firestore and Auth emulators, every baseline measured in this run\n"
+        f"load average at start {load_at_start} (other work on the machine inflates wall times)"
+    )
+
+
+def load_average() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def verdict(met: bool) -> str:
+    return "met" if met else "MISSED"
+
+
+def latency_report(result: latency.LatencyResult) -> str:
+    rows = [
+        [
+            c.operation,
+            c.function.n,
+            c.function.p50,
+            c.function.p95,
+            c.raw.p50,
+            c.raw.p95,
+            c.function.p50 - c.raw.p50,
+            c.ratio_p50,
+            c.ratio_p95,
+            f"<= {latency.GOAL_RATIO}",
+            verdict(c.ratio_p50 <= latency.GOAL_RATIO),
+        ]
+        for c in result.comparisons
+    ]
+    headers = [
+        "operation", "n", "fn p50", "fn p95", "raw p50", "raw p95", "overhead p50",
+        "ratio p50", "ratio p95", "goal", "met? (p50)",
+    ]  # fmt: skip
+    return (
+        "\n1. CRUD latency (ms): crud function over HTTP with a real ID token vs the same operation on the raw\n"
+        "   google-cloud-firestore client, interleaved; ratio = function / raw\n"
+        + table(headers, rows)
+        + "\n   raw baselines: get = document get; list = owner_id filter, order name_lower, __name__, limit 26;\n"
+        "   create = document create of the stored fields; patch = document update of the written fields\n"
+        "   (the route also reads the document first: patch is a read plus a compare-and-set write)\n"
+        f"   HTTP floor, GET /healthz on the same function (no auth, no Firestore): p50 {result.http_floor.p50:.2f}, "
+        f"p95 {result.http_floor.p95:.2f} (n={result.http_floor.n})"
+    )
+
+
+def reads_report(results: list[reads.SizeResult]) -> str:
+    rows = [
+        [
+            f"{r.size:,}",
+            f"{r.seed_s:.1f} s",
+            r.first_page_reads,
+            f"{r.middle_page_reads} (after {r.middle_offset:,})",
+            r.first_page.p50,
+            r.raw_first_page.p50,
+            r.first_page.p95,
+            r.middle_page.p50,
+            r.raw_middle_page.p50,
+            r.middle_page.p95,
+        ]
+        for r in results
+    ]
+    headers = [
+        "customers", "seeded in", "reads 1st page", "reads middle page", "fn 1st p50", "raw 1st p50",
+        "fn 1st p95", "fn mid p50", "raw mid p50", "fn mid p95",
+    ]  # fmt: skip
+    counts = {(r.first_page_reads, r.middle_page_reads) for r in results}
+    constant = len(counts) == 1
+    return (
+        f"\n2. Firestore reads per list page (limit {reads.PAGE}, Repository.documents_read) and list latency\n"
+        "   (ms) through the function, beside the same query on the raw client, as one user's customers grow\n"
+        + table(headers, rows)
+        + f"\n   reads per page constant as the collection grows: {'yes' if constant else 'NO'} ({verdict(constant)});"
+        f"\n   a page of {reads.PAGE} reads {reads.PAGE + 1} documents: the extra one says whether there is a next page"
+    )
+
+
+def imports_report(results: list[imports.ImportResult]) -> str:
+    rows = [
+        [
+            r.function,
+            r.median_ms,
+            min(r.runs_ms),
+            max(r.runs_ms),
+            r.median_cpu_ms,
+            r.importtime_ms,
+            f"<= {imports.GOAL_MS:.0f}",
+            verdict(r.median_ms <= imports.GOAL_MS and r.importtime_ms <= imports.GOAL_MS),
+            ", ".join(r.heavy) or "none",
+        ]
+        for r in results
+    ]
+    headers = ["module", "median", "min", "max", "cpu", "-X importtime", "goal", "met?", "heavy SDKs imported"]
+    crud = next(r for r in results if r.function == "crud")
+    direct = table(["crud's own imports", "cumulative ms"], [[i.name, i.cumulative_ms] for i in crud.direct[:5]])
+    packages = table(["package", "self ms"], [[name, ms] for name, ms in crud.by_package[:5]])
+    modules = table(["module", "self ms"], [[i.name, i.self_ms] for i in crud.by_module[:5]])
+    return (
+        f"\n3. Cold import of each function's module (ms), loaded from its file like functions-framework does, in a\n"
+        f"   fresh interpreter with the functions' env: wall time median/min/max of {imports.RUNS} runs timed in the\n"
+        "   child, its CPU time (median; less sensitive to a busy machine), -X importtime cumulative of the module\n"
+        + table(headers, rows)
+        + f"\n   heavy SDKs checked (imported at module import?): {', '.join(imports.HEAVY)}\n"
+        + "\n   5 heaviest imports of crud, by cumulative time of its direct imports:\n"
+        + _indent(direct)
+        + "\n\n   by self time summed per package:\n"
+        + _indent(packages)
+        + "\n\n   and single modules by self time:\n"
+        + _indent(modules)
+    )
+
+
+def _indent(text: str) -> str:
+    return "\n".join("   " + line for line in text.splitlines())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
