@@ -122,6 +122,9 @@ class Stack:
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> None:
+        busy = [f"{name} ({port})" for name, port in self._all_ports().items() if _port_open(port)]
+        if busy:
+            raise StackError(f"ports already in use: {', '.join(busy)}; is another stack running?")
         try:
             self._start_firestore()
             self._start_auth()
@@ -147,6 +150,17 @@ class Stack:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         self.processes.clear()
+
+    def _all_ports(self) -> dict[str, int]:
+        ports = {
+            "firestore": self.ports.firestore,
+            "auth": self.ports.auth,
+            "tasks": self.ports.tasks,
+            "emulator hub": self.ports.hub,
+        }
+        if self.with_functions:
+            ports.update(self.ports.functions)
+        return ports
 
     def _spawn(self, name: str, argv: list[str], env: Mapping[str, str] | None = None, cwd: Path = ROOT) -> None:
         log = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115 - lives as long as the process
