@@ -10,7 +10,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -55,6 +55,7 @@ class Context:
     settings: Settings
     request_id: str
     user: User | None = None
+    allowed_query: frozenset[str] = frozenset()
 
     @property
     def uid(self) -> str:
@@ -62,10 +63,10 @@ class Context:
             raise ApiError(Code.UNAUTHENTICATED, "A valid Firebase ID token is required.")
         return self.user.uid
 
-    def query(self, allowed: set[str]) -> dict[str, str]:
-        """The query parameters, refusing any the route does not know."""
+    def query(self) -> dict[str, str]:
+        """The query parameters, refusing any the route does not declare."""
         args = self.request.args
-        unknown = sorted(set(args.keys()) - allowed)
+        unknown = sorted(set(args) - self.allowed_query)
         if unknown:
             raise ApiError(
                 Code.INVALID_ARGUMENT,
@@ -115,7 +116,7 @@ class Context:
         if value.startswith("W/"):
             value = value[2:]
         value = value.strip('"')
-        if not value.isdigit():
+        if not re.fullmatch(r"[0-9]{1,18}", value):
             raise ApiError(Code.INVALID_ARGUMENT, "If-Match must be an ETag from a previous response.")
         return int(value)
 
@@ -134,6 +135,7 @@ class Route:
     handler: RouteHandler
     public: bool
     check_revoked: bool
+    query: frozenset[str]
     regex: re.Pattern[str]
 
 
@@ -146,12 +148,19 @@ class Router:
         self.route("GET", "/healthz", public=True)(lambda ctx: Reply({"status": "ok"}))
 
     def route(
-        self, method: str, pattern: str, *, public: bool = False, check_revoked: bool = False
+        self,
+        method: str,
+        pattern: str,
+        *,
+        query: Iterable[str] = (),
+        public: bool = False,
+        check_revoked: bool = False,
     ) -> Callable[[RouteHandler], RouteHandler]:
+        """Register a handler for `method pattern`; `query` names the parameters it accepts."""
         regex = re.compile("^" + _SEGMENT.sub(lambda m: f"(?P<{m.group(1)}>{_ID_SEGMENT})", pattern) + "/?$")
 
         def register(handler: RouteHandler) -> RouteHandler:
-            self.routes.append(Route(method, pattern, handler, public, check_revoked, regex))
+            self.routes.append(Route(method, pattern, handler, public, check_revoked, frozenset(query), regex))
             return handler
 
         return register
@@ -169,6 +178,25 @@ class Router:
             raise MethodNotAllowedError(allowed)
         raise ApiError(Code.NOT_FOUND, f"No route for {path}.")
 
+    def _reply(self, ctx: Context) -> Reply:
+        """The route's reply, or the error's; unexpected exceptions propagate."""
+        request = ctx.request
+        try:
+            if request.method == "OPTIONS":
+                return Reply(None, 204, _preflight_headers(request, ctx.settings))
+            route, params = self.match(request.method, request.path)
+            if not route.public:
+                ctx.user = authenticate(request.headers.get("Authorization"), check_revoked=route.check_revoked)
+            ctx.allowed_query = route.query
+            ctx.query()  # an unknown parameter is a 400 on every route
+            return route.handler(ctx, **params)
+        except MethodNotAllowedError as error:
+            reply = _error_reply(error)
+            reply.headers["Allow"] = ", ".join(sorted(set(error.allowed)))
+            return reply
+        except ApiError as error:
+            return _error_reply(error)
+
     def dispatch(self, request: flask.Request) -> flask.Response:
         started = time.perf_counter()
         settings = get_settings()
@@ -178,22 +206,10 @@ class Router:
         ctx = Context(request=request, settings=settings, request_id=request_id)
         headers = {"X-Request-Id": request_id, **_cors_headers(request, settings)}
         try:
-            if request.method == "OPTIONS":
-                reply = Reply(None, 204, _preflight_headers(request, settings))
-            else:
-                route, params = self.match(request.method, request.path)
-                if not route.public:
-                    ctx.user = authenticate(request.headers.get("Authorization"), check_revoked=route.check_revoked)
-                reply = route.handler(ctx, **params)
-        except MethodNotAllowedError as error:
-            reply = _error_reply(error)
-            reply.headers["Allow"] = ", ".join(sorted(set(error.allowed)))
-        except ApiError as error:
-            reply = _error_reply(error)
+            response = _to_response(self._reply(ctx), headers)
         except Exception:
             logger.exception("unhandled error")
-            reply = _error_reply(ApiError(Code.INTERNAL, "Internal error."))
-        response = _to_response(reply, headers)
+            response = _to_response(_error_reply(ApiError(Code.INTERNAL, "Internal error.")), headers)
         _log_request(request, response.status_code, started, ctx.user)
         return response
 

@@ -19,8 +19,8 @@ from common.store import Filter, Order, Page, Repository, check_version
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
 # Stored only to sort and search; never shown to clients.
-INTERNAL_FIELDS = frozenset({"name_lower", "due_key"})
-NO_DUE_DATE = "9999-12-31"  # sorts undated tasks after dated ones
+INTERNAL_FIELDS = frozenset({"name_lower", "due_key", "renewal_key"})
+NO_DATE = "9999-12-31"  # sorts undated tasks and customers after dated ones
 OPEN_ACTION_STATES = ("pending", "approved", "executing")
 
 
@@ -38,7 +38,7 @@ CUSTOMERS = Kind(
     {
         "name": Order("name", (("name_lower", False),)),
         "-arr": Order("-arr", (("arr", True),)),
-        "renewal_date": Order("renewal_date", (("renewal_date", False),)),
+        "renewal_date": Order("renewal_date", (("renewal_key", False),)),
         "-updated_at": Order("-updated_at", (("updated_at", True),)),
     },
     "name",
@@ -73,7 +73,7 @@ def list_args(query: Mapping[str, str], kind: Kind) -> ListArgs:
     raw_limit = query.get("limit", "")
     limit = DEFAULT_PAGE_SIZE
     if raw_limit != "":
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_PAGE_SIZE:
+        if not re.fullmatch(r"[0-9]{1,3}", raw_limit) or not 1 <= int(raw_limit) <= MAX_PAGE_SIZE:
             raise invalid("limit", f"must be a whole number from 1 to {MAX_PAGE_SIZE}")
         limit = int(raw_limit)
     order_name = query.get("order") or kind.default_order
@@ -171,6 +171,8 @@ def _customer_fields(values: Mapping[str, Any]) -> dict[str, Any]:
     fields = dict(values)
     if "name" in fields:
         fields["name_lower"] = fields["name"].lower()
+    if "renewal_date" in fields:
+        fields["renewal_key"] = fields["renewal_date"] or NO_DATE
     return fields
 
 
@@ -269,7 +271,7 @@ def update_contract(repo: Repository, contract_id: str, body: bytes, if_match: i
 def _task_fields(values: Mapping[str, Any]) -> dict[str, Any]:
     fields = dict(values)
     if "due_date" in fields:
-        fields["due_key"] = fields["due_date"] or NO_DUE_DATE
+        fields["due_key"] = fields["due_date"] or NO_DATE
     return fields
 
 

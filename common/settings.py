@@ -26,6 +26,7 @@ class Settings:
     id_token_certs_url: str = GOOGLE_ID_TOKEN_CERTS_URL
     emulators: dict[str, str] = field(default_factory=dict)
     log_level: str = "INFO"
+    cursor_key: bytes = b""
 
     @property
     def is_demo_project(self) -> bool:
@@ -67,6 +68,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     level = env.get("CSCX_LOG_LEVEL", "INFO").upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise ConfigurationError(f"CSCX_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
+    cursor_key = env.get("CSCX_CURSOR_KEY", "")
+    if not cursor_key:
+        if not project_id.startswith("demo-"):
+            raise ConfigurationError("CSCX_CURSOR_KEY is required (a secret that signs list cursors)")
+        cursor_key = f"{project_id}-local-cursor-key"
+    elif len(cursor_key) < 16:
+        raise ConfigurationError("CSCX_CURSOR_KEY must be at least 16 characters")
     return Settings(
         project_id=project_id,
         cors_origins=origins,
@@ -75,6 +83,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         id_token_certs_url=certs_url,
         emulators=emulators,
         log_level=level,
+        cursor_key=cursor_key.encode(),
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import hmac
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -104,7 +105,6 @@ class Repository:
         order: Order,
         limit: int,
         cursor: str | None,
-        group: bool = False,
     ) -> Page:
         """One page of the tenant's documents, stable under concurrent inserts.
 
@@ -113,18 +113,16 @@ class Repository:
         """
         from google.cloud.firestore import Query
 
-        fingerprint = _fingerprint(path, filters, order)
-        query = self._query(path, filters, group)
+        fingerprint = _fingerprint(self.uid, path, filters, order)
+        query = self._query(path, filters)
         direction = Query.ASCENDING
         for name, descending in order.fields:
             direction = Query.DESCENDING if descending else Query.ASCENDING
             query = query.order_by(name, direction=direction)
         query = query.order_by("__name__", direction=direction)
         if cursor:
-            values, doc_path = _decode_cursor(cursor, fingerprint, len(order.fields))
-            if not doc_path.startswith(path.rstrip("/") + "/") and not group:
-                raise _bad_cursor()
-            query = query.start_after([*values, self.client.document(doc_path)])
+            values, doc_id = _decode_cursor(cursor, fingerprint, len(order.fields))
+            query = query.start_after([*values, self._collection(path).document(doc_id)])
         snapshots = list(query.limit(limit + 1).stream())
         self.documents_read += max(1, len(snapshots))
         items = [{"id": s.id, **(s.to_dict() or {})} for s in snapshots[:limit]]
@@ -132,7 +130,7 @@ class Repository:
         if len(snapshots) > limit:
             last = snapshots[limit - 1]
             data = last.to_dict() or {}
-            next_cursor = _encode_cursor(fingerprint, [data.get(name) for name, _ in order.fields], last.reference.path)
+            next_cursor = _encode_cursor(fingerprint, [data.get(name) for name, _ in order.fields], last.id)
         return Page(items, next_cursor)
 
     def first(self, path: str, filters: Sequence[Filter]) -> dict[str, Any] | None:
@@ -143,11 +141,10 @@ class Repository:
             return None
         return {"id": snapshots[0].id, **(snapshots[0].to_dict() or {})}
 
-    def _query(self, path: str, filters: Sequence[Filter], group: bool = False) -> Any:
+    def _query(self, path: str, filters: Sequence[Filter]) -> Any:
         from google.cloud.firestore import FieldFilter
 
-        source = self.client.collection_group(path) if group else self._collection(path)
-        query = source.where(filter=FieldFilter("owner_id", "==", self.uid))
+        query = self._collection(path).where(filter=FieldFilter("owner_id", "==", self.uid))
         for f in filters:
             query = query.where(filter=FieldFilter(f.field, f.op, f.value))
         return query
@@ -161,8 +158,7 @@ class Repository:
         reference = self._collection(path).document(doc_id) if doc_id else self._collection(path).document()
         document = {**data, "owner_id": self.uid, "version": 1}
         result = reference.create({**document, "created_at": SERVER_TIMESTAMP, "updated_at": SERVER_TIMESTAMP})
-        # Server timestamps resolve to the commit time, which the write result carries.
-        stamp = _as_datetime(result.update_time)
+        stamp = _server_time(result)
         return {"id": reference.id, **document, "created_at": stamp, "updated_at": stamp}
 
     def update(
@@ -196,7 +192,7 @@ class Repository:
                 )
             except (gexc.FailedPrecondition, gexc.NotFound):
                 continue
-            return {**current, **write, "updated_at": _as_datetime(result.update_time)}
+            return {**current, **write, "updated_at": _server_time(result)}
         raise ApiError(Code.ABORTED, f"The {kind} is being changed by another request; try again.")
 
     def delete(self, path: str, doc_id: str, kind: str, *, if_match: int | None = None) -> dict[str, Any]:
@@ -215,11 +211,11 @@ class Repository:
             raise not_found(kind) from None
         return current
 
-    def delete_where(self, path: str, filters: Sequence[Filter], *, group: bool = False) -> int:
+    def delete_where(self, path: str, filters: Sequence[Filter]) -> int:
         """Delete every owned document matching `filters`, in batches; returns how many."""
         deleted = 0
         while True:
-            snapshots = list(self._query(path, filters, group).limit(BATCH_SIZE).stream())
+            snapshots = list(self._query(path, filters).limit(BATCH_SIZE).stream())
             if not snapshots:
                 return deleted
             batch = self.client.batch()
@@ -237,19 +233,23 @@ def check_version(current: Mapping[str, Any], if_match: int | None) -> None:
         )
 
 
-def _as_datetime(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        return value
-    # protobuf Timestamp
-    return datetime.fromtimestamp(value.seconds + value.nanos / 1e9, UTC)
+def _server_time(result: Any) -> datetime:
+    """The value Firestore stored for this write's SERVER_TIMESTAMP fields."""
+    stored = result.transform_results[0].timestamp_value if result.transform_results else result.update_time
+    if isinstance(stored, datetime):
+        return stored
+    return datetime.fromtimestamp(stored.seconds + stored.nanos / 1e9, UTC)
 
 
 # -- cursors ---------------------------------------------------------------------------
+#
+# A cursor is the last item's sort values and document id, bound to the tenant and the query
+# (collection, filters, order) by an HMAC, so a cursor from anywhere else, or edited, is a 400.
 
 
-def _fingerprint(path: str, filters: Iterable[Filter], order: Order) -> str:
-    key = json.dumps([path, [[f.field, f.op, f.value] for f in filters], order.name], default=str)
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
+def _fingerprint(uid: str, path: str, filters: Iterable[Filter], order: Order) -> str:
+    key = json.dumps([uid, path, [[f.field, f.op, f.value] for f in filters], order.name], default=str)
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
 def _bad_cursor() -> ApiError:
@@ -258,6 +258,11 @@ def _bad_cursor() -> ApiError:
         "The cursor is not valid for this list; start again without it.",
         [{"field": "cursor", "message": "not a cursor from this list"}],
     )
+
+
+def _signature(fingerprint: str, values: Any, doc_id: Any) -> str:
+    message = json.dumps([fingerprint, values, doc_id], separators=(",", ":"), sort_keys=True).encode()
+    return hmac.new(get_settings().cursor_key, message, hashlib.sha256).hexdigest()
 
 
 def _encode_value(value: Any) -> Any:
@@ -270,19 +275,13 @@ def _encode_value(value: Any) -> Any:
 
 def _decode_value(value: Any) -> Any:
     if isinstance(value, dict):
-        if set(value) != {"t"} or not isinstance(value["t"], str):
-            raise _bad_cursor()
-        try:
-            return datetime.fromisoformat(value["t"])
-        except ValueError:
-            raise _bad_cursor() from None
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    raise _bad_cursor()
+        return datetime.fromisoformat(value["t"])
+    return value
 
 
-def _encode_cursor(fingerprint: str, values: list[Any], doc_path: str) -> str:
-    payload = {"q": fingerprint, "v": [_encode_value(v) for v in values], "d": doc_path}
+def _encode_cursor(fingerprint: str, values: list[Any], doc_id: str) -> str:
+    encoded = [_encode_value(v) for v in values]
+    payload = {"v": encoded, "d": doc_id, "s": _signature(fingerprint, encoded, doc_id)}
     raw = json.dumps(payload, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -291,18 +290,14 @@ def _decode_cursor(cursor: str, fingerprint: str, n_values: int) -> tuple[list[A
     try:
         raw = base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode("ascii"))
         payload = json.loads(raw)
-    except (ValueError, UnicodeError):
+    except (ValueError, UnicodeError, RecursionError):
         raise _bad_cursor() from None
-    if (
-        not isinstance(payload, dict)
-        or set(payload) != {"q", "v", "d"}
-        or payload["q"] != fingerprint
-        or not isinstance(payload["v"], list)
-        or len(payload["v"]) != n_values
-        or not isinstance(payload["d"], str)
-        or not payload["d"]
-        or "//" in payload["d"]
-        or payload["d"].count("/") % 2 != 1
-    ):
+    if not isinstance(payload, dict) or set(payload) != {"v", "d", "s"} or not isinstance(payload["s"], str):
         raise _bad_cursor()
-    return [_decode_value(v) for v in payload["v"]], payload["d"]
+    expected = _signature(fingerprint, payload["v"], payload["d"])
+    if not hmac.compare_digest(expected, payload["s"]):
+        raise _bad_cursor()
+    values, doc_id = payload["v"], payload["d"]
+    if not isinstance(values, list) or len(values) != n_values or not isinstance(doc_id, str):
+        raise _bad_cursor()  # signed by us, so only a change of code gets here
+    return [_decode_value(v) for v in values], doc_id

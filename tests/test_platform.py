@@ -40,11 +40,20 @@ def test_emulator_variables_are_allowed_in_demo_projects() -> None:
         ("CSCX_MAX_BODY_BYTES", "lots"),
         ("CSCX_LOG_LEVEL", "LOUD"),
         ("CSCX_ID_TOKEN_CERTS_URL", "http://127.0.0.1:1/certs"),
+        ("CSCX_CURSOR_KEY", "short"),
     ],
 )
 def test_unsafe_or_malformed_settings_fail_with_their_name(variable: str, value: str) -> None:
+    env = {"GOOGLE_CLOUD_PROJECT": "cscx-prod", "CSCX_CURSOR_KEY": "a-real-secret-from-secret-manager"}
     with pytest.raises(ConfigurationError, match=variable):
-        load_settings({"GOOGLE_CLOUD_PROJECT": "cscx-prod", variable: value})
+        load_settings({**env, variable: value})
+
+
+def test_a_real_project_needs_a_cursor_key() -> None:
+    with pytest.raises(ConfigurationError, match="CSCX_CURSOR_KEY is required"):
+        load_settings({"GOOGLE_CLOUD_PROJECT": "cscx-prod"})
+    settings = load_settings({"GOOGLE_CLOUD_PROJECT": "cscx-prod", "CSCX_CURSOR_KEY": "x" * 16})
+    assert settings.cursor_key == b"x" * 16
 
 
 def test_function_refuses_to_start_with_emulators_in_a_real_project(stack: Stack) -> None:

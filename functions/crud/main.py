@@ -39,10 +39,9 @@ def patch_profile(ctx: Context) -> Reply:
     return _one(r.update_profile(Repository(ctx.uid), ctx.user, ctx.json_body(), ctx.if_match()))
 
 
-@router.route("GET", "/customers")
+@router.route("GET", "/customers", query={"limit", "cursor", "order", "stage", "q"})
 def list_customers(ctx: Context) -> Reply:
-    query = ctx.query({"limit", "cursor", "order", "stage", "q"})
-    return _page(r.list_customers(_repo(ctx), query))
+    return _page(r.list_customers(_repo(ctx), ctx.query()))
 
 
 @router.route("POST", "/customers")
@@ -60,18 +59,18 @@ def patch_customer(ctx: Context, customer_id: str) -> Reply:
     return _one(r.update_customer(_repo(ctx), customer_id, ctx.json_body(), ctx.if_match()))
 
 
-@router.route("DELETE", "/customers/{customer_id}", check_revoked=True)
+@router.route("DELETE", "/customers/{customer_id}", query={"cascade"}, check_revoked=True)
 def delete_customer(ctx: Context, customer_id: str) -> Reply:
-    cascade = ctx.query({"cascade"}).get("cascade", "false")
+    cascade = ctx.query().get("cascade", "false")
     if cascade not in {"true", "false"}:
         raise r.invalid("cascade", "must be true or false")
     r.delete_customer(_repo(ctx), customer_id, cascade=cascade == "true", if_match=ctx.if_match())
     return Reply.no_content()
 
 
-@router.route("GET", "/contracts")
+@router.route("GET", "/contracts", query={"limit", "cursor", "customer_id"})
 def list_contracts(ctx: Context) -> Reply:
-    return _page(r.list_contracts(_repo(ctx), ctx.query({"limit", "cursor", "customer_id"})))
+    return _page(r.list_contracts(_repo(ctx), ctx.query()))
 
 
 @router.route("GET", "/contracts/{contract_id}")
@@ -90,10 +89,9 @@ def delete_contract(ctx: Context, contract_id: str) -> Reply:
     return Reply.no_content()
 
 
-@router.route("GET", "/tasks")
+@router.route("GET", "/tasks", query={"limit", "cursor", "status", "customer_id", "due_before"})
 def list_tasks(ctx: Context) -> Reply:
-    query = ctx.query({"limit", "cursor", "status", "customer_id", "due_before"})
-    return _page(r.list_tasks(_repo(ctx), query))
+    return _page(r.list_tasks(_repo(ctx), ctx.query()))
 
 
 @router.route("POST", "/tasks")
@@ -117,9 +115,9 @@ def delete_task(ctx: Context, task_id: str) -> Reply:
     return Reply.no_content()
 
 
-@router.route("GET", "/sessions")
+@router.route("GET", "/sessions", query={"limit", "cursor", "customer_id"})
 def list_sessions(ctx: Context) -> Reply:
-    return _page(r.list_sessions(_repo(ctx), ctx.query({"limit", "cursor", "customer_id"})))
+    return _page(r.list_sessions(_repo(ctx), ctx.query()))
 
 
 @router.route("GET", "/sessions/{session_id}")
@@ -138,9 +136,9 @@ def delete_session(ctx: Context, session_id: str) -> Reply:
     return Reply.no_content()
 
 
-@router.route("GET", "/sessions/{session_id}/messages")
+@router.route("GET", "/sessions/{session_id}/messages", query={"limit", "cursor"})
 def list_messages(ctx: Context, session_id: str) -> Reply:
-    return _page(r.list_messages(_repo(ctx), session_id, ctx.query({"limit", "cursor"})))
+    return _page(r.list_messages(_repo(ctx), session_id, ctx.query()))
 
 
 @functions_framework.http
