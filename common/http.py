@@ -108,11 +108,13 @@ class Context:
         return data
 
     def if_match(self) -> int | None:
-        """The version in an If-Match header, if any (`"3"`, `3` or `W/"3"`)."""
+        """The version in an If-Match header, if any (`"3"`, `3` or `W/"3"`; `*` matches any)."""
         raw = self.request.headers.get("If-Match")
         if raw is None:
             return None
         value = raw.strip()
+        if value == "*":  # any current version: the object only has to exist
+            return None
         if value.startswith("W/"):
             value = value[2:]
         value = value.strip('"')

@@ -28,7 +28,8 @@ from pydantic import (
 
 from common.errors import ApiError, Code
 
-SERVER_OWNED = frozenset({"id", "owner_id", "created_at", "updated_at", "version", "source", "status_history"})
+# Fields every stored object has, written only by the server.
+COMMON_SERVER_FIELDS = frozenset({"id", "owner_id", "created_at", "updated_at", "version"})
 
 
 class Stage(enum.StrEnum):
@@ -125,6 +126,8 @@ class Strict(BaseModel):
     """Strict JSON input: no coercion between types, no unknown fields."""
 
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    # Fields of the stored object that only the server writes, named as such in errors.
+    server_fields: ClassVar[frozenset[str]] = frozenset()
 
 
 class Contact(Strict):
@@ -161,6 +164,7 @@ class Update(Strict):
 
 
 class CustomerCreate(Strict):
+    server_fields = frozenset({"name_lower", "renewal_key"})
     name: Name
     domain: Domain | None = None
     industry: ShortText | None = None
@@ -176,6 +180,7 @@ class CustomerCreate(Strict):
 
 
 class CustomerUpdate(Update):
+    server_fields = CustomerCreate.server_fields
     not_nullable = frozenset({"name", "currency", "stage", "stakeholders", "tags"})
     name: Name | None = None
     domain: Domain | None = None
@@ -192,6 +197,7 @@ class CustomerUpdate(Update):
 
 
 class TaskCreate(Strict):
+    server_fields = frozenset({"source", "due_key"})
     title: Title
     customer_id: DocumentId | None = None
     due_date: date | None = None
@@ -201,6 +207,7 @@ class TaskCreate(Strict):
 
 
 class TaskUpdate(Update):
+    server_fields = TaskCreate.server_fields
     not_nullable = frozenset({"title", "priority", "status"})
     title: Title | None = None
     customer_id: DocumentId | None = None
@@ -211,12 +218,27 @@ class TaskUpdate(Update):
 
 
 class ContractUpdate(Update):
+    server_fields = frozenset(
+        {
+            "file_name",
+            "content_type",
+            "size_bytes",
+            "sha256",
+            "storage_path",
+            "status",
+            "extracted",
+            "parse_error",
+            "parsed_at",
+            "model",
+        }
+    )
     not_nullable = frozenset({"customer_id"})
     title: OptionalTitle | None = None
     customer_id: DocumentId | None = None
 
 
 class SessionUpdate(Update):
+    server_fields = frozenset({"provider", "model", "message_count", "last_message_at", "status", "stop_requested_at"})
     title: ShortText | None = None
     customer_id: DocumentId | None = None
 
@@ -228,6 +250,7 @@ class PreferencesUpdate(Update):
 
 
 class ProfileUpdate(Update):
+    server_fields = frozenset({"email"})
     display_name: ShortText | None = None
     timezone: TimeZone | None = None
     signature: Signature | None = None
@@ -243,18 +266,18 @@ def parse(model: type[M], body: bytes) -> M:
     try:
         return model.model_validate_json(body)
     except ValidationError as error:
-        details = [_detail(e) for e in error.errors(include_url=False)]
+        details = [_detail(model, e) for e in error.errors(include_url=False)]
         raise ApiError(Code.INVALID_ARGUMENT, "The request has invalid fields.", details) from None
 
 
-def _detail(error: Any) -> dict[str, str]:
+def _detail(model: type[BaseModel], error: Any) -> dict[str, str]:
     location = ".".join(str(part) for part in error["loc"] if part not in _MODEL_LOCATIONS)
     message = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         top = str(error["loc"][0]) if error["loc"] else ""
         message = (
             "is set by the server and cannot be written"
-            if top in SERVER_OWNED or top in {"status", "extracted", "message_count"}
+            if top in COMMON_SERVER_FIELDS or top in getattr(model, "server_fields", frozenset())
             else "is not a field of this object"
         )
     if ": " in message and not location.count("."):

@@ -182,8 +182,9 @@ def create_customer(repo: Repository, body: bytes) -> dict[str, Any]:
 
 
 def update_customer(repo: Repository, customer_id: str, body: bytes, if_match: int | None) -> dict[str, Any]:
-    changes = _customer_fields(models.parse(models.CustomerUpdate, body).changes())
-    return repo.update(CUSTOMERS.collection, customer_id, CUSTOMERS.name, lambda _: changes, if_match=if_match)
+    return _update(
+        repo, CUSTOMERS, customer_id, _customer_fields(models.parse(models.CustomerUpdate, body).changes()), if_match
+    )
 
 
 def list_customers(repo: Repository, query: Mapping[str, str]) -> Page:
@@ -201,6 +202,14 @@ def list_customers(repo: Repository, query: Mapping[str, str]) -> Page:
             raise invalid("order", "must be name when searching with q")
         filters += [Filter("name_lower", ">=", prefix), Filter("name_lower", "<", prefix + "\uf8ff")]
     return _list(repo, CUSTOMERS, args, filters)
+
+
+def _update(repo: Repository, kind: Kind, doc_id: str, changes: dict[str, Any], if_match: int | None) -> dict[str, Any]:
+    """Apply a validated partial update; a `customer_id` it sets must name one of the caller's customers."""
+    if changes.get("customer_id") is not None:
+        repo.get(kind.collection, doc_id, kind.name)  # a missing object is 404 before its reference is judged
+        require_customer(repo, changes["customer_id"])
+    return repo.update(kind.collection, doc_id, kind.name, lambda _: changes, if_match=if_match)
 
 
 def require_customer(repo: Repository, customer_id: str | None, field: str = "customer_id") -> None:
@@ -259,10 +268,7 @@ def list_contracts(repo: Repository, query: Mapping[str, str]) -> Page:
 
 
 def update_contract(repo: Repository, contract_id: str, body: bytes, if_match: int | None) -> dict[str, Any]:
-    changes = models.parse(models.ContractUpdate, body).changes()
-    repo.get(CONTRACTS.collection, contract_id, CONTRACTS.name)
-    require_customer(repo, changes.get("customer_id"))
-    return repo.update(CONTRACTS.collection, contract_id, CONTRACTS.name, lambda _: changes, if_match=if_match)
+    return _update(repo, CONTRACTS, contract_id, models.parse(models.ContractUpdate, body).changes(), if_match)
 
 
 # -- tasks -----------------------------------------------------------------------------
@@ -282,10 +288,7 @@ def create_task(repo: Repository, body: bytes, *, source: str = "manual") -> dic
 
 
 def update_task(repo: Repository, task_id: str, body: bytes, if_match: int | None) -> dict[str, Any]:
-    changes = _task_fields(models.parse(models.TaskUpdate, body).changes())
-    repo.get(TASKS.collection, task_id, TASKS.name)
-    require_customer(repo, changes.get("customer_id"))
-    return repo.update(TASKS.collection, task_id, TASKS.name, lambda _: changes, if_match=if_match)
+    return _update(repo, TASKS, task_id, _task_fields(models.parse(models.TaskUpdate, body).changes()), if_match)
 
 
 def list_tasks(repo: Repository, query: Mapping[str, str]) -> Page:
@@ -314,10 +317,7 @@ def list_sessions(repo: Repository, query: Mapping[str, str]) -> Page:
 
 
 def update_session(repo: Repository, session_id: str, body: bytes, if_match: int | None) -> dict[str, Any]:
-    changes = models.parse(models.SessionUpdate, body).changes()
-    repo.get(SESSIONS.collection, session_id, SESSIONS.name)
-    require_customer(repo, changes.get("customer_id"))
-    return repo.update(SESSIONS.collection, session_id, SESSIONS.name, lambda _: changes, if_match=if_match)
+    return _update(repo, SESSIONS, session_id, models.parse(models.SessionUpdate, body).changes(), if_match)
 
 
 def messages_path(session_id: str) -> str:

@@ -1,0 +1,438 @@
+"""Tenant isolation (DESIGN §2): another user's object is indistinguishable from a missing one.
+
+Alice owns one object of every kind; Bob calls every crud route that takes an id on Alice's
+ids and gets exactly what a missing id gets (404 NOT_FOUND, none of Alice's data), while
+Alice's objects stay as they were. Bob's lists never show Alice's objects, whatever filter,
+order or page size he uses, and Bob cannot point his own objects at Alice's customer.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from scripts.stack import Stack
+from tests.conftest import Api, Caller, assert_error
+
+MISSING_ID = "doesNotExist00000000"
+
+# Every crud route with an id in its path; `test_the_matrix_covers_every_route_with_an_id`
+# holds this table against the routes `functions/crud/main.py` really registers.
+ROUTES_WITH_AN_ID = [
+    ("GET", "/customers/{customer_id}"),
+    ("PATCH", "/customers/{customer_id}"),
+    ("DELETE", "/customers/{customer_id}"),
+    ("GET", "/contracts/{contract_id}"),
+    ("PATCH", "/contracts/{contract_id}"),
+    ("DELETE", "/contracts/{contract_id}"),
+    ("GET", "/tasks/{task_id}"),
+    ("PATCH", "/tasks/{task_id}"),
+    ("DELETE", "/tasks/{task_id}"),
+    ("GET", "/sessions/{session_id}"),
+    ("PATCH", "/sessions/{session_id}"),
+    ("DELETE", "/sessions/{session_id}"),
+    ("GET", "/sessions/{session_id}/messages"),
+]
+
+# Valid bodies, so that only ownership decides the answer.
+PATCH_BODIES: dict[str, dict[str, Any]] = {
+    "customers": {"name": "Taken over by Bob"},
+    "contracts": {"title": "Taken over by Bob"},
+    "tasks": {"title": "Taken over by Bob"},
+    "sessions": {"title": "Taken over by Bob"},
+}
+
+# Every filter and order each list route supports; each query also runs with limit=2 so that
+# Bob's three objects span two pages. `{bob_customer}` is Bob's customer's id.
+LIST_QUERIES: dict[str, list[dict[str, str]]] = {
+    "/customers": [
+        {},
+        {"order": "name"},
+        {"order": "-arr"},
+        {"order": "renewal_date"},
+        {"order": "-updated_at"},
+        {"stage": "renewing"},
+        {"stage": "renewing", "order": "-arr"},
+        {"stage": "renewing", "order": "renewal_date"},
+        {"stage": "renewing", "order": "-updated_at"},
+        {"q": "shared"},
+        {"q": "Shared", "order": "name"},
+        {"q": "shared", "stage": "renewing"},
+    ],
+    "/contracts": [{}, {"customer_id": "{bob_customer}"}],
+    "/tasks": [
+        {},
+        {"status": "open"},
+        {"due_before": "2027-01-01"},
+        {"customer_id": "{bob_customer}"},
+        {"status": "open", "customer_id": "{bob_customer}", "due_before": "2027-01-01"},
+    ],
+    "/sessions": [{}, {"customer_id": "{bob_customer}"}],
+}
+
+
+# -- seeding ---------------------------------------------------------------------------
+
+
+def _create(crud: Api, user: Caller, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    response = crud.post(path, user, json=body)
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+def _seed_contract(repo_for: Any, user: Caller, customer_id: str, title: str) -> dict[str, Any]:
+    contract: dict[str, Any] = repo_for(user.uid).create(
+        "contracts",
+        {
+            "customer_id": customer_id,
+            "title": title,
+            "file_name": f"{title}.pdf",
+            "content_type": "application/pdf",
+            "size_bytes": 12345,
+            "sha256": uuid.uuid4().hex * 2,
+            "storage_path": f"contracts/{user.uid}/{uuid.uuid4().hex}.pdf",
+            "status": "parsed",
+            "extracted": {"summary": f"{title} renews yearly", "total_value": 120000},
+            "parse_error": None,
+            "parsed_at": None,
+            "model": "claude-test",
+        },
+    )
+    return contract
+
+
+def _seed_session(repo_for: Any, user: Caller, customer_id: str, title: str) -> dict[str, Any]:
+    session: dict[str, Any] = repo_for(user.uid).create(
+        "sessions",
+        {
+            "title": title,
+            "customer_id": customer_id,
+            "provider": "claude",
+            "model": "claude-test",
+            "message_count": 2,
+            "last_message_at": None,
+            "status": "idle",
+            "stop_requested_at": None,
+        },
+    )
+    return session
+
+
+def _seed_message(repo_for: Any, user: Caller, session_id: str, role: str, text: str) -> dict[str, Any]:
+    message: dict[str, Any] = repo_for(user.uid).create(
+        f"sessions/{session_id}/messages",
+        {
+            "role": role,
+            "parts": [{"type": "text", "text": text}],
+            "status": "complete",
+            "usage": {"input_tokens": 10, "output_tokens": 20},
+            "error": None,
+        },
+    )
+    return message
+
+
+@dataclass
+class AliceWorld:
+    """One object of every kind owned by Alice, and every string that would betray them."""
+
+    ids: dict[str, str]  # path parameter name → Alice's id
+    secrets: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+def alice_world(crud: Api, alice: Caller, repo_for: Any) -> AliceWorld:
+    tag = uuid.uuid4().hex[:10]
+    customer = _create(
+        crud,
+        alice,
+        "/customers",
+        {
+            "name": f"Alicecorp {tag}",
+            "domain": f"alicecorp-{tag}.com",
+            "arr": 987654,
+            "primary_contact": {"name": f"Carol {tag}", "email": f"carol-{tag}@alicecorp.com"},
+            "notes": f"alice private notes {tag}",
+        },
+    )
+    task = _create(crud, alice, "/tasks", {"title": f"Alice task {tag}", "customer_id": customer["id"]})
+    contract = _seed_contract(repo_for, alice, customer["id"], f"Alice MSA {tag}")
+    session = _seed_session(repo_for, alice, customer["id"], f"Alice chat {tag}")
+    first = _seed_message(repo_for, alice, session["id"], "user", f"alice asks {tag}")
+    second = _seed_message(repo_for, alice, session["id"], "assistant", f"alice hears {tag}")
+    ids = {
+        "customer_id": customer["id"],
+        "contract_id": contract["id"],
+        "task_id": task["id"],
+        "session_id": session["id"],
+    }
+    return AliceWorld(
+        ids=ids,
+        secrets=[
+            *ids.values(),
+            first["id"],
+            second["id"],
+            tag,  # in every name, title, note, email and message of Alice's
+            alice.uid,
+            alice.email,
+        ],
+    )
+
+
+def _alice_snapshot(crud: Api, alice: Caller, world: AliceWorld) -> dict[str, Any]:
+    """Everything Alice can read of her objects (versions and timestamps included)."""
+    snapshot: dict[str, Any] = {}
+    for kind, param in [
+        ("customers", "customer_id"),
+        ("contracts", "contract_id"),
+        ("tasks", "task_id"),
+        ("sessions", "session_id"),
+    ]:
+        response = crud.get(f"/{kind}/{world.ids[param]}", alice)
+        assert response.status_code == 200, response.text
+        snapshot[kind] = response.json()
+    messages = crud.get(f"/sessions/{world.ids['session_id']}/messages", alice)
+    assert messages.status_code == 200, messages.text
+    snapshot["messages"] = messages.json()
+    assert len(snapshot["messages"]["items"]) == 2
+    return snapshot
+
+
+def _assert_reveals_nothing(response: Any, secrets: list[str]) -> None:
+    leaked = [secret for secret in secrets if secret in response.text]
+    assert not leaked, f"{response.request.method} {response.request.url} leaked {leaked}: {response.text}"
+    assert "ETag" not in response.headers
+
+
+# -- the matrix ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def crud_routes(stack: Stack) -> Iterator[set[tuple[str, str]]]:
+    """The (method, pattern) of every route the crud function registers."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        module = importlib.import_module("functions.crud.main")
+        yield {(route.method, route.pattern) for route in module.router.routes}
+    finally:
+        # Importing the function configures its JSON logging on the root logger: undo that.
+        root.handlers[:], root.level = handlers, level  # type: ignore[assignment]
+
+
+def test_the_matrix_covers_every_route_with_an_id(crud_routes: set[tuple[str, str]]) -> None:
+    with_an_id = {(method, pattern) for method, pattern in crud_routes if "{" in pattern}
+    assert with_an_id == set(ROUTES_WITH_AN_ID)
+
+
+@pytest.mark.parametrize("route", ROUTES_WITH_AN_ID, ids=[f"{m} {p}" for m, p in ROUTES_WITH_AN_ID])
+def test_other_user_gets_404_and_nothing_of_the_object(
+    crud: Api, alice: Caller, bob: Caller, alice_world: AliceWorld, route: tuple[str, str]
+) -> None:
+    method, pattern = route
+    kind = pattern.split("/")[1]
+    body = PATCH_BODIES[kind] if method == "PATCH" else None
+    path = pattern.format(**alice_world.ids)
+    missing_path = pattern.format(**dict.fromkeys(alice_world.ids, MISSING_ID))
+    before = _alice_snapshot(crud, alice, alice_world)
+
+    attempts = [crud.call(method, path, bob, json=body)]
+    if method in {"PATCH", "DELETE"}:
+        # Alice's current version: a version check made before the ownership check would answer 412 or succeed.
+        attempts.append(crud.call(method, path, bob, json=body, headers={"If-Match": '"1"'}))
+    if pattern == "/customers/{customer_id}" and method == "DELETE":
+        attempts.append(crud.call(method, f"{path}?cascade=true", bob))
+    missing = crud.call(method, missing_path, bob, json=body)
+
+    assert_error(missing, 404, "NOT_FOUND")
+    for response in attempts:
+        assert_error(response, 404, "NOT_FOUND")
+        assert response.json() == missing.json()  # indistinguishable from an id that does not exist
+        _assert_reveals_nothing(response, alice_world.secrets)
+    assert _alice_snapshot(crud, alice, alice_world) == before
+
+
+def test_other_users_cascade_delete_leaves_everything_referencing_the_customer(
+    crud: Api, alice: Caller, bob: Caller, alice_world: AliceWorld
+) -> None:
+    customer_id = alice_world.ids["customer_id"]
+    assert_error(crud.delete(f"/customers/{customer_id}?cascade=true", bob), 404, "NOT_FOUND")
+    for kind in ("contracts", "tasks"):
+        listed = crud.get(f"/{kind}?customer_id={customer_id}", alice)
+        assert listed.status_code == 200, listed.text
+        assert len(listed.json()["items"]) == 1, kind
+
+
+# -- lists -----------------------------------------------------------------------------
+
+
+@dataclass
+class Tenants:
+    """Three objects of every listable kind for each of Alice and Bob, alike in every filtered field."""
+
+    alice_ids: dict[str, set[str]]  # list path → ids
+    bob_ids: dict[str, set[str]]
+    alice_customer: str
+    bob_customer: str
+
+
+def _seed_tenant(crud: Api, repo_for: Any, user: Caller, who: str) -> tuple[dict[str, set[str]], str]:
+    customers = [
+        _create(
+            crud,
+            user,
+            "/customers",
+            {
+                "name": f"Shared {who} {i}",
+                "stage": "renewing",
+                "arr": 1000 * i,
+                "renewal_date": f"2026-0{i}-01",
+            },
+        )
+        for i in (1, 2, 3)
+    ]
+    anchor = customers[0]["id"]
+    tasks = [
+        _create(crud, user, "/tasks", {"title": f"{who} task {i}", "customer_id": anchor, "due_date": f"2026-0{i}-15"})
+        for i in (1, 2, 3)
+    ]
+    contracts = [_seed_contract(repo_for, user, anchor, f"{who} contract {i}") for i in (1, 2, 3)]
+    sessions = [_seed_session(repo_for, user, anchor, f"{who} session {i}") for i in (1, 2, 3)]
+    ids = {
+        "/customers": {c["id"] for c in customers},
+        "/tasks": {t["id"] for t in tasks},
+        "/contracts": {c["id"] for c in contracts},
+        "/sessions": {s["id"] for s in sessions},
+    }
+    return ids, anchor
+
+
+@pytest.fixture
+def tenants(crud: Api, repo_for: Any, alice: Caller, bob: Caller) -> Tenants:
+    alice_ids, alice_customer = _seed_tenant(crud, repo_for, alice, "Alice")
+    bob_ids, bob_customer = _seed_tenant(crud, repo_for, bob, "Bob")
+    return Tenants(alice_ids, bob_ids, alice_customer, bob_customer)
+
+
+def _pages(crud: Api, user: Caller, path: str, query: dict[str, str]) -> list[list[dict[str, Any]]]:
+    """Every page of a list, following next_cursor."""
+    pages: list[list[dict[str, Any]]] = []
+    params: dict[str, str] = dict(query)
+    while True:
+        response = crud.get(path, user, params=params)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        pages.append(body["items"])
+        if body["next_cursor"] is None:
+            return pages
+        assert len(pages) < 10, "the list does not end"
+        params = {**query, "cursor": body["next_cursor"]}
+
+
+@pytest.mark.parametrize("path", list(LIST_QUERIES))
+def test_other_users_objects_never_appear_in_a_list(
+    crud: Api, bob: Caller, tenants: Tenants, subtests: pytest.Subtests, path: str
+) -> None:
+    for template in LIST_QUERIES[path]:
+        for limit in (None, "2"):
+            query = {key: value.format(bob_customer=tenants.bob_customer) for key, value in template.items()}
+            if limit:
+                query["limit"] = limit
+            with subtests.test(path=path, query=query):
+                pages = _pages(crud, bob, path, query)
+                items = [item for page in pages for item in page]
+                ids = [item["id"] for item in items]
+                assert not set(ids) & tenants.alice_ids[path]
+                assert {item["owner_id"] for item in items} == {bob.uid}
+                assert sorted(ids) == sorted(tenants.bob_ids[path])  # each of Bob's, once
+                if limit:
+                    assert len(pages) == 2
+
+
+@pytest.mark.parametrize("path", ["/contracts", "/tasks", "/sessions"])
+def test_filtering_by_another_users_customer_lists_nothing(crud: Api, bob: Caller, tenants: Tenants, path: str) -> None:
+    for query in ({"customer_id": tenants.alice_customer}, {"customer_id": tenants.alice_customer, "limit": "1"}):
+        response = crud.get(path, bob, params=query)
+        assert response.status_code == 200, response.text
+        assert response.json() == {"items": [], "next_cursor": None}
+
+
+def test_another_users_cursor_never_yields_their_objects(
+    crud: Api, alice: Caller, bob: Caller, tenants: Tenants
+) -> None:
+    alices_first_page = crud.get("/customers", alice, params={"limit": "1"})
+    assert alices_first_page.status_code == 200, alices_first_page.text
+    cursor = alices_first_page.json()["next_cursor"]
+    assert cursor
+    response = crud.get("/customers", bob, params={"limit": "100", "cursor": cursor})
+    if response.status_code != 200:
+        assert_error(response, 400, "INVALID_ARGUMENT")
+        return
+    ids = {item["id"] for item in response.json()["items"]}
+    assert not ids & tenants.alice_ids["/customers"]
+
+
+# -- references to another user's customer ----------------------------------------------
+
+
+def _assert_no_such_customer(response: Any, secrets: list[str]) -> None:
+    error = assert_error(response, 400, "INVALID_ARGUMENT")
+    assert [detail["field"] for detail in error["details"]] == ["customer_id"]
+    _assert_reveals_nothing(response, [s for s in secrets if s not in response.request.body.decode()])
+
+
+def test_other_user_cannot_create_a_task_for_anothers_customer(crud: Api, bob: Caller, alice_world: AliceWorld) -> None:
+    response = crud.post("/tasks", bob, json={"title": "Sneaky", "customer_id": alice_world.ids["customer_id"]})
+    _assert_no_such_customer(response, alice_world.secrets)
+    assert crud.get("/tasks", bob).json()["items"] == []
+
+
+@pytest.mark.parametrize("kind", ["tasks", "contracts", "sessions"])
+def test_other_user_cannot_move_own_object_to_anothers_customer(
+    crud: Api, repo_for: Any, bob: Caller, alice_world: AliceWorld, kind: str
+) -> None:
+    own_customer = _create(crud, bob, "/customers", {"name": "Bobco"})["id"]
+    if kind == "tasks":
+        own = _create(crud, bob, "/tasks", {"title": "Bob's task", "customer_id": own_customer})
+    elif kind == "contracts":
+        own = _seed_contract(repo_for, bob, own_customer, "Bob's contract")
+    else:
+        own = _seed_session(repo_for, bob, own_customer, "Bob's session")
+    before = crud.get(f"/{kind}/{own['id']}", bob).json()
+
+    response = crud.patch(f"/{kind}/{own['id']}", bob, json={"customer_id": alice_world.ids["customer_id"]})
+
+    _assert_no_such_customer(response, alice_world.secrets)
+    after = crud.get(f"/{kind}/{own['id']}", bob).json()
+    assert after == before
+    assert after["customer_id"] == own_customer
+
+
+# -- profile ---------------------------------------------------------------------------
+
+
+def test_profile_is_the_callers_own(crud: Api, alice: Caller, bob: Caller) -> None:
+    tag = uuid.uuid4().hex[:10]
+    patched = crud.patch("/profile", alice, json={"display_name": f"Alice {tag}", "signature": f"-- A {tag}"})
+    assert patched.status_code == 200, patched.text
+    alices = crud.get("/profile", alice).json()
+
+    bobs = crud.get("/profile", bob)
+    assert bobs.status_code == 200, bobs.text
+    assert bobs.json()["id"] == bob.uid
+    assert bobs.json()["owner_id"] == bob.uid
+    assert bobs.json()["email"] == bob.email
+    leaked = [secret for secret in (tag, alice.uid, alice.email) if secret in bobs.text]
+    assert not leaked, bobs.text
+
+    bob_patch = crud.patch("/profile", bob, json={"display_name": "Bob"})
+    assert bob_patch.status_code == 200, bob_patch.text
+    assert bob_patch.json()["id"] == bob.uid
+    assert crud.get("/profile", alice).json() == alices
