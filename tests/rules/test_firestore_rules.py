@@ -68,11 +68,7 @@ class OwnedCollection:
     id_is_uid: bool = False  # profiles/{uid}, integrations/{uid}
 
     def __str__(self) -> str:
-        return (
-            f"sessions/*/{self.collection_id}"
-            if self.under_session
-            else self.collection_id
-        )
+        return f"sessions/*/{self.collection_id}" if self.under_session else self.collection_id
 
 
 CLIENT_READABLE = [
@@ -93,9 +89,7 @@ class FirestoreEmulator:
 
     def __init__(self, host: str) -> None:
         self.host = host
-        self.documents_url = (
-            f"http://{host}/v1/projects/{PROJECT_ID}/databases/(default)/documents"
-        )
+        self.documents_url = f"http://{host}/v1/projects/{PROJECT_ID}/databases/(default)/documents"
         self.http = requests.Session()
 
     # --- emulator administration -------------------------------------------------
@@ -141,9 +135,7 @@ class FirestoreEmulator:
         owner_id: str | None = None,
         all_descendants: bool = False,
     ) -> requests.Response:
-        query: dict[str, Any] = {
-            "from": [{"collectionId": collection_id, "allDescendants": all_descendants}]
-        }
+        query: dict[str, Any] = {"from": [{"collectionId": collection_id, "allDescendants": all_descendants}]}
         if owner_id is not None:
             query["where"] = {
                 "fieldFilter": {
@@ -160,9 +152,7 @@ class FirestoreEmulator:
             timeout=TIMEOUT_SECONDS,
         )
 
-    def create(
-        self, parent: str, collection_id: str, document_id: str, uid: str | None
-    ) -> requests.Response:
+    def create(self, parent: str, collection_id: str, document_id: str, uid: str | None) -> requests.Response:
         collection_path = f"{parent}/{collection_id}" if parent else collection_id
         return self.http.post(
             f"{self.documents_url}/{collection_path}",
@@ -172,12 +162,8 @@ class FirestoreEmulator:
             timeout=TIMEOUT_SECONDS,
         )
 
-    def patch(
-        self, path: str, uid: str | None, fields: dict[str, Any]
-    ) -> requests.Response:
-        return self._request(
-            "PATCH", path, _id_token(uid) if uid else None, json={"fields": fields}
-        )
+    def patch(self, path: str, uid: str | None, fields: dict[str, Any]) -> requests.Response:
+        return self._request("PATCH", path, _id_token(uid) if uid else None, json={"fields": fields})
 
     def delete(self, path: str, uid: str | None) -> requests.Response:
         return self._request("DELETE", path, _id_token(uid) if uid else None)
@@ -203,20 +189,14 @@ def _authorization(token: str | None) -> dict[str, str]:
 
 
 def assert_permission_denied(response: requests.Response) -> None:
-    assert response.status_code == 403, (
-        f"expected 403, got {response.status_code}: {response.text}"
-    )
+    assert response.status_code == 403, f"expected 403, got {response.status_code}: {response.text}"
     assert response.json()["error"]["status"] == "PERMISSION_DENIED"
 
 
 def returned_paths(response: requests.Response) -> set[str]:
     assert response.status_code == 200, response.text
     prefix = f"projects/{PROJECT_ID}/databases/(default)/documents/"
-    return {
-        row["document"]["name"].removeprefix(prefix)
-        for row in response.json()
-        if "document" in row
-    }
+    return {row["document"]["name"].removeprefix(prefix) for row in response.json() if "document" in row}
 
 
 # --- fixtures -----------------------------------------------------------------------
@@ -255,9 +235,7 @@ class Seeded:
     stranger_path: str
 
 
-def seed_parent(
-    emulator: FirestoreEmulator, collection: OwnedCollection, owner: str
-) -> str:
+def seed_parent(emulator: FirestoreEmulator, collection: OwnedCollection, owner: str) -> str:
     """The parent the collection lives under: a fresh session of the owner's, or the root."""
     if not collection.under_session:
         return ""
@@ -271,15 +249,11 @@ def document_path(parent: str, collection: OwnedCollection, document_id: str) ->
     return f"{prefix}{collection.collection_id}/{document_id}"
 
 
-def seed_owned(
-    emulator: FirestoreEmulator, collection: OwnedCollection, owner: str, stranger: str
-) -> Seeded:
+def seed_owned(emulator: FirestoreEmulator, collection: OwnedCollection, owner: str, stranger: str) -> Seeded:
     parent = seed_parent(emulator, collection, owner)
 
     def path_for(uid: str) -> str:
-        return document_path(
-            parent, collection, uid if collection.id_is_uid else _new_id()
-        )
+        return document_path(parent, collection, uid if collection.id_is_uid else _new_id())
 
     seeded = Seeded(collection, parent, path_for(owner), path_for(stranger))
     emulator.seed(seeded.path, _owned_fields(owner))
@@ -330,9 +304,7 @@ def test_owner_can_list_documents_filtered_by_own_owner_id(
 ) -> None:
     seeded = seed_owned(emulator, collection, alice, bob)
 
-    response = emulator.run_query(
-        collection.collection_id, alice, parent=seeded.parent, owner_id=alice
-    )
+    response = emulator.run_query(collection.collection_id, alice, parent=seeded.parent, owner_id=alice)
 
     assert returned_paths(response) == {seeded.path}
 
@@ -343,9 +315,7 @@ def test_list_without_owner_id_filter_is_refused_even_for_signed_in_user(
 ) -> None:
     seeded = seed_owned(emulator, collection, alice, bob)
 
-    assert_permission_denied(
-        emulator.run_query(collection.collection_id, alice, parent=seeded.parent)
-    )
+    assert_permission_denied(emulator.run_query(collection.collection_id, alice, parent=seeded.parent))
 
 
 @readable
@@ -354,11 +324,7 @@ def test_list_filtered_by_another_users_owner_id_is_refused(
 ) -> None:
     seeded = seed_owned(emulator, collection, alice, bob)
 
-    assert_permission_denied(
-        emulator.run_query(
-            collection.collection_id, bob, parent=seeded.parent, owner_id=alice
-        )
-    )
+    assert_permission_denied(emulator.run_query(collection.collection_id, bob, parent=seeded.parent, owner_id=alice))
 
 
 @readable
@@ -367,16 +333,10 @@ def test_anonymous_client_cannot_list_documents(
 ) -> None:
     seeded = seed_owned(emulator, collection, alice, bob)
 
-    assert_permission_denied(
-        emulator.run_query(
-            collection.collection_id, None, parent=seeded.parent, owner_id=alice
-        )
-    )
+    assert_permission_denied(emulator.run_query(collection.collection_id, None, parent=seeded.parent, owner_id=alice))
 
 
-def test_owner_cannot_get_a_profile_whose_id_is_not_their_uid(
-    emulator: FirestoreEmulator, alice: str
-) -> None:
+def test_owner_cannot_get_a_profile_whose_id_is_not_their_uid(emulator: FirestoreEmulator, alice: str) -> None:
     emulator.seed(f"profiles/{alice}", _owned_fields(alice))
     misplaced = f"profiles/{_new_id()}"
     emulator.seed(misplaced, _owned_fields(alice))
@@ -387,9 +347,7 @@ def test_owner_cannot_get_a_profile_whose_id_is_not_their_uid(
 # --- messages across sessions (collection-group queries) --------------------------------
 
 
-def seed_messages_in_two_sessions(
-    emulator: FirestoreEmulator, alice: str, bob: str
-) -> tuple[set[str], set[str]]:
+def seed_messages_in_two_sessions(emulator: FirestoreEmulator, alice: str, bob: str) -> tuple[set[str], set[str]]:
     """Alice's and Bob's messages, each in two sessions of their own."""
     paths: dict[str, set[str]] = {alice: set(), bob: set()}
     for owner in (alice, bob):
@@ -402,14 +360,10 @@ def seed_messages_in_two_sessions(
     return paths[alice], paths[bob]
 
 
-def test_owner_can_query_own_messages_across_sessions(
-    emulator: FirestoreEmulator, alice: str, bob: str
-) -> None:
+def test_owner_can_query_own_messages_across_sessions(emulator: FirestoreEmulator, alice: str, bob: str) -> None:
     alices_messages, _ = seed_messages_in_two_sessions(emulator, alice, bob)
 
-    response = emulator.run_query(
-        "messages", alice, owner_id=alice, all_descendants=True
-    )
+    response = emulator.run_query("messages", alice, owner_id=alice, all_descendants=True)
 
     assert returned_paths(response) == alices_messages
 
@@ -419,9 +373,7 @@ def test_collection_group_query_on_messages_without_owner_id_filter_is_refused(
 ) -> None:
     seed_messages_in_two_sessions(emulator, alice, bob)
 
-    assert_permission_denied(
-        emulator.run_query("messages", alice, all_descendants=True)
-    )
+    assert_permission_denied(emulator.run_query("messages", alice, all_descendants=True))
 
 
 def test_collection_group_query_on_another_users_messages_is_refused(
@@ -429,33 +381,25 @@ def test_collection_group_query_on_another_users_messages_is_refused(
 ) -> None:
     seed_messages_in_two_sessions(emulator, alice, bob)
 
-    assert_permission_denied(
-        emulator.run_query("messages", bob, owner_id=alice, all_descendants=True)
-    )
+    assert_permission_denied(emulator.run_query("messages", bob, owner_id=alice, all_descendants=True))
 
 
 # --- what no client may read ----------------------------------------------------------
 
 
-def test_owner_cannot_get_own_integration(
-    emulator: FirestoreEmulator, alice: str, bob: str
-) -> None:
+def test_owner_cannot_get_own_integration(emulator: FirestoreEmulator, alice: str, bob: str) -> None:
     seeded = seed_owned(emulator, INTEGRATIONS, alice, bob)
 
     assert_permission_denied(emulator.get(seeded.path, alice))
 
 
-def test_owner_cannot_list_own_integration(
-    emulator: FirestoreEmulator, alice: str, bob: str
-) -> None:
+def test_owner_cannot_list_own_integration(emulator: FirestoreEmulator, alice: str, bob: str) -> None:
     seed_owned(emulator, INTEGRATIONS, alice, bob)
 
     assert_permission_denied(emulator.run_query("integrations", alice, owner_id=alice))
 
 
-def test_owner_cannot_read_a_collection_the_rules_do_not_name(
-    emulator: FirestoreEmulator, alice: str
-) -> None:
+def test_owner_cannot_read_a_collection_the_rules_do_not_name(emulator: FirestoreEmulator, alice: str) -> None:
     path = f"oauth_states/{_new_id()}"
     emulator.seed(path, _owned_fields(alice))
 
@@ -489,9 +433,7 @@ def test_client_cannot_create_document(
     response = emulator.create(parent, collection.collection_id, document_id, uid)
 
     assert_permission_denied(response)
-    assert (
-        emulator.read_as_admin(document_path(parent, collection, document_id)) is None
-    )
+    assert emulator.read_as_admin(document_path(parent, collection, document_id)) is None
 
 
 @every_collection
