@@ -159,7 +159,7 @@ class Router:
         check_revoked: bool = False,
     ) -> Callable[[RouteHandler], RouteHandler]:
         """Register a handler for `method pattern`; `query` names the parameters it accepts."""
-        regex = re.compile("^" + _SEGMENT.sub(lambda m: f"(?P<{m.group(1)}>{_ID_SEGMENT})", pattern) + "/?$")
+        regex = re.compile("^" + _SEGMENT.sub(lambda m: f"(?P<{m.group(1)}>{_ID_SEGMENT})", pattern) + r"/?\Z")
 
         def register(handler: RouteHandler) -> RouteHandler:
             self.routes.append(Route(method, pattern, handler, public, check_revoked, frozenset(query), regex))
@@ -189,8 +189,8 @@ class Router:
             route, params = self.match(request.method, request.path)
             if not route.public:
                 ctx.user = authenticate(request.headers.get("Authorization"), check_revoked=route.check_revoked)
-            ctx.allowed_query = route.query
-            ctx.query()  # an unknown parameter is a 400 on every route
+                ctx.allowed_query = route.query
+                ctx.query()  # an unknown parameter is a 400 on every authenticated route
             return route.handler(ctx, **params)
         except MethodNotAllowedError as error:
             reply = _error_reply(error)
@@ -198,6 +198,11 @@ class Router:
             return reply
         except ApiError as error:
             return _error_reply(error)
+
+    def dispatch_unroutable(self, _: Exception) -> flask.Response:
+        import flask
+
+        return self.dispatch(flask.request)
 
     def dispatch(self, request: flask.Request) -> flask.Response:
         started = time.perf_counter()
@@ -218,8 +223,15 @@ class Router:
 
 def function_router(name: str) -> Router:
     """The router of one function entry point; configures the instance's logging once."""
+    import functions_framework
+    from werkzeug.exceptions import NotFound
+
     log.configure_logging(get_settings().log_level)
-    return Router(name)
+    router = Router(name)
+    # A path the framework's own catch-all route cannot match (a line break in it) never
+    # reaches a router: answer it in the contract's shape too.
+    functions_framework.errorhandler(NotFound)(router.dispatch_unroutable)
+    return router
 
 
 class MethodNotAllowedError(ApiError):

@@ -239,6 +239,7 @@ CUSTOMER_INVALID = [
     pytest.param({"currency": "usd"}, "currency", id="currency lower case"),
     pytest.param({"currency": "US"}, "currency", id="currency 2 letters"),
     pytest.param({"currency": "EURO"}, "currency", id="currency 4 letters"),
+    pytest.param({"currency": "XYZ"}, "currency", id="currency not an ISO 4217 code"),
     pytest.param({"renewal_date": "2026-13-01"}, "renewal_date", id="renewal month 13"),
     pytest.param({"renewal_date": "2026-02-30"}, "renewal_date", id="renewal Feb 30"),
     pytest.param({"renewal_date": "01/02/2026"}, "renewal_date", id="renewal US format"),
