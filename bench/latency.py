@@ -91,11 +91,24 @@ def run(bench: Bench) -> LatencyResult:
         # The fields the route writes: the changes, the next version and the server timestamp.
         customers.document(raw_patch_id).update({**patch_body(i), "version": i + 2, "updated_at": SERVER_TIMESTAMP})
 
+    safe_patch_id = ids[3]
+
+    def raw_safe_patch(i: int) -> None:
+        # What any owner-checked, compare-and-set patch needs from Firestore: read, then a
+        # write conditioned on the version read. A second baseline, beside the blind update.
+        reference = customers.document(safe_patch_id)
+        snapshot = reference.get()
+        data = snapshot.to_dict() or {}
+        option = bench.client.write_option(last_update_time=snapshot.update_time)
+        changes = {**patch_body(i), "version": data["version"] + 1, "updated_at": SERVER_TIMESTAMP}
+        reference.update(changes, option=option)
+
     operations: list[tuple[str, Callable[[int], None], Callable[[int], None]]] = [
         ("get", function_get, raw_get),
         (f"list (page of {PAGE})", function_list, raw_list),
         ("create", function_create, raw_create),
         ("patch", function_patch, raw_patch),
+        ("patch vs read+CAS", function_patch, raw_safe_patch),
     ]
 
     def healthz(_: int) -> None:
