@@ -22,30 +22,24 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from common import models  # noqa: E402
-from common.resources import CUSTOMERS, _customer_fields  # noqa: E402
-from scripts.stack import PROJECT_ID, Ports, Stack, StackError  # noqa: E402
+from common.resources import CUSTOMERS, customer_fields  # noqa: E402
+from scripts.stack import PROJECT_ID, Ports, Stack, StackError, isolated_env  # noqa: E402
 
 if TYPE_CHECKING:
     from google.cloud import firestore
 
 PORT_OFFSET = 20000  # below the ephemeral port range (32768+), where outgoing connections could hold them
 SEED_BATCH = 500  # Firestore's limit of writes per batch
-_STACK_SETTINGS = ("FIRESTORE_EMULATOR_HOST", "FIREBASE_AUTH_EMULATOR_HOST", "CLOUD_TASKS_EMULATOR_HOST", "CSCX_")
-
-
-def clean_env() -> dict[str, str]:
-    """The environment minus the stack settings of an outer `make run` shell."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(_STACK_SETTINGS)}
 
 
 def bench_stack(log_dir: Path | None = None) -> Stack:
-    return Stack(Ports.from_env({}, offset=PORT_OFFSET), env=clean_env(), log_dir=log_dir, with_functions=True)
+    return Stack(Ports.from_env({}, offset=PORT_OFFSET), env=isolated_env(), log_dir=log_dir, with_functions=True)
 
 
 def function_env() -> dict[str, str]:
     """The environment the stack's functions get (without starting anything)."""
     with tempfile.TemporaryDirectory(prefix="cscx-bench-") as log_dir:
-        return {**clean_env(), **bench_stack(Path(log_dir)).settings()}
+        return {**isolated_env(), **bench_stack(Path(log_dir)).settings()}
 
 
 @dataclass(frozen=True)
@@ -121,7 +115,7 @@ def customer_document(uid: str, body: Mapping[str, Any]) -> dict[str, Any]:
     """Exactly the fields `POST /customers` stores for `body`."""
     from google.cloud.firestore import SERVER_TIMESTAMP
 
-    fields = _customer_fields(models.parse(models.CustomerCreate, json.dumps(body).encode()).model_dump(mode="json"))
+    fields = customer_fields(models.parse(models.CustomerCreate, json.dumps(body).encode()).model_dump(mode="json"))
     return {**fields, "owner_id": uid, "version": 1, "created_at": SERVER_TIMESTAMP, "updated_at": SERVER_TIMESTAMP}
 
 

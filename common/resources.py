@@ -167,7 +167,7 @@ def update_profile(repo: Repository, user: User, body: bytes, if_match: int | No
 # -- customers -------------------------------------------------------------------------
 
 
-def _customer_fields(values: Mapping[str, Any]) -> dict[str, Any]:
+def customer_fields(values: Mapping[str, Any]) -> dict[str, Any]:
     fields = dict(values)
     if "name" in fields:
         fields["name_lower"] = fields["name"].lower()
@@ -178,12 +178,12 @@ def _customer_fields(values: Mapping[str, Any]) -> dict[str, Any]:
 
 def create_customer(repo: Repository, body: bytes) -> dict[str, Any]:
     customer = models.parse(models.CustomerCreate, body)
-    return repo.create(CUSTOMERS.collection, _customer_fields(customer.model_dump(mode="json")))
+    return repo.create(CUSTOMERS.collection, customer_fields(customer.model_dump(mode="json")))
 
 
 def update_customer(repo: Repository, customer_id: str, body: bytes, if_match: int | None) -> dict[str, Any]:
     return _update(
-        repo, CUSTOMERS, customer_id, _customer_fields(models.parse(models.CustomerUpdate, body).changes()), if_match
+        repo, CUSTOMERS, customer_id, customer_fields(models.parse(models.CustomerUpdate, body).changes()), if_match
     )
 
 

@@ -41,6 +41,16 @@ FUNCTIONS = (
 )
 
 
+def isolated_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """`env` (the process's by default) without the settings of an outer stack.
+
+    For a stack of its own beside `make run` (the tests', the benchmark's): an outer shell's
+    emulator addresses and CSCX_ settings must not leak into it.
+    """
+    env = os.environ if env is None else env
+    return {k: v for k, v in env.items() if not (k.endswith("_EMULATOR_HOST") or k.startswith("CSCX_"))}
+
+
 class StackError(RuntimeError):
     """A part of the stack is missing or did not start."""
 
@@ -50,6 +60,7 @@ class Ports:
     firestore: int = 8080
     auth: int = 9099
     tasks: int = 8123
+    storage: int = 9023
     hub: int = 4400
     functions: dict[str, int] = field(default_factory=lambda: {name: port for name, _, _, port in FUNCTIONS})
 
@@ -62,6 +73,7 @@ class Ports:
             firestore=port("CSCX_FIRESTORE_PORT", 8080),
             auth=port("CSCX_AUTH_PORT", 9099),
             tasks=port("CSCX_TASKS_PORT", 8123),
+            storage=port("CSCX_STORAGE_PORT", 9023),
             hub=port("CSCX_EMULATOR_HUB_PORT", 4400),
             functions={name: port(setting, default) for name, _, setting, default in FUNCTIONS},
         )
@@ -111,6 +123,8 @@ class Stack:
             "FIRESTORE_EMULATOR_HOST": f"127.0.0.1:{self.ports.firestore}",
             "FIREBASE_AUTH_EMULATOR_HOST": f"127.0.0.1:{self.ports.auth}",
             "CLOUD_TASKS_EMULATOR_HOST": f"127.0.0.1:{self.ports.tasks}",
+            "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{self.ports.storage}",
+            "CSCX_CONTRACTS_BUCKET": f"{PROJECT_ID}-contracts",
             "CSCX_TASKS_QUEUE": QUEUE,
             "CSCX_CORS_ORIGINS": "http://localhost:3000,http://127.0.0.1:3000",
         }
@@ -129,6 +143,7 @@ class Stack:
             self._start_firestore()
             self._start_auth()
             self._start_tasks()
+            self._start_storage()
             if self.with_functions:
                 for name, source, _, _ in FUNCTIONS:
                     self._start_function(name, source)
@@ -239,6 +254,23 @@ class Stack:
             ],
         )
 
+    def _start_storage(self) -> None:
+        emulator = _require(ROOT / ".venv/bin/gcp-storage-emulator", "gcp-storage-emulator")
+        self._spawn(
+            "storage",
+            [
+                emulator,
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.ports.storage),
+                "--in-memory",
+                "--default-bucket",
+                self.settings()["CSCX_CONTRACTS_BUCKET"],
+            ],
+        )
+
     def _start_function(self, name: str, source: str) -> None:
         framework = _require(ROOT / ".venv/bin/functions-framework", "functions-framework")
         env = {**self.base_env, **self.settings(), "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
@@ -263,6 +295,7 @@ class Stack:
             "firestore": (f"http://127.0.0.1:{self.ports.firestore}/", None),
             "auth": (f"http://127.0.0.1:{self.ports.auth}/", None),
             "tasks": (None, self.ports.tasks),
+            "storage": (None, self.ports.storage),
         }
         if self.with_functions:
             for name in self.ports.functions:
@@ -289,6 +322,7 @@ class Stack:
             f"Firestore emulator  127.0.0.1:{self.ports.firestore} (rules: firestore.rules)",
             f"Auth emulator       127.0.0.1:{self.ports.auth}",
             f"Cloud Tasks         127.0.0.1:{self.ports.tasks} (queue {self.settings()['CSCX_TASKS_QUEUE']})",
+            f"Cloud Storage       127.0.0.1:{self.ports.storage} (bucket {self.settings()['CSCX_CONTRACTS_BUCKET']})",
         ]
         if self.with_functions:
             lines += [f"{name:<19} {self.url(name)}" for name in self.ports.functions]

@@ -20,7 +20,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scripts.stack import PROJECT_ID, Ports, Stack  # noqa: E402
+from scripts.stack import PROJECT_ID, Ports, Stack, isolated_env  # noqa: E402
 
 # The stack's ports are DESIGN §11's plus this offset; CSCX_TEST_PORT_OFFSET moves them.
 TEST_PORT_OFFSET = int(os.environ.get("CSCX_TEST_PORT_OFFSET") or 10000)
@@ -30,7 +30,7 @@ TEST_PORT_OFFSET = int(os.environ.get("CSCX_TEST_PORT_OFFSET") or 10000)
 def stack() -> Iterator[Stack]:
     stack = Stack(
         Ports.from_env({}, offset=TEST_PORT_OFFSET),
-        env=_clean_env(),
+        env=isolated_env(),
         log_dir=ROOT / ".stack" / f"test-{TEST_PORT_OFFSET}",
     )
     stack.start()
@@ -39,12 +39,6 @@ def stack() -> Iterator[Stack]:
         yield stack
     finally:
         stack.stop()
-
-
-def _clean_env() -> dict[str, str]:
-    """The environment minus any stack settings of an outer `make run` shell."""
-    prefixes = ("FIRESTORE_EMULATOR_HOST", "FIREBASE_AUTH_EMULATOR_HOST", "CLOUD_TASKS_EMULATOR_HOST", "CSCX_")
-    return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
 
 
 @pytest.fixture(autouse=True)
