@@ -1,0 +1,90 @@
+"""The local stack of `make run`: everything starts, settings are honoured, Ctrl-C stops it all."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from scripts.stack import FUNCTIONS, ROOT, StackError, firestore_launcher, isolated_env
+
+# Ports of this test's own `run` stack, clear of the suite's (+10000) and of `make run`'s.
+PORTS = {
+    "CSCX_FIRESTORE_PORT": 11180,
+    "CSCX_AUTH_PORT": 11199,
+    "CSCX_TASKS_PORT": 11123,
+    "CSCX_STORAGE_PORT": 11124,
+    "CSCX_EMULATOR_HUB_PORT": 11400,
+    **{setting: 11181 + i for i, (_, _, setting, _) in enumerate(FUNCTIONS)},
+}
+ORIGIN = "https://app.cscx.example"
+
+
+def _open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_missing_firestore_emulator_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CSCX_FIRESTORE_EMULATOR", "/nonexistent/cloud_firestore_emulator")
+    with pytest.raises(StackError, match="Firestore emulator is missing"):
+        firestore_launcher()
+
+
+def test_run_starts_everything_honours_settings_and_stops_on_ctrl_c() -> None:
+    env = {**isolated_env(), **{k: str(v) for k, v in PORTS.items()}, "CSCX_CORS_ORIGINS": ORIGIN}
+    process = subprocess.Popen(
+        [sys.executable, "scripts/stack.py", "run"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert process.stdout is not None
+        lines: list[str] = []
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("logs"):
+                break
+        output = "".join(lines)
+        assert "CSCX local stack is up" in output, output
+        for name, _, setting, _ in FUNCTIONS:
+            url = f"http://127.0.0.1:{PORTS[setting]}"
+            assert f"{name}" in output
+            assert url in output, output
+            assert requests.get(f"{url}/healthz", timeout=5).json() == {"status": "ok"}
+        assert f"127.0.0.1:{PORTS['CSCX_FIRESTORE_PORT']}" in output
+        assert f"127.0.0.1:{PORTS['CSCX_AUTH_PORT']}" in output
+
+        # A setting present in the environment wins over the stack's default.
+        crud = f"http://127.0.0.1:{PORTS['CSCX_CRUD_PORT']}"
+        preflight = requests.options(
+            f"{crud}/customers",
+            headers={"Origin": ORIGIN, "Access-Control-Request-Method": "POST"},
+            timeout=5,
+        )
+        assert preflight.headers.get("Access-Control-Allow-Origin") == ORIGIN
+
+        os.kill(process.pid, signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+        time.sleep(0.5)
+        still_open = [name for name, port in PORTS.items() if _open(port)]
+        assert still_open == [], f"still listening after Ctrl-C: {still_open}"
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
