@@ -1,0 +1,94 @@
+"""Every list query the API can issue has a composite index in firestore.indexes.json.
+
+The emulator serves any query without an index; production Firestore refuses them. The
+queries are recorded from the list functions themselves, over every filter and order.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pytest
+
+from common import resources
+from common.store import Filter, Order, Page, Repository
+from scripts.stack import ROOT
+
+EQUALITY = {"==", "in"}
+
+
+class RecordingRepository(Repository):
+    """Records the list queries asked of it instead of running them."""
+
+    def __init__(self) -> None:
+        super().__init__("uid-recording")
+        self.queries: list[tuple[str, Sequence[Filter], Order]] = []
+
+    def get(self, path: str, doc_id: str, kind: str) -> dict[str, Any]:
+        return {"id": doc_id, "owner_id": self.uid, "version": 1}
+
+    def list(self, path: str, *, filters: Sequence[Filter] = (), order: Order, limit: int, cursor: str | None) -> Page:
+        self.queries.append((path, filters, order))
+        return Page([], None)
+
+
+def _combinations(options: dict[str, list[str | None]]) -> Iterator[dict[str, str]]:
+    names = list(options)
+    for values in itertools.product(*(options[n] for n in names)):
+        yield {n: v for n, v in zip(names, values, strict=True) if v is not None}
+
+
+def recorded_queries() -> list[tuple[str, Sequence[Filter], Order]]:
+    repo = RecordingRepository()
+    for query in _combinations({"stage": [None, "adopting"], "order": [*resources.CUSTOMERS.orders, None]}):
+        resources.list_customers(repo, query)
+    resources.list_customers(repo, {"q": "acme"})
+    resources.list_customers(repo, {"q": "acme", "stage": "renewing", "order": "name"})
+    for query in _combinations({"customer_id": [None, "c1"]}):
+        resources.list_contracts(repo, query)
+        resources.list_sessions(repo, query)
+    for query in _combinations(
+        {"status": [None, "open"], "customer_id": [None, "c1"], "due_before": [None, "2026-01-01"]}
+    ):
+        resources.list_tasks(repo, query)
+    resources.list_messages(repo, "s1", {})
+    return repo.queries
+
+
+def _indexes() -> list[tuple[str, list[tuple[str, str]]]]:
+    document = json.loads((ROOT / "firestore.indexes.json").read_text())
+    return [
+        (index["collectionGroup"], [(field["fieldPath"], field["order"]) for field in index["fields"]])
+        for index in document["indexes"]
+    ]
+
+
+def _needed(path: str, filters: Sequence[Filter], order: Order) -> tuple[str, set[str], list[tuple[str, str]]]:
+    equality = {"owner_id"} | {f.field for f in filters if f.op in EQUALITY}
+    ordered = [(name, "DESCENDING" if descending else "ASCENDING") for name, descending in order.fields]
+    ranges = {f.field for f in filters if f.op not in EQUALITY}
+    assert ranges <= {name for name, _ in ordered}, "a range filter must be on the order's field"
+    return path.rsplit("/", 1)[-1], equality, ordered
+
+
+@pytest.mark.parametrize(
+    "query", recorded_queries(), ids=lambda q: f"{q[0]}:{[(f.field, f.op) for f in q[1]]}:{q[2].name}"
+)
+def test_list_query_has_a_composite_index(query: tuple[str, Sequence[Filter], Order]) -> None:
+    group, equality, ordered = _needed(*query)
+    for index_group, fields in _indexes():
+        if index_group != group or len(fields) != len(equality) + len(ordered):
+            continue
+        if {name for name, _ in fields[: len(equality)]} == equality and fields[len(equality) :] == ordered:
+            return
+    pytest.fail(f"no index on {group} for equality {sorted(equality)} then {ordered}")
+
+
+def test_recording_covers_every_list_order() -> None:
+    orders = {(path.rsplit("/", 1)[-1], order.name) for path, _, order in recorded_queries()}
+    for kind in (resources.CUSTOMERS, resources.CONTRACTS, resources.TASKS, resources.SESSIONS, resources.MESSAGES):
+        for name in kind.orders:
+            assert (kind.collection, name) in orders
