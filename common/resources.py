@@ -87,13 +87,12 @@ def _date_arg(query: Mapping[str, str], name: str) -> str | None:
     if raw is None:
         return None
     try:
-        return dt.date.fromisoformat(raw).isoformat() if len(raw) == 10 else _bad_date(name)
+        if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", raw):
+            raise ValueError(raw)
+        dt.date.fromisoformat(raw)
     except ValueError:
-        return _bad_date(name)
-
-
-def _bad_date(name: str) -> str:
-    raise invalid(name, "must be a date as YYYY-MM-DD")
+        raise invalid(name, "must be a date as YYYY-MM-DD") from None
+    return raw
 
 
 def _enum_arg(query: Mapping[str, str], name: str, values: type[enum.StrEnum]) -> str | None:
