@@ -6,7 +6,7 @@ TASKS_VENV := .venv-tasks
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint bench clean
+.PHONY: install java run test lint bench clean
 
 install: $(VENV)/.installed $(TASKS_VENV)/.installed node_modules/.installed java
 
@@ -25,11 +25,11 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# The Firestore emulator runs on the system Java 17 (DESIGN §10).
+# The Firestore emulator runs on the system Java 17 (DESIGN §10); it comes with the Google
+# Cloud CLI's Debian packages, which scripts/stack.py looks for.
 java:
 	@command -v java >/dev/null || (apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless)
-	@test -x /usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud_firestore_emulator \
-	  || test -n "$$CSCX_FIRESTORE_EMULATOR" \
+	@$(PYTHON) -c 'from scripts.stack import firestore_launcher; firestore_launcher()' 2>/dev/null \
 	  || (apt-get update -qq && apt-get install -y -qq google-cloud-cli-firestore-emulator) \
 	  || (echo "The Firestore emulator (google-cloud-cli-firestore-emulator) is missing" >&2; exit 1)
 

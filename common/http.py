@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from common import log
 from common.auth import User, authenticate
 from common.errors import ApiError, Code
+from common.models import ID_PATTERN
 from common.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -27,8 +28,6 @@ logger = log.get_logger(__name__)
 
 JSON_TYPE = "application/json; charset=utf-8"
 _SEGMENT = re.compile(r"\{(\w+)\}")
-# Firestore document ids we create are 20 characters; anything outside this shape cannot exist.
-_ID_SEGMENT = r"[A-Za-z0-9_-]{1,128}"
 
 
 @dataclass
@@ -72,6 +71,13 @@ class Context:
                 Code.INVALID_ARGUMENT,
                 f"Unknown query parameter: {', '.join(unknown)}.",
                 [{"field": name, "message": "unknown query parameter"} for name in unknown],
+            )
+        repeated = sorted(name for name in args if len(args.getlist(name)) > 1)
+        if repeated:
+            raise ApiError(
+                Code.INVALID_ARGUMENT,
+                f"Query parameter given more than once: {', '.join(repeated)}.",
+                [{"field": name, "message": "given more than once"} for name in repeated],
             )
         return {key: args.get(key, "") for key in args}
 
@@ -144,9 +150,10 @@ class Route:
 class Router:
     """Matches a request to a route; the one place requests are authenticated and errors shaped."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, on_authenticated: Callable[[User], None] | None = None) -> None:
         self.name = name
         self.routes: list[Route] = []
+        self.on_authenticated = on_authenticated
         self.route("GET", "/healthz", public=True)(lambda ctx: Reply({"status": "ok"}))
 
     def route(
@@ -159,7 +166,7 @@ class Router:
         check_revoked: bool = False,
     ) -> Callable[[RouteHandler], RouteHandler]:
         """Register a handler for `method pattern`; `query` names the parameters it accepts."""
-        regex = re.compile("^" + _SEGMENT.sub(lambda m: f"(?P<{m.group(1)}>{_ID_SEGMENT})", pattern) + r"/?\Z")
+        regex = re.compile("^" + _SEGMENT.sub(lambda m: f"(?P<{m.group(1)}>{ID_PATTERN})", pattern) + r"/?\Z")
 
         def register(handler: RouteHandler) -> RouteHandler:
             self.routes.append(Route(method, pattern, handler, public, check_revoked, frozenset(query), regex))
@@ -189,6 +196,8 @@ class Router:
             route, params = self.match(request.method, request.path)
             if not route.public:
                 ctx.user = authenticate(request.headers.get("Authorization"), check_revoked=route.check_revoked)
+                if self.on_authenticated is not None:
+                    self.on_authenticated(ctx.user)
                 ctx.allowed_query = route.query
                 ctx.query()  # an unknown parameter is a 400 on every authenticated route
             return route.handler(ctx, **params)
@@ -198,11 +207,6 @@ class Router:
             return reply
         except ApiError as error:
             return _error_reply(error)
-
-    def dispatch_unroutable(self, _: Exception) -> flask.Response:
-        import flask
-
-        return self.dispatch(flask.request)
 
     def dispatch(self, request: flask.Request) -> flask.Response:
         started = time.perf_counter()
@@ -221,17 +225,20 @@ class Router:
         return response
 
 
-def function_router(name: str) -> Router:
-    """The router of one function entry point; configures the instance's logging once."""
+def function_router(name: str, on_authenticated: Callable[[User], None] | None = None) -> Router:
+    """The router of one function entry point; configures the instance once."""
     import functions_framework
     from werkzeug.exceptions import NotFound
 
     log.configure_logging(get_settings().log_level)
-    router = Router(name)
     # A path the framework's own catch-all route cannot match (a line break in it) never
     # reaches a router: answer it in the contract's shape too.
-    functions_framework.errorhandler(NotFound)(router.dispatch_unroutable)
-    return router
+    functions_framework.errorhandler(NotFound)(_unroutable)
+    return Router(name, on_authenticated)
+
+
+def _unroutable(_: Exception) -> flask.Response:
+    return _to_response(_error_reply(ApiError(Code.NOT_FOUND, "No such route.")), {})
 
 
 class MethodNotAllowedError(ApiError):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import enum
 import functools
-import math
 import re
 import zoneinfo
 from datetime import date
@@ -73,7 +72,9 @@ OptionalTitle = Annotated[str, StringConstraints(strip_whitespace=True, max_leng
 Notes = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20_000)]
 Signature = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5_000)]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
-DocumentId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
+# Ids the server hands out (Firestore auto ids, Firebase uids); Firestore reserves __x__ ids.
+ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}"
+DocumentId = Annotated[str, StringConstraints(pattern=rf"^{ID_PATTERN}$")]
 
 
 def _check_domain(value: str) -> str:
@@ -276,12 +277,6 @@ def _check_currency(value: str) -> str:
     return value
 
 
-def _check_finite(value: float) -> float:
-    if not math.isfinite(value):
-        raise ValueError("must be a finite number")
-    return value
-
-
 @functools.cache
 def _timezones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
@@ -305,7 +300,7 @@ def _only_low_risk(types: list[ActionType]) -> list[ActionType]:
 AutoApprove = Annotated[list[ActionType], Field(max_length=4), AfterValidator(_only_low_risk)]
 Domain = Annotated[str, StringConstraints(max_length=253), AfterValidator(_check_domain)]
 Currency = Annotated[str, AfterValidator(_check_currency)]
-Money = Annotated[float, Field(ge=0, le=1e15), AfterValidator(_check_finite)]
+Money = Annotated[float, Field(ge=0, le=1e15, allow_inf_nan=False)]
 TimeZone = Annotated[str, AfterValidator(_check_timezone)]
 
 

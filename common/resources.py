@@ -108,7 +108,7 @@ def _id_arg(query: Mapping[str, str], name: str) -> str | None:
     raw = query.get(name)
     if raw is None:
         return None
-    if not re.fullmatch(r"[A-Za-z0-9_-]{1,128}", raw):
+    if not re.fullmatch(models.ID_PATTERN, raw):
         raise invalid(name, "is not an id")
     return raw
 
@@ -122,11 +122,14 @@ def _list(repo: Repository, kind: Kind, args: ListArgs, filters: list[Filter], p
 _profiles_seen: set[str] = set()
 
 
-def ensure_profile(repo: Repository, user: User) -> None:
-    """Create the caller's profile on their first authenticated call (once per instance)."""
+def ensure_profile(user: User) -> None:
+    """Create the caller's profile on their first authenticated call (checked once per instance).
+
+    Every function's router calls this after authenticating a user (DESIGN §3).
+    """
     if user.uid in _profiles_seen:
         return
-    get_profile(repo, user)
+    get_profile(Repository(user.uid), user)
     _profiles_seen.add(user.uid)
 
 
@@ -134,10 +137,14 @@ def get_profile(repo: Repository, user: User) -> dict[str, Any]:
     from google.api_core.exceptions import AlreadyExists, Conflict
 
     try:
-        return repo.get(PROFILES.collection, user.uid, PROFILES.name)
+        profile = repo.get(PROFILES.collection, user.uid, PROFILES.name)
     except ApiError as error:
         if error.code is not Code.NOT_FOUND:
             raise
+    else:
+        if user.email and profile.get("email") != user.email:  # changed at sign-in since
+            profile = repo.update(PROFILES.collection, user.uid, PROFILES.name, lambda _: {"email": user.email})
+        return profile
     defaults = {
         "email": user.email,
         "display_name": user.display_name or "",
@@ -199,7 +206,9 @@ def list_customers(repo: Repository, query: Mapping[str, str]) -> Page:
             raise invalid("q", "must be 1 to 200 characters")
         if args.order.name != "name":
             raise invalid("order", "must be name when searching with q")
-        filters += [Filter("name_lower", ">=", prefix), Filter("name_lower", "<", prefix + "\uf8ff")]
+        # Everything that starts with the prefix sorts before the prefix with its last
+        # character incremented (Firestore compares strings by their UTF-8 bytes).
+        filters += [Filter("name_lower", ">=", prefix), Filter("name_lower", "<", _after_prefix(prefix))]
     return _list(repo, CUSTOMERS, args, filters)
 
 
@@ -209,6 +218,15 @@ def _update(repo: Repository, kind: Kind, doc_id: str, changes: dict[str, Any], 
         repo.get(kind.collection, doc_id, kind.name)  # a missing object is 404 before its reference is judged
         require_customer(repo, changes["customer_id"])
     return repo.update(kind.collection, doc_id, kind.name, lambda _: changes, if_match=if_match)
+
+
+def _after_prefix(prefix: str) -> str:
+    """The smallest string above every string that starts with `prefix`."""
+    last = ord(prefix[-1])
+    following = 0xE000 if last == 0xD7FF else last + 1  # surrogates are not characters
+    if following > 0x10FFFF:
+        return prefix + "\U0010ffff"
+    return prefix[:-1] + chr(following)
 
 
 def require_customer(repo: Repository, customer_id: str | None, field: str = "customer_id") -> None:
@@ -250,10 +268,13 @@ def delete_customer(repo: Repository, customer_id: str, *, cascade: bool, if_mat
                 f"The customer is still referenced by {', '.join(blocking)}; delete those first or use ?cascade=true.",
                 [{"field": name, "message": "references this customer"} for name in blocking],
             )
-    else:
-        for name, filters in references.items():
-            repo.delete_where(name, filters)
-    repo.delete(CUSTOMERS.collection, customer_id, CUSTOMERS.name, if_match=if_match)
+        repo.delete(CUSTOMERS.collection, customer_id, CUSTOMERS.name, if_match=if_match)
+        return
+    # If-Match was judged above, before anything is deleted: once the references are gone the
+    # customer goes too, whatever was written to it meanwhile.
+    for name, filters in references.items():
+        repo.delete_where(name, filters)
+    repo.delete(CUSTOMERS.collection, customer_id, CUSTOMERS.name)
 
 
 # -- contracts -------------------------------------------------------------------------
@@ -330,10 +351,17 @@ def list_messages(repo: Repository, session_id: str, query: Mapping[str, str]) -
 
 
 def delete_session(repo: Repository, session_id: str, if_match: int | None) -> None:
-    """Delete a session and every message in it (messages first: a retry finishes the job)."""
-    current = repo.get(SESSIONS.collection, session_id, SESSIONS.name)
-    if current.get("status") == "streaming":
-        raise ApiError(Code.ABORTED, "The session is streaming a reply; stop it before deleting it.")
-    check_version(current, if_match)
+    """Delete a session and every message in it.
+
+    The session is first moved to `deleting` in one compare-and-set (refused while it
+    streams), so no stream can start on it while its messages go; a retry finishes the job.
+    """
+
+    def start_deleting(current: dict[str, Any]) -> dict[str, Any]:
+        if current.get("status") == "streaming":
+            raise ApiError(Code.ABORTED, "The session is streaming a reply; stop it before deleting it.")
+        return {"status": "deleting"}
+
+    repo.update(SESSIONS.collection, session_id, SESSIONS.name, start_deleting, if_match=if_match)
     repo.delete_where(messages_path(session_id), [])
-    repo.delete(SESSIONS.collection, session_id, SESSIONS.name, if_match=if_match)
+    repo.delete(SESSIONS.collection, session_id, SESSIONS.name)

@@ -27,6 +27,9 @@ class Settings:
     emulators: dict[str, str] = field(default_factory=dict)
     log_level: str = "INFO"
     cursor_key: bytes = b""
+    firestore_timeout_seconds: float = 10.0
+    tasks_queue: str = ""
+    contracts_bucket: str = ""
 
     @property
     def is_demo_project(self) -> bool:
@@ -84,6 +87,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         emulators=emulators,
         log_level=level,
         cursor_key=cursor_key.encode(),
+        firestore_timeout_seconds=_int(env, "CSCX_FIRESTORE_TIMEOUT_SECONDS", 10, minimum=1),
+        tasks_queue=env.get("CSCX_TASKS_QUEUE", ""),
+        contracts_bucket=env.get("CSCX_CONTRACTS_BUCKET", ""),
     )
 
 

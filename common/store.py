@@ -16,24 +16,58 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from common.errors import ApiError, Code
+from common.log import get_logger
 from common.settings import get_settings
 
 if TYPE_CHECKING:
     from google.cloud import firestore
+
+logger = get_logger(__name__)
 
 COMMON_FIELDS = ("owner_id", "created_at", "updated_at", "version")
 BATCH_SIZE = 400  # below Firestore's 500 writes per batch
 
 
 @functools.cache
-def firestore_client() -> firestore.Client:
-    """The instance's Firestore client, created on first use."""
+def _firestore_client() -> firestore.Client:
+    """The instance's Firestore client, created on first use; only a Repository uses it."""
     from google.cloud import firestore
 
     return firestore.Client(project=get_settings().project_id)
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _database_errors(method: Callable[P, R]) -> Callable[P, R]:
+    """Firestore's transient failures become the API's 503 (or 429) at this one boundary."""
+
+    @functools.wraps(method)
+    def translated(*args: P.args, **kwargs: P.kwargs) -> R:
+        from google.api_core import exceptions as gexc
+
+        try:
+            return method(*args, **kwargs)
+        except gexc.ResourceExhausted:
+            logger.warning("Firestore quota exhausted", exc_info=True)
+            raise ApiError(Code.RESOURCE_EXHAUSTED, "Too many requests right now; try again shortly.") from None
+        except (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.InternalServerError, gexc.RetryError):
+            logger.warning("Firestore unavailable", exc_info=True)
+            raise ApiError(Code.UNAVAILABLE, "The database is unavailable right now; try again.") from None
+
+    return translated
+
+
+@functools.cache
+def _call_options(timeout: float) -> dict[str, Any]:
+    """Every Firestore call gives up after `timeout` seconds, retries included."""
+    from google.api_core.retry import Retry, if_transient_error
+
+    return {"timeout": timeout, "retry": Retry(timeout=timeout, predicate=if_transient_error)}
 
 
 def not_found(kind: str) -> ApiError:
@@ -75,28 +109,39 @@ class Repository:
         self.documents_read = 0  # documents Firestore returned, for the benchmarks
 
     @property
-    def client(self) -> firestore.Client:
+    def _calls(self) -> dict[str, Any]:
+        return _call_options(get_settings().firestore_timeout_seconds)
+
+    @property
+    def _db(self) -> firestore.Client:
         if self._client is None:
-            self._client = firestore_client()
+            self._client = _firestore_client()
         return self._client
 
     def _collection(self, path: str) -> Any:
-        return self.client.collection(path)
+        return self._db.collection(path)
 
     # -- reads -------------------------------------------------------------------------
 
+    @_database_errors
     def get(self, path: str, doc_id: str, kind: str) -> dict[str, Any]:
         """The document `path/doc_id` if this tenant owns it, else 404."""
         return self._load(path, doc_id, kind)[0]
 
     def _load(self, path: str, doc_id: str, kind: str) -> tuple[dict[str, Any], Any]:
-        snapshot = self._collection(path).document(doc_id).get()
+        from google.api_core import exceptions as gexc
+
+        try:
+            snapshot = self._collection(path).document(doc_id).get(**self._calls)
+        except gexc.InvalidArgument:  # an id Firestore reserves (__x__) can name nothing
+            raise not_found(kind) from None
         self.documents_read += 1
         data = snapshot.to_dict() if snapshot.exists else None
         if data is None or data.get("owner_id") != self.uid:
             raise not_found(kind)
         return {"id": snapshot.id, **data}, snapshot.update_time
 
+    @_database_errors
     def list(
         self,
         path: str,
@@ -123,7 +168,7 @@ class Repository:
         if cursor:
             values, doc_id = _decode_cursor(cursor, fingerprint, len(order.fields))
             query = query.start_after([*values, self._collection(path).document(doc_id)])
-        snapshots = list(query.limit(limit + 1).stream())
+        snapshots = list(query.limit(limit + 1).stream(**self._calls))
         self.documents_read += max(1, len(snapshots))
         items = [{"id": s.id, **(s.to_dict() or {})} for s in snapshots[:limit]]
         next_cursor = None
@@ -133,9 +178,10 @@ class Repository:
             next_cursor = _encode_cursor(fingerprint, [data.get(name) for name, _ in order.fields], last.id)
         return Page(items, next_cursor)
 
+    @_database_errors
     def first(self, path: str, filters: Sequence[Filter]) -> dict[str, Any] | None:
         """Any one of the tenant's documents matching `filters`, or None."""
-        snapshots = list(self._query(path, filters).limit(1).stream())
+        snapshots = list(self._query(path, filters).limit(1).stream(**self._calls))
         self.documents_read += 1
         if not snapshots:
             return None
@@ -151,16 +197,19 @@ class Repository:
 
     # -- writes ------------------------------------------------------------------------
 
+    @_database_errors
     def create(self, path: str, data: Mapping[str, Any], doc_id: str | None = None) -> dict[str, Any]:
         """Store a new document owned by the tenant and return it with its common fields."""
         from google.cloud.firestore import SERVER_TIMESTAMP
 
         reference = self._collection(path).document(doc_id) if doc_id else self._collection(path).document()
         document = {**data, "owner_id": self.uid, "version": 1}
-        result = reference.create({**document, "created_at": SERVER_TIMESTAMP, "updated_at": SERVER_TIMESTAMP})
+        stamps = {"created_at": SERVER_TIMESTAMP, "updated_at": SERVER_TIMESTAMP}
+        result = reference.create({**document, **stamps}, **self._calls)
         stamp = _server_time(result)
         return {"id": reference.id, **document, "created_at": stamp, "updated_at": stamp}
 
+    @_database_errors
     def update(
         self,
         path: str,
@@ -188,40 +237,46 @@ class Repository:
             try:
                 result = reference.update(
                     {**write, "updated_at": SERVER_TIMESTAMP},
-                    option=self.client.write_option(last_update_time=update_time),
+                    option=self._db.write_option(last_update_time=update_time),
+                    **self._calls,
                 )
             except (gexc.FailedPrecondition, gexc.NotFound):
                 continue
             return {**current, **write, "updated_at": _server_time(result)}
         raise ApiError(Code.ABORTED, f"The {kind} is being changed by another request; try again.")
 
+    @_database_errors
     def delete(self, path: str, doc_id: str, kind: str, *, if_match: int | None = None) -> dict[str, Any]:
-        """Delete an owned document (compare-and-set against the version read)."""
+        """Delete an owned document as a compare-and-set against the version read.
+
+        A concurrent writer makes the precondition fail: with `if_match` that is a 412 on the
+        next read, without it the delete is tried again on the new state.
+        """
         from google.api_core import exceptions as gexc
 
-        current, update_time = self._load(path, doc_id, kind)
-        check_version(current, if_match)
-        try:
-            self._collection(path).document(doc_id).delete(
-                option=self.client.write_option(last_update_time=update_time)
-            )
-        except gexc.FailedPrecondition:
-            raise ApiError(Code.ABORTED, f"The {kind} changed while it was being deleted; try again.") from None
-        except gexc.NotFound:
-            raise not_found(kind) from None
-        return current
+        reference = self._collection(path).document(doc_id)
+        for _ in range(5):
+            current, update_time = self._load(path, doc_id, kind)
+            check_version(current, if_match)
+            try:
+                reference.delete(option=self._db.write_option(last_update_time=update_time), **self._calls)
+            except (gexc.FailedPrecondition, gexc.NotFound):
+                continue
+            return current
+        raise ApiError(Code.ABORTED, f"The {kind} is being changed by another request; try again.")
 
+    @_database_errors
     def delete_where(self, path: str, filters: Sequence[Filter]) -> int:
         """Delete every owned document matching `filters`, in batches; returns how many."""
         deleted = 0
         while True:
-            snapshots = list(self._query(path, filters).limit(BATCH_SIZE).stream())
+            snapshots = list(self._query(path, filters).limit(BATCH_SIZE).stream(**self._calls))
             if not snapshots:
                 return deleted
-            batch = self.client.batch()
+            batch = self._db.batch()
             for snapshot in snapshots:
                 batch.delete(snapshot.reference)
-            batch.commit()
+            batch.commit(**self._calls)
             deleted += len(snapshots)
 
 

@@ -48,7 +48,8 @@ def isolated_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     emulator addresses and CSCX_ settings must not leak into it.
     """
     env = os.environ if env is None else env
-    return {k: v for k, v in env.items() if not (k.endswith("_EMULATOR_HOST") or k.startswith("CSCX_"))}
+    outer = ("GOOGLE_CLOUD_PROJECT", "GCLOUD_PROJECT")
+    return {k: v for k, v in env.items() if not (k.endswith("_EMULATOR_HOST") or k.startswith("CSCX_") or k in outer)}
 
 
 class StackError(RuntimeError):
@@ -119,7 +120,6 @@ class Stack:
     def settings(self) -> dict[str, str]:
         """The settings every function (and test) gets; present values win."""
         defaults = {
-            "GOOGLE_CLOUD_PROJECT": PROJECT_ID,
             "FIRESTORE_EMULATOR_HOST": f"127.0.0.1:{self.ports.firestore}",
             "FIREBASE_AUTH_EMULATOR_HOST": f"127.0.0.1:{self.ports.auth}",
             "CLOUD_TASKS_EMULATOR_HOST": f"127.0.0.1:{self.ports.tasks}",
@@ -128,7 +128,12 @@ class Stack:
             "CSCX_TASKS_QUEUE": QUEUE,
             "CSCX_CORS_ORIGINS": "http://localhost:3000,http://127.0.0.1:3000",
         }
-        return {key: self.base_env.get(key) or value for key, value in defaults.items()}
+        # The emulators are started for PROJECT_ID: a project id from the shell (a real one,
+        # often) must not reach the functions, which would then refuse the emulators.
+        return {
+            **{key: self.base_env.get(key) or value for key, value in defaults.items()},
+            "GOOGLE_CLOUD_PROJECT": PROJECT_ID,
+        }
 
     def url(self, function: str) -> str:
         return f"http://127.0.0.1:{self.ports.functions[function]}"
@@ -171,7 +176,9 @@ class Stack:
             "firestore": self.ports.firestore,
             "auth": self.ports.auth,
             "tasks": self.ports.tasks,
+            "storage": self.ports.storage,
             "emulator hub": self.ports.hub,
+            "emulator logging": self.ports.hub + 100,
         }
         if self.with_functions:
             ports.update(self.ports.functions)
@@ -271,24 +278,42 @@ class Stack:
             ],
         )
 
-    def _start_function(self, name: str, source: str) -> None:
+    def _start_function(
+        self,
+        name: str,
+        source: str,
+        port: int | None = None,
+        changes: Mapping[str, str | None] | None = None,
+        log_name: str | None = None,
+    ) -> None:
         framework = _require(ROOT / ".venv/bin/functions-framework", "functions-framework")
         env = {**self.base_env, **self.settings(), "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-        self._spawn(
-            name,
-            [
-                framework,
-                "--target",
-                name,
-                "--source",
-                str(ROOT / source),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.ports.functions[name]),
-            ],
-            env,
-        )
+        for key, value in (changes or {}).items():
+            if value is None:
+                env.pop(key, None)
+            else:
+                env[key] = value
+        port = self.ports.functions[name] if port is None else port
+        argv = [framework, "--target", name, "--source", str(ROOT / source), "--host", "127.0.0.1", "--port", str(port)]
+        self._spawn(log_name or name, argv, env)
+
+    def start_variant(self, name: str, label: str, changes: Mapping[str, str | None]) -> str:
+        """Another instance of function `name` whose settings differ by `changes` (None
+        removes a setting), on a free port, stopped with the stack; returns its URL."""
+        source = next(source for function, source, _, _ in FUNCTIONS if function == name)
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        log_name = f"{name}-{label}"
+        self._start_function(name, source, port, changes, log_name)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while not _http_ok(f"{url}/healthz"):
+            self._check_alive(log_name)
+            if time.monotonic() > deadline:
+                raise StackError(f"{log_name} not ready after 60s (logs in {self.log_dir})")
+            time.sleep(0.2)
+        return url
 
     def _wait_ready(self, timeout: float = 90) -> None:
         checks = {
@@ -310,6 +335,10 @@ class Stack:
             if time.monotonic() > deadline:
                 raise StackError(f"not ready after {timeout:.0f}s: {', '.join(pending)} (logs in {self.log_dir})")
             time.sleep(0.2)
+        # A port-only check passes on anyone's listener: ours must still be alive.
+        time.sleep(0.5)
+        for name in checks:
+            self._check_alive(name)
 
     def _check_alive(self, name: str) -> None:
         for process_name, process in self.processes:

@@ -6,7 +6,9 @@ it); every test gets empty Firestore and Auth emulators.
 
 from __future__ import annotations
 
+import functools
 import os
+import signal
 import sys
 import uuid
 from collections.abc import Iterator
@@ -35,10 +37,17 @@ def stack() -> Iterator[Stack]:
     )
     stack.start()
     os.environ.update(stack.settings())
+    # A CI time-out sends SIGTERM: stop the stack on the way out rather than orphan it.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         yield stack
     finally:
         stack.stop()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 @pytest.fixture(autouse=True)
@@ -144,6 +153,14 @@ class Api:
 @pytest.fixture
 def crud(stack: Stack) -> Api:
     return Api(stack.url("crud"))
+
+
+@functools.cache
+def raw_firestore() -> Any:
+    """A Firestore client outside the repository, for tests that inspect what is stored."""
+    from google.cloud import firestore
+
+    return firestore.Client(project=PROJECT_ID)
 
 
 @pytest.fixture

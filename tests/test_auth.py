@@ -17,8 +17,6 @@ import base64
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,7 +30,7 @@ import requests
 
 from scripts.stack import PROJECT_ID, Stack
 from tests import tokens
-from tests.conftest import ROOT, Api, Caller, Users, assert_error
+from tests.conftest import ROOT, Api, Caller, Users, assert_error, raw_firestore
 
 OTHER_PROJECT = "demo-other"
 
@@ -176,7 +174,6 @@ def seed_objects(api: Api, caller: Caller, repo: Any) -> Owned:
 
 def firestore_contents() -> dict[str, dict[str, Any]]:
     """Every document in the (per-test) Firestore emulator, subcollections included, by path."""
-    from common.store import firestore_client
 
     contents: dict[str, dict[str, Any]] = {}
 
@@ -186,7 +183,7 @@ def firestore_contents() -> dict[str, dict[str, Any]]:
                 contents[snapshot.reference.path] = snapshot.to_dict() or {}
                 walk(snapshot.reference.collections())
 
-    walk(firestore_client().collections())
+    walk(raw_firestore().collections())
     return contents
 
 
@@ -345,73 +342,21 @@ class SigningCrud:
         return tokens.sign_rs256(tokens.id_token_claims(uid, PROJECT_ID, **claims), self.key)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], log_path: Any, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"crud (signature checks) exited with {process.returncode}:\n{log_path.read_text()[-2000:]}")
-        try:
-            if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"crud (signature checks) not ready after {timeout:.0f}s (log: {log_path})")
-
-
 @pytest.fixture(scope="module")
 def signing_crud(stack: Stack) -> Iterator[SigningCrud]:
     key = tokens.make_signing_key(f"test-key-{uuid.uuid4().hex[:8]}")
     impostor = tokens.make_signing_key(key.kid)
     certificates = tokens.CertificateServer(key).start()
-    env = {
-        **stack.base_env,
-        **stack.settings(),
-        "PYTHONPATH": str(ROOT),
-        "PYTHONUNBUFFERED": "1",
-        "CSCX_ID_TOKEN_CERTS_URL": certificates.url,
-    }
-    del env["FIREBASE_AUTH_EMULATOR_HOST"]  # emulator mode would skip the very checks proven here
-    port = _free_port()
-    log_path = stack.log_dir / "crud-signature-checks.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [
-                str(ROOT / ".venv/bin/functions-framework"),
-                "--target",
-                "crud",
-                "--source",
-                str(ROOT / "functions/crud/main.py"),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
     try:
-        url = f"http://127.0.0.1:{port}"
-        _wait_healthy(url, process, log_path)
+        # Without the Auth emulator's address, firebase-admin checks signatures and expiry:
+        # the very checks proven here.
+        url = stack.start_variant(
+            "crud",
+            "signature-checks",
+            {"CSCX_ID_TOKEN_CERTS_URL": certificates.url, "FIREBASE_AUTH_EMULATOR_HOST": None},
+        )
         yield SigningCrud(Api(url), key, impostor)
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
         certificates.stop()
 
 

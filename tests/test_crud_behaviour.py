@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import requests
 
-from common.store import Repository, firestore_client
+from common.store import Repository
 from scripts.stack import FUNCTIONS, Stack
-from tests.conftest import Api, Caller, assert_error
+from tests.conftest import Api, Caller, assert_error, raw_firestore
 
 ALLOWED_ORIGIN = "http://localhost:3000"
 FULL_CUSTOMER: dict[str, Any] = {
@@ -61,7 +61,7 @@ def _without_times(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def _exists(path: str, doc_id: str) -> bool:
-    return bool(firestore_client().collection(path).document(doc_id).get().exists)
+    return bool(raw_firestore().collection(path).document(doc_id).get().exists)
 
 
 # -- profile ---------------------------------------------------------------------------
@@ -90,7 +90,7 @@ def test_profile_is_created_by_the_first_call_to_any_route(crud: Api, alice: Cal
 
     crud.get("/customers", alice)
 
-    stored = firestore_client().collection("profiles").document(alice.uid).get().to_dict()
+    stored = raw_firestore().collection("profiles").document(alice.uid).get().to_dict()
     assert stored is not None
     assert stored["email"] == alice.email
     assert stored["owner_id"] == alice.uid
@@ -521,7 +521,7 @@ def _seed_session(repo: Repository, status: str = "idle", messages: int = 3) -> 
 
 
 def _stored_message_ids(session_id: str) -> set[str]:
-    return {s.id for s in firestore_client().collection(f"sessions/{session_id}/messages").stream()}
+    return {s.id for s in raw_firestore().collection(f"sessions/{session_id}/messages").stream()}
 
 
 def test_session_get_and_patch_title(crud: Api, alice: Caller, repo_for: type[Repository]) -> None:

@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 
 from common import resources
-from common.store import Repository, firestore_client
+from common.store import Repository
 from scripts.stack import Stack
-from tests.conftest import Api, Caller, assert_error
+from tests.conftest import Api, Caller, assert_error, raw_firestore
 
 CUSTOMER_COUNT = 250
 SAMPLED_LIMITS = (1, 7, 25, 100)
@@ -70,7 +70,7 @@ def _stored(uid: str, path: str) -> list[Item]:
     """The tenant's documents as Firestore holds them (ground truth, bypassing the API)."""
     from google.cloud.firestore import FieldFilter
 
-    snapshots = firestore_client().collection(path).where(filter=FieldFilter("owner_id", "==", uid)).stream()
+    snapshots = raw_firestore().collection(path).where(filter=FieldFilter("owner_id", "==", uid)).stream()
     return [{"id": s.id, **(s.to_dict() or {})} for s in snapshots]
 
 

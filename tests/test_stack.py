@@ -13,15 +13,18 @@ import pytest
 import requests
 
 from scripts.stack import FUNCTIONS, ROOT, StackError, firestore_launcher, isolated_env
+from tests.conftest import TEST_PORT_OFFSET
 
-# Ports of this test's own `run` stack, clear of the suite's (+10000) and of `make run`'s.
+# Ports of this test's own `run` stack: 1100-1400 above the suite's (+offset), clear of both
+# the suite's stack and `make run`'s.
+_BASE = TEST_PORT_OFFSET + 1000
 PORTS = {
-    "CSCX_FIRESTORE_PORT": 11180,
-    "CSCX_AUTH_PORT": 11199,
-    "CSCX_TASKS_PORT": 11123,
-    "CSCX_STORAGE_PORT": 11124,
-    "CSCX_EMULATOR_HUB_PORT": 11400,
-    **{setting: 11181 + i for i, (_, _, setting, _) in enumerate(FUNCTIONS)},
+    "CSCX_FIRESTORE_PORT": _BASE + 180,
+    "CSCX_AUTH_PORT": _BASE + 199,
+    "CSCX_TASKS_PORT": _BASE + 123,
+    "CSCX_STORAGE_PORT": _BASE + 124,
+    "CSCX_EMULATOR_HUB_PORT": _BASE + 400,
+    **{setting: _BASE + 181 + i for i, (_, _, setting, _) in enumerate(FUNCTIONS)},
 }
 ORIGIN = "https://app.cscx.example"
 

@@ -9,8 +9,9 @@ import flask
 import functions_framework
 
 from common.http import function_router
+from common.resources import ensure_profile
 
-router = function_router("approve_action")
+router = function_router("approve_action", on_authenticated=ensure_profile)
 worker = function_router("execute_action")
 
 

@@ -6,8 +6,9 @@ import flask
 import functions_framework
 
 from common.http import function_router
+from common.resources import ensure_profile
 
-router = function_router("contract_parse")
+router = function_router("contract_parse", on_authenticated=ensure_profile)
 
 
 @functions_framework.http

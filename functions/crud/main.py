@@ -9,14 +9,11 @@ from common import resources as r
 from common.http import Context, Reply, function_router
 from common.store import Page, Repository
 
-router = function_router("crud")
+router = function_router("crud", on_authenticated=r.ensure_profile)
 
 
 def _repo(ctx: Context) -> Repository:
-    repo = Repository(ctx.uid)
-    assert ctx.user is not None
-    r.ensure_profile(repo, ctx.user)
-    return repo
+    return Repository(ctx.uid)
 
 
 def _page(page: Page) -> Reply:

@@ -1,0 +1,105 @@
+"""Inputs and conditions at the edges: reserved ids, repeated parameters, wide characters,
+an unavailable database, concurrent deletes, credentials kept out of the logs."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+import requests
+
+from scripts.stack import Stack
+from tests.conftest import Api, Caller, Users, assert_error, raw_firestore
+
+
+@pytest.mark.parametrize("method", ["GET", "PATCH", "DELETE"])
+@pytest.mark.parametrize("collection", ["customers", "contracts", "tasks", "sessions"])
+def test_reserved_firestore_id_is_404(crud: Api, alice: Caller, collection: str, method: str) -> None:
+    body = {"notes": "x"} if collection in {"customers", "tasks"} else {"title": "x"}
+    response = crud.call(method, f"/{collection}/__reserved__", alice, json=body if method == "PATCH" else None)
+    assert_error(response, 404, "NOT_FOUND")
+
+
+def test_reserved_firestore_id_as_a_reference_is_400(crud: Api, alice: Caller) -> None:
+    response = crud.post("/tasks", alice, json={"title": "Call", "customer_id": "__reserved__"})
+    error = assert_error(response, 400, "INVALID_ARGUMENT")
+    assert [d["field"] for d in error["details"]] == ["customer_id"]
+
+
+def test_repeated_query_parameter_is_400(crud: Api, alice: Caller) -> None:
+    response = crud.get("/customers?stage=adopting&stage=churned", alice)
+    error = assert_error(response, 400, "INVALID_ARGUMENT")
+    assert error["details"] == [{"field": "stage", "message": "given more than once"}]
+
+
+@pytest.mark.parametrize("name", ["Acme😀 Labs", "Acme Ｗｉｄｅ", "acme"])
+def test_prefix_search_finds_names_continuing_with_any_character(crud: Api, alice: Caller, name: str) -> None:
+    created = crud.post("/customers", alice, json={"name": name}).json()
+    crud.post("/customers", alice, json={"name": "Acmf"})
+    found = crud.get("/customers", alice, params={"q": "ACME"}).json()["items"]
+    assert [c["id"] for c in found] == [created["id"]]
+
+
+def test_nan_arr_is_400(crud: Api, alice: Caller) -> None:
+    response = crud.call(
+        "POST", "/customers", alice, data=b'{"name": "Acme", "arr": NaN}', headers={"Content-Type": "application/json"}
+    )
+    assert_error(response, 400, "INVALID_ARGUMENT")
+
+
+def test_unavailable_database_is_503_not_500(stack: Stack, users: Users) -> None:
+    user = users.create("outage")
+    # The same function with its database unreachable (a closed port), and a short timeout.
+    url = stack.start_variant(
+        "crud", "no-database", {"FIRESTORE_EMULATOR_HOST": "127.0.0.1:9", "CSCX_FIRESTORE_TIMEOUT_SECONDS": "1"}
+    )
+    started = time.monotonic()
+    response = Api(url).get("/customers", user)
+    assert_error(response, 503, "UNAVAILABLE")
+    assert time.monotonic() - started < 15
+
+
+def test_stale_if_match_on_cascade_delete_deletes_nothing(crud: Api, alice: Caller) -> None:
+    customer = crud.post("/customers", alice, json={"name": "Acme"}).json()
+    task = crud.post("/tasks", alice, json={"title": "Call", "customer_id": customer["id"]}).json()
+    crud.patch(f"/customers/{customer['id']}", alice, json={"notes": "renewal talk"})
+
+    response = crud.delete(f"/customers/{customer['id']}?cascade=true", alice, headers={"If-Match": '"1"'})
+
+    assert_error(response, 412, "FAILED_PRECONDITION")
+    assert crud.get(f"/tasks/{task['id']}", alice).status_code == 200
+    assert crud.get(f"/customers/{customer['id']}", alice).status_code == 200
+
+
+def test_session_being_deleted_cannot_start_streaming(crud: Api, alice: Caller, repo_for: Any) -> None:
+    repo = repo_for(alice.uid)
+    session = repo.create("sessions", {"title": "Renewal", "status": "streaming", "customer_id": None})
+    response = crud.delete(f"/sessions/{session['id']}", alice)
+    assert_error(response, 409, "ABORTED")
+    stored = raw_firestore().collection("sessions").document(session["id"]).get().to_dict()
+    assert stored["status"] == "streaming"
+    assert stored["version"] == 1
+
+
+def test_bad_credentials_never_reach_the_logs(stack: Stack, crud: Api) -> None:
+    secret = "ya29.SECRET-ACCESS-TOKEN-should-not-be-logged"
+    for header in (f"Bearer {secret}", f"Bearer {secret}.{secret}.{secret}"):
+        assert_error(crud.get("/customers", headers={"Authorization": header}), 401, "UNAUTHENTICATED")
+    assert "SECRET-ACCESS-TOKEN" not in (stack.log_dir / "crud.log").read_text()
+
+
+def test_profile_email_follows_the_token(crud: Api, users: Users, stack: Stack) -> None:
+    user = users.create("mover")
+    assert crud.get("/profile", user).json()["email"] == user.email
+    new_email = "moved-" + user.email
+    base = f"http://127.0.0.1:{stack.ports.auth}/identitytoolkit.googleapis.com/v1"
+    changed = requests.post(
+        f"{base}/accounts:update?key=test-key",
+        json={"idToken": user.token, "email": new_email, "returnSecureToken": True},
+        timeout=10,
+    )
+    changed.raise_for_status()
+    moved = Caller(user.uid, new_email, user.password, changed.json()["idToken"])
+    profile = crud.get("/profile", moved).json()
+    assert profile["email"] == new_email
