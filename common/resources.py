@@ -280,11 +280,12 @@ def delete_customer(repo: Repository, customer_id: str, *, cascade: bool, if_mat
 # -- contracts -------------------------------------------------------------------------
 
 
-def list_contracts(repo: Repository, query: Mapping[str, str]) -> Page:
-    args = list_args(query, CONTRACTS)
+def list_by_customer(repo: Repository, kind: Kind, query: Mapping[str, str]) -> Page:
+    """A page of contracts or sessions, of one customer's when `customer_id` is given."""
+    args = list_args(query, kind)
     customer_id = _id_arg(query, "customer_id")
     filters = [Filter("customer_id", "==", customer_id)] if customer_id else []
-    return _list(repo, CONTRACTS, args, filters)
+    return _list(repo, kind, args, filters)
 
 
 def update_contract(repo: Repository, contract_id: str, body: bytes, if_match: int | None) -> dict[str, Any]:
@@ -327,13 +328,6 @@ def list_tasks(repo: Repository, query: Mapping[str, str]) -> Page:
 
 
 # -- sessions --------------------------------------------------------------------------
-
-
-def list_sessions(repo: Repository, query: Mapping[str, str]) -> Page:
-    args = list_args(query, SESSIONS)
-    customer_id = _id_arg(query, "customer_id")
-    filters = [Filter("customer_id", "==", customer_id)] if customer_id else []
-    return _list(repo, SESSIONS, args, filters)
 
 
 def update_session(repo: Repository, session_id: str, body: bytes, if_match: int | None) -> dict[str, Any]:

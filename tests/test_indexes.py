@@ -48,8 +48,8 @@ def recorded_queries() -> list[tuple[str, Sequence[Filter], Order]]:
     resources.list_customers(repo, {"q": "acme"})
     resources.list_customers(repo, {"q": "acme", "stage": "renewing", "order": "name"})
     for query in _combinations({"customer_id": [None, "c1"]}):
-        resources.list_contracts(repo, query)
-        resources.list_sessions(repo, query)
+        resources.list_by_customer(repo, resources.CONTRACTS, query)
+        resources.list_by_customer(repo, resources.SESSIONS, query)
     for query in _combinations(
         {"status": [None, "open"], "customer_id": [None, "c1"], "due_before": [None, "2026-01-01"]}
     ):

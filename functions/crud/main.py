@@ -67,7 +67,7 @@ def delete_customer(ctx: Context, customer_id: str) -> Reply:
 
 @router.route("GET", "/contracts", query={"limit", "cursor", "customer_id"})
 def list_contracts(ctx: Context) -> Reply:
-    return _page(r.list_contracts(_repo(ctx), ctx.query()))
+    return _page(r.list_by_customer(_repo(ctx), r.CONTRACTS, ctx.query()))
 
 
 @router.route("GET", "/contracts/{contract_id}")
@@ -114,7 +114,7 @@ def delete_task(ctx: Context, task_id: str) -> Reply:
 
 @router.route("GET", "/sessions", query={"limit", "cursor", "customer_id"})
 def list_sessions(ctx: Context) -> Reply:
-    return _page(r.list_sessions(_repo(ctx), ctx.query()))
+    return _page(r.list_by_customer(_repo(ctx), r.SESSIONS, ctx.query()))
 
 
 @router.route("GET", "/sessions/{session_id}")
