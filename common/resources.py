@@ -14,7 +14,7 @@ from typing import Any
 from common import models
 from common.auth import User
 from common.errors import ApiError, Code
-from common.store import Filter, Order, Page, Repository, check_version
+from common.store import Filter, Order, Page, Repository, TenantTransaction, check_version
 
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
@@ -213,11 +213,20 @@ def list_customers(repo: Repository, query: Mapping[str, str]) -> Page:
 
 
 def _update(repo: Repository, kind: Kind, doc_id: str, changes: dict[str, Any], if_match: int | None) -> dict[str, Any]:
-    """Apply a validated partial update; a `customer_id` it sets must name one of the caller's customers."""
-    if changes.get("customer_id") is not None:
-        repo.get(kind.collection, doc_id, kind.name)  # a missing object is 404 before its reference is judged
-        require_customer(repo, changes["customer_id"])
-    return repo.update(kind.collection, doc_id, kind.name, lambda _: changes, if_match=if_match)
+    """Apply a validated partial update; a `customer_id` it sets must name one of the caller's
+    customers, checked in the same transaction as the write so the customer cannot go meanwhile."""
+    customer_id = changes.get("customer_id")
+    if customer_id is None:
+        return repo.update(kind.collection, doc_id, kind.name, lambda _: changes, if_match=if_match)
+
+    def update_referencing(t: TenantTransaction) -> None:
+        current = t.get(kind.collection, doc_id, kind.name)  # a missing object is 404 before its reference
+        check_version(current, if_match)
+        require_customer(t, customer_id)
+        t.update(kind.collection, current, changes)
+
+    repo.run_transaction(update_referencing)
+    return repo.get(kind.collection, doc_id, kind.name)
 
 
 def _after_prefix(prefix: str) -> str:
@@ -229,12 +238,10 @@ def _after_prefix(prefix: str) -> str:
     return prefix[:-1] + chr(following)
 
 
-def require_customer(repo: Repository, customer_id: str | None, field: str = "customer_id") -> None:
+def require_customer(reader: Repository | TenantTransaction, customer_id: str, field: str = "customer_id") -> None:
     """Refuse a reference to a customer the caller does not own (indistinguishable from none)."""
-    if customer_id is None:
-        return
     try:
-        repo.get(CUSTOMERS.collection, customer_id, CUSTOMERS.name)
+        reader.get(CUSTOMERS.collection, customer_id, CUSTOMERS.name)
     except ApiError as error:
         if error.code is Code.NOT_FOUND:
             raise invalid(field, "no such customer") from None
@@ -260,21 +267,38 @@ def delete_customer(repo: Repository, customer_id: str, *, cascade: bool, if_mat
         "tasks": [refers],
         "actions": [refers, Filter("status", "==", "pending")],
     }
-    if not cascade:
-        blocking = [name for name, filters in references.items() if repo.first(name, filters)]
+
+    def delete_unreferenced(t: TenantTransaction) -> None:
+        # In one transaction with the reference queries: nothing can come to refer to the
+        # customer between the check and the delete (creations check it transactionally too).
+        current = t.get(CUSTOMERS.collection, customer_id, CUSTOMERS.name)
+        if not cascade:
+            check_version(current, if_match)
+        blocking = [name for name, filters in references.items() if t.any(name, filters)]
         if blocking:
             raise ApiError(
                 Code.ABORTED,
                 f"The customer is still referenced by {', '.join(blocking)}; delete those first or use ?cascade=true.",
                 [{"field": name, "message": "references this customer"} for name in blocking],
             )
-        repo.delete(CUSTOMERS.collection, customer_id, CUSTOMERS.name, if_match=if_match)
+        t.delete(CUSTOMERS.collection, customer_id)
+
+    if not cascade:
+        repo.run_transaction(delete_unreferenced)
         return
     # If-Match was judged above, before anything is deleted: once the references are gone the
-    # customer goes too, whatever was written to it meanwhile.
-    for name, filters in references.items():
-        repo.delete_where(name, filters)
-    repo.delete(CUSTOMERS.collection, customer_id, CUSTOMERS.name)
+    # customer goes too, whatever was written to it meanwhile. A reference created while they
+    # were being deleted is deleted on the next round.
+    for _ in range(3):
+        for name, filters in references.items():
+            repo.delete_where(name, filters)
+        try:
+            repo.run_transaction(delete_unreferenced)
+            return
+        except ApiError as error:
+            if error.code is not Code.ABORTED or not error.details:
+                raise
+    raise ApiError(Code.ABORTED, "The customer keeps gaining references; try again.")
 
 
 # -- contracts -------------------------------------------------------------------------
@@ -304,8 +328,16 @@ def _task_fields(values: Mapping[str, Any]) -> dict[str, Any]:
 
 def create_task(repo: Repository, body: bytes, *, source: str = "manual") -> dict[str, Any]:
     task = models.parse(models.TaskCreate, body)
-    require_customer(repo, task.customer_id)
-    return repo.create(TASKS.collection, _task_fields({**task.model_dump(mode="json"), "source": source}))
+    fields = _task_fields({**task.model_dump(mode="json"), "source": source})
+    customer_id = task.customer_id
+    if customer_id is None:
+        return repo.create(TASKS.collection, fields)
+
+    def create_referencing(t: TenantTransaction) -> str:
+        require_customer(t, customer_id)
+        return t.create(TASKS.collection, fields)
+
+    return repo.get(TASKS.collection, repo.run_transaction(create_referencing), TASKS.name)
 
 
 def update_task(repo: Repository, task_id: str, body: bytes, if_match: int | None) -> dict[str, Any]:

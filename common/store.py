@@ -266,6 +266,20 @@ class Repository:
         raise ApiError(Code.ABORTED, f"The {kind} is being changed by another request; try again.")
 
     @_database_errors
+    def run_transaction(self, work: Callable[[TenantTransaction], R]) -> R:
+        """Run `work` in one Firestore transaction, retried by Firestore on contention.
+
+        An ApiError raised by `work` rolls the transaction back and reaches the caller.
+        """
+        from google.cloud import firestore
+
+        @firestore.transactional  # type: ignore[untyped-decorator]
+        def attempt(transaction: Any) -> R:
+            return work(TenantTransaction(self, transaction))
+
+        return attempt(self._db.transaction())  # type: ignore[no-any-return]
+
+    @_database_errors
     def delete_where(self, path: str, filters: Sequence[Filter]) -> int:
         """Delete every owned document matching `filters`, in batches; returns how many."""
         deleted = 0
@@ -278,6 +292,46 @@ class Repository:
                 batch.delete(snapshot.reference)
             batch.commit(**self._calls)
             deleted += len(snapshots)
+
+
+class TenantTransaction:
+    """One tenant's reads and writes inside a Firestore transaction (serializable: what it
+    read, queries included, cannot change before it commits). All reads come before writes."""
+
+    def __init__(self, repo: Repository, transaction: Any) -> None:
+        self._repo = repo
+        self._transaction = transaction
+
+    def get(self, path: str, doc_id: str, kind: str) -> dict[str, Any]:
+        snapshot = self._repo._collection(path).document(doc_id).get(transaction=self._transaction)
+        data = snapshot.to_dict() if snapshot.exists else None
+        if data is None or data.get("owner_id") != self._repo.uid:
+            raise not_found(kind)
+        return {"id": snapshot.id, **data}
+
+    def any(self, path: str, filters: Sequence[Filter]) -> bool:
+        query = self._repo._query(path, filters).limit(1)
+        return bool(list(query.get(transaction=self._transaction)))
+
+    def create(self, path: str, data: Mapping[str, Any]) -> str:
+        from google.cloud.firestore import SERVER_TIMESTAMP
+
+        reference = self._repo._collection(path).document()
+        stamps = {"created_at": SERVER_TIMESTAMP, "updated_at": SERVER_TIMESTAMP}
+        self._transaction.create(reference, {**data, "owner_id": self._repo.uid, "version": 1, **stamps})
+        return str(reference.id)
+
+    def update(self, path: str, current: Mapping[str, Any], fields: Mapping[str, Any]) -> None:
+        from google.cloud.firestore import SERVER_TIMESTAMP
+
+        write = {k: v for k, v in fields.items() if k not in COMMON_FIELDS and k != "id"}
+        reference = self._repo._collection(path).document(current["id"])
+        self._transaction.update(
+            reference, {**write, "version": current["version"] + 1, "updated_at": SERVER_TIMESTAMP}
+        )
+
+    def delete(self, path: str, doc_id: str) -> None:
+        self._transaction.delete(self._repo._collection(path).document(doc_id))
 
 
 def check_version(current: Mapping[str, Any], if_match: int | None) -> None:

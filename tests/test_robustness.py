@@ -4,6 +4,7 @@ an unavailable database, concurrent deletes, credentials kept out of the logs.""
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -103,3 +104,26 @@ def test_profile_email_follows_the_token(crud: Api, users: Users, stack: Stack) 
     moved = Caller(user.uid, new_email, user.password, changed.json()["idToken"])
     profile = crud.get("/profile", moved).json()
     assert profile["email"] == new_email
+
+
+def test_concurrent_task_creation_and_customer_delete_leave_no_orphans(crud: Api, alice: Caller) -> None:
+    def call(method: str, path: str, body: dict[str, Any] | None = None) -> int:
+        return Api(crud.base_url).call(method, path, alice, json=body).status_code  # a session per thread
+
+    for _ in range(4):
+        customer_id = crud.post("/customers", alice, json={"name": "Acme"}).json()["id"]
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            creates = [
+                pool.submit(call, "POST", "/tasks", {"title": f"Call {i}", "customer_id": customer_id})
+                for i in range(6)
+            ]
+            deleted = pool.submit(call, "DELETE", f"/customers/{customer_id}")
+            statuses = [c.result() for c in creates]
+        assert set(statuses) <= {201, 400}, statuses
+        assert deleted.result() in {204, 409}
+        customer_exists = crud.get(f"/customers/{customer_id}", alice).status_code == 200
+        referring = crud.get("/tasks", alice, params={"customer_id": customer_id}).json()["items"]
+        assert customer_exists == (deleted.result() == 409)
+        if not customer_exists:
+            assert referring == [], "a task points at a deleted customer"
+        assert len(referring) == statuses.count(201)
