@@ -62,6 +62,16 @@ class ActionType(enum.StrEnum):
     TASK_CREATE = "task.create"
 
 
+class ActionStatus(enum.StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    EXECUTING = "executing"
+    EXECUTED = "executed"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
 LOW_RISK_ACTIONS = frozenset({ActionType.TASK_CREATE, ActionType.EMAIL_DRAFT})
 
 

@@ -21,7 +21,6 @@ MAX_PAGE_SIZE = 100
 # Stored only to sort and search; never shown to clients.
 INTERNAL_FIELDS = frozenset({"name_lower", "due_key", "renewal_key"})
 NO_DATE = "9999-12-31"  # sorts undated tasks and customers after dated ones
-OPEN_ACTION_STATES = ("pending", "approved", "executing")
 
 
 @dataclass(frozen=True)
@@ -218,6 +217,9 @@ def _update(repo: Repository, kind: Kind, doc_id: str, changes: dict[str, Any], 
     customer_id = changes.get("customer_id")
     if customer_id is None:
         return repo.update(kind.collection, doc_id, kind.name, lambda _: changes, if_match=if_match)
+    # Judged outside the transaction first: the common refusals (and an outage) answer fast.
+    check_version(repo.get(kind.collection, doc_id, kind.name), if_match)
+    require_customer(repo, customer_id)
 
     def update_referencing(t: TenantTransaction) -> None:
         current = t.get(kind.collection, doc_id, kind.name)  # a missing object is 404 before its reference
@@ -248,6 +250,23 @@ def require_customer(reader: Repository | TenantTransaction, customer_id: str, f
         raise
 
 
+class _StillReferencedError(ApiError):
+    """The customer still has contracts, tasks or pending actions."""
+
+    def __init__(self, blocking: list[str]) -> None:
+        super().__init__(
+            Code.ABORTED,
+            f"The customer is still referenced by {', '.join(blocking)}; delete those first or use ?cascade=true.",
+            [{"field": name, "message": "references this customer"} for name in blocking],
+        )
+
+
+def _action_in_flight() -> ApiError:
+    return ApiError(
+        Code.ABORTED, "An approved action for this customer is being carried out; try again when it has finished."
+    )
+
+
 def delete_customer(repo: Repository, customer_id: str, *, cascade: bool, if_match: int | None) -> None:
     """Delete a customer; what references it blocks the delete unless `cascade` removes it too.
 
@@ -256,48 +275,42 @@ def delete_customer(repo: Repository, customer_id: str, *, cascade: bool, if_mat
     current = repo.get(CUSTOMERS.collection, customer_id, CUSTOMERS.name)
     check_version(current, if_match)
     refers = Filter("customer_id", "==", customer_id)
-    in_flight = repo.first("actions", [refers, Filter("status", "in", ["approved", "executing"])])
-    if in_flight:
-        raise ApiError(
-            Code.ABORTED,
-            "An approved action for this customer is being carried out; try again when it has finished.",
-        )
+    in_flight = [refers, Filter("status", "in", [models.ActionStatus.APPROVED, models.ActionStatus.EXECUTING])]
     references = {
         "contracts": [refers],
         "tasks": [refers],
-        "actions": [refers, Filter("status", "==", "pending")],
+        "actions": [refers, Filter("status", "==", models.ActionStatus.PENDING)],
     }
 
     def delete_unreferenced(t: TenantTransaction) -> None:
         # In one transaction with the reference queries: nothing can come to refer to the
-        # customer between the check and the delete (creations check it transactionally too).
+        # customer, nor an action of it be approved, between the check and the delete.
         current = t.get(CUSTOMERS.collection, customer_id, CUSTOMERS.name)
         if not cascade:
             check_version(current, if_match)
+        if t.any("actions", in_flight):
+            raise _action_in_flight()
         blocking = [name for name, filters in references.items() if t.any(name, filters)]
         if blocking:
-            raise ApiError(
-                Code.ABORTED,
-                f"The customer is still referenced by {', '.join(blocking)}; delete those first or use ?cascade=true.",
-                [{"field": name, "message": "references this customer"} for name in blocking],
-            )
+            raise _StillReferencedError(blocking)
         t.delete(CUSTOMERS.collection, customer_id)
 
     if not cascade:
         repo.run_transaction(delete_unreferenced)
         return
+    if repo.first("actions", in_flight):  # judged before anything is deleted
+        raise _action_in_flight()
     # If-Match was judged above, before anything is deleted: once the references are gone the
-    # customer goes too, whatever was written to it meanwhile. A reference created while they
-    # were being deleted is deleted on the next round.
+    # customer goes too, whatever was written to it meanwhile. A reference created, or a
+    # pending action approved, while they were being deleted is dealt with on the next round.
     for _ in range(3):
         for name, filters in references.items():
             repo.delete_where(name, filters)
         try:
             repo.run_transaction(delete_unreferenced)
             return
-        except ApiError as error:
-            if error.code is not Code.ABORTED or not error.details:
-                raise
+        except _StillReferencedError:
+            continue
     raise ApiError(Code.ABORTED, "The customer keeps gaining references; try again.")
 
 
@@ -332,6 +345,8 @@ def create_task(repo: Repository, body: bytes, *, source: str = "manual") -> dic
     customer_id = task.customer_id
     if customer_id is None:
         return repo.create(TASKS.collection, fields)
+
+    require_customer(repo, customer_id)  # fast refusal outside the transaction, then again inside
 
     def create_referencing(t: TenantTransaction) -> str:
         require_customer(t, customer_id)
@@ -388,6 +403,8 @@ def delete_session(repo: Repository, session_id: str, if_match: int | None) -> N
             raise ApiError(Code.ABORTED, "The session is streaming a reply; stop it before deleting it.")
         return {"status": "deleting"}
 
-    repo.update(SESSIONS.collection, session_id, SESSIONS.name, start_deleting, if_match=if_match)
+    current = repo.get(SESSIONS.collection, session_id, SESSIONS.name)
+    if current.get("status") != "deleting":  # a retry of an authorised delete just finishes it
+        repo.update(SESSIONS.collection, session_id, SESSIONS.name, start_deleting, if_match=if_match)
     repo.delete_where(messages_path(session_id), [])
     repo.delete(SESSIONS.collection, session_id, SESSIONS.name)

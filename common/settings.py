@@ -49,6 +49,19 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return value
 
 
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not 0.1 <= value <= 300:
+        raise ConfigurationError(f"{name} must be between 0.1 and 300 seconds, got {value}")
+    return value
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build the settings from `env` (the process environment by default)."""
     env = os.environ if env is None else env
@@ -87,7 +100,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         emulators=emulators,
         log_level=level,
         cursor_key=cursor_key.encode(),
-        firestore_timeout_seconds=_int(env, "CSCX_FIRESTORE_TIMEOUT_SECONDS", 10, minimum=1),
+        firestore_timeout_seconds=_seconds(env, "CSCX_FIRESTORE_TIMEOUT_SECONDS", 10.0),
         tasks_queue=env.get("CSCX_TASKS_QUEUE", ""),
         contracts_bucket=env.get("CSCX_CONTRACTS_BUCKET", ""),
     )

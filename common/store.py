@@ -13,6 +13,8 @@ import functools
 import hashlib
 import hmac
 import json
+import random
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -55,7 +57,16 @@ def _database_errors(method: Callable[P, R]) -> Callable[P, R]:
         except gexc.ResourceExhausted:
             logger.warning("Firestore quota exhausted", exc_info=True)
             raise ApiError(Code.RESOURCE_EXHAUSTED, "Too many requests right now; try again shortly.") from None
-        except (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.InternalServerError, gexc.RetryError):
+        except gexc.Aborted:
+            logger.info("Firestore contention", exc_info=True)
+            raise _busy() from None
+        except (
+            gexc.ServiceUnavailable,
+            gexc.DeadlineExceeded,
+            gexc.InternalServerError,
+            gexc.Unknown,
+            gexc.RetryError,
+        ):
             logger.warning("Firestore unavailable", exc_info=True)
             raise ApiError(Code.UNAVAILABLE, "The database is unavailable right now; try again.") from None
 
@@ -68,6 +79,10 @@ def _call_options(timeout: float) -> dict[str, Any]:
     from google.api_core.retry import Retry, if_transient_error
 
     return {"timeout": timeout, "retry": Retry(timeout=timeout, predicate=if_transient_error)}
+
+
+def _busy() -> ApiError:
+    return ApiError(Code.ABORTED, "The object is being changed by other requests; try again.")
 
 
 def not_found(kind: str) -> ApiError:
@@ -200,12 +215,19 @@ class Repository:
     @_database_errors
     def create(self, path: str, data: Mapping[str, Any], doc_id: str | None = None) -> dict[str, Any]:
         """Store a new document owned by the tenant and return it with its common fields."""
+        from google.api_core import exceptions as gexc
         from google.cloud.firestore import SERVER_TIMESTAMP
 
         reference = self._collection(path).document(doc_id) if doc_id else self._collection(path).document()
         document = {**data, "owner_id": self.uid, "version": 1}
         stamps = {"created_at": SERVER_TIMESTAMP, "updated_at": SERVER_TIMESTAMP}
-        result = reference.create({**document, **stamps}, **self._calls)
+        try:
+            result = reference.create({**document, **stamps}, **self._calls)
+        except gexc.AlreadyExists:
+            if doc_id:
+                raise
+            # A retried create whose first attempt was stored: the document is this request's.
+            return self.get(path, reference.id, "document")
         stamp = _server_time(result)
         return {"id": reference.id, **document, "created_at": stamp, "updated_at": stamp}
 
@@ -229,7 +251,7 @@ class Repository:
         from google.cloud.firestore import SERVER_TIMESTAMP
 
         reference = self._collection(path).document(doc_id)
-        for _ in range(5):
+        for attempt in range(5):
             current, update_time = self._load(path, doc_id, kind)
             check_version(current, if_match)
             fields = {k: v for k, v in changes(current).items() if k not in COMMON_FIELDS and k != "id"}
@@ -241,6 +263,7 @@ class Repository:
                     **self._calls,
                 )
             except (gexc.FailedPrecondition, gexc.NotFound):
+                _back_off(attempt)
                 continue
             return {**current, **write, "updated_at": _server_time(result)}
         raise ApiError(Code.ABORTED, f"The {kind} is being changed by another request; try again.")
@@ -255,12 +278,13 @@ class Repository:
         from google.api_core import exceptions as gexc
 
         reference = self._collection(path).document(doc_id)
-        for _ in range(5):
+        for attempt in range(5):
             current, update_time = self._load(path, doc_id, kind)
             check_version(current, if_match)
             try:
                 reference.delete(option=self._db.write_option(last_update_time=update_time), **self._calls)
             except (gexc.FailedPrecondition, gexc.NotFound):
+                _back_off(attempt)
                 continue
             return current
         raise ApiError(Code.ABORTED, f"The {kind} is being changed by another request; try again.")
@@ -271,17 +295,28 @@ class Repository:
 
         An ApiError raised by `work` rolls the transaction back and reaches the caller.
         """
+        from google.api_core import exceptions as gexc
         from google.cloud import firestore
 
         @firestore.transactional  # type: ignore[untyped-decorator]
         def attempt(transaction: Any) -> R:
             return work(TenantTransaction(self, transaction))
 
-        return attempt(self._db.transaction())  # type: ignore[no-any-return]
+        try:
+            return attempt(self._db.transaction())  # type: ignore[no-any-return]
+        except ValueError as error:
+            # The library reports "failed to commit in N attempts" and a failed rollback as
+            # ValueError, the database error that caused it chained behind.
+            cause = error.__cause__ or error.__context__
+            if isinstance(cause, (gexc.GoogleAPICallError, gexc.RetryError)):
+                raise cause from None
+            raise
 
     @_database_errors
     def delete_where(self, path: str, filters: Sequence[Filter]) -> int:
         """Delete every owned document matching `filters`, in batches; returns how many."""
+        from google.api_core import exceptions as gexc
+
         deleted = 0
         while True:
             snapshots = list(self._query(path, filters).limit(BATCH_SIZE).stream(**self._calls))
@@ -289,8 +324,13 @@ class Repository:
                 return deleted
             batch = self._db.batch()
             for snapshot in snapshots:
-                batch.delete(snapshot.reference)
-            batch.commit(**self._calls)
+                # Only as it was matched: one changed meanwhile (an action approved, say) fails
+                # the batch, and the next round asks again.
+                batch.delete(snapshot.reference, option=self._db.write_option(last_update_time=snapshot.update_time))
+            try:
+                batch.commit(**self._calls)
+            except (gexc.FailedPrecondition, gexc.NotFound):
+                continue
             deleted += len(snapshots)
 
 
@@ -303,7 +343,7 @@ class TenantTransaction:
         self._transaction = transaction
 
     def get(self, path: str, doc_id: str, kind: str) -> dict[str, Any]:
-        snapshot = self._repo._collection(path).document(doc_id).get(transaction=self._transaction)
+        snapshot = self._repo._collection(path).document(doc_id).get(transaction=self._transaction, **self._repo._calls)
         data = snapshot.to_dict() if snapshot.exists else None
         if data is None or data.get("owner_id") != self._repo.uid:
             raise not_found(kind)
@@ -311,7 +351,7 @@ class TenantTransaction:
 
     def any(self, path: str, filters: Sequence[Filter]) -> bool:
         query = self._repo._query(path, filters).limit(1)
-        return bool(list(query.get(transaction=self._transaction)))
+        return bool(list(query.get(transaction=self._transaction, **self._repo._calls)))
 
     def create(self, path: str, data: Mapping[str, Any]) -> str:
         from google.cloud.firestore import SERVER_TIMESTAMP
@@ -332,6 +372,11 @@ class TenantTransaction:
 
     def delete(self, path: str, doc_id: str) -> None:
         self._transaction.delete(self._repo._collection(path).document(doc_id))
+
+
+def _back_off(attempt: int) -> None:
+    """A short, jittered wait before retrying a compare-and-set another writer won."""
+    time.sleep(random.uniform(0, 0.02 * 2**attempt))  # noqa: S311 - jitter, not security
 
 
 def check_version(current: Mapping[str, Any], if_match: int | None) -> None:

@@ -127,3 +127,21 @@ def test_concurrent_task_creation_and_customer_delete_leave_no_orphans(crud: Api
         if not customer_exists:
             assert referring == [], "a task points at a deleted customer"
         assert len(referring) == statuses.count(201)
+
+
+def test_concurrent_patches_are_applied_or_refused_never_500(crud: Api, alice: Caller) -> None:
+    customer_id = crud.post("/customers", alice, json={"name": "Acme"}).json()["id"]
+    task_id = crud.post("/tasks", alice, json={"title": "Call"}).json()["id"]
+
+    def patch(i: int) -> int:
+        body: dict[str, Any] = {"notes": f"note {i}"}
+        if i % 2:
+            body["customer_id"] = customer_id  # the transactional path
+        return Api(crud.base_url).patch(f"/tasks/{task_id}", alice, json=body).status_code
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        statuses = list(pool.map(patch, range(20)))
+    assert set(statuses) <= {200, 409}, statuses
+    applied = statuses.count(200)
+    assert applied >= 1
+    assert crud.get(f"/tasks/{task_id}", alice).json()["version"] == 1 + applied
