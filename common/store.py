@@ -317,8 +317,8 @@ class Repository:
         """Delete every owned document matching `filters`, in batches; returns how many."""
         from google.api_core import exceptions as gexc
 
-        deleted = 0
-        while True:
+        deleted, conflicts = 0, 0
+        while conflicts < 5:
             snapshots = list(self._query(path, filters).limit(BATCH_SIZE).stream(**self._calls))
             if not snapshots:
                 return deleted
@@ -330,8 +330,11 @@ class Repository:
             try:
                 batch.commit(**self._calls)
             except (gexc.FailedPrecondition, gexc.NotFound):
+                _back_off(conflicts)
+                conflicts += 1
                 continue
             deleted += len(snapshots)
+        raise _busy()
 
 
 class TenantTransaction:
