@@ -11,6 +11,7 @@ import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from common.errors import ConfigurationError
 
@@ -36,29 +37,20 @@ class Settings:
         return self.project_id.startswith("demo-")
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+N = TypeVar("N", int, float)
+
+
+def _number(env: Mapping[str, str], name: str, default: N, minimum: N, maximum: N) -> N:
+    """The setting `name` as a number of the default's type, within [minimum, maximum]."""
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
-        value = int(raw)
+        value = type(default)(raw)
     except ValueError:
-        raise ConfigurationError(f"{name} must be an integer, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigurationError(f"{name} must be at least {minimum}, got {value}")
-    return value
-
-
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be a number of seconds, got {raw!r}") from None
-    if not 0.1 <= value <= 300:
-        raise ConfigurationError(f"{name} must be between 0.1 and 300 seconds, got {value}")
+        raise ConfigurationError(f"{name} must be a {type(default).__name__}, got {raw!r}") from None
+    if not minimum <= value <= maximum:
+        raise ConfigurationError(f"{name} must be between {minimum} and {maximum}, got {value}")
     return value
 
 
@@ -94,13 +86,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         project_id=project_id,
         cors_origins=origins,
-        max_body_bytes=_int(env, "CSCX_MAX_BODY_BYTES", 1024 * 1024, minimum=1024),
-        max_upload_bytes=_int(env, "CSCX_MAX_UPLOAD_BYTES", 10 * 1024 * 1024, minimum=1024),
+        max_body_bytes=_number(env, "CSCX_MAX_BODY_BYTES", 1024 * 1024, 1024, 2**30),
+        max_upload_bytes=_number(env, "CSCX_MAX_UPLOAD_BYTES", 10 * 1024 * 1024, 1024, 2**30),
         id_token_certs_url=certs_url,
         emulators=emulators,
         log_level=level,
         cursor_key=cursor_key.encode(),
-        firestore_timeout_seconds=_seconds(env, "CSCX_FIRESTORE_TIMEOUT_SECONDS", 10.0),
+        firestore_timeout_seconds=_number(env, "CSCX_FIRESTORE_TIMEOUT_SECONDS", 10.0, 0.1, 300.0),
         tasks_queue=env.get("CSCX_TASKS_QUEUE", ""),
         contracts_bucket=env.get("CSCX_CONTRACTS_BUCKET", ""),
     )
