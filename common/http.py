@@ -55,6 +55,7 @@ class Context:
     request_id: str
     user: User | None = None
     allowed_query: frozenset[str] = frozenset()
+    _query: dict[str, str] | None = None
 
     @property
     def uid(self) -> str:
@@ -63,7 +64,9 @@ class Context:
         return self.user.uid
 
     def query(self) -> dict[str, str]:
-        """The query parameters, refusing any the route does not declare."""
+        """The query parameters, refusing any the route does not declare (judged once)."""
+        if self._query is not None:
+            return self._query
         args = self.request.args
         unknown = sorted(set(args) - self.allowed_query)
         if unknown:
@@ -79,7 +82,8 @@ class Context:
                 f"Query parameter given more than once: {', '.join(repeated)}.",
                 [{"field": name, "message": "given more than once"} for name in repeated],
             )
-        return {key: args.get(key, "") for key in args}
+        self._query = {key: args.get(key, "") for key in args}
+        return self._query
 
     def body_bytes(self, limit: int | None = None) -> bytes:
         """The raw body, refusing more than `limit` bytes before reading it."""
