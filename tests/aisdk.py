@@ -1,0 +1,126 @@
+"""The Vercel AI SDK as a test oracle for the chat stream (DESIGN §7).
+
+`check_ui_stream(raw)` hands a raw SSE body to `tests/node/check_ui_stream.mjs`, which judges it
+with the pinned `ai` 6.x package itself: event splitting, its chunk schema, no keys outside that
+schema, and the UIMessage that `useChat` would assemble. Needs `node` on PATH and `npm ci` done.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+CHECKER = ROOT / "tests" / "node" / "check_ui_stream.mjs"
+# The packages the checker imports; `npm ci` installs them from package-lock.json.
+REQUIRED_PACKAGES = ("ai", "zod", "eventsource-parser")
+
+
+class AISDKUnavailableError(RuntimeError):
+    """Node or the npm packages of the oracle are missing on this machine."""
+
+
+@dataclass(frozen=True)
+class UIStreamCheck:
+    """The oracle's verdict on one SSE body."""
+
+    ok: bool
+    errors: list[str]
+    chunks: list[str | None]  # chunk types in order; None where a data event had no string type
+    message: dict[str, Any] | None  # the UIMessage `readUIMessageStream` assembled
+    done: bool  # the stream ended with `data: [DONE]`
+
+    @property
+    def text(self) -> str:
+        """The text of the assembled message's text parts, joined."""
+        parts = (self.message or {}).get("parts", [])
+        return "".join(p.get("text", "") for p in parts if p.get("type") == "text")
+
+    def tool_parts(self) -> list[dict[str, Any]]:
+        """The assembled message's tool parts (`tool-<name>`), in order."""
+        parts: list[dict[str, Any]] = (self.message or {}).get("parts", [])
+        return [p for p in parts if str(p.get("type", "")).startswith("tool-")]
+
+    def assert_ok(self) -> None:
+        """Fail with every error the oracle found."""
+        if not self.ok:
+            raise AssertionError("AI SDK rejects the stream:\n  " + "\n  ".join(self.errors))
+
+
+def node_binary() -> str:
+    """`node` from PATH, after checking the oracle's packages are installed."""
+    node = shutil.which("node")
+    if node is None:
+        raise AISDKUnavailableError("node is not on PATH: the AI SDK oracle needs Node 20+")
+    missing = [p for p in REQUIRED_PACKAGES if not (ROOT / "node_modules" / p / "package.json").is_file()]
+    if missing:
+        raise AISDKUnavailableError(
+            f"node_modules lacks {', '.join(missing)}: run `npm ci` in {ROOT} (package-lock.json pins them)"
+        )
+    return node
+
+
+def _run(args: list[str], stdin: bytes, timeout: float) -> tuple[int, Any]:
+    proc = subprocess.run(
+        [node_binary(), str(CHECKER), *args],
+        input=stdin,
+        capture_output=True,
+        timeout=timeout,
+        cwd=ROOT,
+        check=False,
+    )
+    try:
+        out = json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        out = None
+    if proc.returncode not in (0, 1) or out is None:
+        stderr = proc.stderr.decode(errors="replace").strip()
+        raise RuntimeError(f"{CHECKER.name} failed (exit {proc.returncode}): {stderr or proc.stdout[:500]!r}")
+    return proc.returncode, out
+
+
+def _verdict(out: Any) -> UIStreamCheck:
+    if not isinstance(out, dict):
+        raise RuntimeError(f"{CHECKER.name}: unexpected verdict {out!r:.200}")
+    return UIStreamCheck(
+        ok=bool(out["ok"]),
+        errors=[str(e) for e in out["errors"]],
+        chunks=list(out["chunks"]),
+        message=out["message"],
+        done=bool(out["done"]),
+    )
+
+
+def check_ui_stream(raw: bytes, *, timeout: float = 30.0) -> UIStreamCheck:
+    """Judge a raw UI message stream body with the AI SDK's own parser and schema."""
+    code, out = _run([], raw, timeout)
+    check = _verdict(out)
+    if check.ok != (code == 0):
+        raise RuntimeError(f"{CHECKER.name}: exit {code} disagrees with ok={check.ok}")
+    return check
+
+
+def check_ui_streams(raws: Sequence[bytes], *, timeout: float = 60.0) -> list[UIStreamCheck]:
+    """`check_ui_stream` for many bodies in one Node process (the SDK's import is paid once)."""
+    bodies = [base64.b64encode(raw).decode("ascii") for raw in raws]
+    _, out = _run(["--batch"], json.dumps(bodies).encode(), timeout)
+    if not isinstance(out, list) or len(out) != len(raws):
+        raise RuntimeError(f"{CHECKER.name} --batch: expected {len(raws)} verdicts, got {out!r:.200}")
+    return [_verdict(v) for v in out]
+
+
+def sse(*chunks: dict[str, Any] | str, done: bool = True) -> bytes:
+    """An SSE body as DESIGN §7 sends it: `data: <json>\\n\\n` per chunk, then `data: [DONE]`.
+
+    A `str` chunk is sent as it is (a comment such as ": ping\\n\\n", or a malformed event).
+    """
+    out = [c if isinstance(c, str) else f"data: {json.dumps(c, separators=(',', ':'))}\n\n" for c in chunks]
+    if done:
+        out.append("data: [DONE]\n\n")
+    return "".join(out).encode()
