@@ -22,6 +22,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from common import models  # noqa: E402
+from common.http import parse_json  # noqa: E402
 from common.resources import CUSTOMERS, customer_fields  # noqa: E402
 from scripts.stack import PROJECT_ID, Ports, Stack, StackError, isolated_env  # noqa: E402
 
@@ -115,7 +116,7 @@ def customer_document(uid: str, body: Mapping[str, Any]) -> dict[str, Any]:
     """Exactly the fields `POST /customers` stores for `body`."""
     from google.cloud.firestore import SERVER_TIMESTAMP
 
-    fields = customer_fields(models.parse(models.CustomerCreate, json.dumps(body).encode()).model_dump(mode="json"))
+    fields = customer_fields(parse_json(models.CustomerCreate, json.dumps(body).encode()).model_dump(mode="json"))
     return {**fields, "owner_id": uid, "version": 1, "created_at": SERVER_TIMESTAMP, "updated_at": SERVER_TIMESTAMP}
 
 

@@ -93,7 +93,7 @@ def _cursor_at_middle(bench: Bench, uid: str, size: int) -> tuple[str, int, dict
             raise RuntimeError(f"the list ended after {offset} of {size} customers")
         cursor = page.next_cursor
         if offset >= middle:
-            return cursor, offset, page.items[-1]
+            return cursor, offset, page.items[-1].model_dump(mode="json", exclude_unset=True)
 
 
 def _list_latency(
@@ -106,7 +106,7 @@ def _list_latency(
         cursor, last = after
         params["cursor"] = cursor
         reference = bench.client.collection(CUSTOMERS.collection).document(last["id"])
-        query = query.start_after([last["name_lower"], reference])
+        query = query.start_after([last["name"].lower(), reference])  # name_lower, as stored
     query = query.limit(PAGE + 1)
 
     def function_page(_: int) -> None:

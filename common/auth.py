@@ -1,14 +1,17 @@
-"""Who is calling: a Firebase ID token from the Authorization header, verified by firebase-admin.
+"""Who is calling, decided per route by an `Authenticator`.
 
-Every failure to prove identity is the same 401 to the client (the reason goes to the log);
-only an outage of the verification backends is a 503. There is no fallback identity.
+Users prove themselves with a Firebase ID token (verified by firebase-admin); the Cloud Tasks
+worker's caller with a Google-signed OIDC token for the tasks service account; health checks
+and the OAuth callback need nothing. Every failure to prove identity is the same 401 to the
+client (the reason goes to the log); only an outage of the verification backends is a 503.
+There is no fallback identity.
 """
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from common.errors import ApiError, Code
 from common.log import get_logger
@@ -16,6 +19,8 @@ from common.settings import GOOGLE_ID_TOKEN_CERTS_URL, get_settings
 
 if TYPE_CHECKING:
     import firebase_admin
+    import flask
+    from google.auth.transport.requests import Request as GoogleRequest
 
 logger = get_logger(__name__)
 
@@ -99,3 +104,98 @@ def authenticate(authorization: str | None, *, check_revoked: bool = False) -> U
         email=email if isinstance(email, str) else None,
         display_name=name if isinstance(name, str) else None,
     )
+
+
+# -- what a route asks of its caller ------------------------------------------------------
+
+
+class Authenticator(Protocol):
+    """How a route establishes who calls it: a `User`, or None for callers that are not users."""
+
+    public: ClassVar[bool]
+
+    @property
+    def check_revoked(self) -> bool: ...
+
+    def authenticate(self, request: flask.Request) -> User | None: ...
+
+
+@dataclass(frozen=True)
+class FirebaseUser:
+    """A signed-in CSM: a Firebase ID token; `check_revoked` also asks whether it was revoked."""
+
+    public: ClassVar[bool] = False
+    check_revoked: bool = False
+
+    def authenticate(self, request: flask.Request) -> User:
+        return authenticate(request.headers.get("Authorization"), check_revoked=self.check_revoked)
+
+
+@dataclass(frozen=True)
+class Anyone:
+    """No credentials: health checks, and the OAuth callback whose `state` is its proof."""
+
+    public: ClassVar[bool] = True
+    check_revoked: bool = False
+
+    def authenticate(self, request: flask.Request) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class CloudTasks:
+    """Cloud Tasks delivering a task: an OIDC token Google signed for the tasks service account,
+    addressed to the worker's URL. The Cloud Tasks emulator sends no token, so a demo project
+    without a configured service account accepts unauthenticated deliveries (and only then)."""
+
+    public: ClassVar[bool] = False
+    check_revoked: bool = False
+
+    def authenticate(self, request: flask.Request) -> None:
+        settings = get_settings()
+        if not settings.tasks_service_account:
+            if settings.is_demo_project:
+                return None
+            # load_settings refuses this outside demo projects; never let a gap open the worker.
+            raise _unauthenticated("no tasks service account configured")
+        verify_cloud_tasks_token(request.headers.get("Authorization"))
+        return None
+
+
+GOOGLE_ISSUERS = frozenset({"accounts.google.com", "https://accounts.google.com"})
+
+
+def verify_cloud_tasks_token(authorization: str | None) -> dict[str, Any]:
+    """The claims of a Google-signed OIDC token from the tasks service account for the worker, or a 401."""
+    from google.auth import exceptions
+
+    settings = get_settings()
+    token = bearer_token(authorization)
+    try:
+        from google.oauth2 import id_token
+
+        claims = dict(
+            id_token.verify_token(
+                token, _google_request(), audience=settings.worker_url, certs_url=settings.oidc_certs_url
+            )
+        )
+    except exceptions.TransportError:
+        logger.warning("OIDC certificates unavailable")
+        raise ApiError(Code.UNAVAILABLE, "The caller could not be verified right now; try again.") from None
+    except (ValueError, exceptions.GoogleAuthError) as error:
+        raise _unauthenticated(f"OIDC token refused: {type(error).__name__}") from None
+    if claims.get("iss") not in GOOGLE_ISSUERS:
+        raise _unauthenticated("OIDC token from another issuer")
+    if claims.get("email") != settings.tasks_service_account or claims.get("email_verified") is not True:
+        raise _unauthenticated("OIDC token of another service account")
+    return claims
+
+
+@functools.cache
+def _google_request() -> GoogleRequest:
+    """A google-auth transport whose session caches Google's certificates as their headers allow."""
+    import cachecontrol
+    import requests
+    from google.auth.transport.requests import Request
+
+    return Request(session=cachecontrol.CacheControl(requests.Session()))

@@ -1,7 +1,9 @@
-"""The HTTP edge shared by every function: routing, auth, bodies, CORS, errors, request logs.
+"""The HTTP edge shared by every function: routing, auth, bodies, replies, CORS, errors, request logs.
 
 A function builds one `Router`, registers its routes, and hands `router.dispatch` the Flask
-request that functions-framework gives it. Everything a route needs arrives in a `Context`.
+request that functions-framework gives it. Everything a route needs arrives in a `Context`;
+what it returns is a `Reply` (JSON), a `StreamReply` (a generator of bytes) or a
+`RedirectReply`. The request's log line is written when the response closes.
 """
 
 from __future__ import annotations
@@ -10,42 +12,107 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from common import log
-from common.auth import User, authenticate
+from common.auth import Anyone, Authenticator, FirebaseUser, User
 from common.errors import ApiError, Code
-from common.models import ID_PATTERN
 from common.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     import flask
+    from werkzeug.datastructures import FileStorage
 
 logger = log.get_logger(__name__)
 
 JSON_TYPE = "application/json; charset=utf-8"
+# Ids the server hands out (Firestore auto ids, Firebase uids); Firestore reserves __x__ ids.
+ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}"
 _SEGMENT = re.compile(r"\{(\w+)\}")
+# Every JSON answer: never cached, never sniffed as something else.
+JSON_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+
+M = TypeVar("M", bound=BaseModel)
+
+
+# -- replies ---------------------------------------------------------------------------------
+
+
+class PageOf(Protocol):
+    """A page of stored objects (store.Page of public models)."""
+
+    @property
+    def items(self) -> Sequence[BaseModel]: ...
+
+    @property
+    def next_cursor(self) -> str | None: ...
 
 
 @dataclass
 class Reply:
-    """What a route returns: a status, a JSON body (or none) and extra headers."""
+    """A JSON reply: a status, a body (or none) and extra headers."""
 
     body: Any = None
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def resource(cls, document: Mapping[str, Any], status: int = 200) -> Reply:
-        """A single object, with its version as the ETag."""
-        return cls(dict(document), status, {"ETag": f'"{document["version"]}"'})
+    def resource(cls, stored: BaseModel, status: int = 200) -> Reply:
+        """A single stored object (the fields it has), with its version as the ETag."""
+        body = stored.model_dump(mode="json", exclude_unset=True)
+        return cls(body, status, {"ETag": f'"{body["version"]}"'})
+
+    @classmethod
+    def page(cls, page: PageOf) -> Reply:
+        """One page of a list: its items and the cursor of the next page, if any."""
+        items = [item.model_dump(mode="json", exclude_unset=True) for item in page.items]
+        return cls({"items": items, "next_cursor": page.next_cursor})
 
     @classmethod
     def no_content(cls) -> Reply:
         return cls(None, 204)
+
+
+@dataclass
+class StreamReply:
+    """A streamed reply: `chunks` is produced while the response is being sent.
+
+    Only errors raised before the first chunk can still become a JSON error; once it
+    streams, the producer reports its own errors in its own format.
+    """
+
+    chunks: Iterator[bytes]
+    content_type: str
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RedirectReply:
+    """A redirect of the browser (the OAuth callback back to the web app)."""
+
+    location: str
+    status: int = 302
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+AnyReply = Reply | StreamReply | RedirectReply
+
+
+# -- what a route gets -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A multipart/form-data body: its text fields and its files."""
+
+    fields: Mapping[str, str]
+    files: Mapping[str, FileStorage]
 
 
 @dataclass
@@ -54,12 +121,13 @@ class Context:
     settings: Settings
     request_id: str
     user: User | None = None
-    allowed_query: frozenset[str] = frozenset()
+    allowed_query: frozenset[str] | None = frozenset()  # None: any parameter
     _query: dict[str, str] | None = None
+    _body_read: bool = False
 
     @property
     def uid(self) -> str:
-        if self.user is None:  # only public routes lack a user, and they never ask
+        if self.user is None:  # only routes without a user lack one, and they never ask
             raise ApiError(Code.UNAUTHENTICATED, "A valid Firebase ID token is required.")
         return self.user.uid
 
@@ -68,36 +136,81 @@ class Context:
         if self._query is not None:
             return self._query
         args = self.request.args
-        unknown = sorted(set(args) - self.allowed_query)
-        if unknown:
-            raise ApiError(
-                Code.INVALID_ARGUMENT,
-                f"Unknown query parameter: {', '.join(unknown)}.",
-                [{"field": name, "message": "unknown query parameter"} for name in unknown],
-            )
-        repeated = sorted(name for name in args if len(args.getlist(name)) > 1)
-        if repeated:
-            raise ApiError(
-                Code.INVALID_ARGUMENT,
-                f"Query parameter given more than once: {', '.join(repeated)}.",
-                [{"field": name, "message": "given more than once"} for name in repeated],
-            )
+        if self.allowed_query is not None:
+            unknown = sorted(set(args) - self.allowed_query)
+            if unknown:
+                raise ApiError(
+                    Code.INVALID_ARGUMENT,
+                    f"Unknown query parameter: {', '.join(unknown)}.",
+                    [{"field": name, "message": "unknown query parameter"} for name in unknown],
+                )
+            repeated = sorted(name for name in args if len(args.getlist(name)) > 1)
+            if repeated:
+                raise ApiError(
+                    Code.INVALID_ARGUMENT,
+                    f"Query parameter given more than once: {', '.join(repeated)}.",
+                    [{"field": name, "message": "given more than once"} for name in repeated],
+                )
         self._query = {key: args.get(key, "") for key in args}
         return self._query
 
+    def parse(self, model: type[M], *, optional: bool = False) -> M:
+        """The JSON body validated against `model`; `optional` lets an empty body stand for `{}`."""
+        return parse_json(model, self._json_bytes(optional=optional))
+
     def body_bytes(self, limit: int | None = None) -> bytes:
-        """The raw body, refusing more than `limit` bytes before reading it."""
+        """The raw body, refusing more than `limit` bytes without reading them all."""
         limit = self.settings.max_body_bytes if limit is None else limit
+        self._claim_body()
         length = self.request.content_length
         if length is not None and length > limit:
             raise _too_large(limit)
-        data = self.request.stream.read(limit + 1)
+        data = _read_body(lambda: self.request.stream.read(limit + 1))
         if len(data) > limit:
             raise _too_large(limit)
         return data
 
-    def json_body(self, *, optional: bool = False) -> bytes:
-        """The body as JSON text (validated by the route's model), checked for type and shape."""
+    def upload(self, limit: int | None = None) -> Upload:
+        """A multipart/form-data body, its size limited while it is read (413 beyond `limit`)."""
+        limit = self.settings.max_upload_bytes if limit is None else limit
+        self._claim_body()
+        if self.request.mimetype != "multipart/form-data":
+            raise ApiError(
+                Code.UNSUPPORTED_MEDIA_TYPE,
+                f"Content-Type must be multipart/form-data, got {self.request.mimetype or 'none'}.",
+            )
+        length = self.request.content_length
+        if length is not None and length > limit:
+            raise _too_large(limit)
+        # Werkzeug's parser reads through a stream that raises RequestEntityTooLarge past the
+        # limit (chunked bodies included); the router turns that into our 413.
+        self.request.max_content_length = limit
+        fields = _read_body(lambda: self.request.form)
+        files = _read_body(lambda: self.request.files)
+        return Upload({key: fields[key] for key in fields}, {key: files[key] for key in files})
+
+    def if_match(self) -> int | None:
+        """The version in an If-Match header, if any (`"3"`, `3` or `W/"3"`; `*` matches any)."""
+        raw = self.request.headers.get("If-Match")
+        if raw is None:
+            return None
+        value = raw.strip()
+        if value == "*":  # any current version: the object only has to exist
+            return None
+        if value.startswith("W/"):
+            value = value[2:]
+        value = value.strip('"')
+        if not re.fullmatch(r"[0-9]{1,18}", value):
+            raise ApiError(Code.INVALID_ARGUMENT, "If-Match must be an ETag from a previous response.")
+        return int(value)
+
+    def _claim_body(self) -> None:
+        # The body is a stream: whoever reads it first consumes it.
+        if self._body_read:
+            raise RuntimeError("the request body is read once per request")
+        self._body_read = True
+
+    def _json_bytes(self, *, optional: bool) -> bytes:
         data = self.body_bytes()
         if not data.strip():
             if optional:
@@ -117,27 +230,68 @@ class Context:
             raise ApiError(Code.INVALID_ARGUMENT, "The body must be a JSON object.")
         return data
 
-    def if_match(self) -> int | None:
-        """The version in an If-Match header, if any (`"3"`, `3` or `W/"3"`; `*` matches any)."""
-        raw = self.request.headers.get("If-Match")
-        if raw is None:
-            return None
-        value = raw.strip()
-        if value == "*":  # any current version: the object only has to exist
-            return None
-        if value.startswith("W/"):
-            value = value[2:]
-        value = value.strip('"')
-        if not re.fullmatch(r"[0-9]{1,18}", value):
-            raise ApiError(Code.INVALID_ARGUMENT, "If-Match must be an ETag from a previous response.")
-        return int(value)
+
+R = TypeVar("R")
+
+
+def _read_body(read: Callable[[], R]) -> R:
+    """Reading the body: a client that breaks it off, or sends broken chunks, is a 400."""
+    from werkzeug.exceptions import HTTPException
+
+    try:
+        return read()
+    except HTTPException:
+        raise  # RequestEntityTooLarge and the like: translated by the router
+    except (OSError, ValueError):
+        raise ApiError(Code.INVALID_ARGUMENT, "The request body could not be read.") from None
 
 
 def _too_large(limit: int) -> ApiError:
     return ApiError(Code.PAYLOAD_TOO_LARGE, f"The request body is larger than {limit} bytes.")
 
 
-RouteHandler = Callable[..., Reply]
+# -- validation errors -----------------------------------------------------------------------
+
+
+def parse_json(model: type[M], body: bytes) -> M:
+    """Validate a JSON body against `model`, or raise one 400 listing every bad field."""
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as error:
+        details = [_detail(model, e) for e in error.errors(include_url=False)]
+        raise ApiError(Code.INVALID_ARGUMENT, "The request has invalid fields.", details) from None
+
+
+def parse_value(model: type[M], value: Any) -> M:
+    """Validate an already-decoded value (an agent tool's input, say) like a JSON body."""
+    return parse_json(model, json.dumps(value).encode())
+
+
+def _detail(model: type[BaseModel], error: Any) -> dict[str, str]:
+    location = ".".join(str(part) for part in error["loc"] if not str(part).startswith("function-"))
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        top = str(error["loc"][0]) if error["loc"] else ""
+        server_owned: Callable[[], frozenset[str]] | None = getattr(model, "server_owned", None)
+        message = (
+            "is set by the server and cannot be written"
+            if server_owned is not None and top in server_owned()
+            else "is not a field of this object"
+        )
+    if ": " in message and not location.count("."):
+        # A model-level rule that names its field: "name: may not be null"
+        named, _, rest = message.partition(": ")
+        if re.fullmatch(r"\w+", named):
+            location, message = ".".join(p for p in (location, named) if p), rest
+    return {"field": location or "body", "message": message}
+
+
+# -- routing ---------------------------------------------------------------------------------
+
+RouteHandler = Callable[..., AnyReply]
+ANY_QUERY = None  # a route that accepts any query parameter (health checks)
+FIREBASE = FirebaseUser()
+PUBLIC = Anyone()
 
 
 @dataclass(frozen=True)
@@ -145,10 +299,17 @@ class Route:
     method: str
     pattern: str
     handler: RouteHandler
-    public: bool
-    check_revoked: bool
-    query: frozenset[str]
+    auth: Authenticator
+    query: frozenset[str] | None  # None: any parameter
     regex: re.Pattern[str]
+
+    @property
+    def public(self) -> bool:
+        return self.auth.public
+
+    @property
+    def check_revoked(self) -> bool:
+        return self.auth.check_revoked
 
 
 class Router:
@@ -158,22 +319,22 @@ class Router:
         self.name = name
         self.routes: list[Route] = []
         self.on_authenticated = on_authenticated
-        self.route("GET", "/healthz", public=True)(lambda ctx: Reply({"status": "ok"}))
+        self.route("GET", "/healthz", auth=PUBLIC, query=ANY_QUERY)(lambda ctx: Reply({"status": "ok"}))
 
     def route(
         self,
         method: str,
         pattern: str,
         *,
-        query: Iterable[str] = (),
-        public: bool = False,
-        check_revoked: bool = False,
+        query: Iterable[str] | None = (),
+        auth: Authenticator = FIREBASE,
     ) -> Callable[[RouteHandler], RouteHandler]:
         """Register a handler for `method pattern`; `query` names the parameters it accepts."""
         regex = re.compile("^" + _SEGMENT.sub(lambda m: f"(?P<{m.group(1)}>{ID_PATTERN})", pattern) + r"/?\Z")
+        accepted = None if query is None else frozenset(query)
 
         def register(handler: RouteHandler) -> RouteHandler:
-            self.routes.append(Route(method, pattern, handler, public, check_revoked, frozenset(query), regex))
+            self.routes.append(Route(method, pattern, handler, auth, accepted, regex))
             return handler
 
         return register
@@ -191,19 +352,20 @@ class Router:
             raise MethodNotAllowedError(allowed)
         raise ApiError(Code.NOT_FOUND, f"No route for {path}.")
 
-    def _reply(self, ctx: Context) -> Reply:
+    def _reply(self, ctx: Context) -> AnyReply:
         """The route's reply, or the error's; unexpected exceptions propagate."""
+        from werkzeug.exceptions import HTTPException
+
         request = ctx.request
         try:
             if request.method == "OPTIONS":
                 return Reply(None, 204, _preflight_headers(request, ctx.settings))
             route, params = self.match(request.method, request.path)
-            if not route.public:
-                ctx.user = authenticate(request.headers.get("Authorization"), check_revoked=route.check_revoked)
-                if self.on_authenticated is not None:
-                    self.on_authenticated(ctx.user)
-                ctx.allowed_query = route.query
-                ctx.query()  # an unknown parameter is a 400 on every authenticated route
+            ctx.user = route.auth.authenticate(request)
+            if ctx.user is not None and self.on_authenticated is not None:
+                self.on_authenticated(ctx.user)
+            ctx.allowed_query = route.query
+            ctx.query()  # an undeclared parameter is a 400 on every route that declares its own
             return route.handler(ctx, **params)
         except MethodNotAllowedError as error:
             reply = _error_reply(error)
@@ -211,21 +373,28 @@ class Router:
             return reply
         except ApiError as error:
             return _error_reply(error)
+        except HTTPException as error:  # werkzeug's own (body limits, malformed forms): ours, once
+            return _error_reply(_from_werkzeug(error))
 
     def dispatch(self, request: flask.Request) -> flask.Response:
         started = time.perf_counter()
         settings = get_settings()
         request_id = _request_id(request)
+        trace = _trace(request, settings.project_id)
         log.request_id_var.set(request_id)
-        log.trace_var.set(_trace(request, settings.project_id))
+        log.trace_var.set(trace)
         ctx = Context(request=request, settings=settings, request_id=request_id)
         headers = {"X-Request-Id": request_id, **_cors_headers(request, settings)}
+        sent = _Sent()
         try:
-            response = _to_response(self._reply(ctx), headers)
+            response = _to_response(self._reply(ctx), headers, sent)
         except Exception:
             logger.exception("unhandled error")
-            response = _to_response(_error_reply(ApiError(Code.INTERNAL, "Internal error.")), headers)
-        _log_request(request, response.status_code, started, ctx.user)
+            response = _to_response(_error_reply(ApiError(Code.INTERNAL, "Internal error.")), headers, sent)
+        if response.status_code == Code.PAYLOAD_TOO_LARGE.http_status:
+            _discard_some_body(request)
+        entry = _RequestLog(request, started, ctx.user, request_id, trace, response.status_code, sent)
+        response.call_on_close(entry.write)
         return response
 
 
@@ -242,7 +411,7 @@ def function_router(name: str, on_authenticated: Callable[[User], None] | None =
 
 
 def _unroutable(_: Exception) -> flask.Response:
-    return _to_response(_error_reply(ApiError(Code.NOT_FOUND, "No such route.")), {})
+    return _to_response(_error_reply(ApiError(Code.NOT_FOUND, "No such route.")), {}, _Sent())
 
 
 class MethodNotAllowedError(ApiError):
@@ -251,8 +420,25 @@ class MethodNotAllowedError(ApiError):
         self.allowed = allowed
 
 
+_WERKZEUG_CODES = {
+    400: (Code.INVALID_ARGUMENT, "The request could not be read."),
+    404: (Code.NOT_FOUND, "No such route."),
+    405: (Code.METHOD_NOT_ALLOWED, "Method not allowed on this route."),
+    413: (Code.PAYLOAD_TOO_LARGE, "The request body is too large."),
+    415: (Code.UNSUPPORTED_MEDIA_TYPE, "This Content-Type is not accepted here."),
+}
+
+
+def _from_werkzeug(error: Any) -> ApiError:
+    code, message = _WERKZEUG_CODES.get(error.code or 400, _WERKZEUG_CODES[400])
+    return ApiError(code, message)
+
+
 def _error_reply(error: ApiError) -> Reply:
     return Reply(error.to_body(), error.code.http_status)
+
+
+# -- responses -------------------------------------------------------------------------------
 
 
 def json_default(value: Any) -> Any:
@@ -267,14 +453,74 @@ def rfc3339(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
-def _to_response(reply: Reply, headers: dict[str, str]) -> flask.Response:
+@dataclass
+class _Sent:
+    """Bytes of body sent so far, counted as the server takes them."""
+
+    bytes: int = 0
+
+
+def _to_response(reply: AnyReply, headers: dict[str, str], sent: _Sent) -> flask.Response:
     import flask
 
+    if isinstance(reply, StreamReply):
+        stream = flask.stream_with_context(_counted(reply.chunks, sent))
+        return flask.Response(
+            stream, status=reply.status, headers={**headers, **reply.headers}, content_type=reply.content_type
+        )
+    if isinstance(reply, RedirectReply):
+        all_headers = {**headers, "Location": reply.location, **JSON_HEADERS, **reply.headers}
+        return flask.Response(status=reply.status, headers=all_headers)
     all_headers = {**headers, **reply.headers}
     if reply.body is None:
         return flask.Response(status=reply.status, headers=all_headers)
-    text = json.dumps(reply.body, default=json_default, ensure_ascii=False)
-    return flask.Response(text, status=reply.status, headers=all_headers, content_type=JSON_TYPE)
+    data = json.dumps(reply.body, default=json_default, ensure_ascii=False).encode()
+    sent.bytes = len(data)
+    all_headers.update(JSON_HEADERS)
+    if reply.status == Code.PAYLOAD_TOO_LARGE.http_status:
+        # Not read to its end: functions-framework drains a request's whole body before any
+        # non-streamed response, so this one is streamed, and the connection, whose unread
+        # bytes would be taken for the next request, is closed after it.
+        all_headers["Connection"] = "close"
+        return flask.Response(iter([data]), status=reply.status, headers=all_headers, content_type=JSON_TYPE)
+    return flask.Response(data, status=reply.status, headers=all_headers, content_type=JSON_TYPE)
+
+
+# A refused body is read on only this far: enough for a client that sends its whole body
+# before it reads the answer to see the 413 when the body is a little too large, bounded so
+# that a huge body is never read through.
+DISCARD_LIMIT = 2 * 1024 * 1024
+
+
+def _discard_some_body(request: flask.Request) -> None:
+    stream = request.environ.get("wsgi.input")
+    if stream is None:
+        return
+    left = DISCARD_LIMIT
+    try:
+        while left > 0:
+            chunk = stream.read(min(65536, left))
+            if not chunk:
+                return
+            left -= len(chunk)
+    except (OSError, ValueError):
+        return
+
+
+def _counted(chunks: Iterator[bytes], sent: _Sent) -> Iterator[bytes]:
+    """The stream's chunks, counted; a producer that fails mid-stream is logged and ends it."""
+    try:
+        for chunk in chunks:
+            sent.bytes += len(chunk)
+            yield chunk
+    except GeneratorExit:
+        raise  # the server closed the response (the client went away): the producer is closed too
+    except Exception:
+        logger.exception("stream failed after it started")
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
 
 
 def _request_id(request: flask.Request) -> str:
@@ -317,18 +563,35 @@ def _preflight_headers(request: flask.Request, settings: Settings) -> dict[str, 
     }
 
 
-def _log_request(request: flask.Request, status: int, started: float, user: User | None) -> None:
-    latency = time.perf_counter() - started
-    fields: dict[str, Any] = {
-        "httpRequest": {
-            "requestMethod": request.method,
-            "requestUrl": request.path,
-            "status": status,
-            "userAgent": request.headers.get("User-Agent", ""),
-            "latency": f"{latency:.6f}s",
+@dataclass
+class _RequestLog:
+    """The request's log line, written when the response closes: the real status, the bytes
+    sent and the whole duration, a stream's included."""
+
+    request: flask.Request
+    started: float
+    user: User | None
+    request_id: str
+    trace: str | None
+    status: int
+    sent: _Sent
+
+    def write(self) -> None:
+        # Written from the server's close of the response: the request's context is set again.
+        log.request_id_var.set(self.request_id)
+        log.trace_var.set(self.trace)
+        latency = time.perf_counter() - self.started
+        fields: dict[str, Any] = {
+            "httpRequest": {
+                "requestMethod": self.request.method,
+                "requestUrl": self.request.path,
+                "status": self.status,
+                "responseSize": str(self.sent.bytes),
+                "userAgent": self.request.headers.get("User-Agent", ""),
+                "latency": f"{latency:.6f}s",
+            }
         }
-    }
-    if user is not None:
-        fields["uid"] = user.uid
-    level = 40 if status >= 500 else 20
-    logger.log(level, f"{request.method} {request.path} {status}", extra={"fields": fields})
+        if self.user is not None:
+            fields["uid"] = self.user.uid
+        level = 40 if self.status >= 500 else 20
+        logger.log(level, f"{self.request.method} {self.request.path} {self.status}", extra={"fields": fields})

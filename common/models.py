@@ -1,8 +1,10 @@
-"""Request models: what a client may write, validated strictly from the JSON body.
+"""The CSM's records as clients write them and as clients see them.
 
-Each writable kind has a `XCreate` and a `XUpdate` model with unknown fields forbidden, so
+Each writable kind has a `XCreate` and/or `XUpdate` model with unknown fields forbidden, so
 server-owned fields (`id`, `owner_id`, timestamps, `version`, states the server drives) can
-never be assigned. Validation failures become one 400 naming every bad field.
+never be assigned, and a `XPublic` model: the object as answered, read leniently from what is
+stored, without the fields stored only for sorting and search. What a kind's `XPublic` has and
+its `XCreate`/`XUpdate` does not is what the server owns.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ import enum
 import functools
 import re
 import zoneinfo
-from datetime import date
-from typing import Annotated, Any, ClassVar, TypeVar
+from collections.abc import Mapping
+from datetime import date, datetime
+from typing import Annotated, Any, ClassVar, Self
 
 from pydantic import (
     AfterValidator,
@@ -21,14 +24,10 @@ from pydantic import (
     EmailStr,
     Field,
     StringConstraints,
-    ValidationError,
     model_validator,
 )
 
-from common.errors import ApiError, Code
-
-# Fields every stored object has, written only by the server.
-COMMON_SERVER_FIELDS = frozenset({"id", "owner_id", "created_at", "updated_at", "version"})
+from common.http import ID_PATTERN
 
 
 class Stage(enum.StrEnum):
@@ -48,6 +47,24 @@ class Priority(enum.StrEnum):
 class TaskStatus(enum.StrEnum):
     OPEN = "open"
     DONE = "done"
+
+
+class TaskSource(enum.StrEnum):
+    MANUAL = "manual"
+    AGENT = "agent"
+
+
+class ContractStatus(enum.StrEnum):
+    UPLOADED = "uploaded"
+    PARSING = "parsing"
+    PARSED = "parsed"
+    FAILED = "failed"
+
+
+class SessionStatus(enum.StrEnum):
+    IDLE = "idle"
+    STREAMING = "streaming"
+    DELETING = "deleting"  # only while a delete removes its messages
 
 
 class Provider(enum.StrEnum):
@@ -82,8 +99,6 @@ OptionalTitle = Annotated[str, StringConstraints(strip_whitespace=True, max_leng
 Notes = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20_000)]
 Signature = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5_000)]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
-# Ids the server hands out (Firestore auto ids, Firebase uids); Firestore reserves __x__ ids.
-ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}"
 DocumentId = Annotated[str, StringConstraints(pattern=rf"^{ID_PATTERN}$")]
 
 
@@ -314,12 +329,119 @@ Money = Annotated[float, Field(ge=0, le=1e15, allow_inf_nan=False)]
 TimeZone = Annotated[str, AfterValidator(_check_timezone)]
 
 
+# -- as clients see them -------------------------------------------------------------------
+
+
+class Stored(BaseModel):
+    """An object as clients see it: the fields it has, read from what is stored.
+
+    Stored values were validated when written, so reading is lenient (a stored date string is
+    a date); fields stored only to sort or search (`hidden`) are left out.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    hidden: ClassVar[frozenset[str]] = frozenset()
+
+    id: str
+    owner_id: str
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+    @classmethod
+    def of(cls, document: Mapping[str, Any]) -> Self:
+        return cls.model_validate(document)
+
+
+# Fields every stored object has, written only by the server.
+COMMON_SERVER_FIELDS = frozenset(Stored.model_fields)
+
+
+class ProfilePublic(Stored):
+    email: str | None
+    display_name: str | None
+    timezone: str
+    signature: str | None
+    preferences: dict[str, Any]
+
+
+class CustomerPublic(Stored):
+    hidden = frozenset({"name_lower", "renewal_key"})
+    name: str
+    domain: str | None
+    industry: str | None
+    arr: int | float | None
+    currency: str
+    stage: Stage
+    health_score: int | None
+    renewal_date: date | None
+    primary_contact: dict[str, Any] | None
+    stakeholders: list[dict[str, Any]]
+    tags: list[str]
+    notes: str | None
+
+
+class ContractPublic(Stored):
+    customer_id: str
+    title: str | None = None
+    file_name: str | None = None
+    content_type: str | None = None
+    size_bytes: int | None = None
+    sha256: str | None = None
+    storage_path: str | None = None
+    status: ContractStatus
+    extracted: dict[str, Any] | None = None
+    parse_error: str | None = None
+    parsed_at: datetime | None = None
+    model: str | None = None
+
+
+class TaskPublic(Stored):
+    hidden = frozenset({"due_key"})
+    title: str
+    customer_id: str | None
+    due_date: date | None
+    priority: Priority
+    status: TaskStatus
+    source: TaskSource
+    notes: str | None
+
+
+class SessionPublic(Stored):
+    title: str | None = None
+    customer_id: str | None = None
+    provider: Provider | None = None
+    model: str | None = None
+    message_count: int = 0
+    last_message_at: datetime | None = None
+    status: SessionStatus = SessionStatus.IDLE
+    stop_requested_at: datetime | None = None
+
+
+class MessagePublic(Stored):
+    role: str
+    parts: list[dict[str, Any]]
+    status: str | None = None
+    usage: dict[str, Any] | None = None
+    error: str | None = None
+
+
+# -- as clients write them -------------------------------------------------------------------
+
+
 class Strict(BaseModel):
     """Strict JSON input: no coercion between types, no unknown fields."""
 
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
-    # Fields of the stored object that only the server writes, named as such in errors.
-    server_fields: ClassVar[frozenset[str]] = frozenset()
+    # The object this input writes to, whose other fields only the server writes.
+    public: ClassVar[type[Stored] | None] = None
+
+    @classmethod
+    def server_owned(cls) -> frozenset[str]:
+        """Fields of the stored object a client may not write, named as such in errors."""
+        if cls.public is None:
+            return frozenset()
+        return (frozenset(cls.public.model_fields) | cls.public.hidden) - frozenset(cls.model_fields)
 
 
 class Contact(Strict):
@@ -343,7 +465,7 @@ class Update(Strict):
     not_nullable: ClassVar[frozenset[str]] = frozenset()
 
     @model_validator(mode="after")
-    def _refuse_nulls_and_empty(self) -> Update:
+    def _refuse_nulls_and_empty(self) -> Self:
         if not self.model_fields_set:
             raise ValueError("the body names no field to change")
         for name in sorted(self.model_fields_set & self.not_nullable):
@@ -356,7 +478,7 @@ class Update(Strict):
 
 
 class CustomerCreate(Strict):
-    server_fields = frozenset({"name_lower", "renewal_key"})
+    public = CustomerPublic
     name: Name
     domain: Domain | None = None
     industry: ShortText | None = None
@@ -372,7 +494,7 @@ class CustomerCreate(Strict):
 
 
 class CustomerUpdate(Update):
-    server_fields = CustomerCreate.server_fields
+    public = CustomerPublic
     not_nullable = frozenset({"name", "currency", "stage", "stakeholders", "tags"})
     name: Name | None = None
     domain: Domain | None = None
@@ -389,7 +511,7 @@ class CustomerUpdate(Update):
 
 
 class TaskCreate(Strict):
-    server_fields = frozenset({"source", "due_key"})
+    public = TaskPublic
     title: Title
     customer_id: DocumentId | None = None
     due_date: date | None = None
@@ -399,7 +521,7 @@ class TaskCreate(Strict):
 
 
 class TaskUpdate(Update):
-    server_fields = TaskCreate.server_fields
+    public = TaskPublic
     not_nullable = frozenset({"title", "priority", "status"})
     title: Title | None = None
     customer_id: DocumentId | None = None
@@ -410,27 +532,14 @@ class TaskUpdate(Update):
 
 
 class ContractUpdate(Update):
-    server_fields = frozenset(
-        {
-            "file_name",
-            "content_type",
-            "size_bytes",
-            "sha256",
-            "storage_path",
-            "status",
-            "extracted",
-            "parse_error",
-            "parsed_at",
-            "model",
-        }
-    )
+    public = ContractPublic
     not_nullable = frozenset({"customer_id"})
     title: OptionalTitle | None = None
     customer_id: DocumentId | None = None
 
 
 class SessionUpdate(Update):
-    server_fields = frozenset({"provider", "model", "message_count", "last_message_at", "status", "stop_requested_at"})
+    public = SessionPublic
     title: ShortText | None = None
     customer_id: DocumentId | None = None
 
@@ -442,42 +551,9 @@ class PreferencesUpdate(Update):
 
 
 class ProfileUpdate(Update):
-    server_fields = frozenset({"email"})
+    public = ProfilePublic
     display_name: ShortText | None = None
     timezone: TimeZone | None = None
     signature: Signature | None = None
     preferences: PreferencesUpdate | None = None
     not_nullable = frozenset({"timezone", "preferences"})
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def parse(model: type[M], body: bytes) -> M:
-    """Validate a JSON body against `model`, or raise one 400 listing every bad field."""
-    try:
-        return model.model_validate_json(body)
-    except ValidationError as error:
-        details = [_detail(model, e) for e in error.errors(include_url=False)]
-        raise ApiError(Code.INVALID_ARGUMENT, "The request has invalid fields.", details) from None
-
-
-def _detail(model: type[BaseModel], error: Any) -> dict[str, str]:
-    location = ".".join(str(part) for part in error["loc"] if part not in _MODEL_LOCATIONS)
-    message = str(error["msg"]).removeprefix("Value error, ")
-    if error["type"] == "extra_forbidden":
-        top = str(error["loc"][0]) if error["loc"] else ""
-        message = (
-            "is set by the server and cannot be written"
-            if top in COMMON_SERVER_FIELDS or top in getattr(model, "server_fields", frozenset())
-            else "is not a field of this object"
-        )
-    if ": " in message and not location.count("."):
-        # An Update-level rule that names its field: "name: may not be null"
-        named, _, rest = message.partition(": ")
-        if re.fullmatch(r"\w+", named):
-            location, message = ".".join(p for p in (location, named) if p), rest
-    return {"field": location or "body", "message": message}
-
-
-_MODEL_LOCATIONS = frozenset({"function-after[_only_low_risk()]"})

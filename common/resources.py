@@ -1,5 +1,6 @@
 """The CSM's records (profile, customers, contracts, tasks, sessions and their messages):
-the rules each kind adds on top of the tenant-scoped repository.
+one function per kind and verb, with the rules each kind adds on top of the tenant-scoped
+repository. They take validated models and return what clients see (`XPublic`).
 """
 
 from __future__ import annotations
@@ -14,22 +15,12 @@ from typing import Any
 from common import models
 from common.auth import User
 from common.errors import ApiError, Code
-from common.store import Filter, Order, Page, Repository, TenantTransaction, check_version
+from common.http import ID_PATTERN
+from common.store import Filter, Kind, Order, Page, Repository, TenantTransaction, check_version
 
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
-# Stored only to sort and search; never shown to clients.
-INTERNAL_FIELDS = frozenset({"name_lower", "due_key", "renewal_key"})
 NO_DATE = "9999-12-31"  # sorts undated tasks and customers after dated ones
-
-
-@dataclass(frozen=True)
-class Kind:
-    name: str
-    collection: str
-    orders: Mapping[str, Order]
-    default_order: str
-
 
 CUSTOMERS = Kind(
     "customer",
@@ -45,13 +36,11 @@ CUSTOMERS = Kind(
 CONTRACTS = Kind("contract", "contracts", {"-created_at": Order("-created_at", (("created_at", True),))}, "-created_at")
 TASKS = Kind("task", "tasks", {"due_date": Order("due_date", (("due_key", False),))}, "due_date")
 SESSIONS = Kind("session", "sessions", {"-updated_at": Order("-updated_at", (("updated_at", True),))}, "-updated_at")
-MESSAGES = Kind("message", "messages", {"created_at": Order("created_at", (("created_at", False),))}, "created_at")
-PROFILES = Kind("profile", "profiles", {}, "")
-
-
-def public(document: Mapping[str, Any]) -> dict[str, Any]:
-    """A stored document as clients see it."""
-    return {key: value for key, value in document.items() if key not in INTERNAL_FIELDS}
+MESSAGES = Kind(
+    "message", "messages", {"created_at": Order("created_at", (("created_at", False),))}, "created_at", parent=SESSIONS
+)
+PROFILES = Kind("profile", "profiles")
+ACTIONS = Kind("action", "actions")
 
 
 def invalid(field: str, message: str) -> ApiError:
@@ -107,13 +96,15 @@ def _id_arg(query: Mapping[str, str], name: str) -> str | None:
     raw = query.get(name)
     if raw is None:
         return None
-    if not re.fullmatch(models.ID_PATTERN, raw):
+    if not re.fullmatch(ID_PATTERN, raw):
         raise invalid(name, "is not an id")
     return raw
 
 
-def _list(repo: Repository, kind: Kind, args: ListArgs, filters: list[Filter], path: str | None = None) -> Page:
-    return repo.list(path or kind.collection, filters=filters, order=args.order, limit=args.limit, cursor=args.cursor)
+def _list(
+    repo: Repository, kind: Kind, args: ListArgs, filters: list[Filter], parent_id: str | None = None
+) -> Page[dict[str, Any]]:
+    return repo.list(kind, filters=filters, order=args.order, limit=args.limit, cursor=args.cursor, parent_id=parent_id)
 
 
 # -- profile ---------------------------------------------------------------------------
@@ -132,18 +123,7 @@ def ensure_profile(user: User) -> None:
     _profiles_seen.add(user.uid)
 
 
-def get_profile(repo: Repository, user: User) -> dict[str, Any]:
-    from google.api_core.exceptions import AlreadyExists, Conflict
-
-    try:
-        profile = repo.get(PROFILES.collection, user.uid, PROFILES.name)
-    except ApiError as error:
-        if error.code is not Code.NOT_FOUND:
-            raise
-    else:
-        if user.email and profile.get("email") != user.email:  # changed at sign-in since
-            profile = repo.update(PROFILES.collection, user.uid, PROFILES.name, lambda _: {"email": user.email})
-        return profile
+def get_profile(repo: Repository, user: User) -> models.ProfilePublic:
     defaults = {
         "email": user.email,
         "display_name": user.display_name or "",
@@ -151,14 +131,16 @@ def get_profile(repo: Repository, user: User) -> dict[str, Any]:
         "signature": "",
         "preferences": {"default_provider": models.Provider.CLAUDE.value, "auto_approve": []},
     }
-    try:
-        return repo.create(PROFILES.collection, defaults, doc_id=user.uid)
-    except (AlreadyExists, Conflict):  # a concurrent first call created it
-        return repo.get(PROFILES.collection, user.uid, PROFILES.name)
+    profile = repo.get_or_create(PROFILES, user.uid, defaults)
+    if user.email and profile.get("email") != user.email:  # changed at sign-in since
+        profile = repo.update(PROFILES, user.uid, lambda _: {"email": user.email})
+    return models.ProfilePublic.of(profile)
 
 
-def update_profile(repo: Repository, user: User, body: bytes, if_match: int | None) -> dict[str, Any]:
-    changes = models.parse(models.ProfileUpdate, body).changes()
+def update_profile(
+    repo: Repository, user: User, update: models.ProfileUpdate, if_match: int | None
+) -> models.ProfilePublic:
+    changes = update.changes()
     get_profile(repo, user)
 
     def merge(current: dict[str, Any]) -> dict[str, Any]:
@@ -166,7 +148,7 @@ def update_profile(repo: Repository, user: User, body: bytes, if_match: int | No
             return {**changes, "preferences": {**current.get("preferences", {}), **changes["preferences"]}}
         return changes
 
-    return repo.update(PROFILES.collection, user.uid, PROFILES.name, merge, if_match=if_match)
+    return models.ProfilePublic.of(repo.update(PROFILES, user.uid, merge, if_match=if_match))
 
 
 # -- customers -------------------------------------------------------------------------
@@ -181,18 +163,21 @@ def customer_fields(values: Mapping[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def create_customer(repo: Repository, body: bytes) -> dict[str, Any]:
-    customer = models.parse(models.CustomerCreate, body)
-    return repo.create(CUSTOMERS.collection, customer_fields(customer.model_dump(mode="json")))
+def get_customer(repo: Repository, customer_id: str) -> models.CustomerPublic:
+    return models.CustomerPublic.of(repo.get(CUSTOMERS, customer_id))
 
 
-def update_customer(repo: Repository, customer_id: str, body: bytes, if_match: int | None) -> dict[str, Any]:
-    return _update(
-        repo, CUSTOMERS, customer_id, customer_fields(models.parse(models.CustomerUpdate, body).changes()), if_match
-    )
+def create_customer(repo: Repository, customer: models.CustomerCreate) -> models.CustomerPublic:
+    return models.CustomerPublic.of(repo.create(CUSTOMERS, customer_fields(customer.model_dump(mode="json"))))
 
 
-def list_customers(repo: Repository, query: Mapping[str, str]) -> Page:
+def update_customer(
+    repo: Repository, customer_id: str, update: models.CustomerUpdate, if_match: int | None
+) -> models.CustomerPublic:
+    return models.CustomerPublic.of(_update(repo, CUSTOMERS, customer_id, customer_fields(update.changes()), if_match))
+
+
+def list_customers(repo: Repository, query: Mapping[str, str]) -> Page[models.CustomerPublic]:
     args = list_args(query, CUSTOMERS)
     filters = []
     stage = _enum_arg(query, "stage", models.Stage)
@@ -208,7 +193,7 @@ def list_customers(repo: Repository, query: Mapping[str, str]) -> Page:
         # Everything that starts with the prefix sorts before the prefix with its last
         # character incremented (Firestore compares strings by their UTF-8 bytes).
         filters += [Filter("name_lower", ">=", prefix), Filter("name_lower", "<", _after_prefix(prefix))]
-    return _list(repo, CUSTOMERS, args, filters)
+    return _list(repo, CUSTOMERS, args, filters).map(models.CustomerPublic.of)
 
 
 def _update(repo: Repository, kind: Kind, doc_id: str, changes: dict[str, Any], if_match: int | None) -> dict[str, Any]:
@@ -216,19 +201,19 @@ def _update(repo: Repository, kind: Kind, doc_id: str, changes: dict[str, Any], 
     customers, checked in the same transaction as the write so the customer cannot go meanwhile."""
     customer_id = changes.get("customer_id")
     if customer_id is None:
-        return repo.update(kind.collection, doc_id, kind.name, lambda _: changes, if_match=if_match)
+        return repo.update(kind, doc_id, lambda _: changes, if_match=if_match)
     # Judged outside the transaction first: the common refusals (and an outage) answer fast.
-    check_version(repo.get(kind.collection, doc_id, kind.name), if_match)
+    check_version(repo.get(kind, doc_id), if_match)
     require_customer(repo, customer_id)
 
     def update_referencing(t: TenantTransaction) -> None:
-        current = t.get(kind.collection, doc_id, kind.name)  # a missing object is 404 before its reference
+        current = t.get(kind, doc_id)  # a missing object is 404 before its reference
         check_version(current, if_match)
         require_customer(t, customer_id)
-        t.update(kind.collection, current, changes)
+        t.update(kind, current, changes)
 
     repo.run_transaction(update_referencing)
-    return repo.get(kind.collection, doc_id, kind.name)
+    return repo.get(kind, doc_id)
 
 
 def _after_prefix(prefix: str) -> str:
@@ -243,7 +228,7 @@ def _after_prefix(prefix: str) -> str:
 def require_customer(reader: Repository | TenantTransaction, customer_id: str, field: str = "customer_id") -> None:
     """Refuse a reference to a customer the caller does not own (indistinguishable from none)."""
     try:
-        reader.get(CUSTOMERS.collection, customer_id, CUSTOMERS.name)
+        reader.get(CUSTOMERS, customer_id)
     except ApiError as error:
         if error.code is Code.NOT_FOUND:
             raise invalid(field, "no such customer") from None
@@ -272,40 +257,40 @@ def delete_customer(repo: Repository, customer_id: str, *, cascade: bool, if_mat
 
     Actions already approved or executing always block: their effect is under way.
     """
-    current = repo.get(CUSTOMERS.collection, customer_id, CUSTOMERS.name)
+    current = repo.get(CUSTOMERS, customer_id)
     check_version(current, if_match)
     refers = Filter("customer_id", "==", customer_id)
     in_flight = [refers, Filter("status", "in", [models.ActionStatus.APPROVED, models.ActionStatus.EXECUTING])]
-    references = {
-        "contracts": [refers],
-        "tasks": [refers],
-        "actions": [refers, Filter("status", "==", models.ActionStatus.PENDING)],
-    }
+    references: list[tuple[Kind, list[Filter]]] = [
+        (CONTRACTS, [refers]),
+        (TASKS, [refers]),
+        (ACTIONS, [refers, Filter("status", "==", models.ActionStatus.PENDING)]),
+    ]
 
     def delete_unreferenced(t: TenantTransaction) -> None:
         # In one transaction with the reference queries: nothing can come to refer to the
         # customer, nor an action of it be approved, between the check and the delete.
-        current = t.get(CUSTOMERS.collection, customer_id, CUSTOMERS.name)
+        current = t.get(CUSTOMERS, customer_id)
         if not cascade:
             check_version(current, if_match)
-        if t.any("actions", in_flight):
+        if t.any(ACTIONS, in_flight):
             raise _action_in_flight()
-        blocking = [name for name, filters in references.items() if t.any(name, filters)]
+        blocking = [kind.collection for kind, filters in references if t.any(kind, filters)]
         if blocking:
             raise _StillReferencedError(blocking)
-        t.delete(CUSTOMERS.collection, customer_id)
+        t.delete(CUSTOMERS, customer_id)
 
     if not cascade:
         repo.run_transaction(delete_unreferenced)
         return
-    if repo.first("actions", in_flight):  # judged before anything is deleted
+    if repo.first(ACTIONS, in_flight):  # judged before anything is deleted
         raise _action_in_flight()
     # If-Match was judged above, before anything is deleted: once the references are gone the
     # customer goes too, whatever was written to it meanwhile. A reference created, or a
     # pending action approved, while they were being deleted is dealt with on the next round.
     for _ in range(3):
-        for name, filters in references.items():
-            repo.delete_where(name, filters)
+        for kind, filters in references:
+            repo.delete_where(kind, filters)
         try:
             repo.run_transaction(delete_unreferenced)
             return
@@ -317,16 +302,30 @@ def delete_customer(repo: Repository, customer_id: str, *, cascade: bool, if_mat
 # -- contracts -------------------------------------------------------------------------
 
 
-def list_by_customer(repo: Repository, kind: Kind, query: Mapping[str, str]) -> Page:
+def get_contract(repo: Repository, contract_id: str) -> models.ContractPublic:
+    return models.ContractPublic.of(repo.get(CONTRACTS, contract_id))
+
+
+def list_contracts(repo: Repository, query: Mapping[str, str]) -> Page[models.ContractPublic]:
+    return _list_by_customer(repo, CONTRACTS, query).map(models.ContractPublic.of)
+
+
+def update_contract(
+    repo: Repository, contract_id: str, update: models.ContractUpdate, if_match: int | None
+) -> models.ContractPublic:
+    return models.ContractPublic.of(_update(repo, CONTRACTS, contract_id, update.changes(), if_match))
+
+
+def delete_contract(repo: Repository, contract_id: str, if_match: int | None) -> None:
+    repo.delete(CONTRACTS, contract_id, if_match=if_match)
+
+
+def _list_by_customer(repo: Repository, kind: Kind, query: Mapping[str, str]) -> Page[dict[str, Any]]:
     """A page of contracts or sessions, of one customer's when `customer_id` is given."""
     args = list_args(query, kind)
     customer_id = _id_arg(query, "customer_id")
     filters = [Filter("customer_id", "==", customer_id)] if customer_id else []
     return _list(repo, kind, args, filters)
-
-
-def update_contract(repo: Repository, contract_id: str, body: bytes, if_match: int | None) -> dict[str, Any]:
-    return _update(repo, CONTRACTS, contract_id, models.parse(models.ContractUpdate, body).changes(), if_match)
 
 
 # -- tasks -----------------------------------------------------------------------------
@@ -339,27 +338,36 @@ def _task_fields(values: Mapping[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def create_task(repo: Repository, body: bytes, *, source: str = "manual") -> dict[str, Any]:
-    task = models.parse(models.TaskCreate, body)
-    fields = _task_fields({**task.model_dump(mode="json"), "source": source})
+def get_task(repo: Repository, task_id: str) -> models.TaskPublic:
+    return models.TaskPublic.of(repo.get(TASKS, task_id))
+
+
+def create_task(
+    repo: Repository, task: models.TaskCreate, *, source: models.TaskSource = models.TaskSource.MANUAL
+) -> models.TaskPublic:
+    fields = _task_fields({**task.model_dump(mode="json"), "source": source.value})
     customer_id = task.customer_id
     if customer_id is None:
-        return repo.create(TASKS.collection, fields)
+        return models.TaskPublic.of(repo.create(TASKS, fields))
 
     require_customer(repo, customer_id)  # fast refusal outside the transaction, then again inside
 
     def create_referencing(t: TenantTransaction) -> str:
         require_customer(t, customer_id)
-        return t.create(TASKS.collection, fields)
+        return t.create(TASKS, fields)
 
-    return repo.get(TASKS.collection, repo.run_transaction(create_referencing), TASKS.name)
-
-
-def update_task(repo: Repository, task_id: str, body: bytes, if_match: int | None) -> dict[str, Any]:
-    return _update(repo, TASKS, task_id, _task_fields(models.parse(models.TaskUpdate, body).changes()), if_match)
+    return get_task(repo, repo.run_transaction(create_referencing))
 
 
-def list_tasks(repo: Repository, query: Mapping[str, str]) -> Page:
+def update_task(repo: Repository, task_id: str, update: models.TaskUpdate, if_match: int | None) -> models.TaskPublic:
+    return models.TaskPublic.of(_update(repo, TASKS, task_id, _task_fields(update.changes()), if_match))
+
+
+def delete_task(repo: Repository, task_id: str, if_match: int | None) -> None:
+    repo.delete(TASKS, task_id, if_match=if_match)
+
+
+def list_tasks(repo: Repository, query: Mapping[str, str]) -> Page[models.TaskPublic]:
     args = list_args(query, TASKS)
     filters = []
     status = _enum_arg(query, "status", models.TaskStatus)
@@ -371,24 +379,30 @@ def list_tasks(repo: Repository, query: Mapping[str, str]) -> Page:
     due_before = _date_arg(query, "due_before")
     if due_before:
         filters.append(Filter("due_key", "<", due_before))
-    return _list(repo, TASKS, args, filters)
+    return _list(repo, TASKS, args, filters).map(models.TaskPublic.of)
 
 
 # -- sessions --------------------------------------------------------------------------
 
 
-def update_session(repo: Repository, session_id: str, body: bytes, if_match: int | None) -> dict[str, Any]:
-    return _update(repo, SESSIONS, session_id, models.parse(models.SessionUpdate, body).changes(), if_match)
+def get_session(repo: Repository, session_id: str) -> models.SessionPublic:
+    return models.SessionPublic.of(repo.get(SESSIONS, session_id))
 
 
-def messages_path(session_id: str) -> str:
-    return f"{SESSIONS.collection}/{session_id}/{MESSAGES.collection}"
+def list_sessions(repo: Repository, query: Mapping[str, str]) -> Page[models.SessionPublic]:
+    return _list_by_customer(repo, SESSIONS, query).map(models.SessionPublic.of)
 
 
-def list_messages(repo: Repository, session_id: str, query: Mapping[str, str]) -> Page:
-    repo.get(SESSIONS.collection, session_id, SESSIONS.name)
+def update_session(
+    repo: Repository, session_id: str, update: models.SessionUpdate, if_match: int | None
+) -> models.SessionPublic:
+    return models.SessionPublic.of(_update(repo, SESSIONS, session_id, update.changes(), if_match))
+
+
+def list_messages(repo: Repository, session_id: str, query: Mapping[str, str]) -> Page[models.MessagePublic]:
+    repo.get(SESSIONS, session_id)
     args = list_args(query, MESSAGES)
-    return _list(repo, MESSAGES, args, [], path=messages_path(session_id))
+    return _list(repo, MESSAGES, args, [], parent_id=session_id).map(models.MessagePublic.of)
 
 
 def delete_session(repo: Repository, session_id: str, if_match: int | None) -> None:
@@ -399,12 +413,12 @@ def delete_session(repo: Repository, session_id: str, if_match: int | None) -> N
     """
 
     def start_deleting(current: dict[str, Any]) -> dict[str, Any]:
-        if current.get("status") == "streaming":
+        if current.get("status") == models.SessionStatus.STREAMING:
             raise ApiError(Code.ABORTED, "The session is streaming a reply; stop it before deleting it.")
-        return {"status": "deleting"}
+        return {"status": models.SessionStatus.DELETING.value}
 
-    current = repo.get(SESSIONS.collection, session_id, SESSIONS.name)
-    if current.get("status") != "deleting":  # a retry of an authorised delete just finishes it
-        repo.update(SESSIONS.collection, session_id, SESSIONS.name, start_deleting, if_match=if_match)
-    repo.delete_where(messages_path(session_id), [])
-    repo.delete(SESSIONS.collection, session_id, SESSIONS.name)
+    current = repo.get(SESSIONS, session_id)
+    if current.get("status") != models.SessionStatus.DELETING:  # a retry of an authorised delete just finishes it
+        repo.update(SESSIONS, session_id, start_deleting, if_match=if_match)
+    repo.delete_where(MESSAGES, [], parent_id=session_id)
+    repo.delete(SESSIONS, session_id)

@@ -16,6 +16,7 @@ from typing import TypeVar
 from common.errors import ConfigurationError
 
 GOOGLE_ID_TOKEN_CERTS_URL = "https://www.googleapis.com/robot/v1/metadata/x509/securetoken@system.gserviceaccount.com"
+GOOGLE_OIDC_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,10 @@ class Settings:
     firestore_timeout_seconds: float = 10.0
     tasks_queue: str = ""
     contracts_bucket: str = ""
+    # The worker (execute_action): where Cloud Tasks delivers, and whose OIDC token it carries.
+    worker_url: str = ""
+    tasks_service_account: str = ""
+    oidc_certs_url: str = GOOGLE_OIDC_CERTS_URL
 
     @property
     def is_demo_project(self) -> bool:
@@ -83,6 +88,17 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         cursor_key = f"{project_id}-local-cursor-key"
     elif len(cursor_key) < 16:
         raise ConfigurationError("CSCX_CURSOR_KEY must be at least 16 characters")
+    oidc_certs_url = env.get("CSCX_OIDC_CERTS_URL") or GOOGLE_OIDC_CERTS_URL
+    if oidc_certs_url != GOOGLE_OIDC_CERTS_URL and not project_id.startswith("demo-"):
+        raise ConfigurationError("CSCX_OIDC_CERTS_URL may only be changed in a demo-* project")
+    worker_url = env.get("CSCX_WORKER_URL", "")
+    tasks_service_account = env.get("CSCX_TASKS_SERVICE_ACCOUNT", "")
+    if not project_id.startswith("demo-"):
+        # The worker must know whom to accept; only the emulator's unsigned deliveries (demo
+        # projects) may go without.
+        for name, value in (("CSCX_WORKER_URL", worker_url), ("CSCX_TASKS_SERVICE_ACCOUNT", tasks_service_account)):
+            if not value:
+                raise ConfigurationError(f"{name} is required (the Cloud Tasks worker's caller)")
     return Settings(
         project_id=project_id,
         cors_origins=origins,
@@ -95,6 +111,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         firestore_timeout_seconds=_number(env, "CSCX_FIRESTORE_TIMEOUT_SECONDS", 10.0, 0.1, 300.0),
         tasks_queue=env.get("CSCX_TASKS_QUEUE", ""),
         contracts_bucket=env.get("CSCX_CONTRACTS_BUCKET", ""),
+        worker_url=worker_url,
+        tasks_service_account=tasks_service_account,
+        oidc_certs_url=oidc_certs_url,
     )
 
 

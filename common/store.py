@@ -16,9 +16,9 @@ import json
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from common.errors import ApiError, Code
 from common.log import get_logger
@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 
 logger = get_logger(__name__)
 
-COMMON_FIELDS = ("owner_id", "created_at", "updated_at", "version")
+# Fields every document has, written by this module alone.
+SERVER_FIELDS = frozenset({"id", "owner_id", "created_at", "updated_at", "version"})
 BATCH_SIZE = 400  # below Firestore's 500 writes per batch
 
 
@@ -105,12 +106,38 @@ class Order:
 
 
 @dataclass(frozen=True)
-class Page:
-    items: list[dict[str, Any]]
+class Kind:
+    """A kind of stored object: its name in messages, its collection, and how it may be listed.
+
+    A kind with a `parent` lives in a subcollection of one of the parent's documents
+    (a session's messages): its calls name that document's id as `parent_id`.
+    """
+
+    name: str
+    collection: str
+    orders: Mapping[str, Order] = field(default_factory=dict)
+    default_order: str = ""
+    parent: Kind | None = None
+
+    def path(self, parent_id: str | None = None) -> str:
+        if self.parent is None:
+            return self.collection
+        if not parent_id:
+            raise ValueError(f"a {self.name} lives under a {self.parent.name}: name its id")
+        return f"{self.parent.path()}/{parent_id}/{self.collection}"
+
+
+T = TypeVar("T")
+U = TypeVar("U")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
     next_cursor: str | None
 
-    def to_body(self, public: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
-        return {"items": [public(item) for item in self.items], "next_cursor": self.next_cursor}
+    def map(self, convert: Callable[[T], U]) -> Page[U]:
+        return Page([convert(item) for item in self.items], self.next_cursor)
 
 
 class Repository:
@@ -133,39 +160,44 @@ class Repository:
             self._client = _firestore_client()
         return self._client
 
-    def _collection(self, path: str) -> Any:
-        return self._db.collection(path)
+    def _collection(self, kind: Kind, parent_id: str | None = None) -> Any:
+        return self._db.collection(kind.path(parent_id))
+
+    def _owned(self, snapshot: Any, kind: Kind) -> dict[str, Any]:
+        """The document of `snapshot` if this tenant owns it; anyone else's is a missing one."""
+        data = snapshot.to_dict() if snapshot.exists else None
+        if data is None or data.get("owner_id") != self.uid:
+            raise not_found(kind.name)
+        return {"id": snapshot.id, **data}
 
     # -- reads -------------------------------------------------------------------------
 
     @_database_errors
-    def get(self, path: str, doc_id: str, kind: str) -> dict[str, Any]:
-        """The document `path/doc_id` if this tenant owns it, else 404."""
-        return self._load(path, doc_id, kind)[0]
+    def get(self, kind: Kind, doc_id: str, *, parent_id: str | None = None) -> dict[str, Any]:
+        """The tenant's `kind` document `doc_id`, else 404."""
+        return self._load(kind, doc_id, parent_id)[0]
 
-    def _load(self, path: str, doc_id: str, kind: str) -> tuple[dict[str, Any], Any]:
+    def _load(self, kind: Kind, doc_id: str, parent_id: str | None = None) -> tuple[dict[str, Any], Any]:
         from google.api_core import exceptions as gexc
 
         try:
-            snapshot = self._collection(path).document(doc_id).get(**self._calls)
+            snapshot = self._collection(kind, parent_id).document(doc_id).get(**self._calls)
         except gexc.InvalidArgument:  # an id Firestore reserves (__x__) can name nothing
-            raise not_found(kind) from None
+            raise not_found(kind.name) from None
         self.documents_read += 1
-        data = snapshot.to_dict() if snapshot.exists else None
-        if data is None or data.get("owner_id") != self.uid:
-            raise not_found(kind)
-        return {"id": snapshot.id, **data}, snapshot.update_time
+        return self._owned(snapshot, kind), snapshot.update_time
 
     @_database_errors
     def list(
         self,
-        path: str,
+        kind: Kind,
         *,
         filters: Sequence[Filter] = (),
         order: Order,
         limit: int,
         cursor: str | None,
-    ) -> Page:
+        parent_id: str | None = None,
+    ) -> Page[dict[str, Any]]:
         """One page of the tenant's documents, stable under concurrent inserts.
 
         The cursor holds the last item's sort values and id, so the next page starts right
@@ -173,8 +205,9 @@ class Repository:
         """
         from google.cloud.firestore import Query
 
+        path = kind.path(parent_id)
         fingerprint = _fingerprint(self.uid, path, filters, order)
-        query = self._query(path, filters)
+        query = self._query(kind, filters, parent_id)
         direction = Query.ASCENDING
         for name, descending in order.fields:
             direction = Query.DESCENDING if descending else Query.ASCENDING
@@ -182,7 +215,7 @@ class Repository:
         query = query.order_by("__name__", direction=direction)
         if cursor:
             values, doc_id = _decode_cursor(cursor, fingerprint, len(order.fields))
-            query = query.start_after([*values, self._collection(path).document(doc_id)])
+            query = query.start_after([*values, self._collection(kind, parent_id).document(doc_id)])
         snapshots = list(query.limit(limit + 1).stream(**self._calls))
         self.documents_read += max(1, len(snapshots))
         items = [{"id": s.id, **(s.to_dict() or {})} for s in snapshots[:limit]]
@@ -194,18 +227,18 @@ class Repository:
         return Page(items, next_cursor)
 
     @_database_errors
-    def first(self, path: str, filters: Sequence[Filter]) -> dict[str, Any] | None:
+    def first(self, kind: Kind, filters: Sequence[Filter], *, parent_id: str | None = None) -> dict[str, Any] | None:
         """Any one of the tenant's documents matching `filters`, or None."""
-        snapshots = list(self._query(path, filters).limit(1).stream(**self._calls))
+        snapshots = list(self._query(kind, filters, parent_id).limit(1).stream(**self._calls))
         self.documents_read += 1
         if not snapshots:
             return None
         return {"id": snapshots[0].id, **(snapshots[0].to_dict() or {})}
 
-    def _query(self, path: str, filters: Sequence[Filter]) -> Any:
+    def _query(self, kind: Kind, filters: Sequence[Filter], parent_id: str | None = None) -> Any:
         from google.cloud.firestore import FieldFilter
 
-        query = self._collection(path).where(filter=FieldFilter("owner_id", "==", self.uid))
+        query = self._collection(kind, parent_id).where(filter=FieldFilter("owner_id", "==", self.uid))
         for f in filters:
             query = query.where(filter=FieldFilter(f.field, f.op, f.value))
         return query
@@ -213,30 +246,47 @@ class Repository:
     # -- writes ------------------------------------------------------------------------
 
     @_database_errors
-    def create(self, path: str, data: Mapping[str, Any], doc_id: str | None = None) -> dict[str, Any]:
-        """Store a new document owned by the tenant and return it with its common fields."""
-        from google.api_core import exceptions as gexc
-        from google.cloud.firestore import SERVER_TIMESTAMP
+    def create(
+        self, kind: Kind, data: Mapping[str, Any], *, doc_id: str | None = None, parent_id: str | None = None
+    ) -> dict[str, Any]:
+        """Store a new document owned by the tenant and return it with its common fields.
 
-        reference = self._collection(path).document(doc_id) if doc_id else self._collection(path).document()
-        document = {**data, "owner_id": self.uid, "version": 1}
-        stamps = {"created_at": SERVER_TIMESTAMP, "updated_at": SERVER_TIMESTAMP}
+        With `doc_id`, a document already there is a 409 ALREADY_EXISTS.
+        """
+        from google.api_core import exceptions as gexc
+
+        collection = self._collection(kind, parent_id)
+        reference = collection.document(doc_id) if doc_id else collection.document()
+        document = _new_document(self.uid, data)
         try:
-            result = reference.create({**document, **stamps}, **self._calls)
+            result = reference.create(document, **self._calls)
         except gexc.AlreadyExists:
             if doc_id:
-                raise
+                raise ApiError(Code.ALREADY_EXISTS, f"The {kind.name} already exists.") from None
             # A retried create whose first attempt was stored: the document is this request's.
-            return self.get(path, reference.id, "document")
+            return self.get(kind, reference.id, parent_id=parent_id)
         stamp = _server_time(result)
         return {"id": reference.id, **document, "created_at": stamp, "updated_at": stamp}
+
+    def get_or_create(self, kind: Kind, doc_id: str, defaults: Mapping[str, Any]) -> dict[str, Any]:
+        """The tenant's document `doc_id`, created from `defaults` if it is not there yet."""
+        try:
+            return self.get(kind, doc_id)
+        except ApiError as error:
+            if error.code is not Code.NOT_FOUND:
+                raise
+        try:
+            return self.create(kind, defaults, doc_id=doc_id)
+        except ApiError as conflict:
+            if conflict.code is not Code.ALREADY_EXISTS:
+                raise
+            return self.get(kind, doc_id)  # a concurrent first call created it
 
     @_database_errors
     def update(
         self,
-        path: str,
+        kind: Kind,
         doc_id: str,
-        kind: str,
         changes: Callable[[dict[str, Any]], Mapping[str, Any]],
         *,
         if_match: int | None = None,
@@ -248,28 +298,24 @@ class Repository:
         then recomputed on the new state, or answered 412 when the client named a version.
         """
         from google.api_core import exceptions as gexc
-        from google.cloud.firestore import SERVER_TIMESTAMP
 
-        reference = self._collection(path).document(doc_id)
+        reference = self._collection(kind).document(doc_id)
         for attempt in range(5):
-            current, update_time = self._load(path, doc_id, kind)
+            current, update_time = self._load(kind, doc_id)
             check_version(current, if_match)
-            fields = {k: v for k, v in changes(current).items() if k not in COMMON_FIELDS and k != "id"}
-            write = {**fields, "version": current["version"] + 1}
+            write = _next_version(current, changes(current))
             try:
                 result = reference.update(
-                    {**write, "updated_at": SERVER_TIMESTAMP},
-                    option=self._db.write_option(last_update_time=update_time),
-                    **self._calls,
+                    write, option=self._db.write_option(last_update_time=update_time), **self._calls
                 )
             except (gexc.FailedPrecondition, gexc.NotFound):
                 _back_off(attempt)
                 continue
             return {**current, **write, "updated_at": _server_time(result)}
-        raise ApiError(Code.ABORTED, f"The {kind} is being changed by another request; try again.")
+        raise ApiError(Code.ABORTED, f"The {kind.name} is being changed by another request; try again.")
 
     @_database_errors
-    def delete(self, path: str, doc_id: str, kind: str, *, if_match: int | None = None) -> dict[str, Any]:
+    def delete(self, kind: Kind, doc_id: str, *, if_match: int | None = None) -> dict[str, Any]:
         """Delete an owned document as a compare-and-set against the version read.
 
         A concurrent writer makes the precondition fail: with `if_match` that is a 412 on the
@@ -277,9 +323,9 @@ class Repository:
         """
         from google.api_core import exceptions as gexc
 
-        reference = self._collection(path).document(doc_id)
+        reference = self._collection(kind).document(doc_id)
         for attempt in range(5):
-            current, update_time = self._load(path, doc_id, kind)
+            current, update_time = self._load(kind, doc_id)
             check_version(current, if_match)
             try:
                 reference.delete(option=self._db.write_option(last_update_time=update_time), **self._calls)
@@ -287,7 +333,7 @@ class Repository:
                 _back_off(attempt)
                 continue
             return current
-        raise ApiError(Code.ABORTED, f"The {kind} is being changed by another request; try again.")
+        raise ApiError(Code.ABORTED, f"The {kind.name} is being changed by another request; try again.")
 
     @_database_errors
     def run_transaction(self, work: Callable[[TenantTransaction], R]) -> R:
@@ -313,13 +359,13 @@ class Repository:
             raise
 
     @_database_errors
-    def delete_where(self, path: str, filters: Sequence[Filter]) -> int:
+    def delete_where(self, kind: Kind, filters: Sequence[Filter], *, parent_id: str | None = None) -> int:
         """Delete every owned document matching `filters`, in batches; returns how many."""
         from google.api_core import exceptions as gexc
 
         deleted, conflicts = 0, 0
         while conflicts < 5:
-            snapshots = list(self._query(path, filters).limit(BATCH_SIZE).stream(**self._calls))
+            snapshots = list(self._query(kind, filters, parent_id).limit(BATCH_SIZE).stream(**self._calls))
             if not snapshots:
                 return deleted
             batch = self._db.batch()
@@ -345,36 +391,44 @@ class TenantTransaction:
         self._repo = repo
         self._transaction = transaction
 
-    def get(self, path: str, doc_id: str, kind: str) -> dict[str, Any]:
-        snapshot = self._repo._collection(path).document(doc_id).get(transaction=self._transaction, **self._repo._calls)
-        data = snapshot.to_dict() if snapshot.exists else None
-        if data is None or data.get("owner_id") != self._repo.uid:
-            raise not_found(kind)
-        return {"id": snapshot.id, **data}
+    def get(self, kind: Kind, doc_id: str) -> dict[str, Any]:
+        reference = self._repo._collection(kind).document(doc_id)
+        return self._repo._owned(reference.get(transaction=self._transaction, **self._repo._calls), kind)
 
-    def any(self, path: str, filters: Sequence[Filter]) -> bool:
-        query = self._repo._query(path, filters).limit(1)
+    def any(self, kind: Kind, filters: Sequence[Filter]) -> bool:
+        query = self._repo._query(kind, filters).limit(1)
         return bool(list(query.get(transaction=self._transaction, **self._repo._calls)))
 
-    def create(self, path: str, data: Mapping[str, Any]) -> str:
-        from google.cloud.firestore import SERVER_TIMESTAMP
-
-        reference = self._repo._collection(path).document()
-        stamps = {"created_at": SERVER_TIMESTAMP, "updated_at": SERVER_TIMESTAMP}
-        self._transaction.create(reference, {**data, "owner_id": self._repo.uid, "version": 1, **stamps})
+    def create(self, kind: Kind, data: Mapping[str, Any]) -> str:
+        reference = self._repo._collection(kind).document()
+        self._transaction.create(reference, _new_document(self._repo.uid, data))
         return str(reference.id)
 
-    def update(self, path: str, current: Mapping[str, Any], fields: Mapping[str, Any]) -> None:
-        from google.cloud.firestore import SERVER_TIMESTAMP
+    def update(self, kind: Kind, current: Mapping[str, Any], fields: Mapping[str, Any]) -> None:
+        reference = self._repo._collection(kind).document(current["id"])
+        self._transaction.update(reference, _next_version(current, fields))
 
-        write = {k: v for k, v in fields.items() if k not in COMMON_FIELDS and k != "id"}
-        reference = self._repo._collection(path).document(current["id"])
-        self._transaction.update(
-            reference, {**write, "version": current["version"] + 1, "updated_at": SERVER_TIMESTAMP}
-        )
+    def delete(self, kind: Kind, doc_id: str) -> None:
+        self._transaction.delete(self._repo._collection(kind).document(doc_id))
 
-    def delete(self, path: str, doc_id: str) -> None:
-        self._transaction.delete(self._repo._collection(path).document(doc_id))
+
+# -- the one shape of every write ------------------------------------------------------------
+
+
+def _new_document(uid: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    """A new document's fields: the caller's, then the common ones only the server writes."""
+    from google.cloud.firestore import SERVER_TIMESTAMP
+
+    fields = {k: v for k, v in data.items() if k not in SERVER_FIELDS}
+    return {**fields, "owner_id": uid, "version": 1, "created_at": SERVER_TIMESTAMP, "updated_at": SERVER_TIMESTAMP}
+
+
+def _next_version(current: Mapping[str, Any], fields: Mapping[str, Any]) -> dict[str, Any]:
+    """An update's fields: the changed ones, the version after `current`'s, a new updated_at."""
+    from google.cloud.firestore import SERVER_TIMESTAMP
+
+    write = {k: v for k, v in fields.items() if k not in SERVER_FIELDS}
+    return {**write, "version": current["version"] + 1, "updated_at": SERVER_TIMESTAMP}
 
 
 def _back_off(attempt: int) -> None:

@@ -31,14 +31,27 @@ FIRESTORE_LAUNCHERS = (
     "/usr/share/google-cloud-sdk/platform/cloud-firestore-emulator/cloud_firestore_emulator",
 )
 
-# (entry point, source, port setting, default port)
-FUNCTIONS = (
-    ("crud", "functions/crud/main.py", "CSCX_CRUD_PORT", 8081),
-    ("chat_stream", "functions/chat_stream/main.py", "CSCX_CHAT_STREAM_PORT", 8082),
-    ("approve_action", "functions/approve_action/main.py", "CSCX_APPROVE_ACTION_PORT", 8083),
-    ("contract_parse", "functions/contract_parse/main.py", "CSCX_CONTRACT_PARSE_PORT", 8084),
-    ("execute_action", "functions/approve_action/main.py", "CSCX_EXECUTE_ACTION_PORT", 8085),
-)
+MANIFEST = ROOT / "functions" / "manifest.json"
+
+
+@dataclass(frozen=True)
+class Function:
+    """One deployed entry point, as `functions/manifest.json` lists it."""
+
+    entry_point: str
+    source: str  # the file that defines it, from the repository root
+    port_setting: str  # the setting that moves its local port
+    port: int  # its local port (DESIGN §11)
+    threads: int | None = None  # functions-framework worker threads, when the default will not do
+
+
+def load_manifest(path: Path = MANIFEST) -> tuple[Function, ...]:
+    """The functions of the manifest: the stack, the tests and terraform all read this list."""
+    entries = json.loads(path.read_text(encoding="utf-8"))["functions"]
+    return tuple(Function(**entry) for entry in entries)
+
+
+FUNCTIONS = load_manifest()
 
 
 def isolated_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -63,7 +76,7 @@ class Ports:
     tasks: int = 8123
     storage: int = 9023
     hub: int = 4400
-    functions: dict[str, int] = field(default_factory=lambda: {name: port for name, _, _, port in FUNCTIONS})
+    functions: dict[str, int] = field(default_factory=lambda: {f.entry_point: f.port for f in FUNCTIONS})
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], offset: int = 0) -> Ports:
@@ -76,7 +89,7 @@ class Ports:
             tasks=port("CSCX_TASKS_PORT", 8123),
             storage=port("CSCX_STORAGE_PORT", 9023),
             hub=port("CSCX_EMULATOR_HUB_PORT", 4400),
-            functions={name: port(setting, default) for name, _, setting, default in FUNCTIONS},
+            functions={f.entry_point: port(f.port_setting, f.port) for f in FUNCTIONS},
         )
 
 
@@ -126,6 +139,7 @@ class Stack:
             "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{self.ports.storage}",
             "CSCX_CONTRACTS_BUCKET": f"{PROJECT_ID}-contracts",
             "CSCX_TASKS_QUEUE": QUEUE,
+            "CSCX_WORKER_URL": f"{self.url('execute_action')}/execute",
             "CSCX_CORS_ORIGINS": "http://localhost:3000,http://127.0.0.1:3000",
         }
         # The emulators are started for PROJECT_ID: a project id from the shell (a real one,
@@ -150,8 +164,8 @@ class Stack:
             self._start_tasks()
             self._start_storage()
             if self.with_functions:
-                for name, source, _, _ in FUNCTIONS:
-                    self._start_function(name, source)
+                for function in FUNCTIONS:
+                    self._start_function(function)
             self._wait_ready()
         except BaseException:
             self.stop()
@@ -280,32 +294,35 @@ class Stack:
 
     def _start_function(
         self,
-        name: str,
-        source: str,
+        function: Function,
         port: int | None = None,
         changes: Mapping[str, str | None] | None = None,
         log_name: str | None = None,
     ) -> None:
         framework = _require(ROOT / ".venv/bin/functions-framework", "functions-framework")
         env = {**self.base_env, **self.settings(), "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+        if function.threads is not None:
+            env["THREADS"] = str(function.threads)
         for key, value in (changes or {}).items():
             if value is None:
                 env.pop(key, None)
             else:
                 env[key] = value
+        name = function.entry_point
         port = self.ports.functions[name] if port is None else port
-        argv = [framework, "--target", name, "--source", str(ROOT / source), "--host", "127.0.0.1", "--port", str(port)]
+        source = str(ROOT / function.source)
+        argv = [framework, "--target", name, "--source", source, "--host", "127.0.0.1", "--port", str(port)]
         self._spawn(log_name or name, argv, env)
 
     def start_variant(self, name: str, label: str, changes: Mapping[str, str | None]) -> str:
         """Another instance of function `name` whose settings differ by `changes` (None
         removes a setting), on a free port, stopped with the stack; returns its URL."""
-        source = next(source for function, source, _, _ in FUNCTIONS if function == name)
+        function = next(f for f in FUNCTIONS if f.entry_point == name)
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = int(sock.getsockname()[1])
         log_name = f"{name}-{label}"
-        self._start_function(name, source, port, changes, log_name)
+        self._start_function(function, port, changes, log_name)
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         while not _http_ok(f"{url}/healthz"):

@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 import requests
 
+from common.resources import CONTRACTS, MESSAGES, SESSIONS
 from scripts.stack import PROJECT_ID, Stack
 from tests import tokens
 from tests.conftest import ROOT, Api, Caller, Users, assert_error, raw_firestore
@@ -137,7 +138,7 @@ def seed_objects(api: Api, caller: Caller, repo: Any) -> Owned:
     holder_id = create("/customers", {"name": "Globex", "stage": "renewing"})
     task_id = create("/tasks", {"title": "Prepare the renewal call", "customer_id": holder_id})
     contract = repo.create(
-        "contracts",
+        CONTRACTS,
         {
             "customer_id": holder_id,
             "title": "Master agreement",
@@ -150,7 +151,7 @@ def seed_objects(api: Api, caller: Caller, repo: Any) -> Owned:
         },
     )
     session = repo.create(
-        "sessions",
+        SESSIONS,
         {
             "title": "Renewal prep",
             "customer_id": holder_id,
@@ -161,12 +162,13 @@ def seed_objects(api: Api, caller: Caller, repo: Any) -> Owned:
         },
     )
     repo.create(
-        f"sessions/{session['id']}/messages",
+        MESSAGES,
         {
             "role": "user",
             "parts": [{"type": "text", "text": "How is Globex doing?"}],
             "status": "complete",
         },
+        parent_id=session["id"],
     )
     ids = {"customer_id": customer_id, "contract_id": contract["id"], "task_id": task_id, "session_id": session["id"]}
     return Owned(caller, ids)

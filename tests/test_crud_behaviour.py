@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import requests
 
+from common.resources import ACTIONS, CONTRACTS, CUSTOMERS, MESSAGES, SESSIONS, TASKS
 from common.store import Repository
 from scripts.stack import FUNCTIONS, Stack
 from tests.conftest import Api, Caller, assert_error, raw_firestore
@@ -242,7 +243,7 @@ def test_write_responses_carry_the_stored_timestamps(crud: Api, alice: Caller) -
 
 def _seed_contract(repo: Repository, customer_id: str, title: str = "Master agreement") -> dict[str, Any]:
     return repo.create(
-        "contracts",
+        CONTRACTS,
         {
             "customer_id": customer_id,
             "title": title,
@@ -258,14 +259,23 @@ def _seed_contract(repo: Repository, customer_id: str, title: str = "Master agre
 
 def _seed_task(repo: Repository, customer_id: str) -> dict[str, Any]:
     return repo.create(
-        "tasks",
-        {"title": "Call", "customer_id": customer_id, "status": "open", "source": "manual", "due_key": "9999-12-31"},
+        TASKS,
+        {
+            "title": "Call",
+            "customer_id": customer_id,
+            "due_date": None,
+            "priority": "medium",
+            "status": "open",
+            "source": "manual",
+            "notes": None,
+            "due_key": "9999-12-31",
+        },
     )
 
 
 def _seed_action(repo: Repository, customer_id: str, status: str = "pending") -> dict[str, Any]:
     return repo.create(
-        "actions",
+        ACTIONS,
         {
             "type": "task.create",
             "status": status,
@@ -509,11 +519,12 @@ def test_contracts_list_filters_by_customer(crud: Api, alice: Caller, repo_for: 
 
 
 def _seed_session(repo: Repository, status: str = "idle", messages: int = 3) -> tuple[dict[str, Any], list[str]]:
-    session = repo.create("sessions", {"title": "QBR prep", "status": status, "message_count": messages})
+    session = repo.create(SESSIONS, {"title": "QBR prep", "status": status, "message_count": messages})
     ids = [
         repo.create(
-            f"sessions/{session['id']}/messages",
+            MESSAGES,
             {"role": "user", "parts": [{"type": "text", "text": f"hello {n}"}], "status": "complete"},
+            parent_id=session["id"],
         )["id"]
         for n in range(messages)
     ]
@@ -602,7 +613,7 @@ def test_wrong_method_on_a_known_route_is_405_with_allow(
     assert response.headers["Allow"] == allow
 
 
-@pytest.mark.parametrize("function", [name for name, *_ in FUNCTIONS])
+@pytest.mark.parametrize("function", [f.entry_point for f in FUNCTIONS])
 def test_every_function_answers_healthz_without_auth(stack: Stack, function: str) -> None:
     for headers in ({}, {"Authorization": "Bearer garbage"}):
         response = requests.get(f"{stack.url(function)}/healthz", headers=headers, timeout=10)
@@ -675,7 +686,7 @@ def test_every_response_has_a_request_id(stack: Stack, crud: Api, alice: Caller)
         crud.get("/customers/missing1", alice),
         crud.call("PUT", "/customers", alice),
         crud.call("OPTIONS", "/customers", headers={"Origin": ALLOWED_ORIGIN}),
-        *[requests.get(f"{stack.url(name)}/healthz", timeout=10) for name, *_ in FUNCTIONS],
+        *[requests.get(f"{stack.url(name)}/healthz", timeout=10) for name in (f.entry_point for f in FUNCTIONS)],
     ]
 
     assert sorted({r.status_code for r in responses}) == [200, 201, 204, 400, 401, 404, 405]
@@ -690,8 +701,8 @@ def test_unexpected_error_is_500_internal_without_internals(
     # A stored value the API never writes (bytes) cannot be put in a list cursor: the
     # repository raises TypeError, which must reach the client as a bare INTERNAL.
     repo = repo_for(alice.uid)
-    repo.create("customers", {"name": "Corrupt", "name_lower": "corrupt", "arr": b"\x00\x01"})
-    repo.create("customers", {"name": "Fine", "name_lower": "fine", "arr": 5})
+    repo.create(CUSTOMERS, {"name": "Corrupt", "name_lower": "corrupt", "arr": b"\x00\x01"})
+    repo.create(CUSTOMERS, {"name": "Fine", "name_lower": "fine", "arr": 5})
 
     response = crud.get("/customers", alice, params={"order": "-arr", "limit": "1"})
 
@@ -703,7 +714,7 @@ def test_unexpected_error_is_500_internal_without_internals(
 
 
 def test_error_while_writing_the_response_is_500_internal(crud: Api, alice: Caller, repo_for: type[Repository]) -> None:
-    corrupt = repo_for(alice.uid).create("customers", {"name": "Corrupt", "name_lower": "corrupt", "arr": b"\x00"})
+    corrupt = repo_for(alice.uid).create(CUSTOMERS, {"name": "Corrupt", "name_lower": "corrupt", "arr": b"\x00"})
 
     response = crud.get(f"/customers/{corrupt['id']}", alice)
 

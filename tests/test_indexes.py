@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from common import resources
-from common.store import Filter, Order, Page, Repository
+from common.store import Filter, Kind, Order, Page, Repository
 from scripts.stack import ROOT
 
 EQUALITY = {"==", "in"}
@@ -27,11 +27,20 @@ class RecordingRepository(Repository):
         super().__init__("uid-recording")
         self.queries: list[tuple[str, Sequence[Filter], Order]] = []
 
-    def get(self, path: str, doc_id: str, kind: str) -> dict[str, Any]:
+    def get(self, kind: Kind, doc_id: str, *, parent_id: str | None = None) -> dict[str, Any]:
         return {"id": doc_id, "owner_id": self.uid, "version": 1}
 
-    def list(self, path: str, *, filters: Sequence[Filter] = (), order: Order, limit: int, cursor: str | None) -> Page:
-        self.queries.append((path, filters, order))
+    def list(
+        self,
+        kind: Kind,
+        *,
+        filters: Sequence[Filter] = (),
+        order: Order,
+        limit: int,
+        cursor: str | None,
+        parent_id: str | None = None,
+    ) -> Page[dict[str, Any]]:
+        self.queries.append((kind.path(parent_id), filters, order))
         return Page([], None)
 
 
@@ -48,8 +57,8 @@ def recorded_queries() -> list[tuple[str, Sequence[Filter], Order]]:
     resources.list_customers(repo, {"q": "acme"})
     resources.list_customers(repo, {"q": "acme", "stage": "renewing", "order": "name"})
     for query in _combinations({"customer_id": [None, "c1"]}):
-        resources.list_by_customer(repo, resources.CONTRACTS, query)
-        resources.list_by_customer(repo, resources.SESSIONS, query)
+        resources.list_contracts(repo, query)
+        resources.list_sessions(repo, query)
     for query in _combinations(
         {"status": [None, "open"], "customer_id": [None, "c1"], "due_before": [None, "2026-01-01"]}
     ):

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from common.resources import CONTRACTS, MESSAGES, SESSIONS
 from scripts.stack import Stack
 from tests.conftest import Api, Caller, assert_error
 
@@ -89,7 +90,7 @@ def _create(crud: Api, user: Caller, path: str, body: dict[str, Any]) -> dict[st
 
 def _seed_contract(repo_for: Any, user: Caller, customer_id: str, title: str) -> dict[str, Any]:
     contract: dict[str, Any] = repo_for(user.uid).create(
-        "contracts",
+        CONTRACTS,
         {
             "customer_id": customer_id,
             "title": title,
@@ -110,7 +111,7 @@ def _seed_contract(repo_for: Any, user: Caller, customer_id: str, title: str) ->
 
 def _seed_session(repo_for: Any, user: Caller, customer_id: str, title: str) -> dict[str, Any]:
     session: dict[str, Any] = repo_for(user.uid).create(
-        "sessions",
+        SESSIONS,
         {
             "title": title,
             "customer_id": customer_id,
@@ -127,7 +128,7 @@ def _seed_session(repo_for: Any, user: Caller, customer_id: str, title: str) -> 
 
 def _seed_message(repo_for: Any, user: Caller, session_id: str, role: str, text: str) -> dict[str, Any]:
     message: dict[str, Any] = repo_for(user.uid).create(
-        f"sessions/{session_id}/messages",
+        MESSAGES,
         {
             "role": role,
             "parts": [{"type": "text", "text": text}],
@@ -135,6 +136,7 @@ def _seed_message(repo_for: Any, user: Caller, session_id: str, role: str, text:
             "usage": {"input_tokens": 10, "output_tokens": 20},
             "error": None,
         },
+        parent_id=session_id,
     )
     return message
 

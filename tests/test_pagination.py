@@ -21,7 +21,9 @@ from typing import Any
 
 import pytest
 
-from common import resources
+from common import models, resources
+from common.http import parse_json
+from common.resources import SESSIONS
 from common.store import Repository
 from scripts.stack import Stack
 from tests.conftest import Api, Caller, assert_error, raw_firestore
@@ -51,11 +53,16 @@ def _customer_body(rng: random.Random) -> dict[str, Any]:
     }
 
 
+def _item(stored: models.Stored) -> Item:
+    """A stored object as the API answers it."""
+    return stored.model_dump(mode="json", exclude_unset=True)
+
+
 def _seed_customers(repo: Repository, bodies: list[dict[str, Any]]) -> list[Item]:
     """Store customers exactly as POST /customers does, several at a time."""
 
     def create(body: dict[str, Any]) -> Item:
-        return resources.create_customer(repo, json.dumps(body).encode())
+        return _item(resources.create_customer(repo, parse_json(models.CustomerCreate, json.dumps(body).encode())))
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         return list(pool.map(create, bodies))
@@ -383,7 +390,7 @@ def test_cursor_from_another_order_or_filter_is_rejected(
 def test_cursor_from_another_list_is_rejected(crud: Api, alice: Caller, repo_for: type[Repository]) -> None:
     repo = repo_for(alice.uid)
     for title in ("one", "two"):
-        resources.create_task(repo, json.dumps({"title": title}).encode())
+        _item(resources.create_task(repo, parse_json(models.TaskCreate, json.dumps({"title": title}).encode())))
     tasks_cursor = _first_cursor(crud, alice, "/tasks")
 
     _assert_bad_cursor(crud, alice, tasks_cursor)
@@ -469,13 +476,14 @@ def test_cursor_with_a_string_for_a_timestamp_order_is_rejected(
 
 def _seed_session(repo: Repository, message_count: int) -> tuple[str, list[str]]:
     """A session and its messages, created one after another (created_at is the server's clock)."""
-    session = repo.create("sessions", {"title": "Renewal prep", "status": "idle", "message_count": message_count})
+    session = repo.create(SESSIONS, {"title": "Renewal prep", "status": "idle", "message_count": message_count})
     ids = []
     for n in range(message_count):
         role = "user" if n % 2 == 0 else "assistant"
         message = repo.create(
-            resources.messages_path(session["id"]),
+            resources.MESSAGES,
             {"role": role, "parts": [{"type": "text", "text": f"message {n}"}], "status": "complete"},
+            parent_id=session["id"],
         )
         ids.append(message["id"])
         time.sleep(0.002)  # distinct creation times, so oldest-first is one definite order
@@ -533,7 +541,7 @@ def seeded_tasks(alice: Caller, repo_for: type[Repository]) -> tuple[list[Item],
             "status": rng.choice(["open", "done"]),
             "customer_id": rng.choice([first["id"], second["id"], None]),
         }
-        tasks.append(resources.create_task(repo, json.dumps(body).encode()))
+        tasks.append(_item(resources.create_task(repo, parse_json(models.TaskCreate, json.dumps(body).encode()))))
     return tasks, first["id"], second["id"]
 
 
@@ -561,8 +569,16 @@ def test_task_losing_its_due_date_moves_after_the_dated_ones(
     crud: Api, alice: Caller, repo_for: type[Repository]
 ) -> None:
     repo = repo_for(alice.uid)
-    early = resources.create_task(repo, json.dumps({"title": "early", "due_date": "2025-01-01"}).encode())
-    resources.create_task(repo, json.dumps({"title": "late", "due_date": "2030-01-01"}).encode())
+    early = _item(
+        resources.create_task(
+            repo, parse_json(models.TaskCreate, json.dumps({"title": "early", "due_date": "2025-01-01"}).encode())
+        )
+    )
+    _item(
+        resources.create_task(
+            repo, parse_json(models.TaskCreate, json.dumps({"title": "late", "due_date": "2030-01-01"}).encode())
+        )
+    )
 
     patched = crud.patch(f"/tasks/{early['id']}", alice, json={"due_date": None})
 

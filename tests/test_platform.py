@@ -41,19 +41,30 @@ def test_emulator_variables_are_allowed_in_demo_projects() -> None:
         ("CSCX_LOG_LEVEL", "LOUD"),
         ("CSCX_ID_TOKEN_CERTS_URL", "http://127.0.0.1:1/certs"),
         ("CSCX_CURSOR_KEY", "short"),
+        ("CSCX_OIDC_CERTS_URL", "http://127.0.0.1:1/certs"),
     ],
 )
 def test_unsafe_or_malformed_settings_fail_with_their_name(variable: str, value: str) -> None:
-    env = {"GOOGLE_CLOUD_PROJECT": "cscx-prod", "CSCX_CURSOR_KEY": "a-real-secret-from-secret-manager"}
     with pytest.raises(ConfigurationError, match=variable):
-        load_settings({**env, variable: value})
+        load_settings({**REAL_PROJECT, variable: value})
 
 
-def test_a_real_project_needs_a_cursor_key() -> None:
-    with pytest.raises(ConfigurationError, match="CSCX_CURSOR_KEY is required"):
-        load_settings({"GOOGLE_CLOUD_PROJECT": "cscx-prod"})
-    settings = load_settings({"GOOGLE_CLOUD_PROJECT": "cscx-prod", "CSCX_CURSOR_KEY": "x" * 16})
-    assert settings.cursor_key == b"x" * 16
+# The least a real project's functions are started with.
+REAL_PROJECT = {
+    "GOOGLE_CLOUD_PROJECT": "cscx-prod",
+    "CSCX_CURSOR_KEY": "a-real-secret-from-secret-manager",
+    "CSCX_WORKER_URL": "https://us-central1-cscx-prod.cloudfunctions.net/execute_action/execute",
+    "CSCX_TASKS_SERVICE_ACCOUNT": "cscx-tasks@cscx-prod.iam.gserviceaccount.com",
+}
+
+
+@pytest.mark.parametrize("variable", ["CSCX_CURSOR_KEY", "CSCX_WORKER_URL", "CSCX_TASKS_SERVICE_ACCOUNT"])
+def test_a_real_project_needs_its_secrets_and_worker_caller(variable: str) -> None:
+    with pytest.raises(ConfigurationError, match=f"{variable} is required"):
+        load_settings({k: v for k, v in REAL_PROJECT.items() if k != variable})
+    settings = load_settings(REAL_PROJECT)
+    assert settings.cursor_key == REAL_PROJECT["CSCX_CURSOR_KEY"].encode()
+    assert settings.tasks_service_account == REAL_PROJECT["CSCX_TASKS_SERVICE_ACCOUNT"]
 
 
 def test_function_refuses_to_start_with_emulators_in_a_real_project(stack: Stack) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import requests
 
+from common.resources import SESSIONS
 from scripts.stack import Stack
 from tests.conftest import Api, Caller, Users, assert_error, raw_firestore
 
@@ -75,7 +76,7 @@ def test_stale_if_match_on_cascade_delete_deletes_nothing(crud: Api, alice: Call
 
 def test_session_being_deleted_cannot_start_streaming(crud: Api, alice: Caller, repo_for: Any) -> None:
     repo = repo_for(alice.uid)
-    session = repo.create("sessions", {"title": "Renewal", "status": "streaming", "customer_id": None})
+    session = repo.create(SESSIONS, {"title": "Renewal", "status": "streaming", "customer_id": None})
     response = crud.delete(f"/sessions/{session['id']}", alice)
     assert_error(response, 409, "ABORTED")
     stored = raw_firestore().collection("sessions").document(session["id"]).get().to_dict()

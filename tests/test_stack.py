@@ -24,7 +24,7 @@ PORTS = {
     "CSCX_TASKS_PORT": _BASE + 123,
     "CSCX_STORAGE_PORT": _BASE + 124,
     "CSCX_EMULATOR_HUB_PORT": _BASE + 400,
-    **{setting: _BASE + 181 + i for i, (_, _, setting, _) in enumerate(FUNCTIONS)},
+    **{f.port_setting: _BASE + 181 + i for i, f in enumerate(FUNCTIONS)},
 }
 ORIGIN = "https://app.cscx.example"
 
@@ -65,9 +65,9 @@ def test_run_starts_everything_honours_settings_and_stops_on_ctrl_c() -> None:
                 break
         output = "".join(lines)
         assert "CSCX local stack is up" in output, output
-        for name, _, setting, _ in FUNCTIONS:
-            url = f"http://127.0.0.1:{PORTS[setting]}"
-            assert f"{name}" in output
+        for function in FUNCTIONS:
+            url = f"http://127.0.0.1:{PORTS[function.port_setting]}"
+            assert function.entry_point in output
             assert url in output, output
             assert requests.get(f"{url}/healthz", timeout=5).json() == {"status": "ok"}
         assert f"127.0.0.1:{PORTS['CSCX_FIRESTORE_PORT']}" in output

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import requests
 
+from common.resources import CONTRACTS, SESSIONS
 from tests.conftest import Api, Caller, assert_error
 
 MIB = 1024 * 1024
@@ -81,7 +82,7 @@ def owned(crud: Api, alice: Caller, repo_for: Any) -> Owned:
     assert task.status_code == 201, task.text
     repo = repo_for(alice.uid)
     contract = repo.create(
-        "contracts",
+        CONTRACTS,
         {
             "customer_id": customer_id,
             "title": "Acme MSA",
@@ -98,7 +99,7 @@ def owned(crud: Api, alice: Caller, repo_for: Any) -> Owned:
         },
     )
     session = repo.create(
-        "sessions",
+        SESSIONS,
         {
             "title": "Acme renewal",
             "customer_id": customer_id,

@@ -5,58 +5,58 @@ from __future__ import annotations
 import flask
 import functions_framework
 
+from common import models
 from common import resources as r
+from common.auth import FirebaseUser, User
 from common.http import Context, Reply, function_router
-from common.store import Page, Repository
+from common.store import Repository
 
 router = function_router("crud", on_authenticated=r.ensure_profile)
+REVOCATION_CHECKED = FirebaseUser(check_revoked=True)  # the irreversible operations
 
 
 def _repo(ctx: Context) -> Repository:
     return Repository(ctx.uid)
 
 
-def _page(page: Page) -> Reply:
-    return Reply(page.to_body(r.public))
-
-
-def _one(document: dict[str, object], status: int = 200) -> Reply:
-    return Reply.resource(r.public(document), status)
+def _user(ctx: Context) -> User:
+    assert ctx.user is not None  # every route here authenticates a user
+    return ctx.user
 
 
 @router.route("GET", "/profile")
 def get_profile(ctx: Context) -> Reply:
-    assert ctx.user is not None
-    return _one(r.get_profile(Repository(ctx.uid), ctx.user))
+    return Reply.resource(r.get_profile(_repo(ctx), _user(ctx)))
 
 
 @router.route("PATCH", "/profile")
 def patch_profile(ctx: Context) -> Reply:
-    assert ctx.user is not None
-    return _one(r.update_profile(Repository(ctx.uid), ctx.user, ctx.json_body(), ctx.if_match()))
+    update = ctx.parse(models.ProfileUpdate)
+    return Reply.resource(r.update_profile(_repo(ctx), _user(ctx), update, ctx.if_match()))
 
 
 @router.route("GET", "/customers", query={"limit", "cursor", "order", "stage", "q"})
 def list_customers(ctx: Context) -> Reply:
-    return _page(r.list_customers(_repo(ctx), ctx.query()))
+    return Reply.page(r.list_customers(_repo(ctx), ctx.query()))
 
 
 @router.route("POST", "/customers")
 def create_customer(ctx: Context) -> Reply:
-    return _one(r.create_customer(_repo(ctx), ctx.json_body()), 201)
+    return Reply.resource(r.create_customer(_repo(ctx), ctx.parse(models.CustomerCreate)), 201)
 
 
 @router.route("GET", "/customers/{customer_id}")
 def get_customer(ctx: Context, customer_id: str) -> Reply:
-    return _one(_repo(ctx).get(r.CUSTOMERS.collection, customer_id, r.CUSTOMERS.name))
+    return Reply.resource(r.get_customer(_repo(ctx), customer_id))
 
 
 @router.route("PATCH", "/customers/{customer_id}")
 def patch_customer(ctx: Context, customer_id: str) -> Reply:
-    return _one(r.update_customer(_repo(ctx), customer_id, ctx.json_body(), ctx.if_match()))
+    update = ctx.parse(models.CustomerUpdate)
+    return Reply.resource(r.update_customer(_repo(ctx), customer_id, update, ctx.if_match()))
 
 
-@router.route("DELETE", "/customers/{customer_id}", query={"cascade"}, check_revoked=True)
+@router.route("DELETE", "/customers/{customer_id}", query={"cascade"}, auth=REVOCATION_CHECKED)
 def delete_customer(ctx: Context, customer_id: str) -> Reply:
     cascade = ctx.query().get("cascade", "false")
     if cascade not in {"true", "false"}:
@@ -67,67 +67,70 @@ def delete_customer(ctx: Context, customer_id: str) -> Reply:
 
 @router.route("GET", "/contracts", query={"limit", "cursor", "customer_id"})
 def list_contracts(ctx: Context) -> Reply:
-    return _page(r.list_by_customer(_repo(ctx), r.CONTRACTS, ctx.query()))
+    return Reply.page(r.list_contracts(_repo(ctx), ctx.query()))
 
 
 @router.route("GET", "/contracts/{contract_id}")
 def get_contract(ctx: Context, contract_id: str) -> Reply:
-    return _one(_repo(ctx).get(r.CONTRACTS.collection, contract_id, r.CONTRACTS.name))
+    return Reply.resource(r.get_contract(_repo(ctx), contract_id))
 
 
 @router.route("PATCH", "/contracts/{contract_id}")
 def patch_contract(ctx: Context, contract_id: str) -> Reply:
-    return _one(r.update_contract(_repo(ctx), contract_id, ctx.json_body(), ctx.if_match()))
+    update = ctx.parse(models.ContractUpdate)
+    return Reply.resource(r.update_contract(_repo(ctx), contract_id, update, ctx.if_match()))
 
 
-@router.route("DELETE", "/contracts/{contract_id}", check_revoked=True)
+@router.route("DELETE", "/contracts/{contract_id}", auth=REVOCATION_CHECKED)
 def delete_contract(ctx: Context, contract_id: str) -> Reply:
-    _repo(ctx).delete(r.CONTRACTS.collection, contract_id, r.CONTRACTS.name, if_match=ctx.if_match())
+    r.delete_contract(_repo(ctx), contract_id, ctx.if_match())
     return Reply.no_content()
 
 
 @router.route("GET", "/tasks", query={"limit", "cursor", "status", "customer_id", "due_before"})
 def list_tasks(ctx: Context) -> Reply:
-    return _page(r.list_tasks(_repo(ctx), ctx.query()))
+    return Reply.page(r.list_tasks(_repo(ctx), ctx.query()))
 
 
 @router.route("POST", "/tasks")
 def create_task(ctx: Context) -> Reply:
-    return _one(r.create_task(_repo(ctx), ctx.json_body()), 201)
+    return Reply.resource(r.create_task(_repo(ctx), ctx.parse(models.TaskCreate)), 201)
 
 
 @router.route("GET", "/tasks/{task_id}")
 def get_task(ctx: Context, task_id: str) -> Reply:
-    return _one(_repo(ctx).get(r.TASKS.collection, task_id, r.TASKS.name))
+    return Reply.resource(r.get_task(_repo(ctx), task_id))
 
 
 @router.route("PATCH", "/tasks/{task_id}")
 def patch_task(ctx: Context, task_id: str) -> Reply:
-    return _one(r.update_task(_repo(ctx), task_id, ctx.json_body(), ctx.if_match()))
+    update = ctx.parse(models.TaskUpdate)
+    return Reply.resource(r.update_task(_repo(ctx), task_id, update, ctx.if_match()))
 
 
-@router.route("DELETE", "/tasks/{task_id}", check_revoked=True)
+@router.route("DELETE", "/tasks/{task_id}", auth=REVOCATION_CHECKED)
 def delete_task(ctx: Context, task_id: str) -> Reply:
-    _repo(ctx).delete(r.TASKS.collection, task_id, r.TASKS.name, if_match=ctx.if_match())
+    r.delete_task(_repo(ctx), task_id, ctx.if_match())
     return Reply.no_content()
 
 
 @router.route("GET", "/sessions", query={"limit", "cursor", "customer_id"})
 def list_sessions(ctx: Context) -> Reply:
-    return _page(r.list_by_customer(_repo(ctx), r.SESSIONS, ctx.query()))
+    return Reply.page(r.list_sessions(_repo(ctx), ctx.query()))
 
 
 @router.route("GET", "/sessions/{session_id}")
 def get_session(ctx: Context, session_id: str) -> Reply:
-    return _one(_repo(ctx).get(r.SESSIONS.collection, session_id, r.SESSIONS.name))
+    return Reply.resource(r.get_session(_repo(ctx), session_id))
 
 
 @router.route("PATCH", "/sessions/{session_id}")
 def patch_session(ctx: Context, session_id: str) -> Reply:
-    return _one(r.update_session(_repo(ctx), session_id, ctx.json_body(), ctx.if_match()))
+    update = ctx.parse(models.SessionUpdate)
+    return Reply.resource(r.update_session(_repo(ctx), session_id, update, ctx.if_match()))
 
 
-@router.route("DELETE", "/sessions/{session_id}", check_revoked=True)
+@router.route("DELETE", "/sessions/{session_id}", auth=REVOCATION_CHECKED)
 def delete_session(ctx: Context, session_id: str) -> Reply:
     r.delete_session(_repo(ctx), session_id, ctx.if_match())
     return Reply.no_content()
@@ -135,7 +138,7 @@ def delete_session(ctx: Context, session_id: str) -> Reply:
 
 @router.route("GET", "/sessions/{session_id}/messages", query={"limit", "cursor"})
 def list_messages(ctx: Context, session_id: str) -> Reply:
-    return _page(r.list_messages(_repo(ctx), session_id, ctx.query()))
+    return Reply.page(r.list_messages(_repo(ctx), session_id, ctx.query()))
 
 
 @functions_framework.http
