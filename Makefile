@@ -10,9 +10,9 @@ PYTEST_ARGS ?=
 
 install: $(VENV)/.installed $(TASKS_VENV)/.installed node_modules/.installed java
 
-$(VENV)/.installed: requirements.lock
+$(VENV)/.installed: requirements-dev.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.lock
 	touch $@
 
 # gcloud-tasks-emulator pins protobuf<5, so it lives in its own venv.

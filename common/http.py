@@ -366,7 +366,10 @@ class Router:
                 self.on_authenticated(ctx.user)
             ctx.allowed_query = route.query
             ctx.query()  # an undeclared parameter is a 400 on every route that declares its own
-            return route.handler(ctx, **params)
+            reply = route.handler(ctx, **params)
+            if isinstance(reply, StreamReply):
+                reply = _started(reply)
+            return reply
         except MethodNotAllowedError as error:
             reply = _error_reply(error)
             reply.headers["Allow"] = ", ".join(sorted(set(error.allowed)))
@@ -432,6 +435,26 @@ _WERKZEUG_CODES = {
 def _from_werkzeug(error: Any) -> ApiError:
     code, message = _WERKZEUG_CODES.get(error.code or 400, _WERKZEUG_CODES[400])
     return ApiError(code, message)
+
+
+def _started(reply: StreamReply) -> StreamReply:
+    """The stream with its first chunk produced: what fails before it is still a JSON error."""
+    try:
+        first = next(reply.chunks)
+    except StopIteration:
+        first = b""
+    rest = reply.chunks
+
+    def chunks() -> Iterator[bytes]:
+        try:
+            yield first
+            yield from rest
+        finally:
+            close = getattr(rest, "close", None)
+            if close is not None:
+                close()
+
+    return StreamReply(chunks(), reply.content_type, reply.status, reply.headers)
 
 
 def _error_reply(error: ApiError) -> Reply:
@@ -514,7 +537,7 @@ def _counted(chunks: Iterator[bytes], sent: _Sent) -> Iterator[bytes]:
             sent.bytes += len(chunk)
             yield chunk
     except GeneratorExit:
-        raise  # the server closed the response (the client went away): the producer is closed too
+        raise  # the server closed the response (the client went away): the producer is closed below
     except Exception:
         logger.exception("stream failed after it started")
     finally:

@@ -155,6 +155,12 @@ def crud(stack: Stack) -> Api:
     return Api(stack.url("crud"))
 
 
+@pytest.fixture
+def apis(stack: Stack) -> dict[str, Api]:
+    """The test stack's instance of every function, by entry point."""
+    return {name: Api(stack.url(name)) for name in stack.ports.functions}
+
+
 @functools.cache
 def raw_firestore() -> Any:
     """A Firestore client outside the repository, for tests that inspect what is stored."""

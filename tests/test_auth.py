@@ -1,9 +1,10 @@
-"""The auth matrix (issue 2): every crud route answers 401 UNAUTHENTICATED, and changes nothing,
-for every way of failing to prove who the caller is.
+"""The auth matrix: every route a signed-in CSM calls, of every function, answers 401
+UNAUTHENTICATED, and changes nothing, for every way of failing to prove who the caller is.
 
-The routes come from `functions/crud/main.py`'s own router, so a new route joins the matrix by
-itself. Each is called on objects the caller owns, with a body that would make it succeed, so
-only the credentials are wrong. Two instances of crud are used:
+The routes come from the functions' own routers (`tests/routes.py`), so a new route joins the
+matrix by itself, and fails it until `BODIES` and `seed_objects` know how to call it. Each is
+called on objects the caller owns, with a body that would make it succeed, so only the
+credentials are wrong. Two instances of each function are used:
 
 - the test stack's, in Auth emulator mode (firebase-admin skips signatures and expiry there but
   still checks audience, issuer, and, with `check_revoked`, revocation and disabled users);
@@ -14,14 +15,10 @@ only the credentials are wrong. Two instances of crud are used:
 from __future__ import annotations
 
 import base64
-import json
-import os
 import re
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +28,8 @@ import requests
 from common.resources import CONTRACTS, MESSAGES, SESSIONS
 from scripts.stack import PROJECT_ID, Stack
 from tests import tokens
-from tests.conftest import ROOT, Api, Caller, Users, assert_error, raw_firestore
+from tests.conftest import Api, Caller, Users, assert_error, raw_firestore
+from tests.routes import ServedRoute, user_routes
 
 OTHER_PROJECT = "demo-other"
 
@@ -46,65 +44,42 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/sessions/{session_id}"): {"title": "Renewal prep, renamed"},
 }
 
-_LIST_ROUTES = """
-import json, runpy, sys
-router = runpy.run_path(sys.argv[1])["router"]
-print(json.dumps([[r.method, r.pattern, r.public, r.check_revoked] for r in router.routes]))
-"""
+# The ids `seed_objects` creates, by the path parameter naming each. A route with any other
+# parameter fails the matrix until the seeding creates one.
+SEEDED_PARAMETERS = frozenset({"customer_id", "contract_id", "task_id", "session_id"})
 
 
-@dataclass(frozen=True)
-class Route:
-    method: str
-    pattern: str
-    check_revoked: bool
+def coverage_gaps(routes: list[ServedRoute]) -> list[str]:
+    """What the matrix cannot call: a body-taking route without a body, an id it does not seed."""
+    gaps = []
+    for route in routes:
+        if route.method in {"POST", "PATCH"} and (route.method, route.pattern) not in BODIES:
+            gaps.append(f"{route}: add a body that makes it succeed to BODIES")
+        missing = [name for name in route.parameters if name not in SEEDED_PARAMETERS]
+        if missing:
+            gaps.append(f"{route}: no seeded object for {', '.join(missing)}; extend seed_objects()")
+    return gaps
 
-    def __str__(self) -> str:
-        return f"{self.method} {self.pattern}"
 
-    def path(self, ids: dict[str, str]) -> str:
-        def substitute(match: re.Match[str]) -> str:
-            if match.group(1) not in ids:
-                pytest.fail(f"{self}: no seeded object for {{{match.group(1)}}}; extend seed_objects()")
-            return ids[match.group(1)]
-
-        return re.sub(r"\{(\w+)\}", substitute, self.pattern)
-
-    @property
-    def body(self) -> dict[str, Any] | None:
-        if self.method in {"POST", "PATCH"} and (self.method, self.pattern) not in BODIES:
-            pytest.fail(f"{self}: add a body that makes it succeed to BODIES")
-        return BODIES.get((self.method, self.pattern))
+def path_of(route: ServedRoute, ids: Mapping[str, str]) -> str:
+    return re.sub(r"\{(\w+)\}", lambda match: ids[match.group(1)], route.pattern)
 
 
 @pytest.fixture(scope="module")
-def routes() -> list[Route]:
-    """Every authenticated route crud serves, read from its router in a fresh interpreter.
-
-    A separate process keeps the function's import-time set-up (settings, logging) out of the
-    test process.
-    """
-    env = {**os.environ, "GOOGLE_CLOUD_PROJECT": PROJECT_ID, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run(
-        [sys.executable, "-c", _LIST_ROUTES, str(ROOT / "functions/crud/main.py")],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
-    listed = json.loads(out.strip().splitlines()[-1])
-    public = {pattern for method, pattern, is_public, _ in listed if is_public}
-    assert "/healthz" in public
-    found = [
-        Route(method, pattern, check_revoked) for method, pattern, is_public, check_revoked in listed if not is_public
-    ]
-    assert len(found) >= 20, found  # the crud routes of DESIGN §5 this issue builds
+def routes() -> list[ServedRoute]:
+    """Every route of every function that a signed-in CSM calls."""
+    found = user_routes()
+    assert len([r for r in found if r.function == "crud"]) >= 20, found  # the crud routes of DESIGN §5
+    assert coverage_gaps(found) == []
     return found
 
 
-def revocation_checked(routes: list[Route]) -> list[Route]:
+def test_every_user_route_of_every_function_is_in_the_matrix(routes: list[ServedRoute]) -> None:
+    assert coverage_gaps(routes) == []
+    assert {r.function for r in routes} >= {"crud"}
+
+
+def revocation_checked(routes: list[ServedRoute]) -> list[ServedRoute]:
     checked = [route for route in routes if route.check_revoked]
     assert checked, "no crud route checks revocation"
     return checked
@@ -192,12 +167,18 @@ def firestore_contents() -> dict[str, dict[str, Any]]:
 # -- calling every route -----------------------------------------------------------------------
 
 
-def call(api: Api, route: Route, ids: dict[str, str], authorization: str | None) -> requests.Response:
+Apis = Mapping[str, Api]  # function → its instance
+
+
+def call(apis: Apis, route: ServedRoute, ids: dict[str, str], authorization: str | None) -> requests.Response:
     headers = {} if authorization is None else {"Authorization": authorization}
-    return api.call(route.method, route.path(ids), json=route.body, headers=headers)
+    body = BODIES.get((route.method, route.pattern))
+    return apis[route.function].call(route.method, path_of(route, ids), json=body, headers=headers)
 
 
-def assert_401_everywhere(api: Api, routes: list[Route], ids: dict[str, str], authorization: str | None) -> None:
+def assert_401_everywhere(
+    apis: Apis, routes: list[ServedRoute], ids: dict[str, str], authorization: str | None
+) -> None:
     """Each route answers 401 with the error shape, and the database is exactly as it was."""
     before = firestore_contents()
     stored = {f"{name.removesuffix('_id')}s/{doc_id}" for name, doc_id in ids.items()}  # e.g. tasks/<id>
@@ -205,7 +186,7 @@ def assert_401_everywhere(api: Api, routes: list[Route], ids: dict[str, str], au
     assert all(any(path.startswith(prefix) for path in before) for prefix in stored), "nothing seeded where checked"
     failures = []
     for route in routes:
-        reply = call(api, route, ids, authorization)
+        reply = call(apis, route, ids, authorization)
         try:
             assert_error(reply, 401, "UNAUTHENTICATED")
         except AssertionError as error:
@@ -214,11 +195,11 @@ def assert_401_everywhere(api: Api, routes: list[Route], ids: dict[str, str], au
     assert firestore_contents() == before, "a rejected call changed stored data"
 
 
-def assert_succeeds_everywhere(api: Api, routes: list[Route], ids: dict[str, str], authorization: str) -> None:
+def assert_succeeds_everywhere(apis: Apis, routes: list[ServedRoute], ids: dict[str, str], authorization: str) -> None:
     """The positive control: the same calls with good credentials succeed (deletes last)."""
     failures = []
     for route in sorted(routes, key=lambda route: route.method == "DELETE"):
-        reply = call(api, route, ids, authorization)
+        reply = call(apis, route, ids, authorization)
         if not 200 <= reply.status_code < 300:
             failures.append(f"{route}: {reply.status_code} {reply.text}")
     assert failures == []
@@ -285,14 +266,16 @@ BAD_AUTHORIZATION: dict[str, Callable[[Caller], str | None]] = {
 
 @pytest.mark.parametrize("case", BAD_AUTHORIZATION)
 def test_missing_or_malformed_credentials_get_401_on_every_route(
-    case: str, crud: Api, alices_objects: Owned, routes: list[Route]
+    case: str, apis: dict[str, Api], alices_objects: Owned, routes: list[ServedRoute]
 ) -> None:
     authorization = BAD_AUTHORIZATION[case](alices_objects.caller)
-    assert_401_everywhere(crud, routes, alices_objects.ids, authorization)
+    assert_401_everywhere(apis, routes, alices_objects.ids, authorization)
 
 
-def test_owner_token_succeeds_on_every_route(crud: Api, alices_objects: Owned, routes: list[Route]) -> None:
-    assert_succeeds_everywhere(crud, routes, alices_objects.ids, f"Bearer {alices_objects.caller.token}")
+def test_owner_token_succeeds_on_every_route(
+    apis: dict[str, Api], alices_objects: Owned, routes: list[ServedRoute]
+) -> None:
+    assert_succeeds_everywhere(apis, routes, alices_objects.ids, f"Bearer {alices_objects.caller.token}")
 
 
 def test_unsigned_token_for_this_project_passes_in_emulator_mode(crud: Api, alice: Caller) -> None:
@@ -304,7 +287,7 @@ def test_unsigned_token_for_this_project_passes_in_emulator_mode(crud: Api, alic
 
 
 def test_revoked_token_gets_401_on_routes_that_check_revocation(
-    crud: Api, users: Users, accounts: AuthEmulatorAccounts, alices_objects: Owned, routes: list[Route]
+    apis: dict[str, Api], users: Users, accounts: AuthEmulatorAccounts, alices_objects: Owned, routes: list[ServedRoute]
 ) -> None:
     alice = alices_objects.caller
     # A revocation covers tokens issued before its second, not within it.
@@ -313,20 +296,20 @@ def test_revoked_token_gets_401_on_routes_that_check_revocation(
     accounts.revoke_refresh_tokens(alice.uid)
 
     checked = revocation_checked(routes)
-    assert_401_everywhere(crud, checked, alices_objects.ids, f"Bearer {alice.token}")
-    assert_succeeds_everywhere(crud, checked, alices_objects.ids, f"Bearer {users.sign_in(alice).token}")
+    assert_401_everywhere(apis, checked, alices_objects.ids, f"Bearer {alice.token}")
+    assert_succeeds_everywhere(apis, checked, alices_objects.ids, f"Bearer {users.sign_in(alice).token}")
 
 
 def test_disabled_user_gets_401_on_routes_that_check_revocation(
-    crud: Api, accounts: AuthEmulatorAccounts, alices_objects: Owned, routes: list[Route]
+    apis: dict[str, Api], accounts: AuthEmulatorAccounts, alices_objects: Owned, routes: list[ServedRoute]
 ) -> None:
     alice = alices_objects.caller
     accounts.set_disabled(alice.uid, True)
 
     checked = revocation_checked(routes)
-    assert_401_everywhere(crud, checked, alices_objects.ids, f"Bearer {alice.token}")
+    assert_401_everywhere(apis, checked, alices_objects.ids, f"Bearer {alice.token}")
     accounts.set_disabled(alice.uid, False)  # the control: the same token works again
-    assert_succeeds_everywhere(crud, checked, alices_objects.ids, f"Bearer {alice.token}")
+    assert_succeeds_everywhere(apis, checked, alices_objects.ids, f"Bearer {alice.token}")
 
 
 # -- against a crud instance that checks signatures ---------------------------------------------
@@ -334,11 +317,16 @@ def test_disabled_user_gets_401_on_routes_that_check_revocation(
 
 @dataclass(frozen=True)
 class SigningCrud:
-    """A crud instance that verifies tokens against `key`'s served certificate."""
+    """An instance of every function with user routes that verifies tokens against `key`'s
+    served certificate; `api` is crud's."""
 
-    api: Api
+    apis: dict[str, Api]
     key: tokens.SigningKey
     impostor: tokens.SigningKey  # another key pair presenting the same kid
+
+    @property
+    def api(self) -> Api:
+        return self.apis["crud"]
 
     def token(self, uid: str, **claims: Any) -> str:
         return tokens.sign_rs256(tokens.id_token_claims(uid, PROJECT_ID, **claims), self.key)
@@ -352,12 +340,10 @@ def signing_crud(stack: Stack) -> Iterator[SigningCrud]:
     try:
         # Without the Auth emulator's address, firebase-admin checks signatures and expiry:
         # the very checks proven here.
-        url = stack.start_variant(
-            "crud",
-            "signature-checks",
-            {"CSCX_ID_TOKEN_CERTS_URL": certificates.url, "FIREBASE_AUTH_EMULATOR_HOST": None},
-        )
-        yield SigningCrud(Api(url), key, impostor)
+        changes = {"CSCX_ID_TOKEN_CERTS_URL": certificates.url, "FIREBASE_AUTH_EMULATOR_HOST": None}
+        functions = sorted({route.function for route in user_routes()})
+        apis = {name: Api(stack.start_variant(name, "signature-checks", changes)) for name in functions}
+        yield SigningCrud(apis, key, impostor)
     finally:
         certificates.stop()
 
@@ -402,17 +388,17 @@ BAD_SIGNED_TOKENS: dict[str, Callable[[SigningCrud, str], str]] = {
 
 
 def test_correctly_signed_token_succeeds_on_every_route_without_revocation_check(
-    signing_crud: SigningCrud, signed_alices_objects: Owned, routes: list[Route]
+    signing_crud: SigningCrud, signed_alices_objects: Owned, routes: list[ServedRoute]
 ) -> None:
     # Routes with check_revoked would ask Google's Auth API (offline here) about the user.
     unchecked = [route for route in routes if not route.check_revoked]
     authorization = f"Bearer {signed_alices_objects.caller.token}"
-    assert_succeeds_everywhere(signing_crud.api, unchecked, signed_alices_objects.ids, authorization)
+    assert_succeeds_everywhere(signing_crud.apis, unchecked, signed_alices_objects.ids, authorization)
 
 
 @pytest.mark.parametrize("case", BAD_SIGNED_TOKENS)
 def test_badly_signed_or_addressed_token_gets_401_on_every_route(
-    case: str, signing_crud: SigningCrud, signed_alices_objects: Owned, routes: list[Route]
+    case: str, signing_crud: SigningCrud, signed_alices_objects: Owned, routes: list[ServedRoute]
 ) -> None:
     token = BAD_SIGNED_TOKENS[case](signing_crud, signed_alices_objects.caller.uid)
-    assert_401_everywhere(signing_crud.api, routes, signed_alices_objects.ids, f"Bearer {token}")
+    assert_401_everywhere(signing_crud.apis, routes, signed_alices_objects.ids, f"Bearer {token}")

@@ -1,0 +1,395 @@
+"""The HTTP edge in-process (functions-framework's `create_app(...).test_client()`, no emulator):
+routing, 404/405, bodies and their limits, uploads, public query parameters, streamed and
+redirect replies, the error shape, request ids, the request log written at close, and the
+Cloud Tasks caller check. The scenario function is `tests/test_functions/edge/main.py`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import functions_framework
+import jwt
+import pytest
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from common.settings import get_settings
+from tests import tokens
+from tests.conftest import ROOT
+
+SOURCE = str(ROOT / "tests/test_functions/edge/main.py")
+WORKER_URL = "https://worker.example/execute"
+TASKS_ACCOUNT = "cscx-tasks@cscx-test.iam.gserviceaccount.com"
+
+
+@pytest.fixture(scope="module")
+def app_client() -> Iterator[FlaskClient]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("GOOGLE_CLOUD_PROJECT", "demo-cscx")
+            get_settings.cache_clear()
+            app = functions_framework.create_app("edge", SOURCE)  # type: ignore[no-untyped-call]
+        get_settings.cache_clear()
+        yield app.test_client()
+    finally:
+        # Loading the function configures its JSON logging on the root logger: undo that.
+        root.handlers[:], root.level = handlers, level  # type: ignore[assignment]
+
+
+Settings = Callable[..., None]
+
+
+@pytest.fixture
+def settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """Settings for this test only: `settings(NAME="value", ...)` rebuilds them from the environment."""
+
+    def apply(**env: str) -> None:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "demo-cscx")
+    for name in ("CSCX_TASKS_SERVICE_ACCOUNT", "CSCX_WORKER_URL", "CSCX_OIDC_CERTS_URL", "CSCX_CORS_ORIGINS"):
+        monkeypatch.delenv(name, raising=False)
+    get_settings.cache_clear()
+    yield apply
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def client(app_client: FlaskClient, settings: Settings) -> FlaskClient:
+    return app_client
+
+
+class Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def request_lines(self) -> list[dict[str, Any]]:
+        return [dict(getattr(r, "fields", {})) for r in self.records if "httpRequest" in getattr(r, "fields", {})]
+
+
+@pytest.fixture
+def http_log() -> Iterator[Records]:
+    handler = Records()
+    logger = logging.getLogger("common.http")
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+
+
+def assert_error(response: TestResponse, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.headers["Content-Type"] == "application/json; charset=utf-8"
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    body = response.get_json()
+    assert set(body) == {"error"}
+    assert body["error"]["status"] == code
+    assert body["error"]["message"]
+    return dict(body["error"])
+
+
+# -- routing -------------------------------------------------------------------------------
+
+
+def test_healthz_answers_with_any_query_and_json_headers(client: FlaskClient) -> None:
+    response = client.get("/healthz?probe=1&probe=2")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok"}
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_unknown_path_is_a_json_404(client: FlaskClient) -> None:
+    assert_error(client.get("/nowhere"), 404, "NOT_FOUND")
+
+
+def test_path_with_a_line_break_is_a_json_404(client: FlaskClient) -> None:
+    assert_error(client.get("/private%0A"), 404, "NOT_FOUND")
+
+
+def test_wrong_method_is_405_with_allow(client: FlaskClient) -> None:
+    response = client.put("/greetings")
+    assert_error(response, 405, "METHOD_NOT_ALLOWED")
+    assert response.headers["Allow"] == "POST"
+
+
+def test_authenticated_route_without_a_token_is_401(client: FlaskClient) -> None:
+    assert_error(client.get("/private"), 401, "UNAUTHENTICATED")
+    assert_error(client.get("/private", headers={"Authorization": "Basic abc"}), 401, "UNAUTHENTICATED")
+
+
+def test_public_route_takes_its_declared_query_parameters(client: FlaskClient) -> None:
+    response = client.get("/callback?code=abc&state=xyz")
+    assert response.status_code == 302, response.get_data(as_text=True)
+    assert response.headers["Location"] == "https://app.example/settings?code=abc"
+
+
+def test_public_route_refuses_undeclared_and_repeated_parameters(client: FlaskClient) -> None:
+    error = assert_error(client.get("/callback?code=abc&debug=1"), 400, "INVALID_ARGUMENT")
+    assert error["details"] == [{"field": "debug", "message": "unknown query parameter"}]
+    assert_error(client.get("/callback?code=a&code=b"), 400, "INVALID_ARGUMENT")
+
+
+def test_unexpected_error_is_500_internal_without_internals(client: FlaskClient) -> None:
+    response = client.get("/crash")
+    error = assert_error(response, 500, "INTERNAL")
+    assert error == {"status": "INTERNAL", "message": "Internal error."}
+    assert "secret internal detail" not in response.get_data(as_text=True)
+
+
+# -- JSON bodies -----------------------------------------------------------------------------
+
+
+def test_valid_json_body_reaches_the_route_as_a_model(client: FlaskClient) -> None:
+    response = client.post("/greetings", json={"name": "Ada", "times": 2})
+    assert response.status_code == 201
+    assert response.get_json() == {"text": "hello Ada hello Ada"}
+
+
+@pytest.mark.parametrize(
+    ("data", "content_type", "status", "code"),
+    [
+        (b'{"name": "Ada"}', "text/plain", 415, "UNSUPPORTED_MEDIA_TYPE"),
+        (b"{not json", "application/json", 400, "INVALID_ARGUMENT"),
+        (b"[1]", "application/json", 400, "INVALID_ARGUMENT"),
+        (b"", "application/json", 400, "INVALID_ARGUMENT"),
+    ],
+    ids=["wrong type", "not JSON", "not an object", "empty"],
+)
+def test_unusable_json_body_is_refused(
+    client: FlaskClient, data: bytes, content_type: str, status: int, code: str
+) -> None:
+    assert_error(client.post("/greetings", data=data, content_type=content_type), status, code)
+
+
+def test_invalid_fields_are_listed_in_details(client: FlaskClient) -> None:
+    error = assert_error(
+        client.post("/greetings", json={"name": "", "times": 9, "color": "red"}), 400, "INVALID_ARGUMENT"
+    )
+    assert sorted(d["field"] for d in error["details"]) == ["color", "name", "times"]
+
+
+def test_json_body_over_the_limit_is_413_before_it_is_read(client: FlaskClient, settings: Settings) -> None:
+    settings(CSCX_MAX_BODY_BYTES="1024")
+    body = json.dumps({"name": "Ada", "pad": "x" * 2000}).encode()
+    response = client.post("/greetings", data=body, content_type="application/json")
+    assert_error(response, 413, "PAYLOAD_TOO_LARGE")
+    assert response.headers["Connection"] == "close"
+
+
+def test_chunked_json_body_over_the_limit_is_413(client: FlaskClient, settings: Settings) -> None:
+    settings(CSCX_MAX_BODY_BYTES="1024")
+    body = b'{"name": "Ada", "pad": "' + b"x" * 4000 + b'"}'
+    response = client.post("/greetings", content_type="application/json", **chunked(body))
+    assert_error(response, 413, "PAYLOAD_TOO_LARGE")
+
+
+def chunked(body: bytes) -> dict[str, Any]:
+    """A request body without a length, as a server hands over a chunked body."""
+    return {
+        "input_stream": io.BytesIO(body),
+        "headers": {"Transfer-Encoding": "chunked"},
+        "environ_overrides": {"wsgi.input_terminated": True, "CONTENT_LENGTH": ""},
+    }
+
+
+# -- uploads ---------------------------------------------------------------------------------
+
+
+def test_upload_gives_the_route_its_fields_and_files(client: FlaskClient) -> None:
+    response = client.post(
+        "/uploads",
+        data={"customer_id": "c1", "file": (io.BytesIO(b"%PDF-1.7 contract"), "msa.pdf", "application/pdf")},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 201, response.get_data(as_text=True)
+    assert response.get_json() == {"fields": {"customer_id": "c1"}, "files": {"file": 17}}
+
+
+def test_upload_over_the_limit_is_413(client: FlaskClient) -> None:
+    response = client.post(
+        "/uploads",
+        data={"file": (io.BytesIO(b"x" * (65 * 1024)), "big.pdf", "application/pdf")},
+        content_type="multipart/form-data",
+    )
+    assert_error(response, 413, "PAYLOAD_TOO_LARGE")
+
+
+def test_chunked_upload_over_the_limit_is_413_not_500(client: FlaskClient) -> None:
+    boundary = "b0undary"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.pdf"\r\n'
+            "Content-Type: application/pdf\r\n\r\n"
+        ).encode()
+        + b"x" * (80 * 1024)
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    response = client.post("/uploads", content_type=f"multipart/form-data; boundary={boundary}", **chunked(body))
+    assert_error(response, 413, "PAYLOAD_TOO_LARGE")
+
+
+def test_upload_that_is_not_multipart_is_415(client: FlaskClient) -> None:
+    assert_error(client.post("/uploads", json={"file": "x"}), 415, "UNSUPPORTED_MEDIA_TYPE")
+
+
+# -- streamed and redirect replies -----------------------------------------------------------
+
+
+def test_stream_reply_sends_its_chunks_with_its_headers(client: FlaskClient, http_log: Records) -> None:
+    response = client.get("/stream?parts=3")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/event-stream"
+    assert response.headers["Cache-Control"] == "no-cache"
+    assert response.headers["X-Request-Id"]
+    assert response.is_streamed
+    body = response.get_data()
+    response.close()
+    assert body == b"data: 0\n\ndata: 1\n\ndata: 2\n\n"
+    [line] = http_log.request_lines()
+    assert line["httpRequest"]["status"] == 200
+    assert line["httpRequest"]["responseSize"] == str(len(body))
+
+
+def test_request_log_is_written_when_the_stream_closes(client: FlaskClient, http_log: Records) -> None:
+    response = client.get("/stream?parts=2", buffered=False)
+    assert http_log.request_lines() == [], "logged before the stream was sent"
+    started = time.perf_counter()
+    chunks = [bytes(chunk) for chunk in response.iter_encoded()]
+    response.close()
+    [line] = http_log.request_lines()
+    assert b"".join(chunks) == b"data: 0\n\ndata: 1\n\n"
+    assert float(line["httpRequest"]["latency"].removesuffix("s")) < time.perf_counter() - started + 5
+    assert line["httpRequest"]["responseSize"] == str(len(b"".join(chunks)))
+
+
+def test_error_before_the_first_chunk_is_a_json_error(client: FlaskClient) -> None:
+    error = assert_error(client.get("/stream?fail_at=0"), 409, "ABORTED")
+    assert error["message"] == "Refused before the first byte."
+
+
+def test_producer_failing_mid_stream_ends_the_stream_and_is_logged(client: FlaskClient, http_log: Records) -> None:
+    response = client.get("/stream?parts=3&fail_at=2")
+    assert response.status_code == 200
+    assert response.get_data() == b"data: 0\n\ndata: 1\n\n"
+    response.close()
+    assert any(r.getMessage() == "stream failed after it started" for r in http_log.records)
+
+
+def test_redirect_reply_is_not_cached(client: FlaskClient) -> None:
+    response = client.get("/callback?code=x")
+    assert response.status_code == 302
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.get_data() == b""
+
+
+# -- request ids and the log line ------------------------------------------------------------
+
+
+def test_request_id_is_echoed_and_logged_with_status_bytes_and_duration(client: FlaskClient, http_log: Records) -> None:
+    response = client.post("/greetings", json={"name": "Ada"}, headers={"X-Request-Id": "req-edge-0001"})
+    response.close()
+    assert response.headers["X-Request-Id"] == "req-edge-0001"
+    [line] = http_log.request_lines()
+    assert line["httpRequest"]["status"] == 201
+    assert line["httpRequest"]["requestMethod"] == "POST"
+    assert line["httpRequest"]["responseSize"] == str(len(response.get_data()))
+    assert line["httpRequest"]["latency"].endswith("s")
+    assert next(r for r in http_log.records if "httpRequest" in getattr(r, "fields", {})).levelname == "INFO"
+
+
+def test_generated_request_id_when_the_callers_is_unusable(client: FlaskClient) -> None:
+    response = client.get("/healthz", headers={"X-Request-Id": "bad id with spaces"})
+    assert len(response.headers["X-Request-Id"]) == 32
+
+
+# -- the Cloud Tasks worker's caller ---------------------------------------------------------
+
+
+def test_worker_accepts_the_emulators_unsigned_delivery_in_a_demo_project(client: FlaskClient) -> None:
+    response = client.post("/execute", json={"action_id": "a1"})
+    assert response.status_code == 200, response.get_data(as_text=True)
+
+
+@pytest.fixture
+def google_oidc(settings: Settings) -> Iterator[tokens.SigningKey]:
+    """The worker configured as deployed, with Google's OIDC certificates served locally."""
+    key = tokens.make_signing_key("oidc-key-1")
+    server = tokens.CertificateServer(key).start()
+    try:
+        settings(
+            CSCX_TASKS_SERVICE_ACCOUNT=TASKS_ACCOUNT,
+            CSCX_WORKER_URL=WORKER_URL,
+            CSCX_OIDC_CERTS_URL=server.url,
+        )
+        yield key
+    finally:
+        server.stop()
+
+
+def oidc_token(key: tokens.SigningKey, **overrides: Any) -> str:
+    now = int(time.time())
+    claims = {
+        "iss": "https://accounts.google.com",
+        "aud": WORKER_URL,
+        "sub": "1234567890",
+        "email": TASKS_ACCOUNT,
+        "email_verified": True,
+        "iat": now,
+        "exp": now + 3600,
+        **overrides,
+    }
+    return tokens.sign_rs256(claims, key)
+
+
+def test_worker_accepts_the_tasks_service_accounts_token(client: FlaskClient, google_oidc: tokens.SigningKey) -> None:
+    headers = {"Authorization": f"Bearer {oidc_token(google_oidc)}"}
+    response = client.post("/execute", json={"action_id": "a1"}, headers=headers)
+    assert response.status_code == 200, response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"aud": "https://elsewhere.example/execute"},
+        {"email": "someone@cscx-test.iam.gserviceaccount.com"},
+        {"email_verified": False},
+        {"iss": "https://evil.example"},
+        {"exp": int(time.time()) - 3600, "iat": int(time.time()) - 7200},
+    ],
+    ids=["another audience", "another account", "unverified e-mail", "another issuer", "expired"],
+)
+def test_worker_refuses_other_tokens(
+    client: FlaskClient, google_oidc: tokens.SigningKey, overrides: dict[str, Any]
+) -> None:
+    headers = {"Authorization": f"Bearer {oidc_token(google_oidc, **overrides)}"}
+    assert_error(client.post("/execute", json={"action_id": "a1"}, headers=headers), 401, "UNAUTHENTICATED")
+
+
+def test_worker_refuses_missing_forged_and_unsigned_tokens(client: FlaskClient, google_oidc: tokens.SigningKey) -> None:
+    other_key = tokens.make_signing_key("oidc-key-1")  # the same kid, another key
+    claims = jwt.decode(oidc_token(google_oidc), options={"verify_signature": False})
+    for authorization in (
+        None,
+        "Bearer garbage",
+        f"Bearer {tokens.sign_rs256(claims, other_key)}",
+        f"Bearer {tokens.unsigned(claims, kid='oidc-key-1')}",
+    ):
+        headers = {"Authorization": authorization} if authorization else {}
+        assert_error(client.post("/execute", json={"action_id": "a1"}, headers=headers), 401, "UNAUTHENTICATED")
