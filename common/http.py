@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -188,6 +189,27 @@ class Context:
         fields = _read_body(lambda: self.request.form)
         files = _read_body(lambda: self.request.files)
         return Upload({key: fields[key] for key in fields}, {key: files[key] for key in files})
+
+    def client_gone(self) -> Callable[[], bool]:
+        """A check, cheap enough to call often, of whether the client has closed its connection.
+
+        A WSGI server only notices a closed connection when a write fails; a stream that is
+        silent for a while asks the socket itself (a peek that reads nothing means it was
+        closed). Without access to the socket, the check never says gone.
+        """
+        sock = self.request.environ.get("gunicorn.socket") or self.request.environ.get("werkzeug.socket")
+        if not isinstance(sock, socket.socket):
+            return lambda: False
+
+        def gone() -> bool:
+            try:
+                return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+            except BlockingIOError:
+                return False
+            except OSError:
+                return True
+
+        return gone
 
     def if_match(self) -> int | None:
         """The version in an If-Match header, if any (`"3"`, `3` or `W/"3"`; `*` matches any)."""

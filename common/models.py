@@ -89,7 +89,24 @@ class ActionStatus(enum.StrEnum):
     EXPIRED = "expired"
 
 
+class Risk(enum.StrEnum):
+    LOW = "low"
+    HIGH = "high"
+
+
 LOW_RISK_ACTIONS = frozenset({ActionType.TASK_CREATE, ActionType.EMAIL_DRAFT})
+
+
+class MessageRole(enum.StrEnum):
+    USER = "user"
+    ASSISTANT = "assistant"
+    TOOL = "tool"
+
+
+class MessageStatus(enum.StrEnum):
+    COMPLETE = "complete"
+    CANCELLED = "cancelled"
+    ERROR = "error"
 
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -408,6 +425,7 @@ class TaskPublic(Stored):
 
 
 class SessionPublic(Stored):
+    hidden = frozenset({"stream_id", "lease_expires_at"})  # the stream holding the session, and until when
     title: str | None = None
     customer_id: str | None = None
     provider: Provider | None = None
@@ -419,11 +437,29 @@ class SessionPublic(Stored):
 
 
 class MessagePublic(Stored):
-    role: str
+    role: MessageRole
     parts: list[dict[str, Any]]
-    status: str | None = None
+    status: MessageStatus | None = None
     usage: dict[str, Any] | None = None
     error: str | None = None
+
+
+class ActionPublic(Stored):
+    type: ActionType
+    payload: dict[str, Any]
+    summary: str
+    session_id: str | None
+    tool_call_id: str | None
+    customer_id: str | None
+    risk: Risk
+    status: ActionStatus
+    expires_at: datetime
+    decided_at: datetime | None
+    decided_by: str | None
+    reject_reason: str | None
+    attempts: int
+    result: dict[str, Any] | None
+    error: dict[str, Any] | None
 
 
 # -- as clients write them -------------------------------------------------------------------
@@ -557,3 +593,13 @@ class ProfileUpdate(Update):
     signature: Signature | None = None
     preferences: PreferencesUpdate | None = None
     not_nullable = frozenset({"timezone", "preferences"})
+
+
+class ChatRequest(Strict):
+    """`POST /chat`: one message of the CSM's, in a session (a new one without `session_id`)."""
+
+    session_id: DocumentId | None = None
+    message: Annotated[str, StringConstraints(min_length=1, max_length=20_000, pattern=r"\S")]
+    customer_id: DocumentId | None = None
+    provider: Provider | None = None
+    model: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None

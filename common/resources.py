@@ -37,7 +37,14 @@ CONTRACTS = Kind("contract", "contracts", {"-created_at": Order("-created_at", (
 TASKS = Kind("task", "tasks", {"due_date": Order("due_date", (("due_key", False),))}, "due_date")
 SESSIONS = Kind("session", "sessions", {"-updated_at": Order("-updated_at", (("updated_at", True),))}, "-updated_at")
 MESSAGES = Kind(
-    "message", "messages", {"created_at": Order("created_at", (("created_at", False),))}, "created_at", parent=SESSIONS
+    "message",
+    "messages",
+    {
+        "created_at": Order("created_at", (("created_at", False),)),
+        "-created_at": Order("-created_at", (("created_at", True),)),  # the latest, for the model's history
+    },
+    "created_at",
+    parent=SESSIONS,
 )
 PROFILES = Kind("profile", "profiles")
 ACTIONS = Kind("action", "actions")
@@ -405,6 +412,15 @@ def list_messages(repo: Repository, session_id: str, query: Mapping[str, str]) -
     return _list(repo, MESSAGES, args, [], parent_id=session_id).map(models.MessagePublic.of)
 
 
+def streaming(session: Mapping[str, Any]) -> bool:
+    """Whether a stream holds the session: it is `streaming` and the stream's lease has not run
+    out (a stream whose instance died frees it when the lease does)."""
+    if session.get("status") != models.SessionStatus.STREAMING:
+        return False
+    lease = session.get("lease_expires_at")
+    return not isinstance(lease, dt.datetime) or lease > dt.datetime.now(dt.UTC)
+
+
 def delete_session(repo: Repository, session_id: str, if_match: int | None) -> None:
     """Delete a session and every message in it.
 
@@ -413,7 +429,7 @@ def delete_session(repo: Repository, session_id: str, if_match: int | None) -> N
     """
 
     def start_deleting(current: dict[str, Any]) -> dict[str, Any]:
-        if current.get("status") == models.SessionStatus.STREAMING:
+        if streaming(current):
             raise ApiError(Code.ABORTED, "The session is streaming a reply; stop it before deleting it.")
         return {"status": models.SessionStatus.DELETING.value}
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -36,11 +36,40 @@ class Settings:
     worker_url: str = ""
     tasks_service_account: str = ""
     oidc_certs_url: str = GOOGLE_OIDC_CERTS_URL
+    # The models (DESIGN §7, §11): the Anthropic SDK's own settings, Gemini on Vertex AI.
+    anthropic_api_key: str = ""
+    anthropic_base_url: str = ""
+    gemini_base_url: str = ""
+    gemini_location: str = "us-central1"
+    models: dict[str, tuple[str, ...]] = field(default_factory=dict)  # provider → allowed models, default first
+    chat_max_steps: int = 8
+    history_token_budget: int = 24_000
+    max_output_tokens: int = 4096
+    stream_lease_seconds: float = 30.0
+    stream_ping_seconds: float = 10.0
+
+    def require(self, *names: str) -> None:
+        """Fail the cold start of a function that needs these settings when one is missing."""
+        missing = [name for name in names if not _SETTING_VALUES[name](self)]
+        if missing:
+            raise ConfigurationError(f"{', '.join(missing)} is required by this function")
 
     @property
     def is_demo_project(self) -> bool:
         return self.project_id.startswith("demo-")
 
+
+# Settings a function may require at its cold start (`Settings.require`), by their names.
+_SETTING_VALUES: dict[str, Callable[[Settings], object]] = {
+    "ANTHROPIC_API_KEY": lambda s: s.anthropic_api_key,
+    "CSCX_TASKS_QUEUE": lambda s: s.tasks_queue,
+    "CSCX_CONTRACTS_BUCKET": lambda s: s.contracts_bucket,
+}
+
+DEFAULT_MODELS = {
+    "claude": ("claude-sonnet-4-5", "claude-opus-4-1", "claude-haiku-4-5"),
+    "gemini": ("gemini-2.5-pro", "gemini-2.5-flash"),
+}
 
 N = TypeVar("N", int, float)
 
@@ -99,6 +128,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         for name, value in (("CSCX_WORKER_URL", worker_url), ("CSCX_TASKS_SERVICE_ACCOUNT", tasks_service_account)):
             if not value:
                 raise ConfigurationError(f"{name} is required (the Cloud Tasks worker's caller)")
+    models = {
+        provider: _names(env, f"CSCX_{provider.upper()}_MODELS") or defaults
+        for provider, defaults in DEFAULT_MODELS.items()
+    }
     return Settings(
         project_id=project_id,
         cors_origins=origins,
@@ -114,7 +147,22 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         worker_url=worker_url,
         tasks_service_account=tasks_service_account,
         oidc_certs_url=oidc_certs_url,
+        anthropic_api_key=env.get("ANTHROPIC_API_KEY", ""),
+        anthropic_base_url=env.get("ANTHROPIC_BASE_URL", ""),
+        gemini_base_url=env.get("CSCX_GEMINI_BASE_URL", ""),
+        gemini_location=env.get("CSCX_GEMINI_LOCATION") or "us-central1",
+        models=models,
+        chat_max_steps=_number(env, "CSCX_CHAT_MAX_STEPS", 8, 1, 50),
+        history_token_budget=_number(env, "CSCX_HISTORY_TOKEN_BUDGET", 24_000, 1_000, 1_000_000),
+        max_output_tokens=_number(env, "CSCX_MAX_OUTPUT_TOKENS", 4096, 256, 64_000),
+        stream_lease_seconds=_number(env, "CSCX_STREAM_LEASE_SECONDS", 30.0, 2.0, 600.0),
+        stream_ping_seconds=_number(env, "CSCX_STREAM_PING_SECONDS", 10.0, 0.5, 60.0),
     )
+
+
+def _names(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """A comma-separated list setting; its first entry is the default."""
+    return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
 
 
 @functools.cache

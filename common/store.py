@@ -294,8 +294,9 @@ class Repository:
         """Apply `changes(current)` to an owned document as one compare-and-set.
 
         `changes` gets the stored document and returns the fields to write (it may raise
-        ApiError to refuse). A concurrent writer makes the precondition fail; the update is
-        then recomputed on the new state, or answered 412 when the client named a version.
+        ApiError to refuse; nothing to write leaves the document as it is). A concurrent writer
+        makes the precondition fail; the update is then recomputed on the new state, or
+        answered 412 when the client named a version.
         """
         from google.api_core import exceptions as gexc
 
@@ -303,7 +304,10 @@ class Repository:
         for attempt in range(5):
             current, update_time = self._load(kind, doc_id)
             check_version(current, if_match)
-            write = _next_version(current, changes(current))
+            fields = changes(current)
+            if not fields:
+                return current  # nothing to change: no write, no new version
+            write = _next_version(current, fields)
             try:
                 result = reference.update(
                     write, option=self._db.write_option(last_update_time=update_time), **self._calls
@@ -358,6 +362,20 @@ class Repository:
                 raise cause from None
             raise
 
+    def watch(self, kind: Kind, doc_id: str, on_change: Callable[[dict[str, Any] | None], None]) -> Callable[[], None]:
+        """Call `on_change` with the tenant's document now and on every change (None once it is
+        gone, or if it is not theirs), from Firestore's listener thread; returns the unsubscribe."""
+
+        def changed(snapshots: list[Any], _changes: Any, _read_time: Any) -> None:
+            for snapshot in snapshots:
+                try:
+                    on_change(self._owned(snapshot, kind))
+                except ApiError:
+                    on_change(None)
+
+        watch = self._collection(kind).document(doc_id).on_snapshot(changed)
+        return watch.unsubscribe  # type: ignore[no-any-return]
+
     @_database_errors
     def delete_where(self, kind: Kind, filters: Sequence[Filter], *, parent_id: str | None = None) -> int:
         """Delete every owned document matching `filters`, in batches; returns how many."""
@@ -399,8 +417,11 @@ class TenantTransaction:
         query = self._repo._query(kind, filters).limit(1)
         return bool(list(query.get(transaction=self._transaction, **self._repo._calls)))
 
-    def create(self, kind: Kind, data: Mapping[str, Any]) -> str:
-        reference = self._repo._collection(kind).document()
+    def create(
+        self, kind: Kind, data: Mapping[str, Any], *, doc_id: str | None = None, parent_id: str | None = None
+    ) -> str:
+        collection = self._repo._collection(kind, parent_id)
+        reference = collection.document(doc_id) if doc_id else collection.document()
         self._transaction.create(reference, _new_document(self._repo.uid, data))
         return str(reference.id)
 

@@ -76,6 +76,8 @@ class Ports:
     tasks: int = 8123
     storage: int = 9023
     hub: int = 4400
+    models: int = 8090  # the Anthropic and Vertex Gemini stand-in
+    google: int = 8091  # the Google OAuth, Gmail and Calendar stand-in
     functions: dict[str, int] = field(default_factory=lambda: {f.entry_point: f.port for f in FUNCTIONS})
 
     @classmethod
@@ -89,6 +91,8 @@ class Ports:
             tasks=port("CSCX_TASKS_PORT", 8123),
             storage=port("CSCX_STORAGE_PORT", 9023),
             hub=port("CSCX_EMULATOR_HUB_PORT", 4400),
+            models=port("CSCX_MODEL_STANDIN_PORT", 8090),
+            google=port("CSCX_GOOGLE_STANDIN_PORT", 8091),
             functions={f.entry_point: port(f.port_setting, f.port) for f in FUNCTIONS},
         )
 
@@ -132,6 +136,8 @@ class Stack:
 
     def settings(self) -> dict[str, str]:
         """The settings every function (and test) gets; present values win."""
+        models = f"http://127.0.0.1:{self.ports.models}"
+        google = f"http://127.0.0.1:{self.ports.google}"
         defaults = {
             "FIRESTORE_EMULATOR_HOST": f"127.0.0.1:{self.ports.firestore}",
             "FIREBASE_AUTH_EMULATOR_HOST": f"127.0.0.1:{self.ports.auth}",
@@ -141,7 +147,15 @@ class Stack:
             "CSCX_TASKS_QUEUE": QUEUE,
             "CSCX_WORKER_URL": f"{self.url('execute_action')}/execute",
             "CSCX_CORS_ORIGINS": "http://localhost:3000,http://127.0.0.1:3000",
+            # The project is a demo one: Gemini (Vertex AI) and Google are always the stand-ins
+            # unless the caller points them elsewhere.
+            "CSCX_GEMINI_BASE_URL": models,
+            "CSCX_GOOGLE_API_BASE": google,
+            "CSCX_GOOGLE_OAUTH_BASE": google,
         }
+        if not self.base_env.get("ANTHROPIC_API_KEY"):
+            # Without a real key, Claude is the stand-in too; with one, the SDK's own URL stays.
+            defaults |= {"ANTHROPIC_API_KEY": "local-standin-key", "ANTHROPIC_BASE_URL": models}
         # The emulators are started for PROJECT_ID: a project id from the shell (a real one,
         # often) must not reach the functions, which would then refuse the emulators.
         return {
@@ -163,6 +177,7 @@ class Stack:
             self._start_auth()
             self._start_tasks()
             self._start_storage()
+            self._start_standins()
             if self.with_functions:
                 for function in FUNCTIONS:
                     self._start_function(function)
@@ -193,6 +208,8 @@ class Stack:
             "storage": self.ports.storage,
             "emulator hub": self.ports.hub,
             "emulator logging": self.ports.hub + 100,
+            "model stand-in": self.ports.models,
+            "Google stand-in": self.ports.google,
         }
         if self.with_functions:
             ports.update(self.ports.functions)
@@ -292,6 +309,12 @@ class Stack:
             ],
         )
 
+    def _start_standins(self) -> None:
+        python = _require(ROOT / ".venv/bin/python", "the project's venv")
+        for name, port in (("models", self.ports.models), ("google", self.ports.google)):
+            argv = [python, "-m", f"standins.{name}", "--host", "127.0.0.1", "--port", str(port)]
+            self._spawn(f"{name}-standin", argv, {**self.base_env, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"})
+
     def _start_function(
         self,
         function: Function,
@@ -338,6 +361,8 @@ class Stack:
             "auth": (f"http://127.0.0.1:{self.ports.auth}/", None),
             "tasks": (None, self.ports.tasks),
             "storage": (None, self.ports.storage),
+            "models-standin": (f"http://127.0.0.1:{self.ports.models}/healthz", None),
+            "google-standin": (f"http://127.0.0.1:{self.ports.google}/healthz", None),
         }
         if self.with_functions:
             for name in self.ports.functions:
@@ -369,6 +394,8 @@ class Stack:
             f"Auth emulator       127.0.0.1:{self.ports.auth}",
             f"Cloud Tasks         127.0.0.1:{self.ports.tasks} (queue {self.settings()['CSCX_TASKS_QUEUE']})",
             f"Cloud Storage       127.0.0.1:{self.ports.storage} (bucket {self.settings()['CSCX_CONTRACTS_BUCKET']})",
+            f"model stand-in      127.0.0.1:{self.ports.models} (Anthropic Messages, Vertex Gemini)",
+            f"Google stand-in     127.0.0.1:{self.ports.google} (OAuth, Gmail, Calendar)",
         ]
         if self.with_functions:
             lines += [f"{name:<19} {self.url(name)}" for name in self.ports.functions]

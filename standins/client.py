@@ -6,6 +6,7 @@ import json
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Literal, NotRequired, TypedDict
 
@@ -99,7 +100,7 @@ class StandinClient:
         self.url = url.rstrip("/")
         self.timeout = timeout
 
-    def script(self, *turns: Turn) -> int:
+    def script(self, *turns: Turn | Mapping[str, Any]) -> int:
         """Queue turns, each the answer to one later request; returns how many are now waiting."""
         answer = self._call("POST", "/_standin/scripts", {"turns": list(turns)})
         return int(answer["pending"])

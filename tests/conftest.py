@@ -161,6 +161,25 @@ def apis(stack: Stack) -> dict[str, Api]:
     return {name: Api(stack.url(name)) for name in stack.ports.functions}
 
 
+@pytest.fixture
+def chat(stack: Stack) -> Any:
+    """POST /chat and Stop, reading the stream as it arrives (`tests/chat_support.py`)."""
+    from tests.chat_support import Chat
+
+    return Chat(Api(stack.url("chat_stream")))
+
+
+@pytest.fixture
+def models(stack: Stack) -> Iterator[Any]:
+    """The model stand-in's control API, emptied before and after the test."""
+    from standins.client import StandinClient
+
+    client = StandinClient(f"http://127.0.0.1:{stack.ports.models}")
+    client.reset()
+    yield client
+    client.reset()
+
+
 @functools.cache
 def raw_firestore() -> Any:
     """A Firestore client outside the repository, for tests that inspect what is stored."""

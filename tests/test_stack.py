@@ -19,6 +19,8 @@ from tests.conftest import TEST_PORT_OFFSET
 # the suite's stack and `make run`'s.
 _BASE = TEST_PORT_OFFSET + 1000
 PORTS = {
+    "CSCX_MODEL_STANDIN_PORT": _BASE + 190,
+    "CSCX_GOOGLE_STANDIN_PORT": _BASE + 191,
     "CSCX_FIRESTORE_PORT": _BASE + 180,
     "CSCX_AUTH_PORT": _BASE + 199,
     "CSCX_TASKS_PORT": _BASE + 123,

@@ -1,14 +1,31 @@
-"""chat_stream: the agent's streamed chat (DESIGN §7). Its routes arrive with the chat issue."""
+"""chat_stream: the agent's streamed chat, and Stop (DESIGN §7)."""
 
 from __future__ import annotations
 
 import flask
 import functions_framework
 
-from common.http import function_router
+from common import models
+from common.agent import chat
+from common.http import Context, Reply, StreamReply, function_router
 from common.resources import ensure_profile
+from common.settings import get_settings
+from common.store import Repository
 
+get_settings().require("ANTHROPIC_API_KEY")
 router = function_router("chat_stream", on_authenticated=ensure_profile)
+
+
+@router.route("POST", "/chat")
+def post_chat(ctx: Context) -> StreamReply:
+    request = ctx.parse(models.ChatRequest)
+    assert ctx.user is not None
+    return chat.start_chat(Repository(ctx.uid), ctx.user, request, ctx.client_gone())
+
+
+@router.route("POST", "/sessions/{session_id}/stop")
+def stop_session(ctx: Context, session_id: str) -> Reply:
+    return Reply.resource(chat.request_stop(Repository(ctx.uid), session_id), 202)
 
 
 @functions_framework.http

@@ -1,0 +1,146 @@
+"""Actions: what the agent proposes that changes something outside (DESIGN §6).
+
+Each type has a payload model, validated the same way whether the agent proposes it or the CSM
+edits it before approving; a risk (high for what leaves the building: sending, booking); and a
+one-line summary for the approval card. The agent can only *propose*: `propose` stores a
+`pending` action (or an `approved` one, for a low-risk type the CSM chose to auto-approve).
+Deciding and executing are the approvals' (`approve_action`, `execute_action`).
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, AwareDatetime, EmailStr, Field, StringConstraints, model_validator
+
+from common import models
+from common.http import parse_value
+from common.models import LOW_RISK_ACTIONS, ActionStatus, ActionType, DocumentId, Priority, Risk, Strict
+from common.resources import ACTIONS, require_customer
+from common.store import Repository
+
+EXPIRY = timedelta(hours=24)
+
+Subject = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+Body = Annotated[str, StringConstraints(min_length=1, max_length=100_000)]
+Recipients = Annotated[list[EmailStr], Field(max_length=50)]
+
+
+def _timezone(value: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError("must be an IANA time zone such as Europe/Paris") from None
+    return value
+
+
+class EmailPayload(Strict):
+    """An e-mail to draft or send, as plain text."""
+
+    to: Annotated[list[EmailStr], Field(min_length=1, max_length=50)]
+    cc: Recipients = Field(default_factory=list)
+    subject: Subject
+    body: Body
+    customer_id: DocumentId | None = None
+
+
+class MeetingPayload(Strict):
+    """A Google Calendar event on the CSM's primary calendar, with a Meet link."""
+
+    title: Subject
+    start: AwareDatetime
+    end: AwareDatetime
+    attendees: Recipients = Field(default_factory=list)
+    description: Annotated[str, StringConstraints(max_length=10_000)] = ""
+    timezone: Annotated[str, AfterValidator(_timezone)] = "UTC"
+    customer_id: DocumentId | None = None
+
+    @model_validator(mode="after")
+    def _ends_after_it_starts(self) -> MeetingPayload:
+        if self.end <= self.start:
+            raise ValueError("end: must be after start")
+        if self.end - self.start > timedelta(hours=24):
+            raise ValueError("end: a meeting lasts at most 24 hours")
+        return self
+
+
+class TaskPayload(Strict):
+    """A task in the CSM's list, created by the agent (`source: agent`)."""
+
+    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    due_date: date | None = None
+    priority: Priority = Priority.MEDIUM
+    customer_id: DocumentId | None = None
+
+
+PAYLOADS: dict[ActionType, type[Strict]] = {
+    ActionType.EMAIL_DRAFT: EmailPayload,
+    ActionType.EMAIL_SEND: EmailPayload,
+    ActionType.MEETING_BOOK: MeetingPayload,
+    ActionType.TASK_CREATE: TaskPayload,
+}
+
+
+def risk_of(action_type: ActionType) -> Risk:
+    return Risk.LOW if action_type in LOW_RISK_ACTIONS else Risk.HIGH
+
+
+def validate_payload(repo: Repository, action_type: ActionType, payload: Any) -> dict[str, Any]:
+    """The payload as stored: validated by its type's model, its customer one of the caller's."""
+    model = parse_value(PAYLOADS[action_type], payload)
+    customer_id = getattr(model, "customer_id", None)
+    if customer_id is not None:
+        require_customer(repo, customer_id)
+    return model.model_dump(mode="json")
+
+
+def summary_of(action_type: ActionType, payload: dict[str, Any]) -> str:
+    """One line for the approval card."""
+    if action_type in {ActionType.EMAIL_DRAFT, ActionType.EMAIL_SEND}:
+        verb = "Draft" if action_type is ActionType.EMAIL_DRAFT else "Send"
+        to = payload["to"]
+        recipients = ", ".join(to[:3]) + (f" and {len(to) - 3} more" if len(to) > 3 else "")
+        line = f"{verb} an e-mail to {recipients}: {payload['subject']}"
+    elif action_type is ActionType.MEETING_BOOK:
+        line = f"Book “{payload['title']}” at {payload['start']} with {len(payload['attendees'])} attendee(s)"
+    else:
+        due = f", due {payload['due_date']}" if payload.get("due_date") else ""
+        line = f"Create the task “{payload['title']}”{due}"
+    return line if len(line) <= 200 else line[:199] + "…"
+
+
+def propose(
+    repo: Repository,
+    action_type: ActionType,
+    payload: Any,
+    *,
+    session_id: str | None,
+    tool_call_id: str | None,
+    auto_approve: list[str],
+) -> models.ActionPublic:
+    """Store the agent's proposal: `pending`, or `approved` at once for a low-risk type the CSM
+    listed in `preferences.auto_approve` (a high-risk type never is, whatever the list says)."""
+    stored_payload = validate_payload(repo, action_type, payload)
+    risk = risk_of(action_type)
+    now = datetime.now(UTC)
+    automatic = risk is Risk.LOW and action_type.value in auto_approve
+    document = {
+        "type": action_type.value,
+        "payload": stored_payload,
+        "summary": summary_of(action_type, stored_payload),
+        "session_id": session_id,
+        "tool_call_id": tool_call_id,
+        "customer_id": stored_payload.get("customer_id"),
+        "risk": risk.value,
+        "status": (ActionStatus.APPROVED if automatic else ActionStatus.PENDING).value,
+        "expires_at": now + EXPIRY,
+        "decided_at": now if automatic else None,
+        "decided_by": "auto_approve" if automatic else None,
+        "reject_reason": None,
+        "attempts": 0,
+        "result": None,
+        "error": None,
+    }
+    return models.ActionPublic.of(repo.create(ACTIONS, document))

@@ -1,0 +1,225 @@
+"""The agent loop: model → tools → model, until the model stops or the steps run out.
+
+Each step streams one model call, turning its events into UI message parts as they arrive,
+then runs the tools it called and gives the model their results. A retryable failure of a
+model call before it produced anything is retried with backoff, unseen; any other failure
+ends the turn with `error`. A stop (the CSM's, or their leaving) cuts the model's connection
+and ends the turn with `abort`.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from common.agent import stream
+from common.agent.tools import TOOLS, ToolContext, run_tool
+from common.llm import (
+    AssistantTurn,
+    Finished,
+    ModelRequest,
+    Provider,
+    ProviderError,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallDone,
+    ToolCallStarted,
+    ToolResult,
+    ToolResultsTurn,
+    Turn,
+    Upstream,
+    Usage,
+)
+from common.log import get_logger
+from common.store import Repository
+
+logger = get_logger(__name__)
+
+RETRY_DELAYS = (0.4, 1.0, 2.0)  # before the first token only
+Status = Literal["complete", "cancelled", "error"]
+
+
+class StoppedError(Exception):
+    """The turn was stopped: by the CSM, or because they left."""
+
+
+@dataclass
+class Outcome:
+    status: Status = "complete"
+    usage: Usage = field(default_factory=Usage)
+    error: str | None = None
+
+
+@dataclass
+class AgentLoop:
+    provider: Provider
+    model: str
+    system: str
+    turns: list[Turn]
+    repo: Repository
+    session_id: str
+    auto_approve: list[str]
+    emit: Callable[[stream.Part], None]
+    max_steps: int = 8
+    max_output_tokens: int = 4096
+    stop_reason: str | None = None
+    _stopped: threading.Event = field(default_factory=threading.Event)
+    _upstream: Upstream | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # -- control from other threads --------------------------------------------------------------
+
+    def stop(self, reason: str) -> None:
+        """End the turn now: the model's connection is cut, whatever it is doing."""
+        with self._lock:
+            if self.stop_reason is None:
+                self.stop_reason = reason
+            self._stopped.set()
+            upstream = self._upstream
+        if upstream is not None:
+            upstream.cut()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped.is_set()
+
+    # -- the turn -------------------------------------------------------------------------------
+
+    def run(self) -> Outcome:
+        outcome = Outcome()
+        try:
+            for _ in range(self.max_steps):
+                self.emit(stream.start_step())
+                calls, finish = self._model_step(outcome)
+                if calls:
+                    self._run_tools(calls)
+                self.emit(stream.finish_step())
+                if not calls:
+                    self.emit(stream.finish("length" if finish.reason == "length" else "stop"))
+                    return outcome
+            self.emit(stream.finish("length"))  # still calling tools after the last step
+            return outcome
+        except StoppedError:
+            outcome.status = "cancelled"
+            self.emit(stream.abort(self.stop_reason or "stopped"))
+            return outcome
+        except ProviderError as error:
+            outcome.status, outcome.error = "error", error.message
+            self.emit(stream.error(error.message))
+            self.emit(stream.finish("error"))
+            return outcome
+
+    def _model_step(self, outcome: Outcome) -> tuple[list[ToolCall], Finished]:
+        request = ModelRequest(
+            self.model,
+            self.system,
+            tuple(self.turns),
+            tuple(tool.spec for tool in TOOLS.values()),
+            self.max_output_tokens,
+        )
+        for attempt in range(len(RETRY_DELAYS) + 1):
+            step = _Step(self.emit)
+            upstream = self._open_upstream()
+            try:
+                for event in self.provider.stream(request, upstream):
+                    step.take(event)
+                step.end()
+                outcome.usage = outcome.usage + step.usage
+                self.turns.append(AssistantTurn(step.text, tuple(step.calls)))
+                return step.calls, step.finished
+            except ProviderError as error:
+                step.end()
+                outcome.usage = outcome.usage + step.usage
+                if self.stopped:
+                    raise StoppedError from None
+                if not error.retryable or step.started or attempt == len(RETRY_DELAYS):
+                    raise
+                logger.info("model call retried", extra={"fields": {"attempt": attempt + 1, "error": error.message}})
+                if self._stopped.wait(RETRY_DELAYS[attempt]):
+                    raise StoppedError from None
+            finally:
+                self._close_upstream(upstream)
+        raise AssertionError("unreachable")
+
+    def _open_upstream(self) -> Upstream:
+        upstream = Upstream()
+        with self._lock:
+            if self._stopped.is_set():
+                raise StoppedError
+            self._upstream = upstream
+        return upstream
+
+    def _close_upstream(self, upstream: Upstream) -> None:
+        with self._lock:
+            self._upstream = None
+        upstream.close()
+
+    def _run_tools(self, calls: list[ToolCall]) -> None:
+        results = []
+        for call in calls:
+            if self.stopped:
+                raise StoppedError
+            context = ToolContext(self.repo, self.session_id, call.id, self.auto_approve)
+            outcome = run_tool(context, call.name, call.input)
+            if outcome.is_error:
+                self.emit(stream.tool_output_error(call.id, _error_text(outcome.output)))
+            elif outcome.action is not None and outcome.action.status.value == "pending":
+                self.emit(stream.tool_approval_request(outcome.action.id, call.id))
+            else:
+                self.emit(stream.tool_output_available(call.id, outcome.output))
+            results.append(ToolResult(call.id, call.name, outcome.output, outcome.is_error))
+        self.turns.append(ToolResultsTurn(tuple(results)))
+
+
+def _error_text(output: object) -> str:
+    if isinstance(output, dict) and isinstance(output.get("error"), str):
+        return str(output["error"])
+    return str(output)
+
+
+class _Step:
+    """One model call's events, as parts: text in a text part, each tool call's input as it comes."""
+
+    def __init__(self, emit: Callable[[stream.Part], None]) -> None:
+        self.emit = emit
+        self.text = ""
+        self.calls: list[ToolCall] = []
+        self.usage = Usage()
+        self.finished = Finished("other")
+        self.started = False  # anything produced: after that, a failure is not retried
+        self._text_id: str | None = None
+
+    def take(self, event: object) -> None:
+        if isinstance(event, TextDelta):
+            self.started = True
+            if self._text_id is None:
+                self._text_id = f"text-{uuid.uuid4().hex[:12]}"
+                self.emit(stream.text_start(self._text_id))
+            self.text += event.text
+            self.emit(stream.text_delta(self._text_id, event.text))
+        elif isinstance(event, ToolCallStarted):
+            self.started = True
+            self._end_text()
+            self.emit(stream.tool_input_start(event.id, event.name))
+        elif isinstance(event, ToolCallDelta):
+            self.emit(stream.tool_input_delta(event.id, event.json_text))
+        elif isinstance(event, ToolCallDone):
+            call = event.call
+            shown = {} if "__unparsable__" in call.input else call.input
+            self.emit(stream.tool_input_available(call.id, call.name, shown))
+            self.calls.append(call)
+        elif isinstance(event, Finished):
+            self.finished = event
+            self.usage = event.usage
+
+    def end(self) -> None:
+        self._end_text()
+
+    def _end_text(self) -> None:
+        if self._text_id is not None:
+            self.emit(stream.text_end(self._text_id))
+            self._text_id = None

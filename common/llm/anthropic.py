@@ -1,0 +1,173 @@
+"""Claude through the `anthropic` SDK: the streaming Messages API, mapped to `ModelEvent`s.
+
+The key and base URL are the SDK's own settings (`ANTHROPIC_API_KEY`, `ANTHROPIC_BASE_URL`).
+The SDK's retries are off: a retry is only invisible before the first token, which the agent
+decides, not the SDK.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from common.llm import (
+    AssistantTurn,
+    Finished,
+    FinishReason,
+    ModelEvent,
+    ModelRequest,
+    ProviderError,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallDone,
+    ToolCallStarted,
+    ToolResultsTurn,
+    Turn,
+    Upstream,
+    Usage,
+    UserTurn,
+)
+from common.settings import get_settings
+
+STOP_REASONS: dict[str, FinishReason] = {"end_turn": "stop", "tool_use": "tool-calls", "max_tokens": "length"}
+RETRYABLE_TYPES = frozenset({"overloaded_error", "rate_limit_error", "api_error", "timeout_error"})
+
+
+class ClaudeProvider:
+    name = "claude"
+
+    def stream(self, request: ModelRequest, upstream: Upstream) -> Iterator[ModelEvent]:
+        import anthropic
+
+        settings = get_settings()
+        client = anthropic.Anthropic(
+            api_key=settings.anthropic_api_key,
+            base_url=settings.anthropic_base_url or None,
+            http_client=upstream.client,
+            max_retries=0,
+        )
+        arguments: dict[str, Any] = {
+            "model": request.model,
+            "max_tokens": request.max_output_tokens,
+            "system": request.system,
+            "messages": _messages(request.turns),
+            "stream": True,
+        }
+        if request.tools:
+            arguments["tools"] = [
+                {"name": t.name, "description": t.description, "input_schema": t.input_schema} for t in request.tools
+            ]
+        try:
+            stream = client.messages.create(**arguments)
+        except anthropic.APIError as error:
+            raise _provider_error(error) from None
+        try:
+            yield from _events(stream)
+        except anthropic.APIError as error:
+            raise _provider_error(error) from None
+        except Exception as error:  # a cut connection surfaces as the transport's own error
+            if upstream.was_cut:
+                raise ProviderError("The model call was stopped.", retryable=False) from None
+            failure = f"The connection to the model failed ({type(error).__name__})."
+            raise ProviderError(failure, retryable=True) from error
+        finally:
+            stream.close()
+
+
+def _events(stream: Any) -> Iterator[ModelEvent]:
+    usage = Usage()
+    blocks: dict[int, dict[str, Any]] = {}  # index → tool_use block being streamed
+    reason: FinishReason = "other"
+    for event in stream:
+        kind = event.type
+        if kind == "message_start":
+            usage = Usage(input_tokens=event.message.usage.input_tokens or 0)
+        elif kind == "content_block_start":
+            block = event.content_block
+            if block.type == "tool_use":
+                blocks[event.index] = {"id": block.id, "name": block.name, "json": ""}
+                yield ToolCallStarted(block.id, block.name)
+        elif kind == "content_block_delta":
+            delta = event.delta
+            if delta.type == "text_delta" and delta.text:
+                yield TextDelta(delta.text)
+            elif delta.type == "input_json_delta" and event.index in blocks:
+                blocks[event.index]["json"] += delta.partial_json
+                yield ToolCallDelta(blocks[event.index]["id"], delta.partial_json)
+        elif kind == "content_block_stop" and event.index in blocks:
+            block = blocks.pop(event.index)
+            yield ToolCallDone(ToolCall(block["id"], block["name"], _tool_input(block["json"])))
+        elif kind == "message_delta":
+            reason = STOP_REASONS.get(event.delta.stop_reason or "", "other")
+            usage = Usage(usage.input_tokens, event.usage.output_tokens or 0)
+        elif kind == "message_stop":
+            break
+    yield Finished(reason, usage)
+
+
+def _tool_input(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text) if text.strip() else {}
+    except ValueError:
+        return {"__unparsable__": text}
+    return value if isinstance(value, dict) else {"__unparsable__": text}
+
+
+def _messages(turns: tuple[Turn, ...]) -> list[dict[str, Any]]:
+    """The Messages API's messages; turns of the same role in a row become one message."""
+    merged: list[dict[str, Any]] = []
+    for turn in turns:
+        message = _message(turn)
+        if merged and merged[-1]["role"] == message["role"]:
+            merged[-1]["content"] = merged[-1]["content"] + message["content"]
+        else:
+            merged.append(message)
+    return merged
+
+
+def _message(turn: Turn) -> dict[str, Any]:
+    if isinstance(turn, UserTurn):
+        return {"role": "user", "content": [{"type": "text", "text": turn.text}]}
+    if isinstance(turn, AssistantTurn):
+        content: list[dict[str, Any]] = [{"type": "text", "text": turn.text}] if turn.text else []
+        content += [{"type": "tool_use", "id": c.id, "name": c.name, "input": c.input} for c in turn.tool_calls]
+        return {"role": "assistant", "content": content}
+    assert isinstance(turn, ToolResultsTurn)
+    return {
+        "role": "user",
+        "content": [
+            {
+                "type": "tool_result",
+                "tool_use_id": result.call_id,
+                "content": json.dumps(result.output, default=str),
+                "is_error": result.is_error,
+            }
+            for result in turn.results
+        ],
+    }
+
+
+def _provider_error(error: Exception) -> ProviderError:
+    import anthropic
+
+    if isinstance(error, anthropic.APIConnectionError):
+        return ProviderError("The model could not be reached.", retryable=True)
+    if isinstance(error, anthropic.APIStatusError):
+        kind = _error_type(error)
+        retryable = error.status_code in {408, 409, 429} or error.status_code >= 500 or kind in RETRYABLE_TYPES
+        return ProviderError(f"The model answered with an error ({kind or error.status_code}).", retryable=retryable)
+    return ProviderError(f"The model call failed ({type(error).__name__}).", retryable=False)
+
+
+def _error_type(error: Any) -> str:
+    kind = getattr(error, "type", None)
+    if isinstance(kind, str):
+        return kind
+    body = getattr(error, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and isinstance(inner.get("type"), str):
+            return str(inner["type"])
+    return ""
