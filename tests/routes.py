@@ -62,7 +62,9 @@ class ServedRoute:
 @functools.cache
 def served_routes() -> tuple[ServedRoute, ...]:
     """Every route of every function of the manifest."""
-    env = {**os.environ, "GOOGLE_CLOUD_PROJECT": PROJECT_ID, "PYTHONPATH": str(ROOT)}
+    # Only the routers are read: settings a function requires at its cold start are stood in for.
+    env = {"ANTHROPIC_API_KEY": "listing-routes-only", **os.environ, "GOOGLE_CLOUD_PROJECT": PROJECT_ID}
+    env["PYTHONPATH"] = str(ROOT)
     functions = json.dumps([[f.entry_point, str(ROOT / f.source)] for f in FUNCTIONS])
     out = subprocess.run(
         [sys.executable, "-c", _LIST_ROUTES, functions],

@@ -33,8 +33,11 @@ from tests.routes import ServedRoute, user_routes
 
 OTHER_PROJECT = "demo-other"
 
-# A body that makes each body-taking route succeed. A new POST/PATCH route needs an entry here.
-BODIES: dict[tuple[str, str], dict[str, Any]] = {
+# A body that makes each body-taking route succeed (None: it takes none). A new POST/PATCH route
+# needs an entry here.
+BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
+    ("POST", "/chat"): {"message": "How is Globex doing?"},
+    ("POST", "/sessions/{session_id}/stop"): None,
     ("PATCH", "/profile"): {"display_name": "Alice Renamed"},
     ("POST", "/customers"): {"name": "Initech"},
     ("PATCH", "/customers/{customer_id}"): {"name": "Acme Renamed"},

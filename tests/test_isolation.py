@@ -22,7 +22,8 @@ MISSING_ID = "doesNotExist00000000"
 
 # Bodies that would succeed, so that only ownership decides the answer; a body-taking route
 # with an id needs one here, and every id it names must be one of Alice's (`alice_world`).
-BODIES: dict[tuple[str, str], dict[str, Any]] = {
+BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
+    ("POST", "/sessions/{session_id}/stop"): None,
     ("PATCH", "/customers/{customer_id}"): {"name": "Taken over by Bob"},
     ("PATCH", "/contracts/{contract_id}"): {"title": "Taken over by Bob"},
     ("PATCH", "/tasks/{task_id}"): {"title": "Taken over by Bob"},
