@@ -1,4 +1,7 @@
-"""`python -m bench`: start the stack on the benchmark's ports, measure, print, stop."""
+"""`python -m bench [part ...]`: start the stack on the benchmark's ports, measure, print, stop.
+
+Parts: crud (latency, reads per page), imports, chat; all of them without arguments.
+"""
 
 from __future__ import annotations
 
@@ -7,29 +10,77 @@ import platform
 import sys
 import time
 
-from bench import imports, latency, reads
+from bench import chat, imports, latency, reads
 from bench.harness import PORT_OFFSET, function_env, running_bench
 from bench.stats import table
 
+PARTS = ("imports", "crud", "chat")
+
 
 def main() -> int:
+    parts = sys.argv[1:] or list(PARTS)
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        print(f"unknown part(s): {', '.join(unknown)}; choose from {', '.join(PARTS)}", file=sys.stderr)
+        return 2
     started = time.monotonic()
     load_at_start = load_average()
-    # Measured first, on a quiet machine: the import children only need the stack's settings.
-    progress("measuring 3. cold imports (fresh interpreters)...")
-    import_results = imports.run(function_env())
-    progress(f"starting the stack (ports +{PORT_OFFSET})...")
-    with running_bench() as bench:
-        progress("measuring 1. CRUD latency, function vs raw client...")
-        latency_results = latency.run(bench)
-        progress("measuring 2. reads per list page as the collection grows...")
-        reads_results = reads.run(bench)
+    reports: list[str] = []
+    if "imports" in parts:
+        # Measured first, on a quiet machine: the import children only need the stack's settings.
+        progress("measuring cold imports (fresh interpreters)...")
+        reports.append(imports_report(imports.run(function_env())))
+    if {"crud", "chat"} & set(parts):
+        progress(f"starting the stack (ports +{PORT_OFFSET})...")
+        with running_bench() as bench:
+            if "crud" in parts:
+                progress("measuring CRUD latency, function vs raw client...")
+                reports.append(latency_report(latency.run(bench)))
+                progress("measuring reads per list page as the collection grows...")
+                reports.append(reads_report(reads.run(bench)))
+            if "chat" in parts:
+                progress("measuring chat streaming against the AI SDK peer...")
+                reports.append(chat_report(chat.run(bench)))
     print(header(load_at_start))
-    print(latency_report(latency_results))
-    print(reads_report(reads_results))
-    print(imports_report(import_results))
+    for report in reports:
+        print(report)
     print(f"\nwhole benchmark: {time.monotonic() - started:.0f} s; load average now {load_average()}")
     return 0
+
+
+def chat_report(result: chat.ChatResult) -> str:
+    ours, peer = "chat_stream", "AI SDK peer"
+    ttft_rows = [[name, s.n, s.p50, s.p95] for name, s in result.added_ttft.items()] + [
+        ["stand-in's own time to first token", result.standin_ttft.n, result.standin_ttft.p50, result.standin_ttft.p95]
+    ]
+    a, b = result.added_ttft[ours], result.added_ttft[peer]
+    relay_rows = [[name, f"{rate:,.0f}"] for name, rate in result.relay.items()]
+    conc_rows = []
+    for name, streams in result.concurrent.items():
+        done = [s for s in streams if s.complete and s.deltas == chat.CONCURRENT_DELTAS]
+        slowest = max(s.done for s in streams)
+        conc_rows.append([name, f"{len(done)}/{len(streams)}", f"{slowest:.2f} s", f"{slowest / chat.IDEAL_S:.2f}"])
+    slowest_ours = max(s.done for s in result.concurrent[ours]) / chat.IDEAL_S
+    all_ours = all(s.complete and s.deltas == chat.CONCURRENT_DELTAS for s in result.concurrent[ours])
+    return (
+        "\n4. Chat streaming (issue 6): chat_stream (Python, functions-framework, real ID token, session stored)\n"
+        "   vs a Vercel AI SDK route in Node, both against the same model stand-in, interleaved\n"
+        "   added time to the first text-delta (ms): the client's time to it less the stand-in's to its first token\n"
+        + table(["side", "n", "p50", "p95"], ttft_rows)
+        + f"\n   goal ours <= peer: p50 {a.p50:.1f} vs {b.p50:.1f} ({verdict(a.p50 <= b.p50)}), "
+        f"p95 {a.p95:.1f} vs {b.p95:.1f} ({verdict(a.p95 <= b.p95)})\n"
+        f"\n   relay rate of a {chat.RELAY_DELTAS:,}-delta answer, deltas per second first to last (median of "
+        f"{chat.RELAY_RUNS})\n"
+        + table(["side", "deltas/s"], relay_rows)
+        + f"\n   goal ours >= peer: {verdict(result.relay[ours] >= result.relay[peer])}\n"
+        f"\n   {chat.CONCURRENT} concurrent streams of {chat.CONCURRENT_DELTAS} deltas "
+        f"{chat.CONCURRENT_INTERVAL_MS} ms apart (ideal {chat.IDEAL_S:.1f} s)\n"
+        + table(["side", "complete", "slowest", "slowest / ideal"], conc_rows)
+        + f"\n   goal: all complete, slowest <= {chat.GOAL_SLOWEST} x ideal: "
+        f"{verdict(all_ours and slowest_ours <= chat.GOAL_SLOWEST)}\n"
+        f"   chat_stream memory: {result.baseline_rss_mib:.0f} MiB before, "
+        f"{result.memory_per_stream_mib:.2f} MiB per stream at the peak ({result.threads} worker threads)"
+    )
 
 
 def progress(message: str) -> None:

@@ -47,6 +47,18 @@ class Settings:
     max_output_tokens: int = 4096
     stream_lease_seconds: float = 30.0
     stream_ping_seconds: float = 10.0
+    # Google (DESIGN §5, §6): the OAuth client, where its callback sends the browser, the key of
+    # stored tokens, and where the APIs are (the stand-in locally; Google's when empty).
+    google_oauth_client_id: str = ""
+    google_oauth_client_secret: str = ""
+    oauth_redirect_url: str = ""
+    web_app_url: str = ""
+    token_encryption_key: bytes = b""
+    google_api_base: str = ""
+    google_oauth_base: str = ""
+    daily_email_quota: int = 100
+    daily_meeting_quota: int = 50
+    tasks_max_attempts: int = 10
 
     def require(self, *names: str) -> None:
         """Fail the cold start of a function that needs these settings when one is missing."""
@@ -64,6 +76,11 @@ _SETTING_VALUES: dict[str, Callable[[Settings], object]] = {
     "ANTHROPIC_API_KEY": lambda s: s.anthropic_api_key,
     "CSCX_TASKS_QUEUE": lambda s: s.tasks_queue,
     "CSCX_CONTRACTS_BUCKET": lambda s: s.contracts_bucket,
+    "GOOGLE_OAUTH_CLIENT_ID": lambda s: s.google_oauth_client_id,
+    "GOOGLE_OAUTH_CLIENT_SECRET": lambda s: s.google_oauth_client_secret,
+    "CSCX_OAUTH_REDIRECT_URL": lambda s: s.oauth_redirect_url,
+    "CSCX_WEB_APP_URL": lambda s: s.web_app_url,
+    "CSCX_TOKEN_ENCRYPTION_KEY": lambda s: s.token_encryption_key,
 }
 
 DEFAULT_MODELS = {
@@ -128,6 +145,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         for name, value in (("CSCX_WORKER_URL", worker_url), ("CSCX_TASKS_SERVICE_ACCOUNT", tasks_service_account)):
             if not value:
                 raise ConfigurationError(f"{name} is required (the Cloud Tasks worker's caller)")
+    token_key = _token_key(env, project_id)
     models = {
         provider: _names(env, f"CSCX_{provider.upper()}_MODELS") or defaults
         for provider, defaults in DEFAULT_MODELS.items()
@@ -157,7 +175,37 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_output_tokens=_number(env, "CSCX_MAX_OUTPUT_TOKENS", 4096, 256, 64_000),
         stream_lease_seconds=_number(env, "CSCX_STREAM_LEASE_SECONDS", 30.0, 2.0, 600.0),
         stream_ping_seconds=_number(env, "CSCX_STREAM_PING_SECONDS", 10.0, 0.5, 60.0),
+        google_oauth_client_id=env.get("GOOGLE_OAUTH_CLIENT_ID", ""),
+        google_oauth_client_secret=env.get("GOOGLE_OAUTH_CLIENT_SECRET", ""),
+        oauth_redirect_url=env.get("CSCX_OAUTH_REDIRECT_URL", ""),
+        web_app_url=env.get("CSCX_WEB_APP_URL", ""),
+        token_encryption_key=token_key,
+        google_api_base=env.get("CSCX_GOOGLE_API_BASE", "").rstrip("/"),
+        google_oauth_base=env.get("CSCX_GOOGLE_OAUTH_BASE", "").rstrip("/"),
+        daily_email_quota=_number(env, "CSCX_DAILY_EMAIL_QUOTA", 100, 0, 100_000),
+        daily_meeting_quota=_number(env, "CSCX_DAILY_MEETING_QUOTA", 50, 0, 100_000),
+        tasks_max_attempts=_number(env, "CSCX_TASKS_MAX_ATTEMPTS", 10, 1, 100),
     )
+
+
+def _token_key(env: Mapping[str, str], project_id: str) -> bytes:
+    """The AES-256-GCM key of stored Google tokens: 32 bytes, base64 (a fixed one in demo projects)."""
+    import base64
+    import binascii
+    import hashlib
+
+    raw = env.get("CSCX_TOKEN_ENCRYPTION_KEY", "")
+    if not raw:
+        if project_id.startswith("demo-"):
+            return hashlib.sha256(f"{project_id}-local-token-key".encode()).digest()
+        return b""  # functions that store tokens require it at their cold start
+    try:
+        key = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigurationError("CSCX_TOKEN_ENCRYPTION_KEY must be 32 bytes in base64") from None
+    if len(key) != 32:
+        raise ConfigurationError("CSCX_TOKEN_ENCRYPTION_KEY must be 32 bytes in base64")
+    return key
 
 
 def _names(env: Mapping[str, str], name: str) -> tuple[str, ...]:

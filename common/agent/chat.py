@@ -28,7 +28,7 @@ from common.agent.loop import AgentLoop, Outcome
 from common.auth import User
 from common.errors import ApiError, Code
 from common.http import StreamReply
-from common.llm import UserTurn, provider
+from common.llm import Turn, UserTurn, provider
 from common.log import get_logger
 from common.models import MessageRole, MessageStatus, SessionStatus
 from common.resources import MESSAGES, SESSIONS, require_customer
@@ -88,7 +88,7 @@ def start_chat(
         repo, session, request, provider_name=provider_name, model=model, lease_seconds=settings.stream_lease_seconds
     )
     try:
-        turn = _Turn(repo, user, profile, claim, client_gone)
+        turn = _Turn(repo, profile, claim, request.message, client_gone)
     except BaseException:
         _release(repo, claim, None)
         raise
@@ -241,9 +241,9 @@ class _Turn:
     def __init__(
         self,
         repo: Repository,
-        user: User,
         profile: models.ProfilePublic,
         claim: Claim,
+        message: str,
         client_gone: Callable[[], bool],
     ) -> None:
         settings = get_settings()
@@ -257,16 +257,7 @@ class _Turn:
         self.lease_seconds = settings.stream_lease_seconds
         self.ping_seconds = settings.stream_ping_seconds
         customer = _customer(repo, claim.session.get("customer_id"))
-        stored = repo.list(
-            MESSAGES,
-            order=MESSAGES.orders["-created_at"],
-            limit=HISTORY_MESSAGES,
-            cursor=None,
-            parent_id=self.session_id,
-        ).items
-        turns = history.within_budget(list(reversed(stored)), settings.history_token_budget)
-        if not turns or not isinstance(turns[-1], UserTurn):
-            raise ApiError(Code.UNAVAILABLE, "The message could not be read back; try again.")
+        turns = self._history(message, settings.history_token_budget)
         self.loop = AgentLoop(
             provider=provider(claim.provider),
             model=claim.model,
@@ -280,6 +271,25 @@ class _Turn:
             max_output_tokens=settings.max_output_tokens,
         )
         self._unwatch: Callable[[], None] | None = None
+        self._watch_lock = threading.Lock()
+        self._done = False
+
+    def _history(self, message: str, budget: int) -> list[Turn]:
+        """The turns the model gets: a new session's is the message alone; otherwise the latest
+        messages read back (this one included), within the budget."""
+        if self.claim.created:
+            return [UserTurn(message)]
+        stored = self.repo.list(
+            MESSAGES,
+            order=MESSAGES.orders["-created_at"],
+            limit=HISTORY_MESSAGES,
+            cursor=None,
+            parent_id=self.session_id,
+        ).items
+        turns = history.within_budget(list(reversed(stored)), budget)
+        if not turns or not isinstance(turns[-1], UserTurn):
+            raise ApiError(Code.UNAVAILABLE, "The message could not be read back; try again.")
+        return turns
 
     # -- the producer: the agent's turn ---------------------------------------------------------
 
@@ -289,6 +299,7 @@ class _Turn:
 
     def _produce(self) -> None:
         outcome = Outcome("error", error="The assistant failed unexpectedly.")
+        threading.Thread(target=self._watch, name=f"watch-{self.session_id}", daemon=True).start()
         try:
             self._emit(stream.start(self.message_id, self.session_id))
             outcome = self.loop.run()
@@ -297,8 +308,10 @@ class _Turn:
             self._emit(stream.error("The assistant failed unexpectedly; try again."))
             self._emit(stream.finish("error"))
         finally:
-            if self._unwatch is not None:
-                self._unwatch()
+            with self._watch_lock:
+                self._done = True
+                if self._unwatch is not None:
+                    self._unwatch()
             self._store(outcome)
             self.queue.put(stream.DONE)
             self.queue.put(None)
@@ -321,7 +334,6 @@ class _Turn:
     # -- the consumer: the response -------------------------------------------------------------
 
     def frames(self) -> Iterator[bytes]:
-        self._unwatch = self.repo.watch(SESSIONS, self.session_id, self._session_changed)
         producer = threading.Thread(target=self._produce, name=f"chat-{self.session_id}", daemon=True)
         producer.start()
         finished = False
@@ -329,7 +341,7 @@ class _Turn:
         try:
             while True:
                 try:
-                    frame = self.queue.get(timeout=POLL_SECONDS)
+                    frame = self._next_frames()
                 except queue.Empty:
                     if self.client_gone():
                         self.loop.stop("the client disconnected")
@@ -347,9 +359,43 @@ class _Turn:
                     return
                 yield frame
                 last_write = time.monotonic()
+                if frame.endswith(stream.DONE):
+                    finished = True
+                    return
         finally:
             if not finished:  # the server closed the response: the client is gone
                 self.loop.stop("the client disconnected")
+
+    def _next_frames(self) -> bytes | None:
+        """The frames waiting, as one write: under load a stream sends what has piled up at once
+        rather than waking for every delta. None once the producer is done."""
+        frame = self.queue.get(timeout=POLL_SECONDS)
+        if frame is None:
+            return None
+        frames = [frame]
+        while True:
+            try:
+                more = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            if more is None:
+                self.queue.put(None)  # seen on the next call
+                break
+            frames.append(more)
+        return b"".join(frames)
+
+    def _watch(self) -> None:
+        """Watch the session for a stop (set up off the response's path: it takes a while)."""
+        try:
+            unwatch = self.repo.watch(SESSIONS, self.session_id, self._session_changed)
+        except Exception:
+            logger.exception("the session cannot be watched: a Stop from another instance cannot reach it")
+            return
+        with self._watch_lock:
+            if self._done:
+                unwatch()
+            else:
+                self._unwatch = unwatch
 
     def _session_changed(self, session: dict[str, Any] | None) -> None:
         if session is None or session.get("stream_id") != self.claim.stream_id:

@@ -10,7 +10,9 @@ Stop closes the upstream call even while the model is silent. The SDKs are impor
 from __future__ import annotations
 
 import contextlib
+import functools
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -157,6 +159,14 @@ def provider(name: str) -> Provider:
 # -- the connection of one stream --------------------------------------------------------------
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The instance's one TLS context: loading the CA bundle takes ~30 ms, too long for each stream."""
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
+
+
 class Upstream:
     """The HTTP client of one model stream, whose connection `cut()` closes from any thread.
 
@@ -190,7 +200,7 @@ class Upstream:
                     return response
 
             timeout = httpx2.Timeout(self.timeout, connect=10.0)
-            self._client = httpx2.Client(transport=Transport(), timeout=timeout)
+            self._client = httpx2.Client(transport=Transport(verify=tls_context()), timeout=timeout)
         return self._client
 
     @property

@@ -30,6 +30,7 @@ from common.llm import (
     Upstream,
     Usage,
     UserTurn,
+    tls_context,
 )
 from common.settings import get_settings
 
@@ -55,7 +56,13 @@ class GeminiProvider:
             project=settings.project_id,
             location=settings.gemini_location,
             credentials=credentials,
-            http_options=types.HttpOptions(base_url=settings.gemini_base_url or None, httpx_client=upstream.client),
+            http_options=types.HttpOptions(
+                base_url=settings.gemini_base_url or None,
+                httpx_client=upstream.client,
+                # Given, the SDK does not build TLS contexts of its own on each client (~50 ms).
+                client_args={"verify": tls_context()},
+                async_client_args={"verify": tls_context(), "ssl": tls_context()},
+            ),
         )
         config = types.GenerateContentConfig(
             system_instruction=request.system,

@@ -1,0 +1,222 @@
+"""Chat streaming: `chat_stream` against the peer a web developer would pick instead, a Vercel AI
+SDK route in Node (`streamText` + `@ai-sdk/anthropic`, `pipeUIMessageStreamToResponse`), both
+pointed at the same model stand-in, measured in the same run, interleaved.
+
+- added time to the first text-delta: the client's time to it minus the stand-in's own time to
+  its first token (from its request log), p50 and p95;
+- relay rate: deltas per second, first to last, of a 3,000-delta answer;
+- 50 concurrent streams of 100 deltas 20 ms apart on one local instance: every one completes,
+  the slowest against the ideal 2 s, and the instance's memory per stream.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from bench.harness import ROOT, Bench, User
+from bench.stats import Summary
+from standins.client import RecordedRequest, StandinClient
+
+TTFT_RUNS = 30
+RELAY_RUNS = 3
+RELAY_DELTAS = 3000
+CONCURRENT = 50
+CONCURRENT_DELTAS = 100
+CONCURRENT_INTERVAL_MS = 20
+IDEAL_S = CONCURRENT_DELTAS * CONCURRENT_INTERVAL_MS / 1000
+GOAL_SLOWEST = 1.5
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """One streamed answer as the client saw it (seconds from sending the request)."""
+
+    first_delta: float
+    last_delta: float
+    done: float
+    deltas: int
+    complete: bool
+
+
+@dataclass(frozen=True)
+class Side:
+    name: str
+    url: str
+    headers: dict[str, str]
+
+
+def stream(side: Side, message: str) -> Streamed:
+    started = time.perf_counter()
+    first = last = 0.0
+    deltas = 0
+    complete = False
+    with requests.post(
+        f"{side.url}/chat", json={"message": message}, headers=side.headers, stream=True, timeout=60
+    ) as response:
+        if response.status_code != 200:
+            raise RuntimeError(f"{side.name}: {response.status_code} {response.text[:300]}")
+        buffer = b""
+        for chunk in response.iter_content(chunk_size=None):
+            buffer += chunk
+            while b"\n\n" in buffer:
+                event, buffer = buffer.split(b"\n\n", 1)
+                if event == b"data: [DONE]":
+                    complete = True
+                elif event.startswith(b'data: {"type":"text-delta"'):
+                    now = time.perf_counter() - started
+                    first = first or now
+                    last = now
+                    deltas += 1
+    return Streamed(first, last, time.perf_counter() - started, deltas, complete)
+
+
+@contextmanager
+def node_peer(models_url: str) -> Iterator[str]:
+    env = {**os.environ, "ANTHROPIC_BASE_URL": models_url, "ANTHROPIC_API_KEY": "local-standin-key"}
+    process = subprocess.Popen(
+        ["node", str(ROOT / "bench/peer/chat_peer.mjs"), "0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if not line.startswith("listening"):
+            raise RuntimeError(f"the Node peer did not start: {line}{process.stdout.read()[:500]}")
+        yield f"http://127.0.0.1:{int(line.split()[1])}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@dataclass(frozen=True)
+class ChatResult:
+    added_ttft: dict[str, Summary]
+    standin_ttft: Summary
+    relay: dict[str, float]  # deltas per second, median of the runs
+    concurrent: dict[str, list[Streamed]]
+    memory_per_stream_mib: float
+    baseline_rss_mib: float
+    threads: int
+
+
+def _own_ttft(request: RecordedRequest) -> float:
+    assert request.first_token_at is not None
+    return request.first_token_at - request.received_at
+
+
+def run(bench: Bench) -> ChatResult:
+    models = StandinClient(f"http://127.0.0.1:{bench.stack.ports.models}")
+    user: User = bench.sign_up("chat-bench")
+    ours = Side("chat_stream", bench.stack.url("chat_stream"), {"Authorization": f"Bearer {user.token}"})
+    with node_peer(f"http://127.0.0.1:{bench.stack.ports.models}") as peer_url:
+        peer = Side("AI SDK peer", peer_url, {})
+        sides = (ours, peer)
+        for side in sides:  # warm both: imports, connections, JIT
+            models.reset()
+            stream(side, "warm up")
+        added: dict[str, list[float]] = {side.name: [] for side in sides}
+        own: list[float] = []
+        for i in range(TTFT_RUNS):
+            for side in sides if i % 2 == 0 else reversed(sides):
+                marker = f"ttft-{uuid.uuid4().hex}"
+                models.reset()
+                models.script({"match": marker, "steps": [{"text": "Hello"}, {"text": " there."}]})
+                seen = stream(side, marker)
+                record = next(r for r in models.requests() if marker in json.dumps(r.body))
+                added[side.name].append((seen.first_delta - _own_ttft(record)) * 1000)
+                own.append(_own_ttft(record) * 1000)
+        relay: dict[str, list[float]] = {side.name: [] for side in sides}
+        for i in range(RELAY_RUNS):
+            for side in sides if i % 2 == 0 else reversed(sides):
+                models.reset()
+                models.script({"steps": [{"repeat": {"text": "w ", "count": RELAY_DELTAS, "interval_ms": 0}}]})
+                seen = stream(side, "relay")
+                if seen.deltas != RELAY_DELTAS or not seen.complete:
+                    raise RuntimeError(f"{side.name} relayed {seen.deltas} of {RELAY_DELTAS} deltas")
+                relay[side.name].append((seen.deltas - 1) / (seen.last_delta - seen.first_delta))
+        concurrent: dict[str, list[Streamed]] = {}
+        memory = (0.0, 0.0)
+        for side in sides:
+            models.reset()
+            turn = {"repeat": {"text": "w ", "count": CONCURRENT_DELTAS, "interval_ms": CONCURRENT_INTERVAL_MS}}
+            models.script(*[{"steps": [turn]} for _ in range(CONCURRENT)])
+            sampler = RssSampler(_process_group(bench, "chat_stream")) if side is ours else None
+            with ThreadPoolExecutor(max_workers=CONCURRENT) as pool:
+                results = list(pool.map(lambda n, s=side: stream(s, f"concurrent {n}"), range(CONCURRENT)))
+            if sampler is not None:
+                memory = sampler.stop()
+            concurrent[side.name] = results
+    base, peak = memory
+    return ChatResult(
+        added_ttft={name: Summary.of(values) for name, values in added.items()},
+        standin_ttft=Summary.of(own),
+        relay={name: sorted(values)[len(values) // 2] for name, values in relay.items()},
+        concurrent=concurrent,
+        memory_per_stream_mib=(peak - base) / CONCURRENT,
+        baseline_rss_mib=base,
+        threads=_threads(),
+    )
+
+
+def _threads() -> int:
+    manifest = json.loads((ROOT / "functions/manifest.json").read_text())
+    return int(next(f for f in manifest["functions"] if f["entry_point"] == "chat_stream")["threads"])
+
+
+def _process_group(bench: Bench, name: str) -> int:
+    return next(process.pid for process_name, process in bench.stack.processes if process_name == name)
+
+
+class RssSampler:
+    """The resident memory of a process group (the function's server and its worker), sampled."""
+
+    def __init__(self, group: int) -> None:
+        self.group = group
+        self.base = self.rss_mib()
+        self.peak = self.base
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def rss_mib(self) -> float:
+        total_kib = 0
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                fields = stat[stat.rindex(")") + 2 :].split()
+                if int(fields[2]) != self.group:  # pgrp
+                    continue
+                status = (entry / "status").read_text()
+            except (OSError, ValueError):
+                continue
+            for line in status.splitlines():
+                if line.startswith("VmRSS:"):
+                    total_kib += int(line.split()[1])
+        return total_kib / 1024
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.05):
+            self.peak = max(self.peak, self.rss_mib())
+
+    def stop(self) -> tuple[float, float]:
+        self._stop.set()
+        self._thread.join()
+        return self.base, self.peak
