@@ -64,9 +64,12 @@ def _anonymous_credential() -> Any:
     return AnonymousCredential()
 
 
-def _unauthenticated(reason: str) -> ApiError:
+def _unauthenticated(reason: str, needed: str = "A valid Firebase ID token is required.") -> ApiError:
     logger.info("authentication failed", extra={"fields": {"reason": reason}})
-    return ApiError(Code.UNAUTHENTICATED, "A valid Firebase ID token is required.")
+    return ApiError(Code.UNAUTHENTICATED, needed)
+
+
+TASKS_TOKEN_NEEDED = "Only Cloud Tasks, with an OIDC token of the tasks service account, may call this."
 
 
 def bearer_token(authorization: str | None) -> str:
@@ -157,7 +160,7 @@ class CloudTasks:
             if settings.is_demo_project:
                 return None
             # load_settings refuses this outside demo projects; never let a gap open the worker.
-            raise _unauthenticated("no tasks service account configured")
+            raise _unauthenticated("no tasks service account configured", TASKS_TOKEN_NEEDED)
         verify_cloud_tasks_token(request.headers.get("Authorization"))
         return None
 
@@ -170,7 +173,10 @@ def verify_cloud_tasks_token(authorization: str | None) -> dict[str, Any]:
     from google.auth import exceptions
 
     settings = get_settings()
-    token = bearer_token(authorization)
+    try:
+        token = bearer_token(authorization)
+    except ApiError:
+        raise _unauthenticated("missing or malformed Authorization header", TASKS_TOKEN_NEEDED) from None
     try:
         from google.oauth2 import id_token
 
@@ -183,11 +189,11 @@ def verify_cloud_tasks_token(authorization: str | None) -> dict[str, Any]:
         logger.warning("OIDC certificates unavailable")
         raise ApiError(Code.UNAVAILABLE, "The caller could not be verified right now; try again.") from None
     except (ValueError, exceptions.GoogleAuthError) as error:
-        raise _unauthenticated(f"OIDC token refused: {type(error).__name__}") from None
+        raise _unauthenticated(f"OIDC token refused: {type(error).__name__}", TASKS_TOKEN_NEEDED) from None
     if claims.get("iss") not in GOOGLE_ISSUERS:
-        raise _unauthenticated("OIDC token from another issuer")
+        raise _unauthenticated("OIDC token from another issuer", TASKS_TOKEN_NEEDED)
     if claims.get("email") != settings.tasks_service_account or claims.get("email_verified") is not True:
-        raise _unauthenticated("OIDC token of another service account")
+        raise _unauthenticated("OIDC token of another service account", TASKS_TOKEN_NEEDED)
     return claims
 
 

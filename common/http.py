@@ -417,7 +417,7 @@ class Router:
             logger.exception("unhandled error")
             response = _to_response(_error_reply(ApiError(Code.INTERNAL, "Internal error.")), headers, sent)
         if response.status_code == Code.PAYLOAD_TOO_LARGE.http_status:
-            _discard_some_body(request)
+            response.response = _then_discard(response.response, request)
         entry = _RequestLog(request, started, ctx.user, request_id, trace, response.status_code, sent)
         response.call_on_close(entry.write)
         return response
@@ -524,32 +524,44 @@ def _to_response(reply: AnyReply, headers: dict[str, str], sent: _Sent) -> flask
     all_headers.update(JSON_HEADERS)
     if reply.status == Code.PAYLOAD_TOO_LARGE.http_status:
         # Not read to its end: functions-framework drains a request's whole body before any
-        # non-streamed response, so this one is streamed, and the connection, whose unread
-        # bytes would be taken for the next request, is closed after it.
-        all_headers["Connection"] = "close"
+        # non-streamed response, so this one is streamed (the server drains a little of what is
+        # left, within its own bounds, before it reuses the connection, else it closes it).
         return flask.Response(iter([data]), status=reply.status, headers=all_headers, content_type=JSON_TYPE)
     return flask.Response(data, status=reply.status, headers=all_headers, content_type=JSON_TYPE)
 
 
-# A refused body is read on only this far: enough for a client that sends its whole body
-# before it reads the answer to see the 413 when the body is a little too large, bounded so
-# that a huge body is never read through.
+# A refused body is read on only this far, and for this long: enough for a client that sends
+# its whole body before it reads the answer to see the 413 when the body is a little too
+# large; bounded so that neither a huge body nor a stalled client holds the thread.
 DISCARD_LIMIT = 2 * 1024 * 1024
+DISCARD_SECONDS = 2.0
+
+
+def _then_discard(body: Iterable[bytes], request: flask.Request) -> Iterator[bytes]:
+    """The 413's body, sent before what is left of the refused body is (partly) read and dropped."""
+    yield from body
+    _discard_some_body(request)
 
 
 def _discard_some_body(request: flask.Request) -> None:
     stream = request.environ.get("wsgi.input")
-    if stream is None:
-        return
+    sock = request.environ.get("gunicorn.socket")
+    if stream is None or not isinstance(sock, socket.socket):
+        return  # only under the real server: elsewhere the input may not end where the body does
+    previous = sock.gettimeout()
+    deadline = time.monotonic() + DISCARD_SECONDS
     left = DISCARD_LIMIT
     try:
         while left > 0:
+            sock.settimeout(max(0.01, deadline - time.monotonic()))
             chunk = stream.read(min(65536, left))
-            if not chunk:
+            if not chunk or time.monotonic() > deadline:
                 return
             left -= len(chunk)
     except (OSError, ValueError):
         return
+    finally:
+        sock.settimeout(previous)
 
 
 def _counted(chunks: Iterator[bytes], sent: _Sent) -> Iterator[bytes]:

@@ -14,7 +14,7 @@ import functools
 import re
 import zoneinfo
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, ClassVar, Self
 
 from pydantic import (
@@ -435,6 +435,16 @@ class SessionPublic(Stored):
     status: SessionStatus = SessionStatus.IDLE
     stop_requested_at: datetime | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _idle_once_the_lease_ran_out(cls, stored: Any) -> Any:
+        """A stream whose instance died left `streaming` behind; its lease says it is over."""
+        if isinstance(stored, Mapping) and stored.get("status") == SessionStatus.STREAMING:
+            lease = stored.get("lease_expires_at")
+            if isinstance(lease, datetime) and lease <= datetime.now(UTC):
+                return {**stored, "status": SessionStatus.IDLE.value}
+        return stored
+
 
 class MessagePublic(Stored):
     role: MessageRole
@@ -445,6 +455,8 @@ class MessagePublic(Stored):
 
 
 class ActionPublic(Stored):
+    # The worker's bookkeeping: its claim and lease, when the task went out, when it first ran.
+    hidden = frozenset({"claim_id", "lease_until", "enqueued_at", "first_attempt_at"})
     type: ActionType
     payload: dict[str, Any]
     summary: str
@@ -603,3 +615,22 @@ class ChatRequest(Strict):
     customer_id: DocumentId | None = None
     provider: Provider | None = None
     model: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
+
+
+class ApproveRequest(Strict):
+    """`POST /actions/{id}/approve`: optionally the payload as the CSM edited it (re-validated)."""
+
+    payload: dict[str, Any] | None = None
+
+
+class RejectRequest(Strict):
+    """`POST /actions/{id}/reject`: optionally why."""
+
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)] | None = None
+
+
+class WorkerTask(Strict):
+    """What a Cloud Task tells the worker: the action, and whose it is (it is read as that user's)."""
+
+    action_id: DocumentId
+    owner_id: DocumentId

@@ -47,7 +47,7 @@ MESSAGES = Kind(
     parent=SESSIONS,
 )
 PROFILES = Kind("profile", "profiles")
-ACTIONS = Kind("action", "actions")
+ACTIONS = Kind("action", "actions", {"-created_at": Order("-created_at", (("created_at", True),))}, "-created_at")
 
 
 def invalid(field: str, message: str) -> ApiError:
@@ -349,10 +349,15 @@ def get_task(repo: Repository, task_id: str) -> models.TaskPublic:
     return models.TaskPublic.of(repo.get(TASKS, task_id))
 
 
+def task_document(task: models.TaskCreate, source: models.TaskSource) -> dict[str, Any]:
+    """The fields a task is stored with."""
+    return _task_fields({**task.model_dump(mode="json"), "source": source.value})
+
+
 def create_task(
     repo: Repository, task: models.TaskCreate, *, source: models.TaskSource = models.TaskSource.MANUAL
 ) -> models.TaskPublic:
-    fields = _task_fields({**task.model_dump(mode="json"), "source": source.value})
+    fields = task_document(task, source)
     customer_id = task.customer_id
     if customer_id is None:
         return models.TaskPublic.of(repo.create(TASKS, fields))

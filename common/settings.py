@@ -59,6 +59,8 @@ class Settings:
     daily_email_quota: int = 100
     daily_meeting_quota: int = 50
     tasks_max_attempts: int = 10
+    action_expiry_seconds: int = 24 * 3600
+    execution_lease_seconds: float = 60.0
 
     def require(self, *names: str) -> None:
         """Fail the cold start of a function that needs these settings when one is missing."""
@@ -75,6 +77,9 @@ class Settings:
 _SETTING_VALUES: dict[str, Callable[[Settings], object]] = {
     "ANTHROPIC_API_KEY": lambda s: s.anthropic_api_key,
     "CSCX_TASKS_QUEUE": lambda s: s.tasks_queue,
+    "CSCX_WORKER_URL": lambda s: s.worker_url,
+    # Outside demo projects the worker must know whom to accept (the emulator sends no token).
+    "CSCX_TASKS_SERVICE_ACCOUNT": lambda s: s.tasks_service_account or s.is_demo_project,
     "CSCX_CONTRACTS_BUCKET": lambda s: s.contracts_bucket,
     "GOOGLE_OAUTH_CLIENT_ID": lambda s: s.google_oauth_client_id,
     "GOOGLE_OAUTH_CLIENT_SECRET": lambda s: s.google_oauth_client_secret,
@@ -137,14 +142,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     oidc_certs_url = env.get("CSCX_OIDC_CERTS_URL") or GOOGLE_OIDC_CERTS_URL
     if oidc_certs_url != GOOGLE_OIDC_CERTS_URL and not project_id.startswith("demo-"):
         raise ConfigurationError("CSCX_OIDC_CERTS_URL may only be changed in a demo-* project")
-    worker_url = env.get("CSCX_WORKER_URL", "")
+    worker_url = env.get("CSCX_WORKER_URL", "").rstrip("/")
     tasks_service_account = env.get("CSCX_TASKS_SERVICE_ACCOUNT", "")
-    if not project_id.startswith("demo-"):
-        # The worker must know whom to accept; only the emulator's unsigned deliveries (demo
-        # projects) may go without.
-        for name, value in (("CSCX_WORKER_URL", worker_url), ("CSCX_TASKS_SERVICE_ACCOUNT", tasks_service_account)):
-            if not value:
-                raise ConfigurationError(f"{name} is required (the Cloud Tasks worker's caller)")
     token_key = _token_key(env, project_id)
     models = {
         provider: _names(env, f"CSCX_{provider.upper()}_MODELS") or defaults
@@ -185,6 +184,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         daily_email_quota=_number(env, "CSCX_DAILY_EMAIL_QUOTA", 100, 0, 100_000),
         daily_meeting_quota=_number(env, "CSCX_DAILY_MEETING_QUOTA", 50, 0, 100_000),
         tasks_max_attempts=_number(env, "CSCX_TASKS_MAX_ATTEMPTS", 10, 1, 100),
+        action_expiry_seconds=_number(env, "CSCX_ACTION_EXPIRY_SECONDS", 24 * 3600, 1, 30 * 24 * 3600),
+        execution_lease_seconds=_number(env, "CSCX_EXECUTION_LEASE_SECONDS", 60.0, 1.0, 3600.0),
     )
 
 

@@ -367,6 +367,8 @@ class Repository:
         gone, or if it is not theirs), from Firestore's listener thread; returns the unsubscribe."""
 
         def changed(snapshots: list[Any], _changes: Any, _read_time: Any) -> None:
+            if not snapshots:  # a deleted document is reported as no document at all
+                on_change(None)
             for snapshot in snapshots:
                 try:
                     on_change(self._owned(snapshot, kind))
@@ -408,6 +410,10 @@ class TenantTransaction:
     def __init__(self, repo: Repository, transaction: Any) -> None:
         self._repo = repo
         self._transaction = transaction
+
+    @property
+    def uid(self) -> str:
+        return self._repo.uid
 
     def get(self, kind: Kind, doc_id: str) -> dict[str, Any]:
         reference = self._repo._collection(kind).document(doc_id)

@@ -44,8 +44,8 @@ def task_name(task_id: str) -> str:
     return f"{get_settings().tasks_queue}/tasks/{task_id}"
 
 
-def enqueue_for_worker(task_id: str, body: dict[str, Any], *, schedule_time: datetime | None = None) -> str:
-    """Create a task that POSTs `body` as JSON to the worker; returns the task's name.
+def enqueue_for_worker(path: str, task_id: str, body: dict[str, Any], *, schedule_time: datetime | None = None) -> str:
+    """Create a task that POSTs `body` as JSON to the worker's `path`; returns the task's name.
 
     `task_id` names the task, so Cloud Tasks refuses a second one of the same name (for about
     an hour after the first ran): an already existing task is not an error here, it is the one
@@ -57,7 +57,7 @@ def enqueue_for_worker(task_id: str, body: dict[str, Any], *, schedule_time: dat
     settings = get_settings()
     request = tasks_v2.HttpRequest(
         http_method=tasks_v2.HttpMethod.POST,
-        url=settings.worker_url,
+        url=settings.worker_url + path,
         headers={"Content-Type": "application/json"},
         body=json.dumps(body).encode(),
     )

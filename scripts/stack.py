@@ -145,7 +145,7 @@ class Stack:
             "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{self.ports.storage}",
             "CSCX_CONTRACTS_BUCKET": f"{PROJECT_ID}-contracts",
             "CSCX_TASKS_QUEUE": QUEUE,
-            "CSCX_WORKER_URL": f"{self.url('execute_action')}/execute",
+            "CSCX_WORKER_URL": self.url("execute_action"),
             "CSCX_CORS_ORIGINS": "http://localhost:3000,http://127.0.0.1:3000",
             # The project is a demo one: Gemini (Vertex AI) and Google are always the stand-ins
             # unless the caller points them elsewhere.
@@ -337,13 +337,14 @@ class Stack:
         argv = [framework, "--target", name, "--source", source, "--host", "127.0.0.1", "--port", str(port)]
         self._spawn(log_name or name, argv, env)
 
-    def start_variant(self, name: str, label: str, changes: Mapping[str, str | None]) -> str:
+    def start_variant(
+        self, name: str, label: str, changes: Mapping[str, str | None], port: int | None = None
+    ) -> str:
         """Another instance of function `name` whose settings differ by `changes` (None
-        removes a setting), on a free port, stopped with the stack; returns its URL."""
+        removes a setting), on `port` or a free one, stopped with the stack; returns its URL."""
         function = next(f for f in FUNCTIONS if f.entry_point == name)
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
+        if port is None:
+            port = free_port()
         log_name = f"{name}-{label}"
         self._start_function(function, port, changes, log_name)
         url = f"http://127.0.0.1:{port}"
@@ -354,6 +355,14 @@ class Stack:
                 raise StackError(f"{log_name} not ready after 60s (logs in {self.log_dir})")
             time.sleep(0.2)
         return url
+
+    def kill(self, name: str) -> None:
+        """Kill the process `name` (a variant's `<function>-<label>`) at once, as a crash would."""
+        for process_name, process in list(self.processes):
+            if process_name == name and process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                self.processes.remove((process_name, process))
 
     def _wait_ready(self, timeout: float = 90) -> None:
         checks = {
@@ -401,6 +410,12 @@ class Stack:
             lines += [f"{name:<19} {self.url(name)}" for name in self.ports.functions]
         lines.append(f"logs                {self.log_dir}")
         return "\n".join(lines)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _http_ok(url: str) -> bool:

@@ -5,7 +5,7 @@ A turn, as a test posts it to `/_standin/scripts` (every key optional unless sai
     {"steps": [step, ...],
      "stop": "end_turn" | "tool_use" | "max_tokens" | "stop_sequence" | "refusal" | "pause_turn",
      "usage": {"input_tokens": int, "output_tokens": int},
-     "first_token_delay_ms": number,
+     "first_token_delay_ms": number, "headers_delay_ms": number,
      "match": "<substring of the request body>",
      "provider": "anthropic" | "gemini",
      "http_error": {"status": int, "type": "<error type>", "message": str, "retry_after": int}}
@@ -120,6 +120,7 @@ class Turn:
     input_tokens: int | None = None
     output_tokens: int | None = None
     first_token_delay: float = 0.0
+    headers_delay: float = 0.0  # silence before the response's status line (an API slow to answer at all)
     match: str | None = None
     provider: Provider | None = None
     http_error: HttpFailure | None = None
@@ -193,7 +194,7 @@ def parse_turns(payload: object) -> list[Turn]:
     raise ScriptError("the body must be a turn object, a list of turns, or {'turns': [...]}")
 
 
-_TURN_KEYS = {"steps", "stop", "usage", "first_token_delay_ms", "match", "provider", "http_error"}
+_TURN_KEYS = {"steps", "stop", "usage", "first_token_delay_ms", "headers_delay_ms", "match", "provider", "http_error"}
 
 
 def parse_turn(raw: object, where: str = "turn") -> Turn:
@@ -221,6 +222,7 @@ def parse_turn(raw: object, where: str = "turn") -> Turn:
         input_tokens=_count(usage, "input_tokens", f"{where}.usage"),
         output_tokens=_count(usage, "output_tokens", f"{where}.usage"),
         first_token_delay=_seconds(obj, "first_token_delay_ms", where),
+        headers_delay=_seconds(obj, "headers_delay_ms", where),
         match=match,
         provider=provider,
         http_error=http_error,

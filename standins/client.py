@@ -55,6 +55,7 @@ class Turn(TypedDict, total=False):
     stop: Literal["end_turn", "tool_use", "max_tokens", "stop_sequence", "refusal", "pause_turn"]
     usage: Usage
     first_token_delay_ms: float
+    headers_delay_ms: float
     match: str
     provider: Literal["anthropic", "gemini"]
     http_error: HttpErrorSpec

@@ -162,7 +162,14 @@ class _Handler(BaseHTTPRequestHandler):
         said = _anthropic.said(body)
         turn = self.server.turns.take("anthropic", raw) or default_turn(said)
         record.mark_turn(turn.source)
-        self._play(record, lambda: _anthropic.answer(channel, turn, model=model, raw=raw, stream=stream))
+        self._play(
+            record,
+            lambda: _after(
+                channel,
+                turn.headers_delay,
+                lambda: _anthropic.answer(channel, turn, model=model, raw=raw, stream=stream),
+            ),
+        )
 
     def _gemini(self, model: str, method: str, query: dict[str, list[str]], *, vertex: bool) -> None:
         raw, body = self._read_json()
@@ -178,7 +185,12 @@ class _Handler(BaseHTTPRequestHandler):
         assert isinstance(body, dict)
         turn = self.server.turns.take("gemini", raw) or default_turn(_gemini.said(body))
         record.mark_turn(turn.source)
-        self._play(record, lambda: _gemini.answer(channel, turn, model=model, raw=raw, stream=stream))
+        self._play(
+            record,
+            lambda: _after(
+                channel, turn.headers_delay, lambda: _gemini.answer(channel, turn, model=model, raw=raw, stream=stream)
+            ),
+        )
 
     def _read_json(self) -> tuple[str, Any]:
         raw = self._read_body().decode("utf-8", errors="replace")
@@ -224,6 +236,13 @@ class _Handler(BaseHTTPRequestHandler):
         if outcome in ("client_closed", "stopped", "disconnected", "failed"):
             self.close_connection = True
         record.mark_finished(outcome)
+
+
+def _after(channel: Channel, delay: float, answer: Callable[[], Outcome]) -> Outcome:
+    """The answer, after `delay` seconds of silence before anything (a hang-up meanwhile is seen)."""
+    if delay > 0:
+        channel.wait(delay)
+    return answer()
 
 
 class ModelStandin:

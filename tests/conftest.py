@@ -65,6 +65,21 @@ def reset_emulators(stack: Stack) -> None:
         f"{firestore}/emulator/v1/projects/{PROJECT_ID}/databases/(default)/documents", timeout=10
     ).raise_for_status()
     requests.delete(f"{auth}/emulator/v1/projects/{PROJECT_ID}/accounts", timeout=10).raise_for_status()
+    _purge_task_queue(stack)
+
+
+def _purge_task_queue(stack: Stack) -> None:
+    """Drop the tasks earlier tests left (expiries scheduled a day ahead, retries)."""
+    import grpc
+    from google.cloud import tasks_v2
+    from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
+
+    channel = grpc.insecure_channel(f"127.0.0.1:{stack.ports.tasks}")
+    try:
+        client = tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
+        client.purge_queue(name=stack.settings()["CSCX_TASKS_QUEUE"], timeout=10)
+    finally:
+        channel.close()
 
 
 @dataclass(frozen=True)
@@ -194,6 +209,37 @@ def repo_for(stack: Stack) -> Any:
     from common.store import Repository
 
     return Repository
+
+
+def seed_action(
+    uid: str, *, status: str = "pending", customer_id: str | None = None, expires_in: float = 86400, **fields: Any
+) -> dict[str, Any]:
+    """An action as the agent proposes it (`task.create` by default), stored for `uid`."""
+    from datetime import UTC, datetime, timedelta
+
+    from common.resources import ACTIONS
+    from common.store import Repository
+
+    payload = {"title": "Follow up", "due_date": None, "priority": "medium", "customer_id": customer_id}
+    document = {
+        "type": "task.create",
+        "payload": payload,
+        "summary": "Create the task “Follow up”",
+        "session_id": None,
+        "tool_call_id": None,
+        "customer_id": customer_id,
+        "risk": "low",
+        "status": status,
+        "expires_at": datetime.now(UTC) + timedelta(seconds=expires_in),
+        "decided_at": None,
+        "decided_by": None,
+        "reject_reason": None,
+        "attempts": 0,
+        "result": None,
+        "error": None,
+        **fields,
+    }
+    return Repository(uid).create(ACTIONS, document)
 
 
 def assert_error(response: requests.Response, status: int, code: str) -> dict[str, Any]:

@@ -63,7 +63,8 @@ class ServedRoute:
 def served_routes() -> tuple[ServedRoute, ...]:
     """Every route of every function of the manifest."""
     # Only the routers are read: settings a function requires at its cold start are stood in for.
-    env = {"ANTHROPIC_API_KEY": "listing-routes-only", **os.environ, "GOOGLE_CLOUD_PROJECT": PROJECT_ID}
+    stood_in = {name: "listing-routes-only" for name in ("ANTHROPIC_API_KEY", "CSCX_TASKS_QUEUE", "CSCX_WORKER_URL")}
+    env = {**stood_in, **os.environ, "GOOGLE_CLOUD_PROJECT": PROJECT_ID}
     env["PYTHONPATH"] = str(ROOT)
     functions = json.dumps([[f.entry_point, str(ROOT / f.source)] for f in FUNCTIONS])
     out = subprocess.run(

@@ -28,7 +28,7 @@ import requests
 from common.resources import CONTRACTS, MESSAGES, SESSIONS
 from scripts.stack import PROJECT_ID, Stack
 from tests import tokens
-from tests.conftest import Api, Caller, Users, assert_error, raw_firestore
+from tests.conftest import Api, Caller, Users, assert_error, raw_firestore, seed_action
 from tests.routes import ServedRoute, user_routes
 
 OTHER_PROJECT = "demo-other"
@@ -38,6 +38,8 @@ OTHER_PROJECT = "demo-other"
 BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("POST", "/chat"): {"message": "How is Globex doing?"},
     ("POST", "/sessions/{session_id}/stop"): None,
+    ("POST", "/actions/{action_id}/approve"): {},
+    ("POST", "/actions/{action_id}/reject"): {"reason": "Not now"},
     ("PATCH", "/profile"): {"display_name": "Alice Renamed"},
     ("POST", "/customers"): {"name": "Initech"},
     ("PATCH", "/customers/{customer_id}"): {"name": "Acme Renamed"},
@@ -49,7 +51,7 @@ BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
 
 # The ids `seed_objects` creates, by the path parameter naming each. A route with any other
 # parameter fails the matrix until the seeding creates one.
-SEEDED_PARAMETERS = frozenset({"customer_id", "contract_id", "task_id", "session_id"})
+SEEDED_PARAMETERS = frozenset({"customer_id", "contract_id", "task_id", "session_id", "action_id"})
 
 
 def coverage_gaps(routes: list[ServedRoute]) -> list[str]:
@@ -148,7 +150,15 @@ def seed_objects(api: Api, caller: Caller, repo: Any) -> Owned:
         },
         parent_id=session["id"],
     )
-    ids = {"customer_id": customer_id, "contract_id": contract["id"], "task_id": task_id, "session_id": session["id"]}
+    ids = {
+        "customer_id": customer_id,
+        "contract_id": contract["id"],
+        "task_id": task_id,
+        "session_id": session["id"],
+        "action_id": seed_action(caller.uid, customer_id=holder_id)["id"],
+        # Approving and rejecting decide an action for good: each gets its own.
+        "action_id_to_reject": seed_action(caller.uid, customer_id=holder_id)["id"],
+    }
     return Owned(caller, ids)
 
 
@@ -175,6 +185,8 @@ Apis = Mapping[str, Api]  # function → its instance
 
 def call(apis: Apis, route: ServedRoute, ids: dict[str, str], authorization: str | None) -> requests.Response:
     headers = {} if authorization is None else {"Authorization": authorization}
+    if route.pattern.endswith("/reject"):
+        ids = {**ids, "action_id": ids["action_id_to_reject"]}
     body = BODIES.get((route.method, route.pattern))
     return apis[route.function].call(route.method, path_of(route, ids), json=body, headers=headers)
 
@@ -184,7 +196,7 @@ def assert_401_everywhere(
 ) -> None:
     """Each route answers 401 with the error shape, and the database is exactly as it was."""
     before = firestore_contents()
-    stored = {f"{name.removesuffix('_id')}s/{doc_id}" for name, doc_id in ids.items()}  # e.g. tasks/<id>
+    stored = {f"{name.split('_id')[0]}s/{doc_id}" for name, doc_id in ids.items()}  # e.g. tasks/<id>
     stored.add(f"sessions/{ids['session_id']}/messages/")
     assert all(any(path.startswith(prefix) for path in before) for prefix in stored), "nothing seeded where checked"
     failures = []

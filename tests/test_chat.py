@@ -264,13 +264,15 @@ def test_action_tool_only_proposes_and_asks_for_approval(
 
 
 def queued_tasks(stack: Stack) -> list[str]:
-    """The names of the tasks waiting in the Cloud Tasks emulator's queue."""
+    """The names of the execution tasks waiting in the Cloud Tasks emulator's queue (expiry tasks,
+    scheduled a day ahead, are not executions)."""
     from common.settings import get_settings
     from common.tasks import tasks_client
 
     get_settings.cache_clear()
     tasks_client.cache_clear()
-    return [task.name for task in tasks_client().list_tasks(parent=get_settings().tasks_queue)]
+    names = [task.name for task in tasks_client().list_tasks(parent=get_settings().tasks_queue)]
+    return [name for name in names if "/tasks/expire-" not in name]
 
 
 def test_low_risk_action_the_csm_auto_approves_is_approved_at_once(
@@ -636,3 +638,96 @@ def test_concurrent_first_messages_make_separate_sessions(chat: Chat, models: St
 def test_healthz_and_unknown_routes_of_chat_stream(stack: Stack) -> None:
     assert requests.get(f"{stack.url('chat_stream')}/healthz", timeout=5).json() == {"status": "ok"}
     assert requests.get(f"{stack.url('chat_stream')}/chat", timeout=5).status_code == 405
+
+
+# -- leases, deletes and stops at the edges ----------------------------------------------------
+
+
+def test_a_stream_longer_than_its_lease_keeps_its_session(stack: Stack, models: StandinClient, alice: Caller) -> None:
+    url = stack.start_variant("chat_stream", "short-lease", {"CSCX_STREAM_LEASE_SECONDS": "2"})
+    short = Chat(Api(url))
+    models.script({"steps": [{"repeat": {"text": "w ", "count": 100, "interval_ms": 50}}]})  # 5 s, never silent
+    with short.open(alice, message="Talk for a while") as response:
+        reader = StreamReader(response)
+        first = reader.until(has_text)
+        time.sleep(3)  # past the lease: only its renewal holds the session
+        second = short.send(alice, message="Me too", session_id=first.session_id)
+        assert second.status == 409, second.raw
+        assert checked(reader.until()).text.count("w") == 100
+
+
+def test_a_session_deleted_mid_stream_stops_the_stream_and_stores_nothing_more(
+    chat: Chat, crud: Api, models: StandinClient, alice: Caller, repo_for: Any
+) -> None:
+    models.script(_hanging_turn(10))
+    with chat.open(alice, message="Think") as response:
+        reader = StreamReader(response)
+        reply = reader.until(has_text)
+        request = models.wait_for_request(1)
+        # What a delete whose lease check passed does first: the session turns `deleting`.
+        repo_for(alice.uid).update(SESSIONS, reply.session_id, lambda _: {"status": "deleting"})
+        reader.until()
+    assert models.wait_for_request(1, finished=True).client_closed
+    assert request.id == models.requests()[0].id
+    assert reply.parts[-1]["type"] == "abort"
+    assert [m["role"] for m in stored_messages(reply.session_id)] == ["user"]
+    assert stored_session(reply.session_id)["status"] == "deleting"
+    assert crud.delete(f"/sessions/{reply.session_id}", alice).status_code == 204
+
+
+def test_a_session_left_streaming_reads_as_idle_once_its_lease_ran_out(crud: Api, alice: Caller, repo_for: Any) -> None:
+    past = datetime.now(UTC) - timedelta(minutes=5)
+    session = repo_for(alice.uid).create(
+        SESSIONS, {"title": "Old", "status": "streaming", "stream_id": "dead", "lease_expires_at": past}
+    )
+    assert crud.get(f"/sessions/{session['id']}", alice).json()["status"] == "idle"
+    assert crud.delete(f"/sessions/{session['id']}", alice).status_code == 204
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_stop_reaches_a_model_that_has_not_answered_at_all(
+    chat: Chat, models: StandinClient, alice: Caller, provider: str
+) -> None:
+    models.script({"provider": WIRE[provider], "headers_delay_ms": 20_000, "steps": [{"text": "Too late"}]})
+    with chat.open(alice, message="Slow API", provider=provider) as response:
+        reader = StreamReader(response)
+        reply = reader.until(lambda r: r.types[-1:] == ["start-step"])
+        models.wait_for_request(1)
+        stopped_at = time.time()
+        assert chat.stop(alice, reply.session_id).status_code == 202
+        reader.until()
+    request = models.wait_for_request(1, finished=True, timeout=5)
+    assert request.client_closed
+    assert request.client_closed_at is not None
+    assert request.client_closed_at - stopped_at < 1.0
+    assert reply.parts[-1]["type"] == "abort"
+
+
+def test_gemini_tool_calls_and_history_across_turns(
+    chat: Chat, crud: Api, models: StandinClient, alice: Caller
+) -> None:
+    customer = create_customer(crud, alice, name="Initech")
+    models.script(
+        {
+            "provider": "gemini",
+            "steps": [{"tool_call": {"name": "get_customer", "input": {"customer_id": customer["id"]}}}],
+        },
+        {"provider": "gemini", "steps": [{"text": "Initech is onboarding."}]},
+    )
+    first = chat.send(alice, message="Initech?", provider="gemini")
+    checked(first)
+    models.script({"provider": "gemini", "steps": [{"text": "Still onboarding."}]})
+    second = chat.send(alice, message="And now?", session_id=first.session_id)
+    assert checked(second).text == "Still onboarding."
+    replayed = json.dumps(models.wait_for_request(3).body["contents"])
+    assert "functionCall" in replayed
+    assert "functionResponse" in replayed
+    assert replayed.index("Initech?") < replayed.index("functionCall") < replayed.index("And now?")
+
+
+def test_gemini_mid_stream_error_is_told_and_stored(chat: Chat, models: StandinClient, alice: Caller) -> None:
+    models.script({"provider": "gemini", "steps": [{"text": "Half"}, {"error": "overloaded_error"}]})
+    reply = chat.send(alice, message="Go", provider="gemini")
+    checked(reply)
+    assert reply.parts[-1] == {"type": "finish", "finishReason": "error"}
+    assert stored_messages(reply.session_id)[-1]["status"] == "error"

@@ -24,7 +24,7 @@ from tests import tokens
 from tests.conftest import ROOT
 
 SOURCE = str(ROOT / "tests/test_functions/edge/main.py")
-WORKER_URL = "https://worker.example/execute"
+WORKER_URL = "https://worker.example/execute_action"
 TASKS_ACCOUNT = "cscx-tasks@cscx-test.iam.gserviceaccount.com"
 
 
@@ -185,12 +185,11 @@ def test_invalid_fields_are_listed_in_details(client: FlaskClient) -> None:
     assert sorted(d["field"] for d in error["details"]) == ["color", "name", "times"]
 
 
-def test_json_body_over_the_limit_is_413_before_it_is_read(client: FlaskClient, settings: Settings) -> None:
+def test_json_body_over_the_limit_is_413(client: FlaskClient, settings: Settings) -> None:
     settings(CSCX_MAX_BODY_BYTES="1024")
     body = json.dumps({"name": "Ada", "pad": "x" * 2000}).encode()
     response = client.post("/greetings", data=body, content_type="application/json")
     assert_error(response, 413, "PAYLOAD_TOO_LARGE")
-    assert response.headers["Connection"] == "close"
 
 
 def test_chunked_json_body_over_the_limit_is_413(client: FlaskClient, settings: Settings) -> None:
@@ -268,14 +267,13 @@ def test_stream_reply_sends_its_chunks_with_its_headers(client: FlaskClient, htt
 
 
 def test_request_log_is_written_when_the_stream_closes(client: FlaskClient, http_log: Records) -> None:
-    response = client.get("/stream?parts=2", buffered=False)
+    response = client.get("/stream?parts=2&pause=0.3", buffered=False)
     assert http_log.request_lines() == [], "logged before the stream was sent"
-    started = time.perf_counter()
     chunks = [bytes(chunk) for chunk in response.iter_encoded()]
     response.close()
     [line] = http_log.request_lines()
     assert b"".join(chunks) == b"data: 0\n\ndata: 1\n\n"
-    assert float(line["httpRequest"]["latency"].removesuffix("s")) < time.perf_counter() - started + 5
+    assert float(line["httpRequest"]["latency"].removesuffix("s")) >= 0.3, "the duration stops before the stream"
     assert line["httpRequest"]["responseSize"] == str(len(b"".join(chunks)))
 
 

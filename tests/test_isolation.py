@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from common.resources import CONTRACTS, MESSAGES, SESSIONS
-from tests.conftest import Api, Caller, assert_error
+from tests.conftest import Api, Caller, assert_error, raw_firestore, seed_action
 from tests.routes import ServedRoute, user_routes
 
 MISSING_ID = "doesNotExist00000000"
@@ -24,12 +24,14 @@ MISSING_ID = "doesNotExist00000000"
 # with an id needs one here, and every id it names must be one of Alice's (`alice_world`).
 BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("POST", "/sessions/{session_id}/stop"): None,
+    ("POST", "/actions/{action_id}/approve"): {},
+    ("POST", "/actions/{action_id}/reject"): {"reason": "Bob says no"},
     ("PATCH", "/customers/{customer_id}"): {"name": "Taken over by Bob"},
     ("PATCH", "/contracts/{contract_id}"): {"title": "Taken over by Bob"},
     ("PATCH", "/tasks/{task_id}"): {"title": "Taken over by Bob"},
     ("PATCH", "/sessions/{session_id}"): {"title": "Taken over by Bob"},
 }
-ALICE_PARAMETERS = frozenset({"customer_id", "contract_id", "task_id", "session_id"})
+ALICE_PARAMETERS = frozenset({"customer_id", "contract_id", "task_id", "session_id", "action_id"})
 
 
 def routes_with_an_id() -> list[ServedRoute]:
@@ -170,11 +172,13 @@ def alice_world(crud: Api, alice: Caller, repo_for: Any) -> AliceWorld:
     session = _seed_session(repo_for, alice, customer["id"], f"Alice chat {tag}")
     first = _seed_message(repo_for, alice, session["id"], "user", f"alice asks {tag}")
     second = _seed_message(repo_for, alice, session["id"], "assistant", f"alice hears {tag}")
+    action = seed_action(alice.uid, customer_id=customer["id"], summary=f"Alice's action {tag}")
     ids = {
         "customer_id": customer["id"],
         "contract_id": contract["id"],
         "task_id": task["id"],
         "session_id": session["id"],
+        "action_id": action["id"],
     }
     return AliceWorld(
         ids=ids,
@@ -205,6 +209,7 @@ def _alice_snapshot(crud: Api, alice: Caller, world: AliceWorld) -> dict[str, An
     assert messages.status_code == 200, messages.text
     snapshot["messages"] = messages.json()
     assert len(snapshot["messages"]["items"]) == 2
+    snapshot["action"] = raw_firestore().collection("actions").document(world.ids["action_id"]).get().to_dict()
     return snapshot
 
 

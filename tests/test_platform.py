@@ -53,18 +53,29 @@ def test_unsafe_or_malformed_settings_fail_with_their_name(variable: str, value:
 REAL_PROJECT = {
     "GOOGLE_CLOUD_PROJECT": "cscx-prod",
     "CSCX_CURSOR_KEY": "a-real-secret-from-secret-manager",
-    "CSCX_WORKER_URL": "https://us-central1-cscx-prod.cloudfunctions.net/execute_action/execute",
+    "CSCX_WORKER_URL": "https://us-central1-cscx-prod.cloudfunctions.net/execute_action",
     "CSCX_TASKS_SERVICE_ACCOUNT": "cscx-tasks@cscx-prod.iam.gserviceaccount.com",
 }
 
 
-@pytest.mark.parametrize("variable", ["CSCX_CURSOR_KEY", "CSCX_WORKER_URL", "CSCX_TASKS_SERVICE_ACCOUNT"])
-def test_a_real_project_needs_its_secrets_and_worker_caller(variable: str) -> None:
+def test_a_real_project_needs_a_cursor_key() -> None:
+    with pytest.raises(ConfigurationError, match="CSCX_CURSOR_KEY is required"):
+        load_settings({k: v for k, v in REAL_PROJECT.items() if k != "CSCX_CURSOR_KEY"})
+    assert load_settings(REAL_PROJECT).cursor_key == REAL_PROJECT["CSCX_CURSOR_KEY"].encode()
+
+
+@pytest.mark.parametrize("variable", ["CSCX_WORKER_URL", "CSCX_TASKS_SERVICE_ACCOUNT"])
+def test_functions_using_the_worker_need_its_url_and_caller_in_a_real_project(variable: str) -> None:
+    settings = load_settings({k: v for k, v in REAL_PROJECT.items() if k != variable})
     with pytest.raises(ConfigurationError, match=f"{variable} is required"):
-        load_settings({k: v for k, v in REAL_PROJECT.items() if k != variable})
-    settings = load_settings(REAL_PROJECT)
-    assert settings.cursor_key == REAL_PROJECT["CSCX_CURSOR_KEY"].encode()
-    assert settings.tasks_service_account == REAL_PROJECT["CSCX_TASKS_SERVICE_ACCOUNT"]
+        settings.require("CSCX_WORKER_URL", "CSCX_TASKS_SERVICE_ACCOUNT")
+    load_settings(REAL_PROJECT).require("CSCX_WORKER_URL", "CSCX_TASKS_SERVICE_ACCOUNT")
+
+
+def test_a_demo_project_accepts_the_emulators_unsigned_tasks() -> None:
+    load_settings({"GOOGLE_CLOUD_PROJECT": "demo-cscx", "CSCX_WORKER_URL": "http://x"}).require(
+        "CSCX_TASKS_SERVICE_ACCOUNT"
+    )
 
 
 def test_function_refuses_to_start_with_emulators_in_a_real_project(stack: Stack) -> None:

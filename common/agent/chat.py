@@ -12,6 +12,7 @@ message is stored, as far as it went, and the session freed, before `[DONE]` goe
 
 from __future__ import annotations
 
+import contextvars
 import queue
 import threading
 import time
@@ -159,6 +160,8 @@ def _release(repo: Repository, claim: Claim, assistant: dict[str, Any] | None, m
             if error.code is Code.NOT_FOUND:
                 return  # deleted once its lease had run out
             raise
+        if current.get("status") == SessionStatus.DELETING:
+            return  # its messages are being deleted: nothing more goes in
         ours = current.get("stream_id") == claim.stream_id
         changes: dict[str, Any] = {}
         if assistant is not None:
@@ -221,6 +224,12 @@ def system_prompt(profile: models.ProfilePublic, customer: models.CustomerPublic
             f"This conversation is about the customer {customer.name}: {facts}. Use get_customer for the rest."
         )
     return "\n".join(lines)
+
+
+def _thread(target: Callable[[], None], name: str) -> None:
+    """A daemon thread that runs `target` in this request's context (its log lines keep the request id)."""
+    context = contextvars.copy_context()
+    threading.Thread(target=context.run, args=(target,), name=name, daemon=True).start()
 
 
 def _customer(repo: Repository, customer_id: str | None) -> models.CustomerPublic | None:
@@ -299,7 +308,7 @@ class _Turn:
 
     def _produce(self) -> None:
         outcome = Outcome("error", error="The assistant failed unexpectedly.")
-        threading.Thread(target=self._watch, name=f"watch-{self.session_id}", daemon=True).start()
+        _thread(self._watch, f"watch-{self.session_id}")
         try:
             self._emit(stream.start(self.message_id, self.session_id))
             outcome = self.loop.run()
@@ -308,13 +317,22 @@ class _Turn:
             self._emit(stream.error("The assistant failed unexpectedly; try again."))
             self._emit(stream.finish("error"))
         finally:
-            with self._watch_lock:
-                self._done = True
-                if self._unwatch is not None:
-                    self._unwatch()
-            self._store(outcome)
-            self.queue.put(stream.DONE)
-            self.queue.put(None)
+            try:
+                self._stop_watching()
+                self._store(outcome)
+            finally:  # whatever happened, the response ends
+                self.queue.put(stream.DONE)
+                self.queue.put(None)
+
+    def _stop_watching(self) -> None:
+        with self._watch_lock:
+            self._done = True
+            unwatch, self._unwatch = self._unwatch, None
+        if unwatch is not None:
+            try:
+                unwatch()
+            except Exception:
+                logger.warning("the session watch did not close cleanly", exc_info=True)
 
     def _store(self, outcome: Outcome) -> None:
         self.transcript.close_open_text()
@@ -334,25 +352,24 @@ class _Turn:
     # -- the consumer: the response -------------------------------------------------------------
 
     def frames(self) -> Iterator[bytes]:
-        producer = threading.Thread(target=self._produce, name=f"chat-{self.session_id}", daemon=True)
-        producer.start()
+        _thread(self._produce, f"chat-{self.session_id}")
         finished = False
         last_write = renewed = time.monotonic()
         try:
             while True:
+                now = time.monotonic()
+                if now - renewed >= self.lease_seconds / 3:  # however busy the stream is
+                    _thread(self._renew_lease, f"lease-{self.session_id}")
+                    renewed = now
                 try:
                     frame = self._next_frames()
                 except queue.Empty:
                     if self.client_gone():
                         self.loop.stop("the client disconnected")
                         return
-                    now = time.monotonic()
-                    if now - last_write >= self.ping_seconds:
+                    if time.monotonic() - last_write >= self.ping_seconds:
                         yield stream.PING
-                        last_write = now
-                    if now - renewed >= self.lease_seconds / 3:
-                        self._renew_lease()
-                        renewed = now
+                        last_write = time.monotonic()
                     continue
                 if frame is None:
                     finished = True
@@ -400,18 +417,32 @@ class _Turn:
     def _session_changed(self, session: dict[str, Any] | None) -> None:
         if session is None or session.get("stream_id") != self.claim.stream_id:
             self.loop.stop("the session was taken over or deleted")
+        elif session.get("status") != SessionStatus.STREAMING:
+            self.loop.stop("the session is being deleted")
         elif session.get("stop_requested_at") is not None:
             self.loop.stop("stopped by the user")
 
     def _renew_lease(self) -> None:
+        """Extend the lease; the session it reads also tells of a stop, should the watch have failed."""
         until = datetime.now(UTC) + timedelta(seconds=self.lease_seconds)
+        seen: list[dict[str, Any]] = []
 
         def renew(current: dict[str, Any]) -> dict[str, Any]:
-            if current.get("stream_id") != self.claim.stream_id:
+            seen.append(current)
+            if current.get("stream_id") != self.claim.stream_id or current.get("status") != SessionStatus.STREAMING:
                 return {}
             return {"lease_expires_at": until}
 
         try:
             self.repo.update(SESSIONS, self.session_id, renew)
-        except ApiError:
+        except ApiError as error:
+            if error.code is Code.NOT_FOUND:
+                self._session_changed(None)
+                return
             logger.warning("stream lease not renewed", extra={"fields": {"session_id": self.session_id}})
+            return
+        except Exception:
+            logger.exception("stream lease not renewed")
+            return
+        if seen:
+            self._session_changed(seen[-1])

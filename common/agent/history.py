@@ -80,7 +80,8 @@ def _result(part: dict[str, Any]) -> ToolResult | None:
 
 
 def within_budget(messages: Sequence[Mapping[str, Any]], budget: int) -> list[Turn]:
-    """The turns of `messages` (oldest first), dropping the oldest messages whole until they fit.
+    """The turns of `messages` (oldest first), dropping the oldest messages whole until they fit
+    (the newest is kept whatever its size).
 
     The history starts with a user turn, as the providers require.
     """
@@ -89,7 +90,7 @@ def within_budget(messages: Sequence[Mapping[str, Any]], budget: int) -> list[Tu
     used = 0
     for unit in reversed(units):
         size = estimate_tokens(unit)
-        if used + size > budget:
+        if kept and used + size > budget:  # the newest message always goes, whatever its size
             break
         kept.append(unit)
         used += size

@@ -127,10 +127,15 @@ class AgentLoop:
             try:
                 for event in self.provider.stream(request, upstream):
                     step.take(event)
+                if self.stopped:  # however the model's stream ended, a stop ends the turn
+                    raise StoppedError
                 step.end()
                 outcome.usage = outcome.usage + step.usage
                 self.turns.append(AssistantTurn(step.text, tuple(step.calls)))
                 return step.calls, step.finished
+            except StoppedError:
+                step.end()
+                raise
             except ProviderError as error:
                 step.end()
                 outcome.usage = outcome.usage + step.usage

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from common import actions, models, resources
+from common.actions import decisions
 from common.errors import ApiError, Code
 from common.http import parse_value
 from common.llm import ToolSpec
@@ -136,7 +137,7 @@ APPROVED = "The CSM auto-approves this kind of action: it is approved and will b
 
 def _proposer(action_type: ActionType) -> Callable[[ToolContext, Any], ToolOutcome]:
     def propose(ctx: ToolContext, raw: Any) -> ToolOutcome:
-        action = actions.propose(
+        action = decisions.propose(
             ctx.repo,
             action_type,
             raw,

@@ -192,12 +192,10 @@ class Upstream:
 
             class Transport(httpx2.HTTPTransport):
                 def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-                    response = super().handle_request(request)
-                    stream = response.extensions.get("network_stream")
-                    sock = stream.get_extra_info("socket") if stream is not None else None
-                    if isinstance(sock, socket.socket):
-                        upstream._opened(sock)
-                    return response
+                    # The socket is known once connected, before the answer's headers: a stop
+                    # while the API has not answered at all must reach it too.
+                    request.extensions = {**request.extensions, "trace": upstream._trace}
+                    return super().handle_request(request)
 
             timeout = httpx2.Timeout(self.timeout, connect=10.0)
             self._client = httpx2.Client(transport=Transport(verify=tls_context()), timeout=timeout)
@@ -206,6 +204,13 @@ class Upstream:
     @property
     def was_cut(self) -> bool:
         return self._cut
+
+    def _trace(self, event: str, info: dict[str, Any]) -> None:
+        if event.endswith((".connect_tcp.complete", ".start_tls.complete")):
+            stream = info.get("return_value")
+            sock = stream.get_extra_info("socket") if stream is not None else None
+            if isinstance(sock, socket.socket):
+                self._opened(sock)
 
     def _opened(self, sock: socket.socket) -> None:
         with self._lock:

@@ -124,6 +124,8 @@ def _events(stream: Iterator[dict[str, Any]]) -> Iterator[ModelEvent]:
             usage = Usage(usage.input_tokens, int(event.get("usage", {}).get("output_tokens") or 0))
         elif kind == "message_stop":
             break
+    else:  # the connection ended without the message's end: it was cut
+        raise ConnectionError("the stream ended before message_stop")
     yield Finished(reason, usage)
 
 

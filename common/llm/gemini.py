@@ -101,7 +101,7 @@ class GeminiProvider:
 
 def _events(chunks: Iterator[Any]) -> Iterator[ModelEvent]:
     usage = Usage()
-    reason: FinishReason = "other"
+    reason: FinishReason | None = None
     called = False
     for chunk in chunks:
         if chunk.usage_metadata is not None:
@@ -122,6 +122,8 @@ def _events(chunks: Iterator[Any]) -> Iterator[ModelEvent]:
                     yield TextDelta(part.text)
             if candidate.finish_reason is not None:
                 reason = FINISH_REASONS.get(str(candidate.finish_reason.value), "other")
+    if reason is None:  # the connection ended before the answer's finish reason: it was cut
+        raise ConnectionError("the stream ended without a finish reason")
     if called and reason == "stop":
         reason = "tool-calls"
     yield Finished(reason, usage)

@@ -1,18 +1,76 @@
-"""approve_action: approvals (entry point approve_action) and the Cloud Tasks worker that
-executes approved actions (entry point execute_action), DESIGN §6. Their routes arrive with
-the approvals issue.
-"""
+"""approve_action: the CSM's approvals (entry point approve_action) and the Cloud Tasks worker that
+executes approved actions (entry point execute_action), DESIGN §6."""
 
 from __future__ import annotations
+
+import re
 
 import flask
 import functions_framework
 
-from common.http import function_router
+from common import models
+from common.actions import decisions, execution
+from common.auth import CloudTasks, FirebaseUser
+from common.http import Context, Reply, function_router
 from common.resources import ensure_profile
+from common.settings import get_settings
+from common.store import Repository
 
+# Both entry points enqueue tasks for the worker, and the worker must know whom to accept.
+get_settings().require("CSCX_TASKS_QUEUE", "CSCX_WORKER_URL", "CSCX_TASKS_SERVICE_ACCOUNT")
 router = function_router("approve_action", on_authenticated=ensure_profile)
 worker = function_router("execute_action")
+DECIDING = FirebaseUser(check_revoked=True)  # DESIGN §2: approving checks revocation
+
+
+@router.route("GET", "/actions", query={"limit", "cursor", "status"})
+def list_actions(ctx: Context) -> Reply:
+    return Reply.page(decisions.list_actions(Repository(ctx.uid), ctx.query()))
+
+
+@router.route("GET", "/actions/{action_id}")
+def get_action(ctx: Context, action_id: str) -> Reply:
+    return Reply.resource(decisions.get_action(Repository(ctx.uid), action_id))
+
+
+@router.route("POST", "/actions/{action_id}/approve", auth=DECIDING)
+def approve(ctx: Context, action_id: str) -> Reply:
+    request = ctx.parse(models.ApproveRequest, optional=True)
+    assert ctx.user is not None
+    return Reply.resource(decisions.approve(Repository(ctx.uid), ctx.user, action_id, request.payload), 202)
+
+
+@router.route("POST", "/actions/{action_id}/reject", auth=DECIDING)
+def reject(ctx: Context, action_id: str) -> Reply:
+    request = ctx.parse(models.RejectRequest, optional=True)
+    assert ctx.user is not None
+    return Reply.resource(decisions.reject(Repository(ctx.uid), ctx.user, action_id, request.reason))
+
+
+def _retry_count(ctx: Context) -> int:
+    raw = ctx.request.headers.get("X-CloudTasks-TaskRetryCount", "0")
+    return int(raw) if re.fullmatch(r"[0-9]{1,6}", raw) else 0
+
+
+def _answer(status: str, retry: bool) -> Reply:
+    if retry:  # Cloud Tasks retries any non-2xx, with its backoff
+        error = {"error": {"status": "UNAVAILABLE", "message": f"Not done yet ({status}); retry later."}}
+        return Reply(error, 503, {"Retry-After": "5"})
+    return Reply({"status": status})
+
+
+@worker.route("POST", "/execute", auth=CloudTasks())
+def execute(ctx: Context) -> Reply:
+    body = ctx.parse(models.WorkerTask)
+    outcome = execution.execute(execution.Delivery(body.action_id, body.owner_id, _retry_count(ctx)))
+    return _answer(outcome.status, outcome.retry)
+
+
+@worker.route("POST", "/expire", auth=CloudTasks())
+def expire(ctx: Context) -> Reply:
+    body = ctx.parse(models.WorkerTask)
+    done, status = decisions.expire_if_due(Repository(body.owner_id), body.action_id)
+    return _answer(status, not done)
 
 
 @functions_framework.http

@@ -12,7 +12,8 @@ from common.resources import ensure_profile
 from common.settings import get_settings
 from common.store import Repository
 
-get_settings().require("ANTHROPIC_API_KEY")
+# Claude is the default provider; proposals schedule their expiry on the worker's queue.
+get_settings().require("ANTHROPIC_API_KEY", "CSCX_TASKS_QUEUE", "CSCX_WORKER_URL", "CSCX_TASKS_SERVICE_ACCOUNT")
 router = function_router("chat_stream", on_authenticated=ensure_profile)
 
 

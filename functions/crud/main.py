@@ -8,7 +8,7 @@ import functions_framework
 from common import models
 from common import resources as r
 from common.auth import FirebaseUser, User
-from common.http import Context, Reply, function_router
+from common.http import ANY_QUERY, PUBLIC, Context, RedirectReply, Reply, function_router
 from common.store import Repository
 
 router = function_router("crud", on_authenticated=r.ensure_profile)
@@ -139,6 +139,39 @@ def delete_session(ctx: Context, session_id: str) -> Reply:
 @router.route("GET", "/sessions/{session_id}/messages", query={"limit", "cursor"})
 def list_messages(ctx: Context, session_id: str) -> Reply:
     return Reply.page(r.list_messages(_repo(ctx), session_id, ctx.query()))
+
+
+@router.route("GET", "/integrations/google")
+def get_google_connection(ctx: Context) -> Reply:
+    from common.google import oauth
+
+    return Reply(oauth.connection_status(_repo(ctx)))
+
+
+@router.route("POST", "/integrations/google/connect", auth=REVOCATION_CHECKED)
+def connect_google(ctx: Context) -> Reply:
+    from common.google import oauth
+
+    return Reply({"auth_url": oauth.authorization_url(_repo(ctx))})
+
+
+# Google's redirect: its `state` is the proof of who asked. Any parameter Google adds is taken, and
+# every outcome is a redirect back to the web app, never an error page.
+@router.route("GET", "/integrations/google/callback", auth=PUBLIC, query=ANY_QUERY)
+def google_callback(ctx: Context) -> RedirectReply:
+    from common.google import oauth
+
+    query = ctx.query()
+    location = oauth.complete_authorization(query.get("code"), query.get("state"), query.get("error"))
+    return RedirectReply(location, headers={"Referrer-Policy": "no-referrer"})
+
+
+@router.route("DELETE", "/integrations/google", auth=REVOCATION_CHECKED)
+def disconnect_google(ctx: Context) -> Reply:
+    from common.google import oauth
+
+    oauth.disconnect(_repo(ctx))
+    return Reply.no_content()
 
 
 @functions_framework.http

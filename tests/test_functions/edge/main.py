@@ -3,6 +3,7 @@ in-process tests (`tests/test_http_edge.py`); it needs no emulator."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import flask
@@ -46,14 +47,17 @@ def upload(ctx: Context) -> Reply:
     return Reply({"fields": dict(body.fields), "files": files}, 201)
 
 
-@router.route("GET", "/stream", query={"parts", "fail_at"}, auth=PUBLIC)
+@router.route("GET", "/stream", query={"parts", "fail_at", "pause"}, auth=PUBLIC)
 def stream(ctx: Context) -> StreamReply:
     query = ctx.query()
     parts = int(query.get("parts", "3"))
     fail_at = int(query["fail_at"]) if "fail_at" in query else None
+    pause = float(query.get("pause", "0"))
 
     def produce() -> Iterator[bytes]:
         for n in range(parts):
+            if n:
+                time.sleep(pause)
             if n == fail_at:
                 if n == 0:
                     raise ApiError(Code.ABORTED, "Refused before the first byte.")

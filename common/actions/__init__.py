@@ -2,26 +2,22 @@
 
 Each type has a payload model, validated the same way whether the agent proposes it or the CSM
 edits it before approving; a risk (high for what leaves the building: sending, booking); and a
-one-line summary for the approval card. The agent can only *propose*: `propose` stores a
-`pending` action (or an `approved` one, for a low-risk type the CSM chose to auto-approve).
-Deciding and executing are the approvals' (`approve_action`, `execute_action`).
+one-line summary for the approval card. The states and their transitions are in
+`decisions.py` (propose, approve, reject, expire), the execution in `execution.py`.
 """
 
 from __future__ import annotations
 
 import zoneinfo
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, EmailStr, Field, StringConstraints, model_validator
 
-from common import models
 from common.http import parse_value
-from common.models import LOW_RISK_ACTIONS, ActionStatus, ActionType, DocumentId, Priority, Risk, Strict
-from common.resources import ACTIONS, require_customer
+from common.models import LOW_RISK_ACTIONS, ActionType, DocumentId, Priority, Risk, Strict
+from common.resources import require_customer
 from common.store import Repository
-
-EXPIRY = timedelta(hours=24)
 
 Subject = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
 Body = Annotated[str, StringConstraints(min_length=1, max_length=100_000)]
@@ -109,38 +105,3 @@ def summary_of(action_type: ActionType, payload: dict[str, Any]) -> str:
         due = f", due {payload['due_date']}" if payload.get("due_date") else ""
         line = f"Create the task “{payload['title']}”{due}"
     return line if len(line) <= 200 else line[:199] + "…"
-
-
-def propose(
-    repo: Repository,
-    action_type: ActionType,
-    payload: Any,
-    *,
-    session_id: str | None,
-    tool_call_id: str | None,
-    auto_approve: list[str],
-) -> models.ActionPublic:
-    """Store the agent's proposal: `pending`, or `approved` at once for a low-risk type the CSM
-    listed in `preferences.auto_approve` (a high-risk type never is, whatever the list says)."""
-    stored_payload = validate_payload(repo, action_type, payload)
-    risk = risk_of(action_type)
-    now = datetime.now(UTC)
-    automatic = risk is Risk.LOW and action_type.value in auto_approve
-    document = {
-        "type": action_type.value,
-        "payload": stored_payload,
-        "summary": summary_of(action_type, stored_payload),
-        "session_id": session_id,
-        "tool_call_id": tool_call_id,
-        "customer_id": stored_payload.get("customer_id"),
-        "risk": risk.value,
-        "status": (ActionStatus.APPROVED if automatic else ActionStatus.PENDING).value,
-        "expires_at": now + EXPIRY,
-        "decided_at": now if automatic else None,
-        "decided_by": "auto_approve" if automatic else None,
-        "reject_reason": None,
-        "attempts": 0,
-        "result": None,
-        "error": None,
-    }
-    return models.ActionPublic.of(repo.create(ACTIONS, document))

@@ -1,0 +1,218 @@
+"""The CSM decides (DESIGN §6): approve (the payload perhaps edited), reject, or let expire.
+
+Every transition is a compare-and-set in a Firestore transaction, so concurrent decisions on
+one action agree: approving twice gives the same action and one task, and a decision after
+`expires_at` is refused and expires the action. An approval enqueues one Cloud Task, named
+after the action, for the worker; a proposal schedules another for its expiry time, so an
+action expires when it should even when nobody looks at it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from common import models, resources, tasks
+from common.actions import risk_of, summary_of, validate_payload
+from common.auth import User
+from common.errors import ApiError, Code
+from common.log import get_logger
+from common.models import ActionStatus, ActionType, Risk
+from common.resources import ACTIONS
+from common.settings import get_settings
+from common.store import Filter, Page, Repository, TenantTransaction
+
+logger = get_logger(__name__)
+
+# Decided in favour: approving again gives the action as it is.
+APPROVED_STATES = frozenset({ActionStatus.APPROVED, ActionStatus.EXECUTING, ActionStatus.EXECUTED, ActionStatus.FAILED})
+# An approval whose task is not known to have gone out is sent again after this long.
+REENQUEUE_AFTER = timedelta(seconds=30)
+
+
+def execute_task_id(action_id: str) -> str:
+    return f"execute-{action_id}"
+
+
+def expire_task_id(action_id: str) -> str:
+    return f"expire-{action_id}"
+
+
+def worker_body(repo: Repository, action_id: str) -> dict[str, str]:
+    """What a task tells the worker: the action, and whose it is (the worker reads it as its owner)."""
+    return {"action_id": action_id, "owner_id": repo.uid}
+
+
+def propose(
+    repo: Repository,
+    action_type: ActionType,
+    payload: Any,
+    *,
+    session_id: str | None,
+    tool_call_id: str | None,
+    auto_approve: list[str],
+) -> models.ActionPublic:
+    """Store the agent's proposal: `pending`, or `approved` at once for a low-risk type the CSM
+    listed in `preferences.auto_approve` (a high-risk type never is, whatever the list says)."""
+    stored_payload = validate_payload(repo, action_type, payload)
+    risk = risk_of(action_type)
+    now = datetime.now(UTC)
+    automatic = risk is Risk.LOW and action_type.value in auto_approve
+    document: dict[str, Any] = {
+        "type": action_type.value,
+        "payload": stored_payload,
+        "summary": summary_of(action_type, stored_payload),
+        "session_id": session_id,
+        "tool_call_id": tool_call_id,
+        "customer_id": stored_payload.get("customer_id"),
+        "risk": risk.value,
+        "status": (ActionStatus.APPROVED if automatic else ActionStatus.PENDING).value,
+        "expires_at": now + timedelta(seconds=get_settings().action_expiry_seconds),
+        "decided_at": now if automatic else None,
+        "decided_by": "auto_approve" if automatic else None,
+        "reject_reason": None,
+        "attempts": 0,
+        "result": None,
+        "error": None,
+    }
+    action = models.ActionPublic.of(repo.create(ACTIONS, document))
+    try:
+        if automatic:
+            action = enqueue(repo, repo.get(ACTIONS, action.id))
+        else:
+            schedule_expiry(repo, action)
+    except ApiError as error:
+        # Stored all the same: a decision after its expiry is refused anyway, and an approval
+        # whose task did not go out is sent again when approved again.
+        logger.warning("action task not enqueued", extra={"fields": {"action_id": action.id, "error": error.message}})
+    return action
+
+
+def list_actions(repo: Repository, query: Mapping[str, str]) -> Page[models.ActionPublic]:
+    args = resources.list_args(query, ACTIONS)
+    filters = []
+    status = query.get("status")
+    if status is not None:
+        if status not in {s.value for s in ActionStatus}:
+            raise resources.invalid("status", f"must be one of {', '.join(s.value for s in ActionStatus)}")
+        filters.append(Filter("status", "==", status))
+    page = repo.list(ACTIONS, filters=filters, order=args.order, limit=args.limit, cursor=args.cursor)
+    return page.map(models.ActionPublic.of)
+
+
+def get_action(repo: Repository, action_id: str) -> models.ActionPublic:
+    return models.ActionPublic.of(repo.get(ACTIONS, action_id))
+
+
+def _expired(action: Mapping[str, Any]) -> ApiError:
+    return ApiError(
+        Code.ABORTED, f"The action expired at {action['expires_at'].isoformat()}; it can no longer be decided."
+    )
+
+
+def _decided(action: Mapping[str, Any]) -> ApiError:
+    return ApiError(Code.ABORTED, f"The action is already {action['status']}.")
+
+
+def approve(repo: Repository, user: User, action_id: str, edit: dict[str, Any] | None) -> models.ActionPublic:
+    """Approve a pending action (with the CSM's edit of its payload, validated first) and enqueue it."""
+    current = repo.get(ACTIONS, action_id)
+    action_type = ActionType(current["type"])
+    payload = validate_payload(repo, action_type, edit) if edit is not None else None  # 400 before anything
+    now = datetime.now(UTC)
+
+    def decide(t: TenantTransaction) -> tuple[dict[str, Any], str]:
+        action = t.get(ACTIONS, action_id)
+        if action["status"] != ActionStatus.PENDING:
+            return action, "unchanged"
+        if action["expires_at"] <= now:
+            t.update(ACTIONS, action, {"status": ActionStatus.EXPIRED.value})
+            return action, "expired"
+        changes: dict[str, Any] = {"status": ActionStatus.APPROVED.value, "decided_at": now, "decided_by": user.uid}
+        if payload is not None:
+            changes |= {
+                "payload": payload,
+                "summary": summary_of(action_type, payload),
+                "customer_id": payload.get("customer_id"),
+            }
+        t.update(ACTIONS, action, changes)
+        return {**action, **changes}, "approved"
+
+    action, outcome = repo.run_transaction(decide)
+    if outcome == "expired":
+        raise _expired(action)
+    if outcome == "unchanged":
+        if action["status"] not in APPROVED_STATES:
+            raise _decided(action)
+        if payload is not None and payload != action["payload"]:
+            raise ApiError(Code.ABORTED, "The action was already approved as it was; it cannot be edited now.")
+        if action["status"] == ActionStatus.APPROVED and action.get("enqueued_at") is None:
+            decided_at = action.get("decided_at") or now
+            if now - decided_at > REENQUEUE_AFTER:  # the approving request died before enqueueing
+                return enqueue(repo, action)
+        return models.ActionPublic.of(action)
+    return enqueue(repo, action)
+
+
+def enqueue(repo: Repository, action: dict[str, Any]) -> models.ActionPublic:
+    """Send an approved action to the worker: one task, named after the action."""
+    tasks.enqueue_for_worker("/execute", execute_task_id(action["id"]), worker_body(repo, action["id"]))
+    stamped = repo.update(ACTIONS, action["id"], lambda _: {"enqueued_at": datetime.now(UTC)})
+    return models.ActionPublic.of(stamped)
+
+
+def reject(repo: Repository, user: User, action_id: str, reason: str | None) -> models.ActionPublic:
+    now = datetime.now(UTC)
+
+    def decide(t: TenantTransaction) -> tuple[dict[str, Any], str]:
+        action = t.get(ACTIONS, action_id)
+        if action["status"] != ActionStatus.PENDING:
+            return action, "unchanged"
+        if action["expires_at"] <= now:
+            t.update(ACTIONS, action, {"status": ActionStatus.EXPIRED.value})
+            return action, "expired"
+        changes = {
+            "status": ActionStatus.REJECTED.value,
+            "decided_at": now,
+            "decided_by": user.uid,
+            "reject_reason": reason,
+        }
+        t.update(ACTIONS, action, changes)
+        return {**action, **changes}, "rejected"
+
+    action, outcome = repo.run_transaction(decide)
+    if outcome == "expired":
+        raise _expired(action)
+    if outcome == "unchanged" and action["status"] != ActionStatus.REJECTED:
+        raise _decided(action)
+    return models.ActionPublic.of(action)
+
+
+def schedule_expiry(repo: Repository, action: models.ActionPublic) -> None:
+    """A task at the action's expiry time that expires it if it is still pending then."""
+    tasks.enqueue_for_worker(
+        "/expire", expire_task_id(action.id), worker_body(repo, action.id), schedule_time=action.expires_at
+    )
+
+
+def expire_if_due(repo: Repository, action_id: str) -> tuple[bool, str]:
+    """At the expiry task: (done, status). Not done when the task came early (it is tried again)."""
+    now = datetime.now(UTC)
+
+    def expire(t: TenantTransaction) -> tuple[bool, str]:
+        try:
+            action = t.get(ACTIONS, action_id)
+        except ApiError as error:
+            if error.code is Code.NOT_FOUND:
+                return True, "deleted"
+            raise
+        if action["status"] != ActionStatus.PENDING:
+            return True, str(action["status"])
+        if action["expires_at"] > now:
+            return False, str(action["status"])
+        t.update(ACTIONS, action, {"status": ActionStatus.EXPIRED.value})
+        return True, ActionStatus.EXPIRED.value
+
+    result: tuple[bool, str] = repo.run_transaction(expire)
+    return result

@@ -1,0 +1,259 @@
+"""The worker: carries out an approved action exactly once in effect (DESIGN §6).
+
+Cloud Tasks delivers at least once, so a delivery first claims the action in a transaction
+(`approved → executing`, with a lease and a claim id): a second delivery meanwhile finds it
+held and is told to come back; one after it finds it done and is a no-op. The effect is made
+idempotent where Google allows it (an event id derived from the action; a task document named
+after it, created in the transaction that records it) and checked for where it does not: an
+e-mail carries a Message-ID derived from the action, and any attempt after the first looks in
+the Sent folder (or the drafts) before sending again, since a worker may have died, or lost
+Google's answer, after the effect. A transient failure hands the action back for Cloud Tasks to
+retry (503) until the last attempt, which fails it; a permanent one fails it at once (200).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from common import google, models, resources
+from common.errors import ApiError, Code
+from common.log import get_logger
+from common.models import ActionStatus, ActionType
+from common.resources import ACTIONS, TASKS
+from common.settings import get_settings
+from common.store import Kind, Repository, TenantTransaction
+
+logger = get_logger(__name__)
+
+# Per user and UTC day: how many e-mails were sent and meetings booked (DESIGN §6 quotas).
+QUOTAS = Kind("daily quota", "quotas")
+QUOTA_FIELDS = {ActionType.EMAIL_SEND: "emails_sent", ActionType.MEETING_BOOK: "meetings_booked"}
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One delivery of a task: which action, whose, and which attempt of how many."""
+
+    action_id: str
+    owner_id: str
+    retry_count: int  # Cloud Tasks' X-CloudTasks-TaskRetryCount: 0 on the first attempt
+
+    @property
+    def last_attempt(self) -> bool:
+        return self.retry_count + 1 >= get_settings().tasks_max_attempts
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the worker answers Cloud Tasks: `retry` is a 503 (try again later), else a 200."""
+
+    status: str
+    retry: bool = False
+
+
+@dataclass(frozen=True)
+class _Claim:
+    action: dict[str, Any]
+    claim_id: str
+    resumed: bool  # an earlier attempt may have made the effect already
+
+
+def execute(delivery: Delivery) -> Outcome:
+    repo = Repository(delivery.owner_id)
+    claimed = _claim(repo, delivery.action_id)
+    if isinstance(claimed, Outcome):
+        return claimed
+    if claimed.action["type"] == ActionType.TASK_CREATE:
+        return _create_task(repo, claimed)
+    try:
+        result = _perform(repo, claimed)
+    except google.GoogleError as error:
+        return _after_failure(repo, claimed, error, delivery)
+    return _record(repo, claimed, result)
+
+
+def _after_failure(repo: Repository, claimed: _Claim, error: google.GoogleError, delivery: Delivery) -> Outcome:
+    """A permanent failure fails the action; a transient one is retried, until the last attempt."""
+    if isinstance(error, google.ReauthRequired):
+        return _fail(repo, claimed, "GOOGLE_REAUTH_REQUIRED", "Google access was revoked or expired; connect again.")
+    if isinstance(error, google.NotConnected):
+        return _fail(repo, claimed, "GOOGLE_NOT_CONNECTED", "Google is not connected; connect it and try again.")
+    if not error.transient:
+        return _fail(repo, claimed, "GOOGLE_ERROR", str(error.args[0]) if error.args else "Google refused the action.")
+    if delivery.last_attempt:
+        return _fail(repo, claimed, "GOOGLE_UNAVAILABLE", "Google was unavailable on every attempt.")
+    _release(repo, claimed)
+    return Outcome("retry", retry=True)
+
+
+def _claim(repo: Repository, action_id: str) -> _Claim | Outcome:
+    """Hold the action for this delivery, or say why there is nothing to do (or not yet)."""
+    now = datetime.now(UTC)
+    settings = get_settings()
+    claim_id = uuid.uuid4().hex
+
+    def claim(t: TenantTransaction) -> _Claim | Outcome:
+        try:
+            action = t.get(ACTIONS, action_id)
+        except ApiError as error:
+            if error.code is Code.NOT_FOUND:
+                return Outcome("gone")
+            raise
+        status = action["status"]
+        if status == ActionStatus.EXECUTING and (action.get("lease_until") or now) > now:
+            return Outcome("busy", retry=True)  # another delivery holds it: come back later
+        if status not in {ActionStatus.APPROVED, ActionStatus.EXECUTING}:
+            return Outcome(str(status))  # done, refused, or never approved: nothing to do
+        attempts = int(action.get("attempts") or 0)
+        quota = QUOTA_FIELDS.get(ActionType(action["type"]))
+        if quota and attempts == 0 and not _within_quota(t, quota, now):
+            error = {"code": "QUOTA_EXCEEDED", "message": f"The daily limit of {quota.replace('_', ' ')} is reached."}
+            t.update(ACTIONS, action, {"status": ActionStatus.FAILED.value, "error": error, "lease_until": None})
+            return Outcome(ActionStatus.FAILED.value)
+        changes = {
+            "status": ActionStatus.EXECUTING.value,
+            "claim_id": claim_id,
+            "lease_until": now + timedelta(seconds=settings.execution_lease_seconds),
+            "attempts": attempts + 1,
+            "first_attempt_at": action.get("first_attempt_at") or now,
+        }
+        t.update(ACTIONS, action, changes)
+        return _Claim({**action, **changes}, claim_id, resumed=attempts > 0)
+
+    result: _Claim | Outcome = repo.run_transaction(claim)
+    return result
+
+
+def _within_quota(t: TenantTransaction, field: str, now: datetime) -> bool:
+    """Count one more against today's quota, unless it is reached (read and written in the claim)."""
+    settings = get_settings()
+    limit = settings.daily_email_quota if field == "emails_sent" else settings.daily_meeting_quota
+    day_id = f"{t.uid}-{now:%Y%m%d}"
+    try:
+        day = t.get(QUOTAS, day_id)
+    except ApiError as error:
+        if error.code is not Code.NOT_FOUND:
+            raise
+        if limit < 1:
+            return False
+        t.create(QUOTAS, {"day": f"{now:%Y-%m-%d}", field: 1}, doc_id=day_id)
+        return True
+    used = int(day.get(field) or 0)
+    if used >= limit:
+        return False
+    t.update(QUOTAS, day, {field: used + 1})
+    return True
+
+
+def _perform(repo: Repository, claimed: _Claim) -> dict[str, Any]:
+    """The action's effect at Google, made at most once; its result."""
+    from common.google import calendar, gmail, tokens
+
+    action = claimed.action
+    payload = action["payload"]
+    token = tokens.access_token(repo)
+    if action["type"] == ActionType.MEETING_BOOK:
+        return calendar.insert_event(
+            token,
+            event_id=calendar.event_id_for(action["id"]),
+            title=payload["title"],
+            start=payload["start"],
+            end=payload["end"],
+            timezone=payload.get("timezone") or "UTC",
+            attendees=payload.get("attendees") or [],
+            description=payload.get("description") or "",
+            request_id=f"cscx-{action['id']}",
+        )
+    connection = tokens.connection(repo) or {}
+    message_id = gmail.message_id_for(action["id"])
+    message = gmail.build_message(
+        sender=str(connection.get("google_email") or ""),
+        to=payload["to"],
+        cc=payload.get("cc") or [],
+        subject=payload["subject"],
+        body=payload["body"],
+        message_id=message_id,
+        action_id=action["id"],
+    )
+    if action["type"] == ActionType.EMAIL_DRAFT:
+        if claimed.resumed:
+            found = gmail.find_draft(token, message_id=message_id)
+            if found is not None:
+                return found
+        return gmail.create_draft(token, message)
+    if claimed.resumed:
+        sent = gmail.find_sent(
+            token,
+            message_id=message_id,
+            action_id=action["id"],
+            subject=payload["subject"],
+            sent_after=action["first_attempt_at"] - timedelta(minutes=5),
+        )
+        if sent is not None:
+            logger.info("found already sent", extra={"fields": {"action_id": action["id"]}})
+            return sent
+    return gmail.send(token, message)
+
+
+def _create_task(repo: Repository, claimed: _Claim) -> Outcome:
+    """The task and the action's record in one transaction: created once, whatever happens."""
+    action = claimed.action
+    payload = action["payload"]
+    task = models.TaskCreate.model_validate(
+        {k: payload.get(k) for k in ("title", "due_date", "priority", "customer_id") if payload.get(k) is not None},
+        strict=False,
+    )
+    task_id = f"action-{action['id']}"
+
+    def create(t: TenantTransaction) -> Outcome:
+        current = t.get(ACTIONS, action["id"])
+        if current.get("claim_id") != claimed.claim_id or current["status"] != ActionStatus.EXECUTING:
+            return Outcome("lost-claim")
+        if task.customer_id:
+            try:
+                resources.require_customer(t, task.customer_id)
+            except ApiError:
+                error = {"code": "CUSTOMER_GONE", "message": "The task's customer was deleted."}
+                t.update(ACTIONS, current, {"status": ActionStatus.FAILED.value, "error": error, "lease_until": None})
+                return Outcome(ActionStatus.FAILED.value)
+        t.create(TASKS, resources.task_document(task, models.TaskSource.AGENT), doc_id=task_id)
+        t.update(ACTIONS, current, _executed({"task_id": task_id}))
+        return Outcome(ActionStatus.EXECUTED.value)
+
+    result: Outcome = repo.run_transaction(create)
+    return result
+
+
+def _executed(result: dict[str, Any]) -> dict[str, Any]:
+    return {"status": ActionStatus.EXECUTED.value, "result": result, "error": None, "lease_until": None}
+
+
+def _record(repo: Repository, claimed: _Claim, result: dict[str, Any]) -> Outcome:
+    return _finish(repo, claimed, _executed(result), ActionStatus.EXECUTED.value)
+
+
+def _fail(repo: Repository, claimed: _Claim, code: str, message: str) -> Outcome:
+    logger.info("action failed", extra={"fields": {"action_id": claimed.action["id"], "code": code}})
+    changes = {"status": ActionStatus.FAILED.value, "error": {"code": code, "message": message}, "lease_until": None}
+    return _finish(repo, claimed, changes, ActionStatus.FAILED.value)
+
+
+def _release(repo: Repository, claimed: _Claim) -> None:
+    """Hand the action back for the next delivery (which will check for an effect already made)."""
+    _finish(repo, claimed, {"status": ActionStatus.APPROVED.value, "lease_until": None}, "released")
+
+
+def _finish(repo: Repository, claimed: _Claim, changes: dict[str, Any], status: str) -> Outcome:
+    def finish(t: TenantTransaction) -> Outcome:
+        current = t.get(ACTIONS, claimed.action["id"])
+        if current.get("claim_id") != claimed.claim_id:
+            # Our lease ran out and another delivery took over: it records the outcome.
+            return Outcome("lost-claim")
+        t.update(ACTIONS, current, changes)
+        return Outcome(status)
+
+    result: Outcome = repo.run_transaction(finish)
+    return result
