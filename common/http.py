@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
 
@@ -417,7 +417,7 @@ class Router:
             logger.exception("unhandled error")
             response = _to_response(_error_reply(ApiError(Code.INTERNAL, "Internal error.")), headers, sent)
         if response.status_code == Code.PAYLOAD_TOO_LARGE.http_status:
-            response.response = _then_discard(response.response, request)
+            response.response = _then_discard(cast(Iterable[bytes], response.response), request)
         entry = _RequestLog(request, started, ctx.user, request_id, trace, response.status_code, sent)
         response.call_on_close(entry.write)
         return response

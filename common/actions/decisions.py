@@ -21,7 +21,7 @@ from common.log import get_logger
 from common.models import ActionStatus, ActionType, Risk
 from common.resources import ACTIONS
 from common.settings import get_settings
-from common.store import Filter, Page, Repository, TenantTransaction
+from common.store import Filter, Page, Repository
 
 logger = get_logger(__name__)
 
@@ -121,14 +121,19 @@ def approve(repo: Repository, user: User, action_id: str, edit: dict[str, Any] |
     action_type = ActionType(current["type"])
     payload = validate_payload(repo, action_type, edit) if edit is not None else None  # 400 before anything
     now = datetime.now(UTC)
+    outcome = ""
 
-    def decide(t: TenantTransaction) -> tuple[dict[str, Any], str]:
-        action = t.get(ACTIONS, action_id)
+    def decide(action: dict[str, Any]) -> dict[str, Any]:
+        # A compare-and-set, recomputed when another decision got there first: optimistic, so
+        # ten simultaneous approvals settle in a retry or two instead of waiting on locks.
+        nonlocal outcome
         if action["status"] != ActionStatus.PENDING:
-            return action, "unchanged"
+            outcome = "unchanged"
+            return {}
         if action["expires_at"] <= now:
-            t.update(ACTIONS, action, {"status": ActionStatus.EXPIRED.value})
-            return action, "expired"
+            outcome = "expired"
+            return {"status": ActionStatus.EXPIRED.value}
+        outcome = "approved"
         changes: dict[str, Any] = {"status": ActionStatus.APPROVED.value, "decided_at": now, "decided_by": user.uid}
         if payload is not None:
             changes |= {
@@ -136,10 +141,9 @@ def approve(repo: Repository, user: User, action_id: str, edit: dict[str, Any] |
                 "summary": summary_of(action_type, payload),
                 "customer_id": payload.get("customer_id"),
             }
-        t.update(ACTIONS, action, changes)
-        return {**action, **changes}, "approved"
+        return changes
 
-    action, outcome = repo.run_transaction(decide)
+    action = repo.update(ACTIONS, action_id, decide)
     if outcome == "expired":
         raise _expired(action)
     if outcome == "unchanged":
@@ -164,24 +168,25 @@ def enqueue(repo: Repository, action: dict[str, Any]) -> models.ActionPublic:
 
 def reject(repo: Repository, user: User, action_id: str, reason: str | None) -> models.ActionPublic:
     now = datetime.now(UTC)
+    outcome = ""
 
-    def decide(t: TenantTransaction) -> tuple[dict[str, Any], str]:
-        action = t.get(ACTIONS, action_id)
+    def decide(action: dict[str, Any]) -> dict[str, Any]:
+        nonlocal outcome
         if action["status"] != ActionStatus.PENDING:
-            return action, "unchanged"
+            outcome = "unchanged"
+            return {}
         if action["expires_at"] <= now:
-            t.update(ACTIONS, action, {"status": ActionStatus.EXPIRED.value})
-            return action, "expired"
-        changes = {
+            outcome = "expired"
+            return {"status": ActionStatus.EXPIRED.value}
+        outcome = "rejected"
+        return {
             "status": ActionStatus.REJECTED.value,
             "decided_at": now,
             "decided_by": user.uid,
             "reject_reason": reason,
         }
-        t.update(ACTIONS, action, changes)
-        return {**action, **changes}, "rejected"
 
-    action, outcome = repo.run_transaction(decide)
+    action = repo.update(ACTIONS, action_id, decide)
     if outcome == "expired":
         raise _expired(action)
     if outcome == "unchanged" and action["status"] != ActionStatus.REJECTED:
@@ -199,20 +204,20 @@ def schedule_expiry(repo: Repository, action: models.ActionPublic) -> None:
 def expire_if_due(repo: Repository, action_id: str) -> tuple[bool, str]:
     """At the expiry task: (done, status). Not done when the task came early (it is tried again)."""
     now = datetime.now(UTC)
+    due = True
 
-    def expire(t: TenantTransaction) -> tuple[bool, str]:
-        try:
-            action = t.get(ACTIONS, action_id)
-        except ApiError as error:
-            if error.code is Code.NOT_FOUND:
-                return True, "deleted"
-            raise
-        if action["status"] != ActionStatus.PENDING:
-            return True, str(action["status"])
-        if action["expires_at"] > now:
-            return False, str(action["status"])
-        t.update(ACTIONS, action, {"status": ActionStatus.EXPIRED.value})
-        return True, ActionStatus.EXPIRED.value
+    def expire(action: dict[str, Any]) -> dict[str, Any]:
+        nonlocal due
+        due = action["expires_at"] <= now
+        if action["status"] != ActionStatus.PENDING or not due:
+            return {}
+        return {"status": ActionStatus.EXPIRED.value}
 
-    result: tuple[bool, str] = repo.run_transaction(expire)
-    return result
+    try:
+        action = repo.update(ACTIONS, action_id, expire)
+    except ApiError as error:
+        if error.code is Code.NOT_FOUND:
+            return True, "deleted"
+        raise
+    status = str(action["status"])
+    return (status != ActionStatus.PENDING or due), status

@@ -90,41 +90,48 @@ def _after_failure(repo: Repository, claimed: _Claim, error: google.GoogleError,
 
 
 def _claim(repo: Repository, action_id: str) -> _Claim | Outcome:
-    """Hold the action for this delivery, or say why there is nothing to do (or not yet)."""
+    """Hold the action for this delivery, or say why there is nothing to do (or not yet).
+
+    A compare-and-set on the action: concurrent deliveries do not wait on each other's locks,
+    and the one that wins holds it; the others find it held.
+    """
     now = datetime.now(UTC)
     settings = get_settings()
     claim_id = uuid.uuid4().hex
+    refusal: Outcome | None = None
 
-    def claim(t: TenantTransaction) -> _Claim | Outcome:
-        try:
-            action = t.get(ACTIONS, action_id)
-        except ApiError as error:
-            if error.code is Code.NOT_FOUND:
-                return Outcome("gone")
-            raise
+    def claim(action: dict[str, Any]) -> dict[str, Any]:
+        nonlocal refusal
         status = action["status"]
         if status == ActionStatus.EXECUTING and (action.get("lease_until") or now) > now:
-            return Outcome("busy", retry=True)  # another delivery holds it: come back later
+            refusal = Outcome("busy", retry=True)  # another delivery holds it: come back later
+            return {}
         if status not in {ActionStatus.APPROVED, ActionStatus.EXECUTING}:
-            return Outcome(str(status))  # done, refused, or never approved: nothing to do
-        attempts = int(action.get("attempts") or 0)
-        quota = QUOTA_FIELDS.get(ActionType(action["type"]))
-        if quota and attempts == 0 and not _within_quota(t, quota, now):
-            error = {"code": "QUOTA_EXCEEDED", "message": f"The daily limit of {quota.replace('_', ' ')} is reached."}
-            t.update(ACTIONS, action, {"status": ActionStatus.FAILED.value, "error": error, "lease_until": None})
-            return Outcome(ActionStatus.FAILED.value)
-        changes = {
+            refusal = Outcome(str(status))  # done, refused, or never approved: nothing to do
+            return {}
+        refusal = None
+        return {
             "status": ActionStatus.EXECUTING.value,
             "claim_id": claim_id,
             "lease_until": now + timedelta(seconds=settings.execution_lease_seconds),
-            "attempts": attempts + 1,
+            "attempts": int(action.get("attempts") or 0) + 1,
             "first_attempt_at": action.get("first_attempt_at") or now,
         }
-        t.update(ACTIONS, action, changes)
-        return _Claim({**action, **changes}, claim_id, resumed=attempts > 0)
 
-    result: _Claim | Outcome = repo.run_transaction(claim)
-    return result
+    try:
+        action = repo.update(ACTIONS, action_id, claim)
+    except ApiError as error:
+        if error.code is Code.NOT_FOUND:
+            return Outcome("gone")
+        raise
+    if refusal is not None:
+        return refusal
+    claimed = _Claim(action, claim_id, resumed=int(action["attempts"]) > 1)
+    quota = QUOTA_FIELDS.get(ActionType(action["type"]))
+    if quota and not claimed.resumed and not repo.run_transaction(lambda t: _within_quota(t, quota, now)):
+        message = f"The daily limit of {quota.replace('_', ' ')} is reached; nothing was sent."
+        return _fail(repo, claimed, "QUOTA_EXCEEDED", message)
+    return claimed
 
 
 def _within_quota(t: TenantTransaction, field: str, now: datetime) -> bool:
