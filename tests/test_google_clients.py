@@ -1,0 +1,814 @@
+"""common.google against the Google stand-in and the Firestore emulator, through the real libraries.
+
+google-auth-oauthlib makes the consent URL and exchanges the code, google-auth refreshes,
+googleapiclient calls Gmail and Calendar; only their endpoints point at the stand-in (the
+stack's settings). What the tests read back comes from the stand-in's control API and from
+Firestore directly, never from the code under test.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+import os
+import re
+import socket
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+
+from common import google
+from common.google import calendar, gmail, oauth, tokens
+from common.log import CloudLoggingFormatter
+from common.settings import get_settings
+from common.store import Repository
+from scripts.stack import Stack
+from standins.google import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
+from standins.google_client import GoogleStandinClient
+from tests.conftest import Caller, raw_firestore
+
+WEB_APP = "http://localhost:3000/settings/integrations"
+EMAIL = "csm@customer-success.test"
+AUTH = "https://www.googleapis.com/auth/"
+
+
+@pytest.fixture
+def google_standin(stack: Stack) -> Iterator[GoogleStandinClient]:
+    """The stack's Google stand-in, emptied, with the OAuth settings the connection needs.
+
+    The settings are cached per process: they are rebuilt after the stack's environment and
+    these values are in place, and again once they are gone.
+    """
+    client_id = os.environ.get("GOOGLE_OAUTH_CLIENT_ID") or DEFAULT_CLIENT_ID  # as the stand-in reads them
+    client_secret = os.environ.get("GOOGLE_OAUTH_CLIENT_SECRET") or DEFAULT_CLIENT_SECRET
+    values = {
+        "GOOGLE_OAUTH_CLIENT_ID": client_id,
+        "GOOGLE_OAUTH_CLIENT_SECRET": client_secret,
+        "CSCX_OAUTH_REDIRECT_URL": f"{stack.url('crud')}/integrations/google/callback",
+        "CSCX_WEB_APP_URL": WEB_APP,
+    }
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    get_settings.cache_clear()
+    client = GoogleStandinClient(f"http://127.0.0.1:{stack.ports.google}")
+    client.reset()
+    client.set_account(EMAIL)
+    try:
+        yield client
+    finally:
+        client.reset()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        get_settings.cache_clear()
+
+
+class LogCapture(logging.Handler):
+    """Every log record of the test, as the JSON lines Cloud Logging would receive."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(CloudLoggingFormatter())
+        self.stream = io.StringIO()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream.write(self.format(record) + "\n")
+
+    @property
+    def text(self) -> str:
+        return self.stream.getvalue()
+
+    def entries(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.text.splitlines()]
+
+
+@pytest.fixture
+def logs() -> Iterator[LogCapture]:
+    """All logging, DEBUG and up (the libraries' too), captured for the test."""
+    root = logging.getLogger()
+    capture = LogCapture()
+    level = root.level
+    root.addHandler(capture)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield capture
+    finally:
+        root.removeHandler(capture)
+        root.setLevel(level)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def consent(auth_url: str) -> dict[str, str]:
+    """The browser at Google's consent screen: the stand-in answers at once with a redirect."""
+    response = requests.get(auth_url, allow_redirects=False, timeout=10)
+    assert response.status_code == 302, response.text
+    location = response.headers["Location"]
+    assert location.startswith(get_settings().oauth_redirect_url + "?")
+    return {name: values[0] for name, values in parse_qs(urlsplit(location).query).items()}
+
+
+def connect(user: Caller) -> str:
+    """Connect the user's Google account end to end; the redirect the callback answers."""
+    redirect = consent(oauth.authorization_url(Repository(user.uid)))
+    return oauth.complete_authorization(redirect.get("code"), redirect.get("state"), redirect.get("error"))
+
+
+def find_sent(token: str, action_id: str, subject: str, sent_after: datetime) -> dict[str, Any] | None:
+    message_id = gmail.message_id_for(action_id)
+    return gmail.find_sent(token, message_id=message_id, action_id=action_id, subject=subject, sent_after=sent_after)
+
+
+def stored(collection: str, doc_id: str) -> dict[str, Any] | None:
+    snapshot = raw_firestore().collection(collection).document(doc_id).get()
+    return snapshot.to_dict() if snapshot.exists else None
+
+
+def state_documents(uid: str) -> list[dict[str, Any]]:
+    from google.cloud.firestore import FieldFilter
+
+    query = raw_firestore().collection("oauth_states").where(filter=FieldFilter("owner_id", "==", uid))
+    return [snapshot.to_dict() or {} for snapshot in query.stream()]
+
+
+def error_reason(redirect: str) -> str | None:
+    assert redirect.startswith(WEB_APP + "?"), redirect
+    query = parse_qs(urlsplit(redirect).query)
+    assert query["google"] == ["error"], redirect
+    return query["reason"][0]
+
+
+def secrets_at_google(google_standin: GoogleStandinClient, email: str = EMAIL) -> list[str]:
+    """Every access token, refresh token and authorization code the stand-in ever issued the account."""
+    account = google_standin.account(email)
+    return [
+        *(t["token"] for t in account["access_tokens"]),
+        *(t["token"] for t in account["refresh_tokens"]),
+        *(c["code"] for c in account["authorization_codes"]),
+    ]
+
+
+def token_requests(google_standin: GoogleStandinClient) -> int:
+    return len(google_standin.requests("oauth.token"))
+
+
+def set_expiry(user: Caller, expires_at: datetime) -> None:
+    Repository(user.uid).update(tokens.INTEGRATIONS, user.uid, lambda _current: {"expires_at": expires_at})
+
+
+def current_access_token(google_standin: GoogleStandinClient) -> str:
+    """The newest usable access token the stand-in issued."""
+    usable = [t for t in google_standin.account(EMAIL)["access_tokens"] if not t["revoked"] and not t["expired"]]
+    return str(usable[-1]["token"])
+
+
+def message(
+    action_id: str,
+    *,
+    to: list[str] | None = None,
+    cc: list[str] | None = None,
+    subject: str = "Renewal next steps",
+) -> Any:
+    return gmail.build_message(
+        sender=EMAIL,
+        to=to if to is not None else ["Anna Schmidt <anna@customer.test>"],
+        cc=cc if cc is not None else ["bo@customer.test"],
+        subject=subject,
+        body="Hi Anna,\n\nhere are the next steps for the renewal — grüße.\n",
+        message_id=gmail.message_id_for(action_id),
+        action_id=action_id,
+    )
+
+
+# -- connecting ------------------------------------------------------------------------------
+
+
+def test_connecting_stores_only_ciphertext_with_the_google_email_and_granted_scopes(
+    google_standin: GoogleStandinClient, alice: Caller, logs: LogCapture
+) -> None:
+    repo = Repository(alice.uid)
+    auth_url = oauth.authorization_url(repo)
+
+    asked = {name: values[0] for name, values in parse_qs(urlsplit(auth_url).query).items()}
+    assert auth_url.startswith(f"{get_settings().google_oauth_base}/o/oauth2/v2/auth?")
+    assert asked["access_type"] == "offline"
+    assert asked["prompt"] == "consent"
+    assert asked["include_granted_scopes"] == "true"
+    assert asked["code_challenge_method"] == "S256"
+    assert asked["redirect_uri"] == get_settings().oauth_redirect_url
+    assert asked["client_id"] == get_settings().google_oauth_client_id
+    assert asked["scope"].split() == list(oauth.SCOPES)
+    assert re.fullmatch(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+", asked["state"])  # URL-safe as it is
+    [pending] = state_documents(alice.uid)
+    assert set(pending) >= {"code_verifier_enc", "expires_at"}
+    assert timedelta(minutes=9) < pending["expires_at"] - datetime.now(UTC) <= timedelta(minutes=10)
+
+    redirect = consent(auth_url)
+    assert redirect["state"] == asked["state"]
+    assert oauth.complete_authorization(redirect["code"], redirect["state"], None) == f"{WEB_APP}?google=connected"
+
+    document = stored("integrations", alice.uid)
+    assert document is not None
+    assert document["owner_id"] == alice.uid
+    assert document["google_email"] == EMAIL
+    assert set(document["scopes"]) == set(oauth.SCOPES)
+    assert document["status"] == "connected"
+    assert timedelta(minutes=55) < document["expires_at"] - datetime.now(UTC) <= timedelta(hours=1)
+    issued = secrets_at_google(google_standin)
+    assert len(issued) == 3  # the code, its access token and its refresh token
+    as_text = json.dumps(document, default=str)
+    assert not [secret for secret in issued if secret in as_text]
+    assert document["access_token_enc"].startswith("v1.")
+    assert tokens.decrypt(alice.uid, "refresh_token", document["refresh_token_enc"]) in issued
+    assert state_documents(alice.uid) == []  # the state is spent
+    [code] = google_standin.account(EMAIL)["authorization_codes"]
+    assert code["pkce"] is True
+    assert code["used"] is True
+
+    public = tokens.connection(repo)
+    assert public is not None
+    assert (public["status"], public["google_email"]) == ("connected", EMAIL)
+    assert not [name for name in public if "token" in name or "lease" in name]
+    assert not [secret for secret in issued if secret in logs.text]
+
+
+def test_forged_state_is_refused_and_stores_nothing(
+    google_standin: GoogleStandinClient, alice: Caller, bob: Caller
+) -> None:
+    redirect = consent(oauth.authorization_url(Repository(alice.uid)))
+    payload, signature = redirect["state"].split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    as_bob = base64.urlsafe_b64encode(json.dumps({**claims, "u": bob.uid}).encode()).decode().rstrip("=")
+    flipped = signature[:-2] + ("AA" if signature[-2:] != "AA" else "BB")
+
+    for forged in [f"{as_bob}.{signature}", f"{payload}.{flipped}", payload, "", "a.b.c", None, "é.ü"]:
+        assert error_reason(oauth.complete_authorization(redirect["code"], forged, None)) == "invalid_state"
+
+    assert stored("integrations", alice.uid) is None
+    assert stored("integrations", bob.uid) is None
+    assert token_requests(google_standin) == 0  # no code was exchanged
+    assert len(state_documents(alice.uid)) == 1  # and the genuine state is still unspent
+
+
+def test_expired_state_is_refused_and_stores_nothing(
+    google_standin: GoogleStandinClient, alice: Caller, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(oauth, "STATE_LIFETIME", timedelta(seconds=-1))
+    redirect = consent(oauth.authorization_url(Repository(alice.uid)))
+
+    assert error_reason(oauth.complete_authorization(redirect["code"], redirect["state"], None)) == "expired_state"
+    assert stored("integrations", alice.uid) is None
+    assert token_requests(google_standin) == 0
+    assert state_documents(alice.uid) == []
+
+
+def test_replayed_state_is_refused(google_standin: GoogleStandinClient, alice: Caller) -> None:
+    redirect = consent(oauth.authorization_url(Repository(alice.uid)))
+    assert oauth.complete_authorization(redirect["code"], redirect["state"], None).endswith("google=connected")
+    first = stored("integrations", alice.uid)
+
+    assert error_reason(oauth.complete_authorization(redirect["code"], redirect["state"], None)) == "invalid_state"
+    # Nor with a fresh code from another consent: the state, not the code, is what is spent.
+    other = consent(oauth.authorization_url(Repository(alice.uid)))
+    assert error_reason(oauth.complete_authorization(other["code"], redirect["state"], None)) == "invalid_state"
+    assert token_requests(google_standin) == 1
+    assert stored("integrations", alice.uid) == first
+
+
+def test_state_submitted_five_times_at_once_connects_once(google_standin: GoogleStandinClient, alice: Caller) -> None:
+    redirect = consent(oauth.authorization_url(Repository(alice.uid)))
+    start = threading.Barrier(5)
+    answers: list[str] = []
+
+    def submit() -> None:
+        start.wait()
+        answers.append(oauth.complete_authorization(redirect["code"], redirect["state"], None))
+
+    threads = [threading.Thread(target=submit) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert sorted(answers) == [f"{WEB_APP}?google=connected", *[f"{WEB_APP}?google=error&reason=invalid_state"] * 4]
+    assert token_requests(google_standin) == 1  # the code was exchanged once
+
+
+def test_state_signed_for_another_user_does_not_reach_the_first_users_nonce(
+    google_standin: GoogleStandinClient, alice: Caller, bob: Caller
+) -> None:
+    redirect = consent(oauth.authorization_url(Repository(alice.uid)))
+    alices = oauth._verify(redirect["state"])
+    # Even a correctly signed state naming bob cannot spend alice's nonce: bob's repository
+    # does not see it.
+    as_bob = oauth._sign(oauth._State(bob.uid, alices.nonce, alices.expires))
+
+    assert error_reason(oauth.complete_authorization(redirect["code"], as_bob, None)) == "invalid_state"
+    assert stored("integrations", bob.uid) is None
+    assert stored("integrations", alice.uid) is None
+    assert len(state_documents(alice.uid)) == 1
+    assert oauth.complete_authorization(redirect["code"], redirect["state"], None).endswith("google=connected")
+    assert stored("integrations", bob.uid) is None
+
+
+def test_user_declining_at_google_is_sent_back_with_access_denied(
+    google_standin: GoogleStandinClient, alice: Caller
+) -> None:
+    google_standin.set_account(EMAIL, deny=True)
+    redirect = consent(oauth.authorization_url(Repository(alice.uid)))
+    assert redirect["error"] == "access_denied"
+    assert "code" not in redirect
+
+    assert error_reason(oauth.complete_authorization(None, redirect["state"], redirect["error"])) == "access_denied"
+    assert error_reason(oauth.complete_authorization(None, redirect["state"], "no such error")) == "invalid_state"
+    assert stored("integrations", alice.uid) is None
+    assert state_documents(alice.uid) == []
+
+
+def test_unexpected_error_from_google_is_passed_on_as_google_error(
+    google_standin: GoogleStandinClient, alice: Caller
+) -> None:
+    redirect = consent(oauth.authorization_url(Repository(alice.uid)))
+    reason = error_reason(oauth.complete_authorization(None, redirect["state"], "<script>alert(1)</script>"))
+    assert reason == "google_error"
+
+
+def test_consent_without_every_scope_is_refused_as_missing_scopes(
+    google_standin: GoogleStandinClient, alice: Caller
+) -> None:
+    google_standin.set_account(EMAIL, scopes=[AUTH + "gmail.compose"])  # the user unticks the rest
+
+    assert error_reason(connect(alice)) == "missing_scopes"
+    assert stored("integrations", alice.uid) is None
+
+
+def test_code_google_refuses_is_exchange_failed_and_google_down_is_google_unavailable(
+    google_standin: GoogleStandinClient, alice: Caller
+) -> None:
+    redirect = consent(oauth.authorization_url(Repository(alice.uid)))
+    assert error_reason(oauth.complete_authorization("4/0not-a-code", redirect["state"], None)) == "exchange_failed"
+
+    google_standin.fail("oauth.token", 503, times=None)
+    redirect = consent(oauth.authorization_url(Repository(alice.uid)))
+    assert error_reason(oauth.complete_authorization(redirect["code"], redirect["state"], None)) == (
+        "google_unavailable"
+    )
+    assert stored("integrations", alice.uid) is None
+
+
+def test_disconnect_revokes_at_google_and_deletes_the_tokens(
+    google_standin: GoogleStandinClient, alice: Caller
+) -> None:
+    connect(alice)
+    repo = Repository(alice.uid)
+
+    oauth.disconnect(repo)
+
+    assert stored("integrations", alice.uid) is None
+    assert tokens.connection(repo) is None
+    assert [t["revoked"] for t in google_standin.account(EMAIL)["refresh_tokens"]] == [True]
+    with pytest.raises(google.NotConnected):
+        tokens.access_token(repo)
+    oauth.disconnect(repo)  # nothing left: nothing to do
+
+
+def test_disconnect_deletes_the_tokens_even_when_google_fails_to_revoke(
+    google_standin: GoogleStandinClient, alice: Caller, logs: LogCapture
+) -> None:
+    connect(alice)
+    google_standin.fail("oauth.revoke", 503)
+
+    oauth.disconnect(Repository(alice.uid))
+
+    assert stored("integrations", alice.uid) is None
+    assert [t["revoked"] for t in google_standin.account(EMAIL)["refresh_tokens"]] == [False]
+    assert [e["status"] for e in logs.entries() if e["message"] == "Google revoke refused"] == [503]
+
+
+# -- the access token ------------------------------------------------------------------------
+
+
+def test_access_token_is_refreshed_when_it_expires_within_5_minutes_and_not_before(
+    google_standin: GoogleStandinClient, alice: Caller
+) -> None:
+    connect(alice)
+    repo = Repository(alice.uid)
+    first = current_access_token(google_standin)
+
+    set_expiry(alice, datetime.now(UTC) + timedelta(minutes=6))
+    assert tokens.access_token(repo) == first
+    assert token_requests(google_standin) == 1  # the code exchange only
+
+    set_expiry(alice, datetime.now(UTC) + timedelta(minutes=4))
+    refreshed = tokens.access_token(repo)
+
+    assert refreshed != first
+    assert token_requests(google_standin) == 2
+    assert refreshed == current_access_token(google_standin)
+    document = stored("integrations", alice.uid)
+    assert document is not None
+    assert tokens.decrypt(alice.uid, "access_token", document["access_token_enc"]) == refreshed
+    assert document["expires_at"] - datetime.now(UTC) > timedelta(minutes=55)
+    assert document["refresh_lease_until"] is None
+    assert tokens.access_token(repo) == refreshed  # and now fresh: no third request
+    assert token_requests(google_standin) == 2
+
+
+def test_ten_concurrent_callers_with_an_expiring_token_make_one_refresh(
+    google_standin: GoogleStandinClient, alice: Caller
+) -> None:
+    connect(alice)
+    set_expiry(alice, datetime.now(UTC) + timedelta(seconds=90))
+    start = threading.Barrier(10)
+    results: list[str] = []
+    failures: list[BaseException] = []
+
+    def call() -> None:
+        start.wait()
+        try:
+            results.append(tokens.access_token(Repository(alice.uid)))
+        except BaseException as failure:
+            failures.append(failure)
+
+    threads = [threading.Thread(target=call) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert failures == []
+    assert len(results) == 10
+    assert [r["status"] for r in google_standin.requests("oauth.token")] == [200, 200]  # the code, one refresh
+    assert set(results) == {current_access_token(google_standin)}
+
+
+def test_revoked_refresh_token_raises_reauth_required_and_marks_needs_reauth(
+    google_standin: GoogleStandinClient, alice: Caller
+) -> None:
+    connect(alice)
+    repo = Repository(alice.uid)
+    google_standin.revoke(EMAIL)  # the user removes the app at myaccount.google.com
+    set_expiry(alice, datetime.now(UTC) + timedelta(minutes=1))
+
+    with pytest.raises(google.ReauthRequired) as refused:
+        tokens.access_token(repo)
+
+    assert refused.value.transient is False
+    document = stored("integrations", alice.uid)
+    assert document is not None
+    assert document["status"] == "needs_reauth"
+    assert "invalid_grant" in document["last_error"]
+    assert document["refresh_lease_until"] is None
+    public = tokens.connection(repo)
+    assert public is not None
+    assert public["status"] == "needs_reauth"
+    asked = token_requests(google_standin)
+    with pytest.raises(google.ReauthRequired):
+        tokens.access_token(repo)
+    assert token_requests(google_standin) == asked  # marked: refused without asking Google
+    assert connect(alice).endswith("google=connected")  # connecting again heals it
+    healed = tokens.connection(repo)
+    assert healed is not None
+    assert (healed["status"], healed["last_error"]) == ("connected", None)
+
+
+def test_refresh_google_cannot_serve_now_is_transient_and_releases_the_lease(
+    google_standin: GoogleStandinClient, alice: Caller
+) -> None:
+    connect(alice)
+    repo = Repository(alice.uid)
+    set_expiry(alice, datetime.now(UTC) + timedelta(minutes=1))
+    google_standin.fail("oauth.token", 503, times=None)
+
+    with pytest.raises(google.GoogleError) as failed:
+        tokens.access_token(repo)
+
+    assert failed.value.transient is True
+    assert not isinstance(failed.value, google.ReauthRequired)
+    document = stored("integrations", alice.uid)
+    assert document is not None
+    assert (document["status"], document["refresh_lease_until"]) == ("connected", None)
+    google_standin.clear_failures()
+    assert tokens.access_token(repo) == current_access_token(google_standin)
+
+
+def test_user_without_a_connection_is_not_connected(google_standin: GoogleStandinClient, bob: Caller) -> None:
+    repo = Repository(bob.uid)
+    assert tokens.connection(repo) is None
+    with pytest.raises(google.NotConnected):
+        tokens.access_token(repo)
+
+
+# -- sealing ---------------------------------------------------------------------------------
+
+
+def test_sealed_token_opens_only_for_its_user_and_field_and_untampered(stack: Stack) -> None:
+    get_settings.cache_clear()
+    secret = "ya29.a0-secret-access-token"
+    sealed = tokens.encrypt("uid-a", "access_token", secret)
+
+    assert tokens.decrypt("uid-a", "access_token", sealed) == secret
+    assert secret not in sealed
+    assert tokens.encrypt("uid-a", "access_token", secret) != sealed  # a fresh nonce each time
+    version, nonce, body = sealed.split(".")
+    assert version == "v1"
+    assert len(base64.urlsafe_b64decode(nonce + "=" * (-len(nonce) % 4))) == 12
+    tampered_body = body[:5] + ("A" if body[5] != "A" else "B") + body[6:]
+    for wrong_uid, wrong_field, wrong_value in [
+        ("uid-b", "access_token", sealed),  # moved to another user
+        ("uid-a", "refresh_token", sealed),  # moved to another field
+        ("uid-a", "access_token", f"{version}.{nonce}.{tampered_body}"),
+        ("uid-a", "access_token", f"v2.{nonce}.{body}"),
+        ("uid-a", "access_token", "not sealed at all"),
+    ]:
+        with pytest.raises(tokens.InvalidCiphertextError) as refused:
+            tokens.decrypt(wrong_uid, wrong_field, wrong_value)
+        assert secret not in str(refused.value)
+
+
+def test_sealed_token_does_not_open_under_another_key(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    get_settings.cache_clear()
+    sealed = tokens.encrypt("uid-a", "refresh_token", "1//0-refresh")
+    monkeypatch.setenv("CSCX_TOKEN_ENCRYPTION_KEY", base64.b64encode(bytes(range(32))).decode())
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(tokens.InvalidCiphertextError):
+            tokens.decrypt("uid-a", "refresh_token", sealed)
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+
+
+def test_stored_token_that_no_longer_opens_asks_the_user_to_connect_again(
+    google_standin: GoogleStandinClient, alice: Caller
+) -> None:
+    connect(alice)
+    other = tokens.encrypt("someone-else", "access_token", "ya29.x")
+    Repository(alice.uid).update(tokens.INTEGRATIONS, alice.uid, lambda _current: {"access_token_enc": other})
+
+    with pytest.raises(google.ReauthRequired):
+        tokens.access_token(Repository(alice.uid))
+    document = stored("integrations", alice.uid)
+    assert document is not None
+    assert document["status"] == "needs_reauth"
+
+
+# -- Gmail -----------------------------------------------------------------------------------
+
+
+def test_message_carries_the_action_message_id_and_header_as_plain_utf8_text() -> None:
+    built = message("Xa91kQ2sLmP0", subject="Renewal\r\nBcc: everyone@evil.test")
+
+    assert gmail.message_id_for("Xa91kQ2sLmP0") == "<action-Xa91kQ2sLmP0@cscx.app>"
+    assert built["Message-ID"] == "<action-Xa91kQ2sLmP0@cscx.app>"
+    assert built["X-CSCX-Action-Id"] == "Xa91kQ2sLmP0"
+    assert built["Subject"] == "Renewal Bcc: everyone@evil.test"  # one line: no header smuggled in
+    assert "Bcc" not in built
+    assert built["Date"]
+    assert built.get_content_type() == "text/plain"
+    assert built.get_content_charset() == "utf-8"
+    assert "grüße" in built.get_content()
+    assert gmail.message_id_for("a b") == gmail.message_id_for("a b")  # stable when hashed too
+    assert re.fullmatch(r"<action-[0-9a-f]{40}@cscx\.app>", gmail.message_id_for("a b"))
+
+
+def test_sent_message_is_found_by_its_message_id(google_standin: GoogleStandinClient, alice: Caller) -> None:
+    connect(alice)
+    token = tokens.access_token(Repository(alice.uid))
+    before = datetime.now(UTC)
+
+    sent = gmail.send(token, message("act-1"))
+
+    [at_google] = google_standin.account(EMAIL)["sent"]
+    assert sent == {"message_id": at_google["id"], "thread_id": at_google["threadId"]}
+    assert at_google["message_id"] == "<action-act-1@cscx.app>"
+    assert (at_google["to"], at_google["cc"]) == (["anna@customer.test"], ["bo@customer.test"])
+    assert at_google["subject"] == "Renewal next steps"
+    assert at_google["body"] == "Hi Anna,\n\nhere are the next steps for the renewal — grüße.\n"
+    assert at_google["headers"]["X-CSCX-Action-Id"] == "act-1"
+    found = find_sent(token, "act-1", "Renewal next steps", before)
+    assert found == sent
+    assert [r["query"]["q"] for r in google_standin.requests("gmail.messages.list")] == [
+        ["in:sent rfc822msgid:action-act-1@cscx.app"]
+    ]
+    assert find_sent(token, "act-2", "Other", before) is None
+
+
+def test_sent_message_whose_message_id_gmail_rewrote_is_found_by_its_action_header(
+    google_standin: GoogleStandinClient, alice: Caller
+) -> None:
+    connect(alice)
+    token = tokens.access_token(Repository(alice.uid))
+    google_standin.set_quirks(gmail_send_rewrites_message_id=True)
+    before = datetime.now(UTC)
+    gmail.send(token, message("other-action", subject="Something else"))
+    sent = gmail.send(token, message("act-9"))
+    gmail.send(token, message("later-action", subject="And another"))
+    assert google_standin.account(EMAIL)["sent"][1]["message_id"].endswith("@mail.gmail.com>")
+
+    found = find_sent(token, "act-9", "Renewal next steps", before)
+
+    assert found == sent
+    never_sent = find_sent(token, "act-0", "Renewal next steps", before)
+    assert never_sent is None
+
+
+def test_draft_is_created_and_found_again_by_its_message_id(google_standin: GoogleStandinClient, alice: Caller) -> None:
+    connect(alice)
+    token = tokens.access_token(Repository(alice.uid))
+    assert gmail.find_draft(token, message_id=gmail.message_id_for("draft-1")) is None
+
+    draft = gmail.create_draft(token, message("draft-1"))
+
+    [at_google] = google_standin.account(EMAIL)["drafts"]
+    assert draft == {"draft_id": at_google["id"], "message_id": at_google["message"]["id"]}
+    assert at_google["message"]["message_id"] == "<action-draft-1@cscx.app>"
+    assert google_standin.account(EMAIL)["sent"] == []
+    assert gmail.find_draft(token, message_id=gmail.message_id_for("draft-1")) == draft
+
+
+def test_gmail_503_is_transient_400_permanent_and_401_reauth(
+    google_standin: GoogleStandinClient, alice: Caller
+) -> None:
+    connect(alice)
+    token = tokens.access_token(Repository(alice.uid))
+
+    google_standin.fail("gmail.messages.send", 503)
+    with pytest.raises(google.GoogleError) as unavailable:
+        gmail.send(token, message("a-503"))
+    assert (unavailable.value.transient, unavailable.value.status) == (True, 503)
+    assert google_standin.account(EMAIL)["sent"] == []  # and not retried behind the caller's back
+
+    with pytest.raises(google.GoogleError) as refused:
+        gmail.send(token, message("a-400", to=[], cc=[]))
+    assert (refused.value.transient, refused.value.status) == (False, 400)
+    assert "Recipient address required" in refused.value.message
+
+    google_standin.fail("gmail.messages.send", 429)
+    with pytest.raises(google.GoogleError) as throttled:
+        gmail.send(token, message("a-429"))
+    assert throttled.value.transient is True
+
+    google_standin.expire_tokens(EMAIL)
+    with pytest.raises(google.ReauthRequired):
+        gmail.send(token, message("a-401"))
+    assert len(google_standin.requests("gmail.messages.send")) == 4
+
+
+def test_google_unreachable_is_transient(google_standin: GoogleStandinClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    monkeypatch.setenv("CSCX_GOOGLE_API_BASE", f"http://127.0.0.1:{closed_port}")
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(google.GoogleError) as unreachable:
+            gmail.send("ya29.any", message("unreachable"))
+        assert (unreachable.value.transient, unreachable.value.reason) == (True, "connection")
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+
+
+# -- Calendar --------------------------------------------------------------------------------
+
+
+def test_event_ids_are_base32hex_and_stable() -> None:
+    event_id = calendar.event_id_for("Xa91kQ2sLmP0aZ9bC8dE")
+    assert re.fullmatch(r"[a-v0-9]{5,1024}", event_id)
+    assert event_id == calendar.event_id_for("Xa91kQ2sLmP0aZ9bC8dE")
+    assert event_id != calendar.event_id_for("Xa91kQ2sLmP0aZ9bC8dF")
+    assert base64.b32hexdecode(event_id.upper() + "=" * (-len(event_id) % 8)) == b"Xa91kQ2sLmP0aZ9bC8dE"
+    with pytest.raises(ValueError, match="event id"):
+        calendar.event_id_for("")
+
+
+def book(token: str, action_id: str) -> dict[str, Any]:
+    return calendar.insert_event(
+        token,
+        event_id=calendar.event_id_for(action_id),
+        title="QBR with Acme",
+        start="2030-05-01T10:00:00+02:00",
+        end="2030-05-01T11:00:00+02:00",
+        timezone="Europe/Berlin",
+        attendees=["anna@customer.test", "bo@customer.test"],
+        description="Quarterly business review",
+        request_id=f"cscx-{action_id}",
+    )
+
+
+def test_event_is_booked_with_a_meet_link_and_booking_it_again_returns_the_same_event(
+    google_standin: GoogleStandinClient, alice: Caller
+) -> None:
+    connect(alice)
+    token = tokens.access_token(Repository(alice.uid))
+
+    booked = book(token, "meet-1")
+
+    [at_google] = google_standin.account(EMAIL)["events"]
+    event = at_google["event"]
+    assert booked["event_id"] == event["id"] == calendar.event_id_for("meet-1")
+    assert booked["html_link"] == event["htmlLink"]
+    assert booked["meet_link"] == event["hangoutLink"]
+    assert re.fullmatch(r"https://meet\.google\.com/[a-z]{3}-[a-z]{4}-[a-z]{3}", booked["meet_link"])
+    assert (at_google["send_updates"], at_google["conference_data_version"]) == ("all", 1)
+    assert event["conferenceData"]["createRequest"]["requestId"] == "cscx-meet-1"
+    assert [a["email"] for a in event["attendees"]] == ["anna@customer.test", "bo@customer.test"]
+    assert event["start"] == {"dateTime": "2030-05-01T10:00:00+02:00", "timeZone": "Europe/Berlin"}
+    assert (event["summary"], event["description"]) == ("QBR with Acme", "Quarterly business review")
+
+    assert book(token, "meet-1") == booked
+    assert len(google_standin.account(EMAIL)["events"]) == 1
+    assert [r["status"] for r in google_standin.requests("calendar.events.insert")] == [200, 409]
+
+
+def test_event_inserted_before_a_lost_answer_is_booked_once(google_standin: GoogleStandinClient, alice: Caller) -> None:
+    connect(alice)
+    token = tokens.access_token(Repository(alice.uid))
+    google_standin.fail("calendar.events.insert", 503, after_effect=True)
+
+    booked = book(token, "meet-lost")
+
+    assert booked["meet_link"]
+    assert len(google_standin.account(EMAIL)["events"]) == 1
+    assert [r["status"] for r in google_standin.requests("calendar.events.insert")] == [503, 409]
+
+
+def test_calendar_400_is_permanent(google_standin: GoogleStandinClient, alice: Caller) -> None:
+    connect(alice)
+    token = tokens.access_token(Repository(alice.uid))
+    with pytest.raises(google.GoogleError) as refused:
+        calendar.insert_event(
+            token,
+            event_id=calendar.event_id_for("bad-zone"),
+            title="T",
+            start="2030-05-01T10:00:00+02:00",
+            end="2030-05-01T11:00:00+02:00",
+            timezone="Mars/Olympus_Mons",
+            attendees=[],
+            description="",
+            request_id="cscx-bad-zone",
+        )
+    assert (refused.value.transient, refused.value.status) == (False, 400)
+    assert google_standin.account(EMAIL)["events"] == []
+
+
+def test_free_busy_lists_the_busy_ranges_of_the_primary_calendar(
+    google_standin: GoogleStandinClient, alice: Caller
+) -> None:
+    connect(alice)
+    token = tokens.access_token(Repository(alice.uid))
+    google_standin.seed_event(EMAIL, "2030-05-01T09:00:00Z", "2030-05-01T10:00:00Z")
+    google_standin.seed_event(EMAIL, "2030-05-01T12:00:00Z", "2030-05-01T13:00:00Z", transparent=True)
+    book(token, "meet-fb")  # 08:00-09:00 UTC
+
+    busy = calendar.free_busy(token, start="2030-05-01T06:00:00Z", end="2030-05-01T18:00:00Z", timezone="Europe/Berlin")
+
+    assert busy == [{"start": "2030-05-01T10:00:00+02:00", "end": "2030-05-01T12:00:00+02:00"}]
+    google_standin.fail("calendar.freebusy.query", 503)  # a read is retried
+    again = calendar.free_busy(
+        token, start="2030-05-01T06:00:00Z", end="2030-05-01T18:00:00Z", timezone="Europe/Berlin"
+    )
+    assert again == busy
+    assert [r["status"] for r in google_standin.requests("calendar.freebusy.query")] == [200, 503, 200]
+
+
+# -- logs ------------------------------------------------------------------------------------
+
+
+def test_no_token_or_code_reaches_the_logs(
+    google_standin: GoogleStandinClient, alice: Caller, logs: LogCapture
+) -> None:
+    repo = Repository(alice.uid)
+    redirect = consent(oauth.authorization_url(repo))
+    [pending] = state_documents(alice.uid)
+    verifier = tokens.decrypt(alice.uid, "code_verifier", pending["code_verifier_enc"])
+    assert oauth.complete_authorization(redirect["code"], redirect["state"], None).endswith("google=connected")
+    set_expiry(alice, datetime.now(UTC) + timedelta(minutes=1))
+    token = tokens.access_token(repo)  # a refresh
+    gmail.send(token, message("log-1"))
+    google_standin.fail("gmail.messages.send", 400)
+    with pytest.raises(google.GoogleError):
+        gmail.send(token, message("log-2"))
+    google_standin.revoke(EMAIL)
+    set_expiry(alice, datetime.now(UTC) + timedelta(minutes=1))
+    with pytest.raises(google.ReauthRequired):
+        tokens.access_token(repo)
+    oauth.disconnect(repo)
+
+    entries = logs.entries()  # every line is one JSON object
+    assert {"Google connected", "Google access token refreshed"} <= {e["message"] for e in entries}
+    issued = [*secrets_at_google(google_standin), verifier]
+    assert len(issued) >= 5  # the code, two access tokens, the refresh token, the PKCE verifier
+    leaked = [secret for secret in issued if secret in logs.text]
+    assert leaked == []
