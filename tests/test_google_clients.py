@@ -239,6 +239,11 @@ def test_connecting_stores_only_ciphertext_with_the_google_email_and_granted_sco
     assert public is not None
     assert (public["status"], public["google_email"]) == ("connected", EMAIL)
     assert not [name for name in public if "token" in name or "lease" in name]
+    assert oauth.connection_status(repo) == {
+        "status": "connected",
+        "google_email": EMAIL,
+        "scopes": sorted(oauth.SCOPES),
+    }
     assert not [secret for secret in issued if secret in logs.text]
 
 
@@ -375,7 +380,7 @@ def test_disconnect_revokes_at_google_and_deletes_the_tokens(
     oauth.disconnect(repo)
 
     assert stored("integrations", alice.uid) is None
-    assert tokens.connection(repo) is None
+    assert oauth.connection_status(repo)["status"] == "disconnected"
     assert [t["revoked"] for t in google_standin.account(EMAIL)["refresh_tokens"]] == [True]
     with pytest.raises(google.NotConnected):
         tokens.access_token(repo)
@@ -469,9 +474,11 @@ def test_revoked_refresh_token_raises_reauth_required_and_marks_needs_reauth(
     assert document["status"] == "needs_reauth"
     assert "invalid_grant" in document["last_error"]
     assert document["refresh_lease_until"] is None
-    public = tokens.connection(repo)
-    assert public is not None
-    assert public["status"] == "needs_reauth"
+    assert oauth.connection_status(repo) == {
+        "status": "needs_reauth",
+        "google_email": EMAIL,
+        "scopes": sorted(oauth.SCOPES),
+    }
     asked = token_requests(google_standin)
     with pytest.raises(google.ReauthRequired):
         tokens.access_token(repo)
@@ -505,6 +512,7 @@ def test_refresh_google_cannot_serve_now_is_transient_and_releases_the_lease(
 def test_user_without_a_connection_is_not_connected(google_standin: GoogleStandinClient, bob: Caller) -> None:
     repo = Repository(bob.uid)
     assert tokens.connection(repo) is None
+    assert oauth.connection_status(repo) == {"status": "disconnected", "google_email": None, "scopes": []}
     with pytest.raises(google.NotConnected):
         tokens.access_token(repo)
 

@@ -257,6 +257,21 @@ def _web_app_url(**params: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
 
 
+# -- the connection as the web app sees it ---------------------------------------------------
+
+
+def connection_status(repo: Repository) -> dict[str, Any]:
+    """GET /integrations/google: {"status": "connected" | "needs_reauth" | "disconnected", "google_email", "scopes"}."""
+    stored = tokens.connection(repo)
+    if stored is None:
+        return {"status": "disconnected", "google_email": None, "scopes": []}
+    return {
+        "status": stored.get("status") or tokens.NEEDS_REAUTH,
+        "google_email": stored.get("google_email"),
+        "scopes": list(stored.get("scopes") or []),
+    }
+
+
 # -- disconnecting ---------------------------------------------------------------------------
 
 
