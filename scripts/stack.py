@@ -152,6 +152,11 @@ class Stack:
             "CSCX_GEMINI_BASE_URL": models,
             "CSCX_GOOGLE_API_BASE": google,
             "CSCX_GOOGLE_OAUTH_BASE": google,
+            # The Google stand-in's own OAuth client, and where its consent comes back to.
+            "GOOGLE_OAUTH_CLIENT_ID": "cscx-local.apps.googleusercontent.com",
+            "GOOGLE_OAUTH_CLIENT_SECRET": "cscx-local-secret",
+            "CSCX_OAUTH_REDIRECT_URL": f"{self.url('crud')}/integrations/google/callback",
+            "CSCX_WEB_APP_URL": "http://localhost:3000/settings/integrations",
         }
         if not self.base_env.get("ANTHROPIC_API_KEY"):
             # Without a real key, Claude is the stand-in too; with one, the SDK's own URL stays.
@@ -289,6 +294,9 @@ class Stack:
                 str(self.ports.functions["execute_action"]),
                 "-H",
                 "127.0.0.1",
+                # No limit of its own: the worker fails an action on its last attempt
+                # (CSCX_TASKS_MAX_ATTEMPTS), and the emulator retries without backoff, so a limit
+                # would be spent in a second while a worker restarts.
             ],
         )
 

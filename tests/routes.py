@@ -63,7 +63,16 @@ class ServedRoute:
 def served_routes() -> tuple[ServedRoute, ...]:
     """Every route of every function of the manifest."""
     # Only the routers are read: settings a function requires at its cold start are stood in for.
-    stood_in = {name: "listing-routes-only" for name in ("ANTHROPIC_API_KEY", "CSCX_TASKS_QUEUE", "CSCX_WORKER_URL")}
+    required = (
+        "ANTHROPIC_API_KEY",
+        "CSCX_TASKS_QUEUE",
+        "CSCX_WORKER_URL",
+        "GOOGLE_OAUTH_CLIENT_ID",
+        "GOOGLE_OAUTH_CLIENT_SECRET",
+        "CSCX_OAUTH_REDIRECT_URL",
+        "CSCX_WEB_APP_URL",
+    )
+    stood_in = dict.fromkeys(required, "listing-routes-only")
     env = {**stood_in, **os.environ, "GOOGLE_CLOUD_PROJECT": PROJECT_ID}
     env["PYTHONPATH"] = str(ROOT)
     functions = json.dumps([[f.entry_point, str(ROOT / f.source)] for f in FUNCTIONS])

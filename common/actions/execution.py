@@ -78,6 +78,9 @@ def execute(delivery: Delivery) -> Outcome:
 def _after_failure(repo: Repository, claimed: _Claim, error: google.GoogleError, delivery: Delivery) -> Outcome:
     """A permanent failure fails the action; a transient one is retried, until the last attempt."""
     if isinstance(error, google.ReauthRequired):
+        from common.google import tokens
+
+        tokens.mark_needs_reauth(repo, "Google refused the stored access")
         return _fail(repo, claimed, "GOOGLE_REAUTH_REQUIRED", "Google access was revoked or expired; connect again.")
     if isinstance(error, google.NotConnected):
         return _fail(repo, claimed, "GOOGLE_NOT_CONNECTED", "Google is not connected; connect it and try again.")

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from common import models, resources
-from common.agent import history, stream
+from common.agent import history, stream, tools
 from common.agent.loop import AgentLoop, Outcome
 from common.auth import User
 from common.errors import ApiError, Code
@@ -232,6 +232,13 @@ def _thread(target: Callable[[], None], name: str) -> None:
     threading.Thread(target=context.run, args=(target,), name=name, daemon=True).start()
 
 
+def _google_connected(repo: Repository) -> bool:
+    from common.google import tokens as google_tokens
+
+    connection = google_tokens.connection(repo)
+    return connection is not None and connection.get("status") == "connected"
+
+
 def _customer(repo: Repository, customer_id: str | None) -> models.CustomerPublic | None:
     """The session's customer, if it still exists (sessions outlive deleted customers)."""
     if not customer_id:
@@ -278,6 +285,8 @@ class _Turn:
             emit=self._emit,
             max_steps=settings.chat_max_steps,
             max_output_tokens=settings.max_output_tokens,
+            tools=tools.offered(google_connected=_google_connected(repo)),
+            timezone=profile.timezone or "UTC",
         )
         self._unwatch: Callable[[], None] | None = None
         self._watch_lock = threading.Lock()

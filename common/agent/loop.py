@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from common.agent import stream
-from common.agent.tools import TOOLS, ToolContext, run_tool
+from common.agent.tools import Tool, ToolContext, offered, run_tool
 from common.llm import (
     AssistantTurn,
     Finished,
@@ -66,6 +66,8 @@ class AgentLoop:
     emit: Callable[[stream.Part], None]
     max_steps: int = 8
     max_output_tokens: int = 4096
+    tools: tuple[Tool, ...] = field(default_factory=lambda: offered(google_connected=False))
+    timezone: str = "UTC"
     stop_reason: str | None = None
     _stopped: threading.Event = field(default_factory=threading.Event)
     _upstream: Upstream | None = None
@@ -118,7 +120,7 @@ class AgentLoop:
             self.model,
             self.system,
             tuple(self.turns),
-            tuple(tool.spec for tool in TOOLS.values()),
+            tuple(tool.spec for tool in self.tools),
             self.max_output_tokens,
         )
         for attempt in range(len(RETRY_DELAYS) + 1):
@@ -168,8 +170,13 @@ class AgentLoop:
         for call in calls:
             if self.stopped:
                 raise StoppedError
-            context = ToolContext(self.repo, self.session_id, call.id, self.auto_approve)
-            outcome = run_tool(context, call.name, call.input)
+            context = ToolContext(self.repo, self.session_id, call.id, self.auto_approve, self.timezone)
+            offered_names = {tool.spec.name for tool in self.tools}
+            outcome = (
+                run_tool(context, call.name, call.input)
+                if call.name in offered_names
+                else run_tool(context, f"unoffered:{call.name}", call.input)
+            )
             if outcome.is_error:
                 self.emit(stream.tool_output_error(call.id, _error_text(outcome.output)))
             elif outcome.action is not None and outcome.action.status.value == "pending":

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field, model_validator
 
 from common import actions, models, resources
 from common.actions import decisions
@@ -33,6 +33,7 @@ class ToolContext:
     session_id: str
     call_id: str
     auto_approve: list[str]
+    timezone: str = "UTC"
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,38 @@ def _list_tasks(ctx: ToolContext, raw: Any) -> ToolOutcome:
         query["due_before"] = given.due_before.isoformat()
     page = resources.list_tasks(ctx.repo, query)
     return ToolOutcome({"tasks": [_facts(t) for t in page.items], "more": page.next_cursor is not None})
+
+
+class FreeBusyInput(Strict):
+    start: AwareDatetime
+    end: AwareDatetime
+
+    @model_validator(mode="after")
+    def _a_window(self) -> FreeBusyInput:
+        if not self.start < self.end <= self.start + timedelta(days=31):
+            raise ValueError("end: must be after start, within 31 days")
+        return self
+
+
+def _calendar_free_busy(ctx: ToolContext, raw: Any) -> ToolOutcome:
+    from common import google
+    from common.google import calendar, tokens
+
+    given = parse_value(FreeBusyInput, raw)
+    try:
+        busy = calendar.free_busy(
+            tokens.access_token(ctx.repo),
+            start=given.start.isoformat(),
+            end=given.end.isoformat(),
+            timezone=ctx.timezone,
+        )
+    except google.ReauthRequired:
+        return ToolOutcome({"error": "Google needs to be connected again in the app's settings."}, is_error=True)
+    except google.GoogleError as error:
+        return ToolOutcome(
+            {"error": f"The calendar could not be read: {error.args[0] if error.args else error}"}, is_error=True
+        )
+    return ToolOutcome({"timezone": ctx.timezone, "busy": busy})
 
 
 # -- action tools ----------------------------------------------------------------------------
@@ -220,7 +253,23 @@ ACTION_TOOLS = tuple(
     )
 )
 
-TOOLS = {tool.spec.name: tool for tool in (*READ_TOOLS, *ACTION_TOOLS)}
+# Offered only when the CSM's Google is connected.
+CALENDAR_TOOLS = (
+    _tool(
+        "calendar_free_busy",
+        "When the CSM is busy in their Google Calendar between start and end (RFC 3339 with an offset, "
+        "at most 31 days apart), to propose meeting times that fit.",
+        FreeBusyInput,
+        _calendar_free_busy,
+    ),
+)
+
+TOOLS = {tool.spec.name: tool for tool in (*READ_TOOLS, *CALENDAR_TOOLS, *ACTION_TOOLS)}
+
+
+def offered(*, google_connected: bool) -> tuple[Tool, ...]:
+    """The tools the model is given for a turn."""
+    return (*READ_TOOLS, *(CALENDAR_TOOLS if google_connected else ()), *ACTION_TOOLS)
 
 
 def run_tool(ctx: ToolContext, name: str, raw_input: Any) -> ToolOutcome:

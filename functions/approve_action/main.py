@@ -16,8 +16,16 @@ from common.resources import ensure_profile
 from common.settings import get_settings
 from common.store import Repository
 
-# Both entry points enqueue tasks for the worker, and the worker must know whom to accept.
-get_settings().require("CSCX_TASKS_QUEUE", "CSCX_WORKER_URL", "CSCX_TASKS_SERVICE_ACCOUNT")
+# Both entry points enqueue tasks for the worker, and the worker must know whom to accept; it
+# refreshes the CSM's Google tokens.
+get_settings().require(
+    "CSCX_TASKS_QUEUE",
+    "CSCX_WORKER_URL",
+    "CSCX_TASKS_SERVICE_ACCOUNT",
+    "GOOGLE_OAUTH_CLIENT_ID",
+    "GOOGLE_OAUTH_CLIENT_SECRET",
+    "CSCX_TOKEN_ENCRYPTION_KEY",
+)
 router = function_router("approve_action", on_authenticated=ensure_profile)
 worker = function_router("execute_action")
 DECIDING = FirebaseUser(check_revoked=True)  # DESIGN §2: approving checks revocation

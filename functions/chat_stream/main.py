@@ -12,8 +12,17 @@ from common.resources import ensure_profile
 from common.settings import get_settings
 from common.store import Repository
 
-# Claude is the default provider; proposals schedule their expiry on the worker's queue.
-get_settings().require("ANTHROPIC_API_KEY", "CSCX_TASKS_QUEUE", "CSCX_WORKER_URL", "CSCX_TASKS_SERVICE_ACCOUNT")
+# Claude is the default provider; proposals schedule their expiry on the worker's queue; the
+# free/busy tool refreshes the CSM's Google tokens.
+get_settings().require(
+    "ANTHROPIC_API_KEY",
+    "CSCX_TASKS_QUEUE",
+    "CSCX_WORKER_URL",
+    "CSCX_TASKS_SERVICE_ACCOUNT",
+    "GOOGLE_OAUTH_CLIENT_ID",
+    "GOOGLE_OAUTH_CLIENT_SECRET",
+    "CSCX_TOKEN_ENCRYPTION_KEY",
+)
 router = function_router("chat_stream", on_authenticated=ensure_profile)
 
 

@@ -9,8 +9,17 @@ from common import models
 from common import resources as r
 from common.auth import FirebaseUser, User
 from common.http import ANY_QUERY, PUBLIC, Context, RedirectReply, Reply, function_router
+from common.settings import get_settings
 from common.store import Repository
 
+# The Google connection (DESIGN §5) is made here.
+get_settings().require(
+    "GOOGLE_OAUTH_CLIENT_ID",
+    "GOOGLE_OAUTH_CLIENT_SECRET",
+    "CSCX_OAUTH_REDIRECT_URL",
+    "CSCX_WEB_APP_URL",
+    "CSCX_TOKEN_ENCRYPTION_KEY",
+)
 router = function_router("crud", on_authenticated=r.ensure_profile)
 REVOCATION_CHECKED = FirebaseUser(check_revoked=True)  # the irreversible operations
 

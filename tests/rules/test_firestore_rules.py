@@ -81,7 +81,9 @@ CLIENT_READABLE = [
     OwnedCollection("actions"),
 ]
 INTEGRATIONS = OwnedCollection("integrations", id_is_uid=True)
-EVERY_COLLECTION = [*CLIENT_READABLE, INTEGRATIONS]
+# The server's own bookkeeping, owned by a user but never theirs to read.
+SERVER_ONLY = [INTEGRATIONS, OwnedCollection("oauth_states"), OwnedCollection("quotas")]
+EVERY_COLLECTION = [*CLIENT_READABLE, *SERVER_ONLY]
 
 
 class FirestoreEmulator:
@@ -387,24 +389,30 @@ def test_collection_group_query_on_another_users_messages_is_refused(
 # --- what no client may read ----------------------------------------------------------
 
 
-def test_owner_cannot_get_own_integration(emulator: FirestoreEmulator, alice: str, bob: str) -> None:
-    seeded = seed_owned(emulator, INTEGRATIONS, alice, bob)
+@pytest.mark.parametrize("collection", SERVER_ONLY, ids=str)
+def test_owner_cannot_get_own_server_only_document(
+    emulator: FirestoreEmulator, alice: str, bob: str, collection: OwnedCollection
+) -> None:
+    seeded = seed_owned(emulator, collection, alice, bob)
 
     assert_permission_denied(emulator.get(seeded.path, alice))
 
 
-def test_owner_cannot_list_own_integration(emulator: FirestoreEmulator, alice: str, bob: str) -> None:
-    seed_owned(emulator, INTEGRATIONS, alice, bob)
+@pytest.mark.parametrize("collection", SERVER_ONLY, ids=str)
+def test_owner_cannot_list_own_server_only_documents(
+    emulator: FirestoreEmulator, alice: str, bob: str, collection: OwnedCollection
+) -> None:
+    seed_owned(emulator, collection, alice, bob)
 
-    assert_permission_denied(emulator.run_query("integrations", alice, owner_id=alice))
+    assert_permission_denied(emulator.run_query(collection.collection_id, alice, owner_id=alice))
 
 
 def test_owner_cannot_read_a_collection_the_rules_do_not_name(emulator: FirestoreEmulator, alice: str) -> None:
-    path = f"oauth_states/{_new_id()}"
+    path = f"unnamed_collection/{_new_id()}"
     emulator.seed(path, _owned_fields(alice))
 
     assert_permission_denied(emulator.get(path, alice))
-    assert_permission_denied(emulator.run_query("oauth_states", alice, owner_id=alice))
+    assert_permission_denied(emulator.run_query("unnamed_collection", alice, owner_id=alice))
 
 
 # --- client writes: all denied, whoever asks ------------------------------------------------

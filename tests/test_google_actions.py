@@ -1,0 +1,338 @@
+"""The launch checklist (issue 7), end to end through the running functions, the Cloud Tasks
+emulator and the Google stand-in: connecting Google through crud, an approved e-mail sent once,
+a draft in Gmail's drafts, a meeting with a Meet link, and exactly once under redelivery, a
+worker killed between Google's effect and its record, Google failing, quotas and revoked access.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+
+from scripts.stack import Stack, free_port
+from standins.google_client import GoogleStandinClient
+from tests.conftest import Api, Caller, assert_error, raw_firestore, seed_action
+from tests.test_approvals import stored_action, wait_for, wait_for_status
+
+EMAIL = "csm@acme-success.com"
+WEB_APP = "http://localhost:3000/settings/integrations"
+
+
+@pytest.fixture
+def google(stack: Stack) -> Iterator[GoogleStandinClient]:
+    client = GoogleStandinClient(f"http://127.0.0.1:{stack.ports.google}")
+    client.reset()
+    client.set_account(EMAIL)
+    yield client
+    client.reset()
+
+
+@pytest.fixture
+def approvals(stack: Stack) -> Api:
+    return Api(stack.url("approve_action"))
+
+
+def connect(crud: Api, user: Caller) -> str:
+    """The browser's round trip: crud's authorization URL, Google's consent, crud's callback."""
+    started = crud.post("/integrations/google/connect", user)
+    assert started.status_code == 200, started.text
+    at_google = requests.get(started.json()["auth_url"], allow_redirects=False, timeout=10)
+    assert at_google.status_code == 302, at_google.text
+    back = requests.get(at_google.headers["Location"], allow_redirects=False, timeout=10)
+    assert back.status_code == 302, back.text
+    assert back.headers["Referrer-Policy"] == "no-referrer"
+    return str(back.headers["Location"])
+
+
+@pytest.fixture
+def connected(crud: Api, alice: Caller, google: GoogleStandinClient) -> Caller:
+    assert connect(crud, alice) == f"{WEB_APP}?google=connected"
+    return alice
+
+
+def email_action(user: Caller, action_type: str = "email.send", **payload: Any) -> dict[str, Any]:
+    body = {"to": ["cfo@acme.com"], "cc": [], "subject": "Renewal", "body": "Shall we meet?", "customer_id": None}
+    return seed_action(user.uid, type=action_type, payload={**body, **payload}, risk="high", summary="E-mail")
+
+
+def meeting_action(user: Caller) -> dict[str, Any]:
+    payload = {
+        "title": "Renewal call",
+        "start": "2027-03-01T10:00:00+01:00",
+        "end": "2027-03-01T10:30:00+01:00",
+        "attendees": ["cfo@acme.com"],
+        "description": "Renewal",
+        "timezone": "Europe/Paris",
+        "customer_id": None,
+    }
+    return seed_action(user.uid, type="meeting.book", payload=payload, risk="high", summary="Meeting")
+
+
+def sent(google: GoogleStandinClient) -> list[dict[str, Any]]:
+    return list(google.account(EMAIL)["sent"])
+
+
+# -- connecting ------------------------------------------------------------------------------
+
+
+def test_connecting_through_crud_stores_ciphertext_and_answers_the_status(
+    crud: Api, connected: Caller, google: GoogleStandinClient, stack: Stack
+) -> None:
+    status = crud.get("/integrations/google", connected).json()
+    assert status["status"] == "connected"
+    assert status["google_email"] == EMAIL
+    assert "https://www.googleapis.com/auth/gmail.compose" in status["scopes"]
+    stored = raw_firestore().collection("integrations").document(connected.uid).get().to_dict() or {}
+    account = google.account(EMAIL)
+    secrets = [t["token"] for t in account["access_tokens"]] + [t["token"] for t in account["refresh_tokens"]]
+    assert secrets
+    text = json.dumps(stored, default=str)
+    assert not [s for s in secrets if s in text], "a token is stored in clear"
+    assert stored["access_token_enc"].startswith("v1.")
+    logs = "".join((stack.log_dir / f"{name}.log").read_text() for name in ("crud", "approve_action", "execute_action"))
+    assert not [s for s in secrets if s in logs], "a token reached the logs"
+    assert "access_token" not in json.dumps(status)
+
+
+def test_a_forged_or_replayed_state_is_refused_by_the_callback(
+    crud: Api, alice: Caller, google: GoogleStandinClient
+) -> None:
+    started = crud.post("/integrations/google/connect", alice).json()["auth_url"]
+    callback = requests.get(started, allow_redirects=False, timeout=10).headers["Location"]
+    query = {k: v[0] for k, v in parse_qs(urlsplit(callback).query).items()}
+    forged = requests.get(
+        f"{crud.base_url}/integrations/google/callback",
+        params={"code": query["code"], "state": query["state"][:-4] + "AAAA"},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert forged.status_code == 302
+    assert forged.headers["Location"] == f"{WEB_APP}?google=error&reason=invalid_state"
+    first = requests.get(callback, allow_redirects=False, timeout=10)
+    assert first.headers["Location"] == f"{WEB_APP}?google=connected"
+    replayed = requests.get(callback, allow_redirects=False, timeout=10)
+    assert replayed.headers["Location"] == f"{WEB_APP}?google=error&reason=invalid_state"
+    junk = requests.get(f"{crud.base_url}/integrations/google/callback?surprise=1", allow_redirects=False, timeout=10)
+    assert junk.status_code == 302, "a browser redirect never gets an error page"
+    assert "google=error" in junk.headers["Location"]
+
+
+def test_disconnect_revokes_and_forgets(crud: Api, connected: Caller, google: GoogleStandinClient) -> None:
+    assert crud.delete("/integrations/google", connected).status_code == 204
+    assert crud.get("/integrations/google", connected).json() == {
+        "status": "disconnected",
+        "google_email": None,
+        "scopes": [],
+    }
+    assert all(t["revoked"] for t in google.account(EMAIL)["refresh_tokens"])
+    assert raw_firestore().collection("integrations").document(connected.uid).get().exists is False
+
+
+# -- the checklist ---------------------------------------------------------------------------
+
+
+def test_an_approved_email_is_sent_once_with_its_message_id(
+    approvals: Api, connected: Caller, google: GoogleStandinClient
+) -> None:
+    action = email_action(connected, to=["cfo@acme.com", "ceo@acme.com"], cc=["am@acme.com"])
+    assert approvals.post(f"/actions/{action['id']}/approve", connected).status_code == 202
+    done = wait_for_status(action["id"], "executed")
+    [message] = sent(google)
+    assert message["to"] == ["cfo@acme.com", "ceo@acme.com"]
+    assert message["cc"] == ["am@acme.com"]
+    assert message["subject"] == "Renewal"
+    assert message["body"].strip() == "Shall we meet?"
+    assert message["message_id"] == f"<action-{action['id']}@cscx.app>"
+    assert message["from"].endswith(EMAIL) or EMAIL in message["from"]
+    assert done["result"] == {"message_id": message["id"], "thread_id": message["threadId"]}
+    assert done["error"] is None
+
+
+def test_an_approved_draft_appears_in_gmail_drafts(
+    approvals: Api, connected: Caller, google: GoogleStandinClient
+) -> None:
+    action = email_action(connected, "email.draft", subject="Draft for review")
+    approvals.post(f"/actions/{action['id']}/approve", connected)
+    done = wait_for_status(action["id"], "executed")
+    [draft] = google.account(EMAIL)["drafts"]
+    assert draft["message"]["subject"] == "Draft for review"
+    assert sent(google) == []
+    assert done["result"]["draft_id"] == draft["id"]
+    assert done["result"]["message_id"]
+
+
+def test_a_booked_meeting_has_a_meet_link_in_its_result(
+    approvals: Api, connected: Caller, google: GoogleStandinClient
+) -> None:
+    action = meeting_action(connected)
+    approvals.post(f"/actions/{action['id']}/approve", connected)
+    done = wait_for_status(action["id"], "executed")
+    [stored] = google.account(EMAIL)["events"]
+    event = stored["event"]
+    assert event["summary"] == "Renewal call"
+    assert stored["send_updates"] == "all"
+    assert done["result"]["event_id"] == event["id"]
+    assert done["result"]["meet_link"].startswith("https://meet.google.com/")
+    assert done["result"]["html_link"]
+
+
+# -- exactly once ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["email.send", "meeting.book"])
+def test_a_task_delivered_twenty_times_has_one_effect(
+    stack: Stack, connected: Caller, google: GoogleStandinClient, kind: str
+) -> None:
+    action = email_action(connected) if kind == "email.send" else meeting_action(connected)
+    raw_firestore().collection("actions").document(action["id"]).update({"status": "approved"})
+    body = {"action_id": action["id"], "owner_id": connected.uid}
+
+    def deliver(_: int) -> int:
+        return requests.post(f"{stack.url('execute_action')}/execute", json=body, timeout=30).status_code
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        statuses = list(pool.map(deliver, range(20)))
+    assert set(statuses) <= {200, 503}
+    wait_for_status(action["id"], "executed")
+    assert [deliver(0) for _ in range(3)] == [200, 200, 200]
+    account = google.account(EMAIL)
+    assert len(account["sent"] if kind == "email.send" else account["events"]) == 1
+
+
+def test_ten_concurrent_approvals_send_one_email(
+    approvals: Api, connected: Caller, google: GoogleStandinClient
+) -> None:
+    action = email_action(connected)
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        statuses = list(
+            pool.map(
+                lambda _: Api(approvals.base_url).post(f"/actions/{action['id']}/approve", connected).status_code,
+                range(10),
+            )
+        )
+    assert set(statuses) == {202}
+    wait_for_status(action["id"], "executed")
+    time.sleep(1)
+    assert len(sent(google)) == 1
+
+
+def test_a_worker_killed_after_sending_does_not_send_again(
+    stack: Stack, connected: Caller, google: GoogleStandinClient
+) -> None:
+    port = free_port()
+    worker_settings = {"CSCX_EXECUTION_LEASE_SECONDS": "2"}
+    stack.start_variant("execute_action", "dies", worker_settings, port=port)
+    deciding = Api(
+        stack.start_variant("approve_action", "to-dying-worker", {"CSCX_WORKER_URL": f"http://127.0.0.1:{port}"})
+    )
+    # Gmail sends, then its answer is held back: the worker dies before it can record the send.
+    google.fail("gmail.messages.send", None, times=1, delay_ms=5000, after_effect=True)
+    action = email_action(connected)
+    assert deciding.post(f"/actions/{action['id']}/approve", connected).status_code == 202
+    wait_for(lambda: len(sent(google)) == 1, what="the first send")
+    stack.kill("execute_action-dies")
+    assert stored_action(action["id"])["status"] == "executing"
+
+    stack.start_variant("execute_action", "back", worker_settings, port=port)
+    done = wait_for_status(action["id"], "executed", timeout=30)
+
+    [message] = sent(google)
+    assert done["result"]["message_id"] == message["id"]
+    assert done["attempts"] >= 2  # the second found the first's e-mail in the Sent folder
+
+
+# -- Google failing, quotas, revoked access --------------------------------------------------
+
+
+def test_a_google_503_is_retried_and_sends_once(approvals: Api, connected: Caller, google: GoogleStandinClient) -> None:
+    google.fail("gmail.messages.send", 503, times=2)
+    action = email_action(connected)
+    approvals.post(f"/actions/{action['id']}/approve", connected)
+    done = wait_for_status(action["id"], "executed", timeout=20)
+    assert done["attempts"] == 3
+    assert len(sent(google)) == 1
+
+
+def test_a_google_400_fails_the_action_without_retry(
+    approvals: Api, connected: Caller, google: GoogleStandinClient
+) -> None:
+    google.fail("gmail.messages.send", 400, times=5, reason="invalidArgument", message="Invalid To header")
+    action = email_action(connected)
+    approvals.post(f"/actions/{action['id']}/approve", connected)
+    failed = wait_for_status(action["id"], "failed")
+    assert failed["error"]["code"] == "GOOGLE_ERROR"
+    assert failed["attempts"] == 1
+    time.sleep(0.5)
+    assert sent(google) == []
+    assert len(google.requests("gmail.messages.send")) == 1
+
+
+def test_transient_failures_on_every_attempt_fail_after_the_last(
+    stack: Stack, connected: Caller, google: GoogleStandinClient
+) -> None:
+    port = free_port()
+    stack.start_variant("execute_action", "three-attempts", {"CSCX_TASKS_MAX_ATTEMPTS": "3"}, port=port)
+    deciding = Api(stack.start_variant("approve_action", "to-three", {"CSCX_WORKER_URL": f"http://127.0.0.1:{port}"}))
+    google.fail("gmail.messages.send", 503, times=None)
+    action = email_action(connected)
+    deciding.post(f"/actions/{action['id']}/approve", connected)
+    failed = wait_for_status(action["id"], "failed", timeout=20)
+    assert failed["error"]["code"] == "GOOGLE_UNAVAILABLE"
+    assert failed["attempts"] == 3
+    google.clear_failures()
+    time.sleep(0.5)
+    assert sent(google) == []
+
+
+def test_over_the_daily_quota_nothing_is_sent(approvals: Api, connected: Caller, google: GoogleStandinClient) -> None:
+    today = datetime.now(UTC)
+    raw_firestore().collection("quotas").document(f"{connected.uid}-{today:%Y%m%d}").set(
+        {"owner_id": connected.uid, "day": f"{today:%Y-%m-%d}", "emails_sent": 100, "version": 1}
+    )
+    action = email_action(connected)
+    approvals.post(f"/actions/{action['id']}/approve", connected)
+    failed = wait_for_status(action["id"], "failed")
+    assert failed["error"]["code"] == "QUOTA_EXCEEDED"
+    time.sleep(0.3)
+    assert sent(google) == []
+
+
+def test_a_revoked_refresh_token_fails_the_action_and_asks_to_reconnect(
+    approvals: Api, crud: Api, connected: Caller, google: GoogleStandinClient
+) -> None:
+    google.revoke(EMAIL)
+    google.expire_tokens(EMAIL)
+    raw_firestore().collection("integrations").document(connected.uid).update({"expires_at": datetime.now(UTC)})
+    action = email_action(connected)
+    approvals.post(f"/actions/{action['id']}/approve", connected)
+    failed = wait_for_status(action["id"], "failed")
+    assert failed["error"]["code"] == "GOOGLE_REAUTH_REQUIRED"
+    assert crud.get("/integrations/google", connected).json()["status"] == "needs_reauth"
+    assert sent(google) == []
+
+
+def test_without_a_connection_the_action_fails_clearly(
+    approvals: Api, alice: Caller, google: GoogleStandinClient
+) -> None:
+    action = email_action(alice)
+    approvals.post(f"/actions/{action['id']}/approve", alice)
+    failed = wait_for_status(action["id"], "failed")
+    assert failed["error"]["code"] == "GOOGLE_NOT_CONNECTED"
+
+
+def test_another_user_cannot_approve_and_nothing_is_sent(
+    approvals: Api, connected: Caller, bob: Caller, google: GoogleStandinClient
+) -> None:
+    action = email_action(connected)
+    assert_error(approvals.post(f"/actions/{action['id']}/approve", bob), 404, "NOT_FOUND")
+    time.sleep(0.5)
+    assert stored_action(action["id"])["status"] == "pending"
+    assert sent(google) == []
