@@ -345,9 +345,7 @@ class Stack:
         argv = [framework, "--target", name, "--source", source, "--host", "127.0.0.1", "--port", str(port)]
         self._spawn(log_name or name, argv, env)
 
-    def start_variant(
-        self, name: str, label: str, changes: Mapping[str, str | None], port: int | None = None
-    ) -> str:
+    def start_variant(self, name: str, label: str, changes: Mapping[str, str | None], port: int | None = None) -> str:
         """Another instance of function `name` whose settings differ by `changes` (None
         removes a setting), on `port` or a free one, stopped with the stack; returns its URL."""
         function = next(f for f in FUNCTIONS if f.entry_point == name)

@@ -128,7 +128,11 @@ def test_every_function_is_registered_with_its_servers() -> None:
 
 
 # How each kind of route's callers prove who they are, as the document says it.
-SECURITY = {"FirebaseUser": None, "Anyone": [], "CloudTasks": [{"cloudTasksOidc": []}]}
+SECURITY: dict[str, list[dict[str, list[str]]] | None] = {
+    "FirebaseUser": None,
+    "Anyone": [],
+    "CloudTasks": [{"cloudTasksOidc": []}],
+}
 
 
 def test_every_route_but_the_public_ones_requires_a_bearer_token() -> None:
