@@ -10,11 +10,11 @@ import platform
 import sys
 import time
 
-from bench import chat, imports, latency, reads
+from bench import approvals, chat, imports, latency, reads
 from bench.harness import PORT_OFFSET, function_env, running_bench
 from bench.stats import table
 
-PARTS = ("imports", "crud", "chat")
+PARTS = ("imports", "crud", "chat", "approvals")
 
 
 def main() -> int:
@@ -30,7 +30,7 @@ def main() -> int:
         # Measured first, on a quiet machine: the import children only need the stack's settings.
         progress("measuring cold imports (fresh interpreters)...")
         reports.append(imports_report(imports.run(function_env())))
-    if {"crud", "chat"} & set(parts):
+    if {"crud", "chat", "approvals"} & set(parts):
         progress(f"starting the stack (ports +{PORT_OFFSET})...")
         with running_bench() as bench:
             if "crud" in parts:
@@ -41,11 +41,34 @@ def main() -> int:
             if "chat" in parts:
                 progress("measuring chat streaming against the AI SDK peer...")
                 reports.append(chat_report(chat.run(bench)))
+            if "approvals" in parts:
+                progress("measuring approvals and approve-to-executed through Cloud Tasks...")
+                reports.append(approvals_report(approvals.run(bench)))
     print(header(load_at_start))
     for report in reports:
         print(report)
     print(f"\nwhole benchmark: {time.monotonic() - started:.0f} s; load average now {load_average()}")
     return 0
+
+
+def approvals_report(result: approvals.ApprovalsResult) -> str:
+    a, b = result.approve, result.bare_transaction
+    rows = [
+        ["POST /actions/{id}/approve (HTTP, token with revocation check, CAS, enqueue)", a.n, a.p50, a.p95],
+        ["bare Firestore transaction: read, compare, write approved", b.n, b.p50, b.p95],
+    ]
+    e = result.executed
+    return (
+        "\n5. Approvals (issue 7), ms\n"
+        + table(["operation", "n", "p50", "p95"], rows)
+        + f"\n   ratio p50 {a.p50 / b.p50:.2f}, p95 {a.p95 / b.p95:.2f} (the route also checks revocation at the Auth"
+        "\n   emulator and enqueues the Cloud Task)\n"
+        f"\n   approve-to-executed through the Cloud Tasks emulator, {result.executed_n} e-mails sent at the Google "
+        f"stand-in:\n   p50 {e.p50:.0f} ms, p95 {e.p95:.0f} ms (goal p95 <= {approvals.GOAL_EXECUTED_P95_MS:.0f}: "
+        f"{verdict(e.p95 <= approvals.GOAL_EXECUTED_P95_MS)}); failed or unfinished: {result.failed}\n"
+        f"   e-mails at Google: {result.sent}; duplicates after redelivering every task once more: "
+        f"{result.duplicates} (goal 0: {verdict(result.duplicates == 0)})"
+    )
 
 
 def chat_report(result: chat.ChatResult) -> str:

@@ -629,8 +629,11 @@ class RejectRequest(Strict):
     reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)] | None = None
 
 
-class WorkerTask(Strict):
-    """What a Cloud Task tells the worker: the action, and whose it is (it is read as that user's)."""
+class WorkerTask(BaseModel):
+    """What a Cloud Task tells the worker: the action, and whose it is (it is read as that user's).
+    Not a client's input: only Cloud Tasks calls the worker."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
     action_id: DocumentId
     owner_id: DocumentId

@@ -426,6 +426,12 @@ def streaming(session: Mapping[str, Any]) -> bool:
     return not isinstance(lease, dt.datetime) or lease > dt.datetime.now(dt.UTC)
 
 
+def latest_messages(repo: Repository, session_id: str, limit: int) -> list[dict[str, Any]]:
+    """A session's latest `limit` messages, oldest first (what the model is given back)."""
+    page = repo.list(MESSAGES, order=MESSAGES.orders["-created_at"], limit=limit, cursor=None, parent_id=session_id)
+    return list(reversed(page.items))
+
+
 def delete_session(repo: Repository, session_id: str, if_match: int | None) -> None:
     """Delete a session and every message in it.
 

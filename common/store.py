@@ -32,7 +32,6 @@ logger = get_logger(__name__)
 # Fields every document has, written by this module alone.
 SERVER_FIELDS = frozenset({"id", "owner_id", "created_at", "updated_at", "version"})
 BATCH_SIZE = 400  # below Firestore's 500 writes per batch
-TRANSACTION_ROUNDS = 4  # rounds of Firestore's own retries of a contended transaction
 
 
 @functools.cache
@@ -342,11 +341,11 @@ class Repository:
 
     @_database_errors
     def run_transaction(self, work: Callable[[TenantTransaction], R]) -> R:
-        """Run `work` in one Firestore transaction, retried on contention.
+        """Run `work` in one Firestore transaction, retried by Firestore on contention.
 
-        Firestore retries a transaction that lost a race a few times at once; under heavier
-        contention (many requests deciding one action) each further round waits a little longer
-        first. An ApiError raised by `work` rolls the transaction back and reaches the caller.
+        Transactions lock what they read: for a document many requests race to change (an
+        action being decided), a compare-and-set (`update`) settles faster. An ApiError raised
+        by `work` rolls the transaction back and reaches the caller.
         """
         from google.api_core import exceptions as gexc
         from google.cloud import firestore
@@ -355,24 +354,15 @@ class Repository:
         def attempt(transaction: Any) -> R:
             return work(TenantTransaction(self, transaction))
 
-        for round_ in range(TRANSACTION_ROUNDS):
-            try:
-                return attempt(self._db.transaction())  # type: ignore[no-any-return]
-            except ValueError as error:
-                # The library reports "failed to commit in N attempts" and a failed rollback as
-                # ValueError, the database error that caused it chained behind.
-                cause = error.__cause__ or error.__context__
-                if isinstance(cause, gexc.Aborted) and round_ + 1 < TRANSACTION_ROUNDS:
-                    _back_off(round_ + 1)
-                    continue
-                if isinstance(cause, (gexc.GoogleAPICallError, gexc.RetryError)):
-                    raise cause from None
-                raise
-            except gexc.Aborted:
-                if round_ + 1 == TRANSACTION_ROUNDS:
-                    raise
-                _back_off(round_ + 1)
-        raise AssertionError("unreachable")
+        try:
+            return attempt(self._db.transaction())  # type: ignore[no-any-return]
+        except ValueError as error:
+            # The library reports "failed to commit in N attempts" and a failed rollback as
+            # ValueError, the database error that caused it chained behind.
+            cause = error.__cause__ or error.__context__
+            if isinstance(cause, (gexc.GoogleAPICallError, gexc.RetryError)):
+                raise cause from None
+            raise
 
     def watch(self, kind: Kind, doc_id: str, on_change: Callable[[dict[str, Any] | None], None]) -> Callable[[], None]:
         """Call `on_change` with the tenant's document now and on every change (None once it is

@@ -39,6 +39,7 @@ BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("POST", "/chat"): {"message": "How is Globex doing?"},
     ("POST", "/sessions/{session_id}/stop"): None,
     ("POST", "/actions/{action_id}/approve"): {},
+    ("POST", "/integrations/google/connect"): None,
     ("POST", "/actions/{action_id}/reject"): {"reason": "Not now"},
     ("PATCH", "/profile"): {"display_name": "Alice Renamed"},
     ("POST", "/customers"): {"name": "Initech"},

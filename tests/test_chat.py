@@ -295,7 +295,8 @@ def test_low_risk_action_the_csm_auto_approves_is_approved_at_once(
         d.to_dict()["type"]: d.to_dict()["status"]
         for d in raw_firestore().collection("actions").where(filter=FieldFilter("owner_id", "==", alice.uid)).stream()
     }
-    assert statuses == {"task.create": "approved", "email.send": "pending"}
+    assert statuses["email.send"] == "pending"
+    assert statuses["task.create"] in {"approved", "executing", "executed"}  # enqueued at once
     assert pending["approvalId"]
 
 

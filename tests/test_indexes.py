@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from common import resources
+from common.actions import decisions
 from common.store import Filter, Kind, Order, Page, Repository
 from scripts.stack import ROOT
 
@@ -64,6 +65,9 @@ def recorded_queries() -> list[tuple[str, Sequence[Filter], Order]]:
     ):
         resources.list_tasks(repo, query)
     resources.list_messages(repo, "s1", {})
+    resources.latest_messages(repo, "s1", 100)
+    for query in _combinations({"status": [None, "pending"]}):
+        decisions.list_actions(repo, query)
     return repo.queries
 
 
@@ -98,6 +102,7 @@ def test_list_query_has_a_composite_index(query: tuple[str, Sequence[Filter], Or
 
 def test_recording_covers_every_list_order() -> None:
     orders = {(path.rsplit("/", 1)[-1], order.name) for path, _, order in recorded_queries()}
-    for kind in (resources.CUSTOMERS, resources.CONTRACTS, resources.TASKS, resources.SESSIONS, resources.MESSAGES):
+    kinds = (resources.CUSTOMERS, resources.CONTRACTS, resources.TASKS, resources.SESSIONS, resources.MESSAGES)
+    for kind in (*kinds, resources.ACTIONS):
         for name in kind.orders:
             assert (kind.collection, name) in orders

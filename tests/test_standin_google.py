@@ -687,3 +687,9 @@ def test_command_line_serves_until_terminated() -> None:
     finally:
         process.terminate()
         assert process.wait(timeout=5) == 0
+
+
+@pytest.fixture(autouse=True)
+def _oauthlib_as_it_comes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """oauthlib as installed: common.google.oauth relaxes its scope check for the whole process."""
+    monkeypatch.delenv("OAUTHLIB_RELAX_TOKEN_SCOPE", raising=False)

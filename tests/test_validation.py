@@ -537,7 +537,7 @@ def target_of(route: ServedRoute) -> str | None:
 
 
 # Writes that take no body at all (a body sent is ignored).
-NO_BODY = frozenset({("POST", "/sessions/{session_id}/stop")})
+NO_BODY = frozenset({("POST", "/sessions/{session_id}/stop"), ("POST", "/integrations/google/connect")})
 
 
 def write_routes() -> list[ServedRoute]:

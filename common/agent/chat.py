@@ -297,14 +297,8 @@ class _Turn:
         messages read back (this one included), within the budget."""
         if self.claim.created:
             return [UserTurn(message)]
-        stored = self.repo.list(
-            MESSAGES,
-            order=MESSAGES.orders["-created_at"],
-            limit=HISTORY_MESSAGES,
-            cursor=None,
-            parent_id=self.session_id,
-        ).items
-        turns = history.within_budget(list(reversed(stored)), budget)
+        stored = resources.latest_messages(self.repo, self.session_id, HISTORY_MESSAGES)
+        turns = history.within_budget(stored, budget)
         if not turns or not isinstance(turns[-1], UserTurn):
             raise ApiError(Code.UNAVAILABLE, "The message could not be read back; try again.")
         return turns
