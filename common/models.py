@@ -580,10 +580,14 @@ class TaskUpdate(Update):
 
 
 class ContractUpdate(Update):
+    """A contract's title and customer, and the CSM's corrections of its extracted terms
+    (`{"extracted": {field: value}}`: those fields change, the others stay, a re-parse keeps them)."""
+
     public = ContractPublic
-    not_nullable = frozenset({"customer_id"})
+    not_nullable = frozenset({"customer_id", "extracted"})
     title: OptionalTitle | None = None
     customer_id: DocumentId | None = None
+    extracted: dict[str, Any] | None = None  # checked field by field by contracts.terms.Corrections
 
 
 class SessionUpdate(Update):

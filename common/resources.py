@@ -320,11 +320,44 @@ def list_contracts(repo: Repository, query: Mapping[str, str]) -> Page[models.Co
 def update_contract(
     repo: Repository, contract_id: str, update: models.ContractUpdate, if_match: int | None
 ) -> models.ContractPublic:
-    return models.ContractPublic.of(_update(repo, CONTRACTS, contract_id, update.changes(), if_match))
+    changes = update.changes()
+    corrections = changes.pop("extracted", None)
+    if corrections is None:
+        return models.ContractPublic.of(_update(repo, CONTRACTS, contract_id, changes, if_match))
+    from common.contracts import terms
+
+    checked = _corrections(corrections)
+
+    def correct(current: dict[str, Any]) -> dict[str, Any]:
+        if current.get("status") != models.ContractStatus.PARSED:
+            raise ApiError(Code.ABORTED, "Only a parsed contract's terms can be corrected; reparse it first.")
+        return {**changes, "extracted": terms.apply_corrections(current.get("extracted"), checked)}
+
+    if changes.get("customer_id"):
+        require_customer(repo, changes["customer_id"])
+    return models.ContractPublic.of(repo.update(CONTRACTS, contract_id, correct, if_match=if_match))
+
+
+def _corrections(corrections: dict[str, Any]) -> dict[str, Any]:
+    """The CSM's corrections, validated per field (a 400 names `extracted.<field>`)."""
+    from common.contracts import terms
+    from common.http import parse_value
+
+    try:
+        return parse_value(terms.Corrections, corrections).model_dump(mode="json", exclude_unset=True)
+    except ApiError as error:
+        for detail in error.details or []:
+            detail["field"] = f"extracted.{detail['field']}"
+        raise
 
 
 def delete_contract(repo: Repository, contract_id: str, if_match: int | None) -> None:
-    repo.delete(CONTRACTS, contract_id, if_match=if_match)
+    """Delete a contract, and its stored file with it."""
+    from common.contracts import storage
+
+    deleted = repo.delete(CONTRACTS, contract_id, if_match=if_match)
+    if deleted.get("storage_path"):
+        storage.delete(str(deleted["storage_path"]))
 
 
 def _list_by_customer(repo: Repository, kind: Kind, query: Mapping[str, str]) -> Page[dict[str, Any]]:

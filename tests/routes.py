@@ -71,6 +71,7 @@ def served_routes() -> tuple[ServedRoute, ...]:
         "GOOGLE_OAUTH_CLIENT_SECRET",
         "CSCX_OAUTH_REDIRECT_URL",
         "CSCX_WEB_APP_URL",
+        "CSCX_CONTRACTS_BUCKET",
     )
     stood_in = dict.fromkeys(required, "listing-routes-only")
     env = {**stood_in, **os.environ, "GOOGLE_CLOUD_PROJECT": PROJECT_ID}

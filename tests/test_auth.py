@@ -25,7 +25,9 @@ from typing import Any
 import pytest
 import requests
 
+from common.contracts import storage
 from common.resources import CONTRACTS, MESSAGES, SESSIONS
+from common.settings import get_settings
 from scripts.stack import PROJECT_ID, Stack
 from tests import tokens
 from tests.conftest import Api, Caller, Users, assert_error, raw_firestore, seed_action
@@ -40,6 +42,8 @@ BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("POST", "/sessions/{session_id}/stop"): None,
     ("POST", "/actions/{action_id}/approve"): {},
     ("POST", "/integrations/google/connect"): None,
+    ("POST", "/contracts/{contract_id}/reparse"): None,
+    ("POST", "/contracts/upload"): None,  # multipart: see UPLOADS
     ("POST", "/actions/{action_id}/reject"): {"reason": "Not now"},
     ("PATCH", "/profile"): {"display_name": "Alice Renamed"},
     ("POST", "/customers"): {"name": "Initech"},
@@ -118,6 +122,9 @@ def seed_objects(api: Api, caller: Caller, repo: Any) -> Owned:
     customer_id = create("/customers", {"name": "Acme", "arr": 120000, "stage": "adopting"})
     holder_id = create("/customers", {"name": "Globex", "stage": "renewing"})
     task_id = create("/tasks", {"title": "Prepare the renewal call", "customer_id": holder_id})
+    contract_path = f"contracts/{caller.uid}/seeded/msa.txt"
+    get_settings.cache_clear()  # the stack's settings (the Storage emulator) are in the environment
+    storage.put(contract_path, b"Master agreement. Term: 12 months.", "text/plain")  # its file, for reparse
     contract = repo.create(
         CONTRACTS,
         {
@@ -127,7 +134,7 @@ def seed_objects(api: Api, caller: Caller, repo: Any) -> Owned:
             "content_type": "text/plain",
             "size_bytes": 12,
             "sha256": "0" * 64,
-            "storage_path": f"contracts/{caller.uid}/msa.txt",
+            "storage_path": contract_path,
             "status": "parsed",
         },
     )
@@ -157,6 +164,7 @@ def seed_objects(api: Api, caller: Caller, repo: Any) -> Owned:
         "task_id": task_id,
         "session_id": session["id"],
         "action_id": seed_action(caller.uid, customer_id=holder_id)["id"],
+        "holder_customer_id": holder_id,
         # Approving and rejecting decide an action for good: each gets its own.
         "action_id_to_reject": seed_action(caller.uid, customer_id=holder_id)["id"],
     }
@@ -184,12 +192,20 @@ def firestore_contents() -> dict[str, dict[str, Any]]:
 Apis = Mapping[str, Api]  # function → its instance
 
 
+# Routes whose body is a form with a file; each is sent a small contract for the seeded customer.
+UPLOADS = frozenset({("POST", "/contracts/upload")})
+
+
 def call(apis: Apis, route: ServedRoute, ids: dict[str, str], authorization: str | None) -> requests.Response:
     headers = {} if authorization is None else {"Authorization": authorization}
     if route.pattern.endswith("/reject"):
         ids = {**ids, "action_id": ids["action_id_to_reject"]}
-    body = BODIES.get((route.method, route.pattern))
-    return apis[route.function].call(route.method, path_of(route, ids), json=body, headers=headers)
+    api, path = apis[route.function], path_of(route, ids)
+    if (route.method, route.pattern) in UPLOADS:
+        form = {"customer_id": ids["holder_customer_id"]}  # the customer the delete acts on stays unreferenced
+        files = {"file": ("terms.txt", f"Term: 12 months. {uuid.uuid4().hex}".encode(), "text/plain")}
+        return api.call(route.method, path, data=form, files=files, headers=headers)
+    return api.call(route.method, path, json=BODIES.get((route.method, route.pattern)), headers=headers)
 
 
 def assert_401_everywhere(
@@ -197,7 +213,7 @@ def assert_401_everywhere(
 ) -> None:
     """Each route answers 401 with the error shape, and the database is exactly as it was."""
     before = firestore_contents()
-    stored = {f"{name.split('_id')[0]}s/{doc_id}" for name, doc_id in ids.items()}  # e.g. tasks/<id>
+    stored = {f"{name.split('_id')[0]}s/{doc_id}" for name, doc_id in ids.items() if not name.startswith("holder")}
     stored.add(f"sessions/{ids['session_id']}/messages/")
     assert all(any(path.startswith(prefix) for path in before) for prefix in stored), "nothing seeded where checked"
     failures = []

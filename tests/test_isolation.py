@@ -24,6 +24,7 @@ MISSING_ID = "doesNotExist00000000"
 # with an id needs one here, and every id it names must be one of Alice's (`alice_world`).
 BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("POST", "/sessions/{session_id}/stop"): None,
+    ("POST", "/contracts/{contract_id}/reparse"): None,
     ("POST", "/actions/{action_id}/approve"): {},
     ("POST", "/actions/{action_id}/reject"): {"reason": "Bob says no"},
     ("PATCH", "/customers/{customer_id}"): {"name": "Taken over by Bob"},

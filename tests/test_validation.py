@@ -169,7 +169,6 @@ SERVER_OWNED: dict[str, list[tuple[str, Any]]] = {
     "contracts": [
         *COMMON_SERVER_FIELDS,
         ("status", "parsed"),
-        ("extracted", {"summary": "forged"}),
         ("sha256", "0" * 64),
         ("storage_path", "contracts/someone-else/file.pdf"),
         ("file_name", "forged.pdf"),
@@ -536,8 +535,15 @@ def target_of(route: ServedRoute) -> str | None:
     return None
 
 
-# Writes that take no body at all (a body sent is ignored).
-NO_BODY = frozenset({("POST", "/sessions/{session_id}/stop"), ("POST", "/integrations/google/connect")})
+# Writes that take no JSON body (none at all, or a form): a JSON body sent is ignored or refused.
+NO_BODY = frozenset(
+    {
+        ("POST", "/sessions/{session_id}/stop"),
+        ("POST", "/integrations/google/connect"),
+        ("POST", "/contracts/{contract_id}/reparse"),
+        ("POST", "/contracts/upload"),  # a form with a file: tests/test_contracts.py refuses its bad bodies
+    }
+)
 
 
 def write_routes() -> list[ServedRoute]:

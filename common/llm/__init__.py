@@ -81,6 +81,7 @@ class ModelRequest:
     turns: tuple[Turn, ...]
     tools: tuple[ToolSpec, ...] = ()
     max_output_tokens: int = 4096
+    force_tool: str | None = None  # the model must answer by calling this tool (structured output)
 
 
 # -- what the model answers --------------------------------------------------------------------

@@ -62,6 +62,8 @@ class ClaudeProvider:
             arguments["tools"] = [
                 {"name": t.name, "description": t.description, "input_schema": t.input_schema} for t in request.tools
             ]
+        if request.force_tool:
+            arguments["tool_choice"] = {"type": "tool", "name": request.force_tool}
         try:
             with client.messages.with_streaming_response.create(**arguments) as response:
                 yield from _events(_server_sent_events(response.iter_lines()))

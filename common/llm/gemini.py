@@ -80,6 +80,12 @@ class GeminiProvider:
                     ]
                 )
             ]
+        if request.force_tool:
+            config.tool_config = types.ToolConfig(
+                function_calling_config=types.FunctionCallingConfig(
+                    mode=types.FunctionCallingConfigMode.ANY, allowed_function_names=[request.force_tool]
+                )
+            )
         contents = [_content(turn, types) for turn in request.turns]
         chunks = client.models.generate_content_stream(model=request.model, contents=contents, config=config)
         try:
