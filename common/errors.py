@@ -52,11 +52,19 @@ _HTTP_STATUS = {
 class ApiError(Exception):
     """An error the client is meant to see."""
 
-    def __init__(self, code: Code, message: str, details: list[dict[str, Any]] | None = None):
+    def __init__(
+        self,
+        code: Code,
+        message: str,
+        details: list[dict[str, Any]] | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.code = code
         self.message = message
         self.details = details
+        self.headers = headers or {}  # e.g. Retry-After
 
     def to_body(self) -> dict[str, Any]:
         error: dict[str, Any] = {"status": self.code.name, "message": self.message}

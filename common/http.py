@@ -8,6 +8,7 @@ what it returns is a `Reply` (JSON), a `StreamReply` (a generator of bytes) or a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import socket
@@ -20,10 +21,11 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
 
-from common import log
+from common import idempotency, log
 from common.auth import Anyone, Authenticator, FirebaseUser, User
 from common.errors import ApiError, Code
 from common.settings import Settings, get_settings
+from common.store import Repository
 
 if TYPE_CHECKING:
     import flask
@@ -124,7 +126,16 @@ class Context:
     user: User | None = None
     allowed_query: frozenset[str] | None = frozenset()  # None: any parameter
     _query: dict[str, str] | None = None
-    _body_read: bool = False
+    _body: bytes | None = None
+    _upload: Upload | None = None
+    _repo: Repository | None = None
+
+    @property
+    def repo(self) -> Repository:
+        """The caller's repository, one per request (an idempotency key's record rides on it)."""
+        if self._repo is None:
+            self._repo = Repository(self.uid)
+        return self._repo
 
     @property
     def uid(self) -> str:
@@ -161,20 +172,23 @@ class Context:
 
     def body_bytes(self, limit: int | None = None) -> bytes:
         """The raw body, refusing more than `limit` bytes without reading them all."""
+        if self._body is not None:
+            return self._body
         limit = self.settings.max_body_bytes if limit is None else limit
-        self._claim_body()
         length = self.request.content_length
         if length is not None and length > limit:
             raise _too_large(limit)
         data = _read_body(lambda: self.request.stream.read(limit + 1))
         if len(data) > limit:
             raise _too_large(limit)
+        self._body = data
         return data
 
     def upload(self, limit: int | None = None) -> Upload:
         """A multipart/form-data body, its size limited while it is read (413 beyond `limit`)."""
-        limit = self.settings.max_upload_bytes if limit is None else limit
-        self._claim_body()
+        if self._upload is not None:
+            return self._upload
+        limit = self.settings.max_upload_bytes + UPLOAD_OVERHEAD if limit is None else limit
         if self.request.mimetype != "multipart/form-data":
             raise ApiError(
                 Code.UNSUPPORTED_MEDIA_TYPE,
@@ -188,7 +202,24 @@ class Context:
         self.request.max_content_length = limit
         fields = _read_body(lambda: self.request.form)
         files = _read_body(lambda: self.request.files)
-        return Upload({key: fields[key] for key in fields}, {key: files[key] for key in files})
+        self._upload = Upload({key: fields[key] for key in fields}, {key: files[key] for key in files})
+        return self._upload
+
+    def body_digest(self) -> bytes:
+        """The body as a request's identity (its idempotency fingerprint): the raw bytes, or for a
+        form its fields and files, which arrive in a different framing on each retry."""
+        if self.request.mimetype != "multipart/form-data":
+            return self.body_bytes()
+        upload = self.upload()
+        digest = hashlib.sha256()
+        for name in sorted(upload.fields):
+            digest.update(f"field\0{name}\0{upload.fields[name]}\0".encode())
+        for name in sorted(upload.files):
+            file = upload.files[name]
+            digest.update(f"file\0{name}\0{file.filename}\0".encode())
+            digest.update(hashlib.sha256(file.read()).digest())
+            file.seek(0)
+        return digest.digest()
 
     def client_gone(self) -> Callable[[], bool]:
         """A check, cheap enough to call often, of whether the client has closed its connection.
@@ -226,12 +257,6 @@ class Context:
             raise ApiError(Code.INVALID_ARGUMENT, "If-Match must be an ETag from a previous response.")
         return int(value)
 
-    def _claim_body(self) -> None:
-        # The body is a stream: whoever reads it first consumes it.
-        if self._body_read:
-            raise RuntimeError("the request body is read once per request")
-        self._body_read = True
-
     def _json_bytes(self, *, optional: bool) -> bytes:
         data = self.body_bytes()
         if not data.strip():
@@ -266,6 +291,10 @@ def _read_body(read: Callable[[], R]) -> R:
         raise  # RequestEntityTooLarge and the like: translated by the router
     except (OSError, ValueError):
         raise ApiError(Code.INVALID_ARGUMENT, "The request body could not be read.") from None
+
+
+# What a multipart form adds around a file of the largest size.
+UPLOAD_OVERHEAD = 64 * 1024
 
 
 def _too_large(limit: int) -> ApiError:
@@ -324,6 +353,7 @@ class Route:
     auth: Authenticator
     query: frozenset[str] | None  # None: any parameter
     regex: re.Pattern[str]
+    idempotent: idempotency.Replay | None = None  # takes Idempotency-Key; answers a committed effect so
 
     @property
     def public(self) -> bool:
@@ -350,13 +380,16 @@ class Router:
         *,
         query: Iterable[str] | None = (),
         auth: Authenticator = FIREBASE,
+        idempotent: idempotency.Replay | None = None,
     ) -> Callable[[RouteHandler], RouteHandler]:
-        """Register a handler for `method pattern`; `query` names the parameters it accepts."""
+        """Register a handler for `method pattern`; `query` names the parameters it accepts;
+        `idempotent` makes it take an Idempotency-Key, and answers a retry that finds the first
+        request's effect stored but not its answer (it gets the written document's path)."""
         regex = re.compile("^" + _SEGMENT.sub(lambda m: f"(?P<{m.group(1)}>{ID_PATTERN})", pattern) + r"/?\Z")
         accepted = None if query is None else frozenset(query)
 
         def register(handler: RouteHandler) -> RouteHandler:
-            self.routes.append(Route(method, pattern, handler, auth, accepted, regex))
+            self.routes.append(Route(method, pattern, handler, auth, accepted, regex, idempotent))
             return handler
 
         return register
@@ -388,6 +421,9 @@ class Router:
                 self.on_authenticated(ctx.user)
             ctx.allowed_query = route.query
             ctx.query()  # an undeclared parameter is a 400 on every route that declares its own
+            key = request.headers.get(idempotency.HEADER)
+            if route.idempotent is not None and key is not None:
+                return _once(ctx, route, params, idempotency.validate(key))
             reply = route.handler(ctx, **params)
             if isinstance(reply, StreamReply):
                 reply = _started(reply)
@@ -459,6 +495,39 @@ def _from_werkzeug(error: Any) -> ApiError:
     return ApiError(code, message)
 
 
+def stored_object(get: Callable[[Repository, str], BaseModel], status: int) -> idempotency.Replay:
+    """What a retry answers when its first attempt stored an object but not the answer: the
+    object, read back by `get` (the route's own loader) with the route's status."""
+
+    def answer(repo: Repository, path: str) -> tuple[int, dict[str, str], Any]:
+        reply = Reply.resource(get(repo, path.rsplit("/", 1)[-1]), status)
+        return reply.status, reply.headers, reply.body
+
+    return answer
+
+
+def _once(ctx: Context, route: Route, params: dict[str, str], key: str) -> AnyReply:
+    """A route run under an Idempotency-Key: once, whatever the retries (`common.idempotency`)."""
+    assert route.idempotent is not None
+    request = ctx.request
+    fingerprint = idempotency.fingerprint(request.method, request.path, ctx.body_digest())
+    claimed = idempotency.begin(ctx.repo, key, fingerprint, route.idempotent)
+    if isinstance(claimed, idempotency.Stored):
+        return Reply(claimed.body, claimed.status, {**claimed.headers, idempotency.REPLAYED: "true"})
+    try:
+        reply = route.handler(ctx, **params)
+    except ApiError as error:
+        reply = _error_reply(error)
+    except BaseException:
+        idempotency.abandon(claimed)
+        raise
+    if not isinstance(reply, Reply):
+        idempotency.abandon(claimed)
+        return reply
+    idempotency.finish(claimed, reply.status, reply.headers, reply.body)
+    return reply
+
+
 def _started(reply: StreamReply) -> StreamReply:
     """The stream with its first chunk produced: what fails before it is still a JSON error."""
     try:
@@ -480,7 +549,7 @@ def _started(reply: StreamReply) -> StreamReply:
 
 
 def _error_reply(error: ApiError) -> Reply:
-    return Reply(error.to_body(), error.code.http_status)
+    return Reply(error.to_body(), error.code.http_status, dict(error.headers))
 
 
 # -- responses -------------------------------------------------------------------------------
@@ -605,7 +674,7 @@ def _cors_headers(request: flask.Request, settings: Settings) -> dict[str, str]:
         return {}
     return {
         "Access-Control-Allow-Origin": origin,
-        "Access-Control-Expose-Headers": "ETag, X-Request-Id",
+        "Access-Control-Expose-Headers": "ETag, X-Request-Id, Idempotent-Replayed",
         "Vary": "Origin",
     }
 
@@ -615,7 +684,7 @@ def _preflight_headers(request: flask.Request, settings: Settings) -> dict[str, 
         return {"Vary": "Origin"}
     return {
         "Access-Control-Allow-Methods": "GET, POST, PATCH, DELETE, OPTIONS",
-        "Access-Control-Allow-Headers": "Authorization, Content-Type, If-Match, X-Request-Id",
+        "Access-Control-Allow-Headers": "Authorization, Content-Type, If-Match, X-Request-Id, Idempotency-Key",
         "Access-Control-Max-Age": "3600",
     }
 

@@ -140,6 +140,17 @@ class Page(Generic[T]):
         return Page([convert(item) for item in self.items], self.next_cursor)
 
 
+@dataclass
+class Rider:
+    """A write that goes out in the commit of the next effect this repository makes (an
+    idempotency key's record, naming what the effect wrote): both are stored, or neither."""
+
+    kind: Kind
+    doc_id: str
+    fields: Callable[[str], Mapping[str, Any]]  # the effect's document path → the fields to write
+    rode: bool = False
+
+
 class Repository:
     """Every read and write of one tenant's documents."""
 
@@ -149,6 +160,24 @@ class Repository:
         self.uid = uid
         self._client = client
         self.documents_read = 0  # documents Firestore returned, for the benchmarks
+        self.rider: Rider | None = None
+
+    def _ride(self, write: Any, effect: Any) -> None:
+        """Add the waiting rider to the batch or transaction `write` that changes `effect`."""
+        assert self.rider is not None
+        reference = self._collection(self.rider.kind).document(self.rider.doc_id)
+        write.update(reference, dict(self.rider.fields(effect.path)))
+
+    @property
+    def _rider_waits(self) -> bool:
+        return self.rider is not None and not self.rider.rode
+
+    def _commit_riding(self, batch: Any) -> Any:
+        """Commit a batch the rider is in; the first write's result."""
+        result = batch.commit(**self._calls)[0]
+        assert self.rider is not None
+        self.rider.rode = True
+        return result
 
     @property
     def _calls(self) -> dict[str, Any]:
@@ -259,7 +288,13 @@ class Repository:
         reference = collection.document(doc_id) if doc_id else collection.document()
         document = _new_document(self.uid, data)
         try:
-            result = reference.create(document, **self._calls)
+            if self._rider_waits:
+                batch = self._db.batch()
+                batch.create(reference, document)
+                self._ride(batch, reference)
+                result = self._commit_riding(batch)
+            else:
+                result = reference.create(document, **self._calls)
         except gexc.AlreadyExists:
             if doc_id:
                 raise ApiError(Code.ALREADY_EXISTS, f"The {kind.name} already exists.") from None
@@ -308,10 +343,15 @@ class Repository:
             if not fields:
                 return current  # nothing to change: no write, no new version
             write = _next_version(current, fields)
+            precondition = self._db.write_option(last_update_time=update_time)
             try:
-                result = reference.update(
-                    write, option=self._db.write_option(last_update_time=update_time), **self._calls
-                )
+                if self._rider_waits:
+                    batch = self._db.batch()
+                    batch.update(reference, write, option=precondition)
+                    self._ride(batch, reference)
+                    result = self._commit_riding(batch)
+                else:
+                    result = reference.update(write, option=precondition, **self._calls)
             except (gexc.FailedPrecondition, gexc.NotFound):
                 _back_off(attempt)
                 continue
@@ -351,11 +391,20 @@ class Repository:
         from google.cloud import firestore
 
         @firestore.transactional  # type: ignore[untyped-decorator]
-        def attempt(transaction: Any) -> R:
-            return work(TenantTransaction(self, transaction))
+        def attempt(transaction: Any) -> tuple[R, bool]:
+            tenant = TenantTransaction(self, transaction)
+            result = work(tenant)
+            riding = tenant.first_written is not None and self._rider_waits
+            if riding:  # on every attempt: only the one that commits counts
+                self._ride(transaction, tenant.first_written)
+            return result, riding
 
         try:
-            return attempt(self._db.transaction())  # type: ignore[no-any-return]
+            result, riding = attempt(self._db.transaction())
+            if riding:
+                assert self.rider is not None
+                self.rider.rode = True
+            return result  # type: ignore[no-any-return]
         except ValueError as error:
             # The library reports "failed to commit in N attempts" and a failed rollback as
             # ValueError, the database error that caused it chained behind.
@@ -412,6 +461,7 @@ class TenantTransaction:
     def __init__(self, repo: Repository, transaction: Any) -> None:
         self._repo = repo
         self._transaction = transaction
+        self.first_written: Any = None  # the first document this transaction creates or changes
 
     @property
     def uid(self) -> str:
@@ -431,11 +481,13 @@ class TenantTransaction:
         collection = self._repo._collection(kind, parent_id)
         reference = collection.document(doc_id) if doc_id else collection.document()
         self._transaction.create(reference, _new_document(self._repo.uid, data))
+        self.first_written = self.first_written or reference
         return str(reference.id)
 
     def update(self, kind: Kind, current: Mapping[str, Any], fields: Mapping[str, Any]) -> None:
         reference = self._repo._collection(kind).document(current["id"])
         self._transaction.update(reference, _next_version(current, fields))
+        self.first_written = self.first_written or reference
 
     def delete(self, kind: Kind, doc_id: str) -> None:
         self._transaction.delete(self._repo._collection(kind).document(doc_id))

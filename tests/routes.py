@@ -27,7 +27,8 @@ for entry_point, source in json.loads(sys.argv[1]):
     [router] = [v for v in module.values() if isinstance(v, Router) and v.name == entry_point]
     for r in router.routes:
         query = None if r.query is None else sorted(r.query)
-        found.append([entry_point, r.method, r.pattern, type(r.auth).__name__, r.check_revoked, query])
+        auth, keyed = type(r.auth).__name__, r.idempotent is not None
+        found.append([entry_point, r.method, r.pattern, auth, r.check_revoked, query, keyed])
 print(json.dumps(found))
 """
 
@@ -40,6 +41,7 @@ class ServedRoute:
     auth: str  # the authenticator's class: FirebaseUser, Anyone, CloudTasks
     check_revoked: bool
     query: tuple[str, ...] | None  # None: any parameter
+    idempotent: bool = False  # takes an Idempotency-Key
 
     def __str__(self) -> str:
         return f"{self.function}: {self.method} {self.pattern}"
@@ -88,8 +90,8 @@ def served_routes() -> tuple[ServedRoute, ...]:
     ).stdout
     listed = json.loads(out.strip().splitlines()[-1])
     return tuple(
-        ServedRoute(function, method, pattern, auth, revoked, None if query is None else tuple(query))
-        for function, method, pattern, auth, revoked, query in listed
+        ServedRoute(function, method, pattern, auth, revoked, None if query is None else tuple(query), idempotent)
+        for function, method, pattern, auth, revoked, query, idempotent in listed
     )
 
 

@@ -283,6 +283,24 @@ def test_documented_query_parameters_are_exactly_those_each_route_accepts() -> N
             assert query_parameters(key[2], operation) == set(route.query), key
 
 
+def test_routes_that_take_an_idempotency_key_document_it() -> None:
+    served = served_routes()
+    keyed = {key for key, route in served.items() if route.idempotent}
+    assert {(f, m, p) for f, m, p in keyed} >= {
+        ("crud", "POST", "/customers"),
+        ("crud", "POST", "/tasks"),
+        ("contract_parse", "POST", "/contracts/upload"),
+        ("approve_action", "POST", "/actions/{action_id}/approve"),
+        ("approve_action", "POST", "/actions/{action_id}/reject"),
+    }
+    for key, operation in documented_routes().items():
+        parameters = [resolve(p) for p in operation.get("parameters", [])]
+        takes_key = any(p["name"] == "Idempotency-Key" and p["in"] == "header" for p in parameters)
+        assert takes_key == (key in keyed), key
+        if takes_key:
+            assert {"409", "422"} <= set(operation["responses"]), key
+
+
 def test_documented_security_matches_each_route() -> None:
     served = served_routes()
     for key, operation in documented_routes().items():

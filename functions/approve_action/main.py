@@ -11,7 +11,7 @@ import functions_framework
 from common import models
 from common.actions import decisions, execution
 from common.auth import CloudTasks, FirebaseUser
-from common.http import Context, Reply, function_router
+from common.http import Context, Reply, function_router, stored_object
 from common.resources import ensure_profile
 from common.settings import get_settings
 from common.store import Repository
@@ -41,18 +41,20 @@ def get_action(ctx: Context, action_id: str) -> Reply:
     return Reply.resource(decisions.get_action(Repository(ctx.uid), action_id))
 
 
-@router.route("POST", "/actions/{action_id}/approve", auth=DECIDING)
+@router.route(
+    "POST", "/actions/{action_id}/approve", auth=DECIDING, idempotent=stored_object(decisions.get_action, 202)
+)
 def approve(ctx: Context, action_id: str) -> Reply:
     request = ctx.parse(models.ApproveRequest, optional=True)
     assert ctx.user is not None
-    return Reply.resource(decisions.approve(Repository(ctx.uid), ctx.user, action_id, request.payload), 202)
+    return Reply.resource(decisions.approve(ctx.repo, ctx.user, action_id, request.payload), 202)
 
 
-@router.route("POST", "/actions/{action_id}/reject", auth=DECIDING)
+@router.route("POST", "/actions/{action_id}/reject", auth=DECIDING, idempotent=stored_object(decisions.get_action, 200))
 def reject(ctx: Context, action_id: str) -> Reply:
     request = ctx.parse(models.RejectRequest, optional=True)
     assert ctx.user is not None
-    return Reply.resource(decisions.reject(Repository(ctx.uid), ctx.user, action_id, request.reason))
+    return Reply.resource(decisions.reject(ctx.repo, ctx.user, action_id, request.reason))
 
 
 def _retry_count(ctx: Context) -> int:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import flask
 import functions_framework
 
+from common import resources
 from common.contracts import parsing
-from common.http import Context, Reply, function_router
+from common.http import Context, Reply, function_router, stored_object
 from common.resources import ensure_profile
 from common.settings import get_settings
 from common.store import Repository
@@ -14,14 +15,11 @@ from common.store import Repository
 # The files are kept in Cloud Storage; Claude is the default reader of their terms.
 get_settings().require("CSCX_CONTRACTS_BUCKET", "ANTHROPIC_API_KEY")
 router = function_router("contract_parse", on_authenticated=ensure_profile)
-# The multipart body around a file of the largest size.
-MULTIPART_OVERHEAD = 64 * 1024
 
 
-@router.route("POST", "/contracts/upload")
+@router.route("POST", "/contracts/upload", idempotent=stored_object(resources.get_contract, 201))
 def upload_contract(ctx: Context) -> Reply:
-    body = ctx.upload(ctx.settings.max_upload_bytes + MULTIPART_OVERHEAD)
-    contract, created = parsing.upload(Repository(ctx.uid), body)
+    contract, created = parsing.upload(ctx.repo, ctx.upload())
     return Reply.resource(contract, 201 if created else 200)
 
 

@@ -8,7 +8,7 @@ import functions_framework
 from common import models
 from common import resources as r
 from common.auth import FirebaseUser, User
-from common.http import ANY_QUERY, PUBLIC, Context, RedirectReply, Reply, function_router
+from common.http import ANY_QUERY, PUBLIC, Context, RedirectReply, Reply, function_router, stored_object
 from common.settings import get_settings
 from common.store import Repository
 
@@ -49,9 +49,9 @@ def list_customers(ctx: Context) -> Reply:
     return Reply.page(r.list_customers(_repo(ctx), ctx.query()))
 
 
-@router.route("POST", "/customers")
+@router.route("POST", "/customers", idempotent=stored_object(r.get_customer, 201))
 def create_customer(ctx: Context) -> Reply:
-    return Reply.resource(r.create_customer(_repo(ctx), ctx.parse(models.CustomerCreate)), 201)
+    return Reply.resource(r.create_customer(ctx.repo, ctx.parse(models.CustomerCreate)), 201)
 
 
 @router.route("GET", "/customers/{customer_id}")
@@ -101,9 +101,9 @@ def list_tasks(ctx: Context) -> Reply:
     return Reply.page(r.list_tasks(_repo(ctx), ctx.query()))
 
 
-@router.route("POST", "/tasks")
+@router.route("POST", "/tasks", idempotent=stored_object(r.get_task, 201))
 def create_task(ctx: Context) -> Reply:
-    return Reply.resource(r.create_task(_repo(ctx), ctx.parse(models.TaskCreate)), 201)
+    return Reply.resource(r.create_task(ctx.repo, ctx.parse(models.TaskCreate)), 201)
 
 
 @router.route("GET", "/tasks/{task_id}")

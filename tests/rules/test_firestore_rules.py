@@ -82,7 +82,12 @@ CLIENT_READABLE = [
 ]
 INTEGRATIONS = OwnedCollection("integrations", id_is_uid=True)
 # The server's own bookkeeping, owned by a user but never theirs to read.
-SERVER_ONLY = [INTEGRATIONS, OwnedCollection("oauth_states"), OwnedCollection("quotas")]
+SERVER_ONLY = [
+    INTEGRATIONS,
+    OwnedCollection("oauth_states"),
+    OwnedCollection("quotas"),
+    OwnedCollection("idempotency_keys"),
+]
 EVERY_COLLECTION = [*CLIENT_READABLE, *SERVER_ONLY]
 
 

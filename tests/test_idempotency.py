@@ -1,0 +1,199 @@
+"""`Idempotency-Key` (issue 9, DESIGN §4): a retried POST that creates or decides has its effect
+once, and every retry gets the first answer."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import functions_framework
+import pytest
+import requests
+from flask.testing import FlaskClient
+
+from common import resources
+from common.errors import ApiError, Code
+from common.settings import get_settings
+from common.store import Repository
+from scripts.stack import Stack
+from tests.conftest import ROOT, Api, Caller, assert_error, raw_firestore, seed_action
+
+
+def customers_of(uid: str) -> list[dict[str, Any]]:
+    from google.cloud.firestore import FieldFilter
+
+    query = raw_firestore().collection("customers").where(filter=FieldFilter("owner_id", "==", uid))
+    return [s.to_dict() or {} for s in query.stream()]
+
+
+def keyed(key: str) -> dict[str, str]:
+    return {"Idempotency-Key": key}
+
+
+def test_same_key_same_body_makes_one_object_and_every_answer_is_the_first(crud: Api, alice: Caller) -> None:
+    answers = [crud.post("/customers", alice, json={"name": "Acme"}, headers=keyed("create-acme-1")) for _ in range(3)]
+    assert [a.status_code for a in answers] == [201, 201, 201]
+    assert answers[1].json() == answers[0].json() == answers[2].json()
+    assert answers[1].headers["ETag"] == answers[0].headers["ETag"]
+    assert "Idempotent-Replayed" not in answers[0].headers
+    assert [a.headers.get("Idempotent-Replayed") for a in answers[1:]] == ["true", "true"]
+    assert len(customers_of(alice.uid)) == 1
+
+
+def test_twenty_concurrent_requests_with_one_key_make_one_object(crud: Api, alice: Caller) -> None:
+    def create(_: int) -> requests.Response:
+        return Api(crud.base_url).post("/customers", alice, json={"name": "Acme"}, headers=keyed("concurrent-key"))
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        answers = list(pool.map(create, range(20)))
+    created = [a for a in answers if a.status_code == 201]
+    assert created
+    assert all(a.json() == created[0].json() for a in created)
+    for answer in answers:
+        if answer.status_code != 201:
+            assert_error(answer, 409, "ABORTED")
+            assert answer.headers.get("Retry-After") == "1", answer.text
+    assert len(customers_of(alice.uid)) == 1
+
+
+def test_same_key_with_another_body_is_422(crud: Api, alice: Caller) -> None:
+    assert crud.post("/customers", alice, json={"name": "Acme"}, headers=keyed("reused-key")).status_code == 201
+    other = crud.post("/customers", alice, json={"name": "Globex"}, headers=keyed("reused-key"))
+    assert_error(other, 422, "UNPROCESSABLE_ENTITY")
+    on_tasks = crud.post("/tasks", alice, json={"title": "Acme"}, headers=keyed("reused-key"))
+    assert_error(on_tasks, 422, "UNPROCESSABLE_ENTITY")  # another path is another request
+    assert len(customers_of(alice.uid)) == 1
+
+
+def test_keys_are_per_user(crud: Api, alice: Caller, bob: Caller) -> None:
+    mine = crud.post("/customers", alice, json={"name": "Acme"}, headers=keyed("shared-key"))
+    theirs = crud.post("/customers", bob, json={"name": "Acme"}, headers=keyed("shared-key"))
+    assert mine.status_code == theirs.status_code == 201
+    assert mine.json()["id"] != theirs.json()["id"]
+    assert "Idempotent-Replayed" not in theirs.headers
+
+
+def test_a_refusal_is_not_kept_so_a_corrected_retry_goes_through(crud: Api, alice: Caller) -> None:
+    bad = crud.post("/customers", alice, json={"name": ""}, headers=keyed("fix-me"))
+    assert_error(bad, 400, "INVALID_ARGUMENT")
+    good = crud.post("/customers", alice, json={"name": "Acme"}, headers=keyed("fix-me"))
+    assert good.status_code == 201, good.text
+    assert "Idempotent-Replayed" not in good.headers
+
+
+@pytest.mark.parametrize("key", ["", "x" * 256, "with space", "naïve", "tab\tkey"])
+def test_a_key_that_is_not_1_to_255_visible_ascii_characters_is_400(crud: Api, alice: Caller, key: str) -> None:
+    raw = {"Authorization": f"Bearer {alice.token}", "Content-Type": "application/json"}
+    response = requests.post(
+        f"{crud.base_url}/customers",
+        data=b'{"name": "Acme"}',
+        headers={**raw, "Idempotency-Key": key.encode("utf-8")},  # type: ignore[dict-item]
+        timeout=10,
+    )
+    error = assert_error(response, 400, "INVALID_ARGUMENT")
+    assert error["details"][0]["field"] == "Idempotency-Key"
+    assert customers_of(alice.uid) == []
+
+
+def test_the_longest_key_is_taken(crud: Api, alice: Caller) -> None:
+    assert crud.post("/customers", alice, json={"name": "Acme"}, headers=keyed("k" * 255)).status_code == 201
+
+
+def test_an_expired_key_is_forgotten(crud: Api, alice: Caller) -> None:
+    first = crud.post("/customers", alice, json={"name": "Acme"}, headers=keyed("day-old"))
+    record = (
+        raw_firestore()
+        .collection("idempotency_keys")
+        .document(hashlib.sha256(f"{alice.uid}\0day-old".encode()).hexdigest()[:40])
+    )
+    record.update({"expires_at": datetime.now(UTC) - timedelta(seconds=1)})  # the clock, 24 h later
+    again = crud.post("/customers", alice, json={"name": "Acme"}, headers=keyed("day-old"))
+    assert again.status_code == 201
+    assert "Idempotent-Replayed" not in again.headers
+    assert again.json()["id"] != first.json()["id"]
+    assert len(customers_of(alice.uid)) == 2
+
+
+def test_without_a_key_nothing_changes(crud: Api, alice: Caller) -> None:
+    for _ in range(2):
+        assert crud.post("/customers", alice, json={"name": "Acme"}).status_code == 201
+    assert len(customers_of(alice.uid)) == 2
+    assert list(raw_firestore().collection("idempotency_keys").stream()) == []
+
+
+def test_approve_and_reject_take_keys(stack: Stack, alice: Caller) -> None:
+    approvals = Api(stack.url("approve_action"))
+    action = seed_action(alice.uid)
+    first = approvals.post(f"/actions/{action['id']}/approve", alice, headers=keyed("approve-1"))
+    again = approvals.post(f"/actions/{action['id']}/approve", alice, headers=keyed("approve-1"))
+    assert first.status_code == again.status_code == 202
+    assert again.json() == first.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    other = seed_action(alice.uid)
+    rejected = approvals.post(f"/actions/{other['id']}/reject", alice, json={"reason": "No"}, headers=keyed("r-1"))
+    replay = approvals.post(f"/actions/{other['id']}/reject", alice, json={"reason": "No"}, headers=keyed("r-1"))
+    assert rejected.status_code == replay.status_code == 200
+    assert replay.headers["Idempotent-Replayed"] == "true"
+
+
+def test_a_browser_may_send_the_key(crud: Api) -> None:
+    preflight = crud.call(
+        "OPTIONS",
+        "/customers",
+        headers={"Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST"},
+    )
+    assert "Idempotency-Key" in preflight.headers["Access-Control-Allow-Headers"]
+    answer = crud.call("GET", "/healthz", headers={"Origin": "http://localhost:3000"})
+    assert "Idempotent-Replayed" in answer.headers["Access-Control-Expose-Headers"]
+
+
+# -- a create that committed, then failed ----------------------------------------------------
+
+
+@pytest.fixture
+def crud_in_process(stack: Stack) -> Iterator[FlaskClient]:
+    """crud in this process, against the stack's emulators, so a failure can be injected."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    get_settings.cache_clear()
+    try:
+        yield functions_framework.create_app("crud", str(ROOT / "functions/crud/main.py")).test_client()  # type: ignore[no-untyped-call]
+    finally:
+        root.handlers[:], root.level = handlers, level  # type: ignore[assignment]
+
+
+def test_a_create_whose_read_back_failed_after_the_commit_is_answered_on_retry(
+    crud_in_process: FlaskClient, crud: Api, alice: Caller, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    customer = crud.post("/customers", alice, json={"name": "Acme"}).json()
+    read_back = resources.get_task
+    failures: list[str] = []
+
+    def failing_once(repo: Repository, task_id: str) -> Any:
+        if not failures:
+            failures.append(task_id)
+            raise ApiError(Code.UNAVAILABLE, "The database is unavailable right now; try again.")
+        return read_back(repo, task_id)
+
+    monkeypatch.setattr(resources, "get_task", failing_once)
+    body = json.dumps({"title": "Call Acme", "customer_id": customer["id"]})
+    headers = {"Authorization": f"Bearer {alice.token}", "Content-Type": "application/json", **keyed("task-1")}
+
+    first = crud_in_process.post("/tasks", data=body, headers=headers)
+    assert first.status_code == 503, first.get_data(as_text=True)  # committed, but the answer failed
+    retry = crud_in_process.post("/tasks", data=body, headers=headers)
+
+    assert retry.status_code == 201, retry.get_data(as_text=True)
+    task = retry.get_json()
+    assert task["id"] == failures[0]
+    assert task["title"] == "Call Acme"
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    listed = crud.get("/tasks", alice).json()["items"]
+    assert [t["id"] for t in listed] == [task["id"]]
+    third = crud_in_process.post("/tasks", data=body, headers=headers)
+    assert third.get_json() == task
