@@ -35,6 +35,7 @@ class ApprovalsResult:
 
 
 def _action(bench: Bench, uid: str, n: int) -> str:
+    """An e-mail to send (odd n: a draft, so 200 stay within the daily sending quota of 100)."""
     now = datetime.now(UTC)
     reference = bench.client.collection("actions").document()
     payload = {"to": ["cfo@acme.com"], "cc": [], "subject": f"Renewal {n}", "body": "Hello", "customer_id": None}
@@ -44,7 +45,7 @@ def _action(bench: Bench, uid: str, n: int) -> str:
             "version": 1,
             "created_at": now,
             "updated_at": now,
-            "type": "email.send",
+            "type": "email.draft" if n % 2 else "email.send",
             "payload": payload,
             "summary": f"Send an e-mail {n}",
             "session_id": None,
@@ -143,7 +144,8 @@ def run(bench: Bench) -> ApprovalsResult:
     worker = bench.stack.url("execute_action")
     for action_id in done:
         requests.post(f"{worker}/execute", json={"action_id": action_id, "owner_id": user.uid}, timeout=30)
-    sent = google.account(EMAIL)["sent"]
+    account = google.account(EMAIL)
+    sent = account["sent"] + [draft["message"] for draft in account["drafts"]]
     per_message_id: dict[str, int] = {}
     for message in sent:
         per_message_id[message["message_id"]] = per_message_id.get(message["message_id"], 0) + 1

@@ -69,7 +69,7 @@ class ApiError(Exception):
     def to_body(self) -> dict[str, Any]:
         error: dict[str, Any] = {"status": self.code.name, "message": self.message}
         if self.details:
-            error["details"] = self.details
+            error["details"] = self.details[:20]  # bounded, whoever raised it
         return {"error": error}
 
 

@@ -304,13 +304,40 @@ def _too_large(limit: int) -> ApiError:
 # -- validation errors -----------------------------------------------------------------------
 
 
+MAX_DETAILS = 20  # an error answer lists at most this many bad fields, and says how many more
+
+
 def parse_json(model: type[M], body: bytes) -> M:
-    """Validate a JSON body against `model`, or raise one 400 listing every bad field."""
+    """Validate a JSON body against `model`, or raise one 400 naming the bad fields.
+
+    Unknown top-level fields are refused before the full validation, cheaply: a body made of
+    thousands of unknown keys costs a JSON parse, not a validation error per key.
+    """
+    if model.model_config.get("extra") == "forbid":
+        try:
+            decoded = json.loads(body)
+        except (ValueError, RecursionError):
+            decoded = None  # the validation below says what is wrong with it
+        if isinstance(decoded, dict):
+            known = set(model.model_fields) | {f.alias for f in model.model_fields.values() if f.alias}
+            unknown = [name for name in decoded if name not in known]
+            if unknown:
+                details = [_detail(model, {"loc": (name,), "msg": "", "type": "extra_forbidden"}) for name in unknown]
+                raise _invalid(details)
     try:
         return model.model_validate_json(body)
     except ValidationError as error:
-        details = [_detail(model, e) for e in error.errors(include_url=False)]
-        raise ApiError(Code.INVALID_ARGUMENT, "The request has invalid fields.", details) from None
+        raise _invalid(
+            [_detail(model, e) for e in error.errors(include_url=False)[: MAX_DETAILS + 1]], error.error_count()
+        ) from None
+
+
+def _invalid(details: list[dict[str, str]], count: int | None = None) -> ApiError:
+    count = len(details) if count is None else count
+    message = "The request has invalid fields."
+    if count > MAX_DETAILS:
+        message = f"The request has {count} invalid fields; the first {MAX_DETAILS} are listed."
+    return ApiError(Code.INVALID_ARGUMENT, message, details[:MAX_DETAILS])
 
 
 def parse_value(model: type[M], value: Any) -> M:
@@ -650,10 +677,19 @@ def _counted(chunks: Iterator[bytes], sent: _Sent) -> Iterator[bytes]:
 
 
 def _request_id(request: flask.Request) -> str:
-    given = request.headers.get("X-Request-Id", "")
-    if re.fullmatch(r"[A-Za-z0-9._-]{8,128}", given):
-        return given
+    """Our own id for each request: a caller's X-Request-Id is logged beside it, never taken for
+    it, so no caller can make its log lines pass for another request's."""
     return uuid.uuid4().hex
+
+
+def _caller_ids(request: flask.Request) -> dict[str, str]:
+    """The ids the caller sent (request id, trace headers), as they came, cut to a sane length."""
+    sent = {
+        "callerRequestId": request.headers.get("X-Request-Id"),
+        "callerTraceparent": request.headers.get("traceparent"),
+        "callerCloudTraceContext": request.headers.get("X-Cloud-Trace-Context"),
+    }
+    return {name: value[:200] for name, value in sent.items() if value}
 
 
 def _trace(request: flask.Request, project_id: str) -> str | None:
@@ -708,6 +744,7 @@ class _RequestLog:
         log.trace_var.set(self.trace)
         latency = time.perf_counter() - self.started
         fields: dict[str, Any] = {
+            **_caller_ids(self.request),
             "httpRequest": {
                 "requestMethod": self.request.method,
                 "requestUrl": self.request.path,
@@ -715,7 +752,7 @@ class _RequestLog:
                 "responseSize": str(self.sent.bytes),
                 "userAgent": self.request.headers.get("User-Agent", ""),
                 "latency": f"{latency:.6f}s",
-            }
+            },
         }
         if self.user is not None:
             fields["uid"] = self.user.uid

@@ -123,6 +123,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             f"{', '.join(sorted(emulators))} set for project {project_id!r}: emulators are "
             "only allowed with a demo-* project"
         )
+    if emulators and env.get("K_SERVICE"):
+        # Running on Cloud Run / Cloud Functions: never emulators, whatever the project is named.
+        raise ConfigurationError(
+            f"{', '.join(sorted(emulators))} set on the platform (K_SERVICE={env['K_SERVICE']}): "
+            "emulators are only for local runs"
+        )
     origins = tuple(o.strip() for o in env.get("CSCX_CORS_ORIGINS", "").split(",") if o.strip())
     if "*" in origins:
         raise ConfigurationError("CSCX_CORS_ORIGINS must list origins, not '*'")

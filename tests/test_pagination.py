@@ -301,13 +301,11 @@ def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decoded(cursor: str) -> dict[str, Any]:
-    payload: dict[str, Any] = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    return payload
-
-
-def _reencoded(cursor: str, **changes: Any) -> str:
-    return _b64(json.dumps({**_decoded(cursor), **changes}).encode())
+def _edited(cursor: str, position: int) -> str:
+    """The cursor with one bit of one byte flipped."""
+    raw = bytearray(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    raw[position] ^= 0x01
+    return _b64(bytes(raw))
 
 
 def _first_cursor(api: Api, user: Caller, path: str, params: dict[str, str] | None = None) -> str:
@@ -357,11 +355,31 @@ def test_garbage_cursor_is_rejected(crud: Api, alice: Caller, customers_cursor: 
     _assert_bad_cursor(crud, alice, cursor)
 
 
-def test_cursor_with_extra_or_missing_keys_is_rejected(crud: Api, alice: Caller, customers_cursor: str) -> None:
-    payload = _decoded(customers_cursor)
+@pytest.mark.parametrize(
+    "position", [0, 11, 12, 20, -17, -1], ids=["nonce", "nonce-end", "body", "body-2", "tag", "tag-end"]
+)
+def test_an_edited_cursor_is_rejected(crud: Api, alice: Caller, customers_cursor: str, position: int) -> None:
+    _assert_bad_cursor(crud, alice, _edited(customers_cursor, position))
 
-    _assert_bad_cursor(crud, alice, _reencoded(customers_cursor, extra=1))
-    _assert_bad_cursor(crud, alice, _b64(json.dumps({k: payload[k] for k in ("v", "d")}).encode()))
+
+def test_a_cursor_reveals_no_field_value(crud: Api, alice: Caller, repo_for: type[Repository]) -> None:
+    names = ["Zebra Secretcorp", "Zulu Hiddenco"]
+    created = _seed_customers(repo_for(alice.uid), [{"name": n, "arr": 987654321} for n in names])
+    for order in ("name", "-arr", "-updated_at"):
+        cursor = _first_cursor(crud, alice, "/customers", {"order": order})
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        readable = (raw + cursor.encode()).lower()
+        for secret in (b"zebra", b"secretcorp", b"zulu", b"987654321", *(c["id"].lower().encode() for c in created)):
+            assert secret not in readable, (order, secret)
+
+
+def test_the_same_position_gives_a_different_cursor_each_time(crud: Api, alice: Caller, customers_cursor: str) -> None:
+    again = _first_cursor(crud, alice, "/customers")
+    assert again != customers_cursor  # a fresh nonce: cursors cannot be compared to learn anything
+    assert (
+        crud.get("/customers", alice, params={"cursor": again}).json()
+        == crud.get("/customers", alice, params={"cursor": customers_cursor}).json()
+    )
 
 
 @pytest.mark.parametrize(
@@ -394,81 +412,6 @@ def test_cursor_from_another_list_is_rejected(crud: Api, alice: Caller, repo_for
     tasks_cursor = _first_cursor(crud, alice, "/tasks")
 
     _assert_bad_cursor(crud, alice, tasks_cursor)
-
-
-@pytest.mark.parametrize(
-    "doc_path",
-    [
-        "tasks/abc",
-        "profiles/abc",
-        "customers",
-        "customers//abc",
-        "/customers/abc",
-        "",
-    ],
-)
-def test_cursor_with_a_tampered_document_path_is_rejected(
-    crud: Api, alice: Caller, customers_cursor: str, doc_path: str
-) -> None:
-    _assert_bad_cursor(crud, alice, _reencoded(customers_cursor, d=doc_path))
-
-
-@pytest.mark.parametrize(
-    "doc_path",
-    [
-        "customers/abc/messages/xyz",
-        "customers/",
-        "customers/..",
-    ],
-    ids=["subcollection", "empty-id", "dot-dot"],
-)
-def test_cursor_with_a_document_path_outside_the_collection_is_rejected(
-    crud: Api, alice: Caller, customers_cursor: str, doc_path: str
-) -> None:
-    _assert_bad_cursor(crud, alice, _reencoded(customers_cursor, d=doc_path))
-
-
-@pytest.mark.parametrize(
-    "values",
-    [
-        [{"t": "not a time"}],
-        [{"t": 5}],
-        [{"x": "acme"}],
-        [{"t": "2025-01-01T00:00:00+00:00", "x": 1}],
-        [["acme"]],
-        [],
-        ["acme", "extra"],
-        "acme",
-    ],
-    ids=["bad-time", "time-not-string", "unknown-map", "map-extra-key", "list", "none", "too-many", "not-a-list"],
-)
-def test_cursor_with_malformed_values_is_rejected(crud: Api, alice: Caller, customers_cursor: str, values: Any) -> None:
-    _assert_bad_cursor(crud, alice, _reencoded(customers_cursor, v=values))
-
-
-@pytest.mark.parametrize(
-    "values",
-    [
-        [12],
-        [True],
-        [None],
-        [{"t": "2025-01-01T00:00:00+00:00"}],
-        [10**30],
-    ],
-    ids=["number", "bool", "null", "timestamp", "huge-int"],
-)
-def test_cursor_with_a_value_of_the_wrong_type_for_name_order_is_rejected(
-    crud: Api, alice: Caller, customers_cursor: str, values: list[Any]
-) -> None:
-    _assert_bad_cursor(crud, alice, _reencoded(customers_cursor, v=values))
-
-
-def test_cursor_with_a_string_for_a_timestamp_order_is_rejected(
-    crud: Api, alice: Caller, customers_cursor: str
-) -> None:
-    cursor = _first_cursor(crud, alice, "/customers", {"order": "-updated_at"})
-
-    _assert_bad_cursor(crud, alice, _reencoded(cursor, v=["yesterday"]), {"order": "-updated_at"})
 
 
 # -- messages --------------------------------------------------------------------------

@@ -78,6 +78,12 @@ def test_a_demo_project_accepts_the_emulators_unsigned_tasks() -> None:
     )
 
 
+def test_emulator_variables_are_refused_on_the_platform_whatever_the_project() -> None:
+    env = {"GOOGLE_CLOUD_PROJECT": "demo-cscx", "FIRESTORE_EMULATOR_HOST": "127.0.0.1:8080", "K_SERVICE": "crud"}
+    with pytest.raises(ConfigurationError, match="K_SERVICE"):
+        load_settings(env)
+
+
 def test_function_refuses_to_start_with_emulators_in_a_real_project(stack: Stack) -> None:
     env = {
         **os.environ,
@@ -99,7 +105,9 @@ def test_function_refuses_to_start_with_emulators_in_a_real_project(stack: Stack
     assert "demo-*" in started.stderr
 
 
-def test_request_id_is_echoed_and_logged_as_json(stack: Stack, crud: Api, alice: Caller) -> None:
+def test_our_request_id_is_answered_and_logged_with_the_callers_beside_it(
+    stack: Stack, crud: Api, alice: Caller
+) -> None:
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
     response = crud.get(
         "/customers",
@@ -107,12 +115,16 @@ def test_request_id_is_echoed_and_logged_as_json(stack: Stack, crud: Api, alice:
         headers={"X-Request-Id": "req-test-12345678", "traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"},
     )
     assert response.status_code == 200
-    assert response.headers["X-Request-Id"] == "req-test-12345678"
+    ours = response.headers["X-Request-Id"]
+    assert ours != "req-test-12345678", "a caller cannot choose the id its log lines carry"
     lines = (stack.log_dir / "crud.log").read_text().splitlines()
     entries = [json.loads(line) for line in lines if line.startswith("{")]
-    mine = [e for e in entries if e.get("request_id") == "req-test-12345678"]
+    assert not [e for e in entries if e.get("request_id") == "req-test-12345678"]
+    mine = [e for e in entries if e.get("request_id") == ours]
     assert mine, "the request left no structured log line"
     entry = mine[-1]
+    assert entry["callerRequestId"] == "req-test-12345678"
+    assert entry["callerTraceparent"].startswith("00-4bf92f35")
     assert entry["severity"] == "INFO"
     assert entry["logging.googleapis.com/trace"] == f"projects/demo-cscx/traces/{trace_id}"
     assert entry["httpRequest"]["status"] == 200
