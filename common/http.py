@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
 
-from common import idempotency, log
+from common import idempotency, limits, log
 from common.auth import Anyone, Authenticator, FirebaseUser, User
 from common.errors import ApiError, Code
 from common.settings import Settings, get_settings
@@ -281,6 +281,15 @@ class Context:
 R = TypeVar("R")
 
 
+def _broken_body_errors() -> tuple[type[Exception], ...]:
+    """What reading a body broken off or badly chunked raises, under any server."""
+    try:  # gunicorn (the Functions Framework's server) parses chunks itself
+        from gunicorn.http.errors import ParseException
+    except ImportError:
+        return (OSError, ValueError)
+    return (OSError, ValueError, ParseException)
+
+
 def _read_body(read: Callable[[], R]) -> R:
     """Reading the body: a client that breaks it off, or sends broken chunks, is a 400."""
     from werkzeug.exceptions import HTTPException
@@ -289,7 +298,7 @@ def _read_body(read: Callable[[], R]) -> R:
         return read()
     except HTTPException:
         raise  # RequestEntityTooLarge and the like: translated by the router
-    except (OSError, ValueError):
+    except _broken_body_errors():
         raise ApiError(Code.INVALID_ARGUMENT, "The request body could not be read.") from None
 
 
@@ -444,8 +453,10 @@ class Router:
                 return Reply(None, 204, _preflight_headers(request, ctx.settings))
             route, params = self.match(request.method, request.path)
             ctx.user = route.auth.authenticate(request)
-            if ctx.user is not None and self.on_authenticated is not None:
-                self.on_authenticated(ctx.user)
+            if ctx.user is not None:
+                limits.take(ctx.user.uid)
+                if self.on_authenticated is not None:
+                    self.on_authenticated(ctx.user)
             ctx.allowed_query = route.query
             ctx.query()  # an undeclared parameter is a 400 on every route that declares its own
             key = request.headers.get(idempotency.HEADER)
@@ -654,7 +665,7 @@ def _discard_some_body(request: flask.Request) -> None:
             if not chunk or time.monotonic() > deadline:
                 return
             left -= len(chunk)
-    except (OSError, ValueError):
+    except _broken_body_errors():
         return
     finally:
         sock.settimeout(previous)

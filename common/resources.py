@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -170,11 +170,24 @@ def customer_fields(values: Mapping[str, Any]) -> dict[str, Any]:
     return fields
 
 
+def ensure_room(repo: Repository, kind: Kind) -> None:
+    """Refuse a new document past the per-user cap (CSCX_MAX_DOCUMENTS) of its kind: 429."""
+    from common.settings import get_settings
+
+    cap = get_settings().max_documents
+    if repo.count(kind) >= cap:
+        raise ApiError(
+            Code.RESOURCE_EXHAUSTED,
+            f"You have reached the limit of {cap} {kind.collection}; delete some to make room.",
+        )
+
+
 def get_customer(repo: Repository, customer_id: str) -> models.CustomerPublic:
     return models.CustomerPublic.of(repo.get(CUSTOMERS, customer_id))
 
 
 def create_customer(repo: Repository, customer: models.CustomerCreate) -> models.CustomerPublic:
+    ensure_room(repo, CUSTOMERS)
     return models.CustomerPublic.of(repo.create(CUSTOMERS, customer_fields(customer.model_dump(mode="json"))))
 
 
@@ -295,9 +308,16 @@ def delete_customer(repo: Repository, customer_id: str, *, cascade: bool, if_mat
     # If-Match was judged above, before anything is deleted: once the references are gone the
     # customer goes too, whatever was written to it meanwhile. A reference created, or a
     # pending action approved, while they were being deleted is dealt with on the next round.
+    from common.contracts import storage
+
+    def delete_files(contracts: Sequence[dict[str, Any]]) -> None:
+        for contract in contracts:
+            if contract.get("storage_path"):
+                storage.delete(str(contract["storage_path"]))
+
     for _ in range(3):
         for kind, filters in references:
-            repo.delete_where(kind, filters)
+            repo.delete_where(kind, filters, before=delete_files if kind is CONTRACTS else None)
         try:
             repo.run_transaction(delete_unreferenced)
             return
@@ -390,6 +410,7 @@ def task_document(task: models.TaskCreate, source: models.TaskSource) -> dict[st
 def create_task(
     repo: Repository, task: models.TaskCreate, *, source: models.TaskSource = models.TaskSource.MANUAL
 ) -> models.TaskPublic:
+    ensure_room(repo, TASKS)
     fields = task_document(task, source)
     customer_id = task.customer_id
     if customer_id is None:

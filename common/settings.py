@@ -60,6 +60,10 @@ class Settings:
     daily_meeting_quota: int = 50
     tasks_max_attempts: int = 10
     action_expiry_seconds: int = 24 * 3600
+    # Bounds on what one user can make the system hold and do (README: resource limits).
+    rate_limit_per_minute: int = 600
+    max_documents: int = 10_000  # per user and collection (customers, tasks, contracts, sessions)
+    delete_batch_limit: int = 2_000  # documents one request deletes before it asks to be retried
     execution_lease_seconds: float = 60.0
 
     def require(self, *names: str) -> None:
@@ -141,7 +145,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     cursor_key = env.get("CSCX_CURSOR_KEY", "")
     if not cursor_key:
         if not project_id.startswith("demo-"):
-            raise ConfigurationError("CSCX_CURSOR_KEY is required (a secret that signs list cursors)")
+            raise ConfigurationError("CSCX_CURSOR_KEY is required (a secret that seals list cursors)")
         cursor_key = f"{project_id}-local-cursor-key"
     elif len(cursor_key) < 16:
         raise ConfigurationError("CSCX_CURSOR_KEY must be at least 16 characters")
@@ -191,6 +195,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         daily_meeting_quota=_number(env, "CSCX_DAILY_MEETING_QUOTA", 50, 0, 100_000),
         tasks_max_attempts=_number(env, "CSCX_TASKS_MAX_ATTEMPTS", 10, 1, 100),
         action_expiry_seconds=_number(env, "CSCX_ACTION_EXPIRY_SECONDS", 24 * 3600, 1, 30 * 24 * 3600),
+        rate_limit_per_minute=_number(env, "CSCX_RATE_LIMIT_PER_MINUTE", 600, 1, 1_000_000),
+        max_documents=_number(env, "CSCX_MAX_DOCUMENTS", 10_000, 1, 10_000_000),
+        delete_batch_limit=_number(env, "CSCX_DELETE_BATCH_LIMIT", 2_000, 1, 100_000),
         execution_lease_seconds=_number(env, "CSCX_EXECUTION_LEASE_SECONDS", 60.0, 1.0, 3600.0),
     )
 

@@ -46,6 +46,11 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+def _document(snapshot: Any) -> dict[str, Any]:
+    """A read document as the store answers it: its fields and its `id`."""
+    return {"id": snapshot.id, **(snapshot.to_dict() or {})}
+
+
 def _database_errors(method: Callable[P, R]) -> Callable[P, R]:
     """Firestore's transient failures become the API's 503 (or 429) at this one boundary."""
 
@@ -259,7 +264,7 @@ class Repository:
             query = query.start_after([*values, self._collection(kind, parent_id).document(doc_id)])
         snapshots = list(query.limit(limit + 1).stream(**self._calls))
         self.documents_read += max(1, len(snapshots))
-        items = [{"id": s.id, **(s.to_dict() or {})} for s in snapshots[:limit]]
+        items = [_document(s) for s in snapshots[:limit]]
         next_cursor = None
         if len(snapshots) > limit:
             last = snapshots[limit - 1]
@@ -268,13 +273,19 @@ class Repository:
         return Page(items, next_cursor)
 
     @_database_errors
+    def count(self, kind: Kind, *, parent_id: str | None = None) -> int:
+        """How many documents of `kind` the tenant has (an aggregation: no document is read)."""
+        result = self._query(kind, [], parent_id).count().get(**self._calls)
+        return int(result[0][0].value)
+
+    @_database_errors
     def first(self, kind: Kind, filters: Sequence[Filter], *, parent_id: str | None = None) -> dict[str, Any] | None:
         """Any one of the tenant's documents matching `filters`, or None."""
         snapshots = list(self._query(kind, filters, parent_id).limit(1).stream(**self._calls))
         self.documents_read += 1
         if not snapshots:
             return None
-        return {"id": snapshots[0].id, **(snapshots[0].to_dict() or {})}
+        return _document(snapshots[0])
 
     def _query(self, kind: Kind, filters: Sequence[Filter], parent_id: str | None = None) -> Any:
         from google.cloud.firestore import FieldFilter
@@ -442,15 +453,38 @@ class Repository:
         return watch.unsubscribe  # type: ignore[no-any-return]
 
     @_database_errors
-    def delete_where(self, kind: Kind, filters: Sequence[Filter], *, parent_id: str | None = None) -> int:
-        """Delete every owned document matching `filters`, in batches; returns how many."""
+    def delete_where(
+        self,
+        kind: Kind,
+        filters: Sequence[Filter],
+        *,
+        parent_id: str | None = None,
+        before: Callable[[Sequence[dict[str, Any]]], None] | None = None,
+    ) -> int:
+        """Delete every owned document matching `filters`, in batches; returns how many.
+        `before` is given each batch's documents before they go (to delete what they own).
+
+        One call deletes at most CSCX_DELETE_BATCH_LIMIT documents, then answers 409 with
+        `Retry-After`: a retry goes on where it stopped, instead of one request running to
+        the function's time limit.
+        """
         from google.api_core import exceptions as gexc
 
         deleted, conflicts = 0, 0
+        limit = get_settings().delete_batch_limit
         while conflicts < 5:
-            snapshots = list(self._query(kind, filters, parent_id).limit(BATCH_SIZE).stream(**self._calls))
+            if deleted >= limit:
+                raise ApiError(
+                    Code.ABORTED,
+                    f"Deleted {deleted} of the {kind.collection} so far; retry the request to finish.",
+                    headers={"Retry-After": "1"},
+                )
+            size = min(BATCH_SIZE, limit - deleted)
+            snapshots = list(self._query(kind, filters, parent_id).limit(size).stream(**self._calls))
             if not snapshots:
                 return deleted
+            if before is not None:
+                before([_document(snapshot) for snapshot in snapshots])
             batch = self._db.batch()
             for snapshot in snapshots:
                 # Only as it was matched: one changed meanwhile (an action approved, say) fails

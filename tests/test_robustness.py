@@ -3,6 +3,8 @@ an unavailable database, concurrent deletes, credentials kept out of the logs.""
 
 from __future__ import annotations
 
+import json
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -146,3 +148,27 @@ def test_concurrent_patches_are_applied_or_refused_never_500(crud: Api, alice: C
     applied = statuses.count(200)
     assert applied >= 1
     assert crud.get(f"/tasks/{task_id}", alice).json()["version"] == 1 + applied
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [b"zz\r\n{}\r\n0\r\n\r\n", b'ffff\r\n{"name": "Ac', b'5\r\n{"name"\r\n0\r\n\r\n'],
+    ids=["bad-size", "cut-off", "bad-terminator"],
+)
+def test_broken_chunked_body_is_a_400_and_writes_nothing(stack: Stack, crud: Api, alice: Caller, chunks: bytes) -> None:
+    with socket.create_connection(("127.0.0.1", stack.ports.functions["crud"]), timeout=10) as sock:
+        head = (
+            "POST /customers HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {alice.token}\r\nContent-Type: application/json\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n"
+        )
+        sock.sendall(head.encode() + chunks)
+        sock.shutdown(socket.SHUT_WR)  # the client has nothing more to send
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    status_line, _, rest = received.partition(b"\r\n")
+    assert status_line.split()[1] == b"400", received
+    body = json.loads(rest.partition(b"\r\n\r\n")[2])
+    assert body["error"]["status"] == "INVALID_ARGUMENT"
+    assert crud.get("/customers", alice).json()["items"] == []

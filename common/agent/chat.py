@@ -85,6 +85,8 @@ def start_chat(
         raise resources.invalid("model", f"must be one of {', '.join(allowed)} for {provider_name}")
     if request.customer_id:
         require_customer(repo, request.customer_id)
+    if session is None:
+        resources.ensure_room(repo, SESSIONS)
     claim = _claim(
         repo, session, request, provider_name=provider_name, model=model, lease_seconds=settings.stream_lease_seconds
     )

@@ -49,6 +49,7 @@ def upload(repo: Repository, body: Upload) -> tuple[models.ContractPublic, bool]
     if not customer_id:
         raise resources.invalid("customer_id", "is required")
     resources.get_customer(repo, customer_id)  # 404 for another user's or a missing customer
+    resources.ensure_room(repo, CONTRACTS)
     data = file.read(settings.max_upload_bytes + 1)
     if len(data) > settings.max_upload_bytes:
         raise ApiError(Code.PAYLOAD_TOO_LARGE, f"A contract is at most {settings.max_upload_bytes} bytes.")
