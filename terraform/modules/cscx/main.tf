@@ -144,11 +144,9 @@ module "functions" {
   invokers              = each.value.invokers
   project_roles         = each.value.project_roles
   labels                = merge(local.labels, { function = each.key })
-
-  depends_on = [terraform_data.consistency]
 }
 
-# What `terraform plan` refuses before anything is created.
+# What `terraform plan` refuses (a failed precondition fails the plan, before anything is created).
 resource "terraform_data" "consistency" {
   lifecycle {
     precondition {
