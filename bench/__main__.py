@@ -1,6 +1,7 @@
 """`python -m bench [part ...]`: start the stack on the benchmark's ports, measure, print, stop.
 
-Parts: crud (latency, reads per page), imports, chat; all of them without arguments.
+Parts: imports, crud (latency, reads per page), chat, approvals, contracts, idempotency, edge;
+all of them without arguments.
 """
 
 from __future__ import annotations
@@ -10,11 +11,11 @@ import platform
 import sys
 import time
 
-from bench import approvals, chat, contracts, idempotency, imports, latency, reads
+from bench import approvals, chat, contracts, edge, idempotency, imports, latency, reads
 from bench.harness import PORT_OFFSET, function_env, running_bench
 from bench.stats import table
 
-PARTS = ("imports", "crud", "chat", "approvals", "contracts", "idempotency")
+PARTS = ("imports", "crud", "chat", "approvals", "contracts", "idempotency", "edge")
 
 
 def main() -> int:
@@ -30,7 +31,7 @@ def main() -> int:
         # Measured first, on a quiet machine: the import children only need the stack's settings.
         progress("measuring cold imports (fresh interpreters)...")
         reports.append(imports_report(imports.run(function_env())))
-    if {"crud", "chat", "approvals", "contracts", "idempotency"} & set(parts):
+    if set(PARTS[1:]) & set(parts):
         progress(f"starting the stack (ports +{PORT_OFFSET})...")
         with running_bench() as bench:
             if "crud" in parts:
@@ -50,11 +51,50 @@ def main() -> int:
             if "idempotency" in parts:
                 progress("measuring creates with and without an Idempotency-Key...")
                 reports.append(idempotency_report(idempotency.run(bench)))
+            if "edge" in parts:
+                progress("measuring the edge: 404s of another user's document, bodies made of errors...")
+                reports.append(edge_report(edge.run(bench)))
     print(header(load_at_start))
     for report in reports:
         print(report)
     print(f"\nwhole benchmark: {time.monotonic() - started:.0f} s; load average now {load_average()}")
     return 0
+
+
+def edge_report(result: edge.EdgeResult) -> str:
+    rows = []
+    worst = 0.0
+    for p in result.probes:
+        ratio = p.others.p50 / p.missing.p50
+        worst = max(worst, ratio)
+        same = "yes" if p.identical else "NO"
+        rows.append([p.operation, p.others.n, p.others.p50, p.missing.p50, f"{ratio:.2f}", same])
+    o = result.owner_read
+    amplification = [
+        [
+            a.body,
+            a.request_bytes,
+            a.answer_bytes,
+            a.refused.p50,
+            a.valid_create.p50,
+            f"{a.refused.p50 / a.valid_create.p50:.2f}",
+        ]
+        for a in result.amplification
+    ]
+    largest = max(a.answer_bytes for a in result.amplification)
+    costliest = max(a.refused.p50 / a.valid_create.p50 for a in result.amplification)
+    return (
+        f"\n8. Existence oracle (issue 10): another user's {edge.DOCUMENT_BYTES // 1000} KB customer"
+        " vs a missing id, p50 ms\n"
+        + table(["operation", "n", "another user's", "missing", "ratio", "same bytes"], rows)
+        + f"\n   worst ratio {worst:.2f} (goal <= {edge.GOAL_RATIO}: {verdict(worst <= edge.GOAL_RATIO)}); "
+        f"the owner's own read of it: p50 {o.p50:.1f} ms"
+        + "\n\n   Bodies just under 1 MiB made of errors vs the largest valid POST /customers, interleaved, p50 ms\n"
+        + table(["body", "bytes", "answer bytes", "refused", "valid create", "ratio"], amplification)
+        + f"\n   largest answer {largest} bytes (goal <= {edge.ANSWER_GOAL_BYTES}: "
+        f"{verdict(largest <= edge.ANSWER_GOAL_BYTES)}); worst cost ratio {costliest:.2f} (goal <= 1: "
+        f"{verdict(costliest <= 1.0)})"
+    )
 
 
 def contracts_report(result: contracts.ContractsResult) -> str:

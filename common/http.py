@@ -314,31 +314,59 @@ def _too_large(limit: int) -> ApiError:
 
 
 MAX_DETAILS = 20  # an error answer lists at most this many bad fields, and says how many more
+# Values (object members and list items, nested ones too) one JSON body may hold: the largest
+# valid body, a customer with every list full, holds about 700.
+MAX_VALUES = 5_000
 
 
 def parse_json(model: type[M], body: bytes) -> M:
     """Validate a JSON body against `model`, or raise one 400 naming the bad fields.
 
-    Unknown top-level fields are refused before the full validation, cheaply: a body made of
-    thousands of unknown keys costs a JSON parse, not a validation error per key.
+    What a body can make the validation do is bounded first, cheaply: a body holding more
+    values than any object takes is refused after the JSON parse, and so are unknown top-level
+    fields, so thousands of bad keys cost a parse, not a validation error each.
     """
-    if model.model_config.get("extra") == "forbid":
-        try:
-            decoded = json.loads(body)
-        except (ValueError, RecursionError):
-            decoded = None  # the validation below says what is wrong with it
-        if isinstance(decoded, dict):
-            known = set(model.model_fields) | {f.alias for f in model.model_fields.values() if f.alias}
-            unknown = [name for name in decoded if name not in known]
-            if unknown:
-                details = [_detail(model, {"loc": (name,), "msg": "", "type": "extra_forbidden"}) for name in unknown]
-                raise _invalid(details)
+    try:
+        decoded = json.loads(body)
+    except (ValueError, RecursionError):
+        decoded = None  # the validation below says what is wrong with it
+    if _holds_more_than(decoded, MAX_VALUES):
+        raise ApiError(
+            Code.INVALID_ARGUMENT, f"The request holds more than {MAX_VALUES} values; no object takes that many."
+        )
+    if isinstance(decoded, dict) and model.model_config.get("extra") == "forbid":
+        known = set(model.model_fields) | {f.alias for f in model.model_fields.values() if f.alias}
+        unknown = [name for name in decoded if name not in known]
+        if unknown:
+            details = [
+                _detail(model, {"loc": (name,), "msg": "", "type": "extra_forbidden"})
+                for name in unknown[: MAX_DETAILS + 1]
+            ]
+            raise _invalid(details, len(unknown))
     try:
         return model.model_validate_json(body)
     except ValidationError as error:
         raise _invalid(
             [_detail(model, e) for e in error.errors(include_url=False)[: MAX_DETAILS + 1]], error.error_count()
         ) from None
+
+
+def _holds_more_than(value: Any, limit: int) -> bool:
+    """Whether a decoded JSON value holds more than `limit` values (keys and items), nested ones included."""
+    pending, seen = [value], 0
+    while pending:
+        current = pending.pop()
+        if isinstance(current, dict):
+            current = current.values()
+        elif not isinstance(current, list):
+            continue
+        for item in current:
+            seen += 1
+            if seen > limit:
+                return True
+            if isinstance(item, (dict, list)):
+                pending.append(item)
+    return False
 
 
 def _invalid(details: list[dict[str, str]], count: int | None = None) -> ApiError:

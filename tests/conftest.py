@@ -242,9 +242,16 @@ def seed_action(
     return Repository(uid).create(ACTIONS, document)
 
 
+def assert_json_headers(response: requests.Response) -> None:
+    """What every JSON answer carries, errors included (README: choices)."""
+    assert response.headers["Content-Type"] == "application/json; charset=utf-8", response.headers
+    assert response.headers["Cache-Control"] == "no-store", response.headers
+    assert response.headers["X-Content-Type-Options"] == "nosniff", response.headers
+
+
 def assert_error(response: requests.Response, status: int, code: str) -> dict[str, Any]:
     assert response.status_code == status, (response.status_code, response.text)
-    assert response.headers["Content-Type"].startswith("application/json")
+    assert_json_headers(response)
     body = response.json()
     assert set(body) == {"error"}
     assert body["error"]["status"] == code

@@ -30,7 +30,7 @@ from common.resources import CONTRACTS, MESSAGES, SESSIONS
 from common.settings import get_settings
 from scripts.stack import PROJECT_ID, Stack
 from tests import tokens
-from tests.conftest import Api, Caller, Users, assert_error, raw_firestore, seed_action
+from tests.conftest import Api, Caller, Users, assert_error, assert_json_headers, raw_firestore, seed_action
 from tests.routes import ServedRoute, user_routes
 
 OTHER_PROJECT = "demo-other"
@@ -234,6 +234,8 @@ def assert_succeeds_everywhere(apis: Apis, routes: list[ServedRoute], ids: dict[
         reply = call(apis, route, ids, authorization)
         if not 200 <= reply.status_code < 300:
             failures.append(f"{route}: {reply.status_code} {reply.text}")
+        elif reply.status_code != 204 and not reply.headers["Content-Type"].startswith("text/event-stream"):
+            assert_json_headers(reply)  # successes too, as errors (assert_error) everywhere
     assert failures == []
 
 

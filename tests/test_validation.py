@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import requests
 
+from bench.edge import hostile_bodies
 from common.resources import CONTRACTS, SESSIONS
 from scripts.stack import Stack
 from tests.conftest import Api, Caller, assert_error, raw_firestore, seed_action
@@ -842,3 +843,21 @@ def test_a_body_declared_too_large_is_refused_before_it_is_sent(stack: Stack, al
         assert time.monotonic() - started < 1.5, "the answer waited for the body"
     status_line = received.split(b"\r\n", 1)[0]
     assert status_line.startswith(b"HTTP/1.1 413"), received[:200]
+
+
+@pytest.mark.parametrize("name", list(hostile_bodies()))
+def test_a_mebibyte_made_of_errors_gets_a_small_answer_and_writes_nothing(crud: Api, alice: Caller, name: str) -> None:
+    body = hostile_bodies()[name]
+    response = crud.post("/customers", alice, data=body, headers={"Content-Type": "application/json"})
+    assert_error(response, 400, "INVALID_ARGUMENT")
+    assert len(response.content) <= 16 * 1024
+    assert crud.get("/customers", alice).json()["items"] == []
+
+
+def test_a_stakeholder_with_thousands_of_unknown_keys_lists_twenty(crud: Api, alice: Caller) -> None:
+    stakeholder = {"name": "Dana", **{f"k{n}": 0 for n in range(3_000)}}
+    response = crud.post("/customers", alice, json={"name": "Acme", "stakeholders": [stakeholder]})
+    error = assert_error(response, 400, "INVALID_ARGUMENT")
+    assert len(error["details"]) == 20
+    assert error["details"][0] == {"field": "stakeholders.0.k0", "message": "is not a field of this object"}
+    assert error["message"] == "The request has 3000 invalid fields; the first 20 are listed."
