@@ -323,8 +323,9 @@ def parse_json(model: type[M], body: bytes) -> M:
     """Validate a JSON body against `model`, or raise one 400 naming the bad fields.
 
     What a body can make the validation do is bounded first, cheaply: a body holding more
-    values than any object takes is refused after the JSON parse, and so are unknown top-level
-    fields, so thousands of bad keys cost a parse, not a validation error each.
+    values than any object takes is refused after the JSON parse, and so is one with more
+    unknown top-level fields than an answer lists, so thousands of bad keys cost a parse, not a
+    validation error each.
     """
     try:
         decoded = json.loads(body)
@@ -337,7 +338,7 @@ def parse_json(model: type[M], body: bytes) -> M:
     if isinstance(decoded, dict) and model.model_config.get("extra") == "forbid":
         known = set(model.model_fields) | {f.alias for f in model.model_fields.values() if f.alias}
         unknown = [name for name in decoded if name not in known]
-        if unknown:
+        if len(unknown) > MAX_DETAILS:  # fewer are named by the validation, with every other bad field
             details = [
                 _detail(model, {"loc": (name,), "msg": "", "type": "extra_forbidden"})
                 for name in unknown[: MAX_DETAILS + 1]
