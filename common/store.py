@@ -223,6 +223,20 @@ class Repository:
             raise not_found(kind.name)
         return self._owned(snapshots[0], kind), snapshots[0].update_time
 
+    def _check_owned(self, kind: Kind, doc_id: str) -> None:
+        """404 unless the tenant has `kind` document `doc_id`, asked by the owner-scoped query
+        with only the document's name returned: nothing of another user's document leaves
+        Firestore, and a large document is as quick to find missing as no document."""
+        from google.api_core import exceptions as gexc
+        from google.cloud.firestore_v1.field_path import FieldPath
+
+        try:
+            found = list(self._one(kind, doc_id).select([FieldPath.document_id()]).stream(**self._calls))
+        except (gexc.InvalidArgument, ValueError):
+            raise not_found(kind.name) from None
+        if not found:
+            raise not_found(kind.name)
+
     def _one(self, kind: Kind, doc_id: str, parent_id: str | None = None) -> Any:
         """The query for one document of the tenant's: scoped by owner_id, so another user's
         document never leaves Firestore (and takes no longer to be missing than a missing one)."""
@@ -514,15 +528,12 @@ class TenantTransaction:
         return self._repo.uid
 
     def get(self, kind: Kind, doc_id: str) -> dict[str, Any]:
-        from google.api_core import exceptions as gexc
-
-        try:
-            found = list(self._repo._one(kind, doc_id).get(transaction=self._transaction, **self._repo._calls))
-        except (gexc.InvalidArgument, ValueError):
-            raise not_found(kind.name) from None
-        if not found:
-            raise not_found(kind.name)
-        return self._repo._owned(found[0], kind)
+        # Whose it is is asked first, outside the transaction; the document is then read in the
+        # transaction by its reference. A query in a transaction holds the range it scanned
+        # (the emulator: much more) until the commit, which serialises concurrent streams.
+        self._repo._check_owned(kind, doc_id)
+        reference = self._repo._collection(kind).document(doc_id)
+        return self._repo._owned(reference.get(transaction=self._transaction, **self._repo._calls), kind)
 
     def any(self, kind: Kind, filters: Sequence[Filter]) -> bool:
         query = self._repo._query(kind, filters).limit(1)
