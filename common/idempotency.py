@@ -187,4 +187,4 @@ def _keep(repo: Repository, doc_id: str, stored: Stored) -> None:
 
     body = json.dumps(stored.body, default=json_default, ensure_ascii=False)
     fields = {"state": "completed", "status": stored.status, "headers": stored.headers, "body": body}
-    repo.update(KEYS, doc_id, lambda _: fields)
+    repo.set_fields(KEYS, doc_id, fields)  # the key is this request's: no read, no compare

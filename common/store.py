@@ -396,6 +396,16 @@ class Repository:
         raise ApiError(Code.ABORTED, f"The {kind.name} is being changed by another request; try again.")
 
     @_database_errors
+    def set_fields(self, kind: Kind, doc_id: str, fields: Mapping[str, Any]) -> None:
+        """Change a document of the tenant's that only this request writes (an idempotency key
+        it holds) without reading it first: one round trip. Its version still moves on."""
+        from google.cloud.firestore import SERVER_TIMESTAMP, Increment
+
+        write = {k: v for k, v in fields.items() if k not in SERVER_FIELDS}
+        reference = self._collection(kind).document(doc_id)
+        reference.update({**write, "version": Increment(1), "updated_at": SERVER_TIMESTAMP}, **self._calls)
+
+    @_database_errors
     def delete(self, kind: Kind, doc_id: str, *, if_match: int | None = None) -> dict[str, Any]:
         """Delete an owned document as a compare-and-set against the version read.
 
