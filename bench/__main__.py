@@ -127,7 +127,8 @@ def contracts_report(result: contracts.ContractsResult) -> str:
     u, s = result.upload_to_parsed, result.standin_ms
     return (
         "\n6. Contracts (issue 8): text extraction, common.contracts.text vs pypdf / python-docx called directly,\n"
-        f"   median of {contracts.RUNS} interleaved runs; peak memory by tracemalloc (Python allocations)\n"
+        f"   median of {contracts.RUNS} interleaved runs after one unmeasured each; median peak memory by tracemalloc\n"
+        "   (Python allocations)\n"
         + table(headers, rows)
         + "\n   upload-to-parsed (multipart upload, Storage emulator, text, model stand-in, verify, Firestore), less\n"
         f"   the stand-in's own time: p50 {u.p50:.1f} ms, p95 {u.p95:.1f} ms (n={u.n}); "
