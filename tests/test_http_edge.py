@@ -85,11 +85,16 @@ class Records(logging.Handler):
 def http_log() -> Iterator[Records]:
     handler = Records()
     logger = logging.getLogger("common.http")
+    # INFO whatever the root logger's level: JSON logging is configured once per process, so a
+    # test that loaded a function before (and restored the root's level) must not silence it.
+    level = logger.level
+    logger.setLevel(logging.INFO)
     logger.addHandler(handler)
     try:
         yield handler
     finally:
         logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def assert_error(response: TestResponse, status: int, code: str) -> dict[str, Any]:

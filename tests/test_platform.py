@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -117,10 +118,16 @@ def test_our_request_id_is_answered_and_logged_with_the_callers_beside_it(
     assert response.status_code == 200
     ours = response.headers["X-Request-Id"]
     assert ours != "req-test-12345678", "a caller cannot choose the id its log lines carry"
-    lines = (stack.log_dir / "crud.log").read_text().splitlines()
-    entries = [json.loads(line) for line in lines if line.startswith("{")]
+    # The line is written when the response closes, which can come just after the client read it.
+    deadline = time.monotonic() + 5
+    while True:
+        lines = (stack.log_dir / "crud.log").read_text().splitlines()
+        entries = [json.loads(line) for line in lines if line.startswith("{")]
+        mine = [e for e in entries if e.get("request_id") == ours]
+        if mine or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert not [e for e in entries if e.get("request_id") == "req-test-12345678"]
-    mine = [e for e in entries if e.get("request_id") == ours]
     assert mine, "the request left no structured log line"
     entry = mine[-1]
     assert entry["callerRequestId"] == "req-test-12345678"
