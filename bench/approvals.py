@@ -13,7 +13,7 @@ from typing import Any
 
 import requests
 
-from bench.harness import Bench, User
+from bench.harness import Api, Bench, User
 from bench.stats import Summary
 from standins.google_client import GoogleStandinClient
 
@@ -109,8 +109,7 @@ def run(bench: Bench) -> ApprovalsResult:
     user = bench.sign_up("approvals-bench")
     _connect(bench, user)
     approve_url = bench.stack.url("approve_action")
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {user.token}"
+    session = Api(approve_url, user).http
 
     ours: list[float] = []
     bare: list[float] = []

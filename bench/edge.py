@@ -119,7 +119,7 @@ def run(bench: Bench) -> EdgeResult:
     reference = bench.client.collection(CUSTOMERS.collection).document()
     reference.create(customer_document(alice.uid, {"name": "Acme"}) | {"notes": "n" * DOCUMENT_BYTES})
     base = bench.stack.url("crud")
-    as_bob, as_alice = _session(bob.token), _session(alice.token)
+    as_bob, as_alice = bench.crud(bob).http, bench.crud(alice).http
 
     probes = []
     for label, method, path, body, status in OPERATIONS:
@@ -163,9 +163,3 @@ def _amplification(session: requests.Session, base: str) -> list[Amplification]:
         a, b = sample_pair(refused, valid, warmup=3, iterations=40, budget_s=15.0)
         results.append(Amplification(label, len(body), max(answers), a, b))
     return results
-
-
-def _session(token: str) -> requests.Session:
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {token}"
-    return session

@@ -7,8 +7,6 @@ import time
 import uuid
 from dataclasses import dataclass
 
-import requests
-
 from bench.harness import Bench
 from bench.stats import Summary
 
@@ -24,8 +22,7 @@ class IdempotencyResult:
 
 def run(bench: Bench) -> IdempotencyResult:
     user = bench.sign_up("idempotency-bench")
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {user.token}"
+    session = bench.crud(user).http
     url = f"{bench.stack.url('crud')}/customers"
 
     def create(key: str | None) -> float:

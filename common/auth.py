@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from common.errors import ApiError, Code
 from common.log import get_logger
@@ -115,8 +115,6 @@ def authenticate(authorization: str | None, *, check_revoked: bool = False) -> U
 class Authenticator(Protocol):
     """How a route establishes who calls it: a `User`, or None for callers that are not users."""
 
-    public: ClassVar[bool]
-
     @property
     def check_revoked(self) -> bool: ...
 
@@ -127,7 +125,6 @@ class Authenticator(Protocol):
 class FirebaseUser:
     """A signed-in CSM: a Firebase ID token; `check_revoked` also asks whether it was revoked."""
 
-    public: ClassVar[bool] = False
     check_revoked: bool = False
 
     def authenticate(self, request: flask.Request) -> User:
@@ -138,7 +135,6 @@ class FirebaseUser:
 class Anyone:
     """No credentials: health checks, and the OAuth callback whose `state` is its proof."""
 
-    public: ClassVar[bool] = True
     check_revoked: bool = False
 
     def authenticate(self, request: flask.Request) -> None:
@@ -151,7 +147,6 @@ class CloudTasks:
     addressed to the worker's URL. The Cloud Tasks emulator sends no token, so a demo project
     without a configured service account accepts unauthenticated deliveries (and only then)."""
 
-    public: ClassVar[bool] = False
     check_revoked: bool = False
 
     def authenticate(self, request: flask.Request) -> None:

@@ -168,7 +168,8 @@ class Context:
 
     def parse(self, model: type[M], *, optional: bool = False) -> M:
         """The JSON body validated against `model`; `optional` lets an empty body stand for `{}`."""
-        return parse_json(model, self._json_bytes(optional=optional))
+        data, decoded = self._json_body(optional=optional)
+        return _validated(model, data, decoded)
 
     def body_bytes(self, limit: int | None = None) -> bytes:
         """The raw body, refusing more than `limit` bytes without reading them all."""
@@ -257,11 +258,12 @@ class Context:
             raise ApiError(Code.INVALID_ARGUMENT, "If-Match must be an ETag from a previous response.")
         return int(value)
 
-    def _json_bytes(self, *, optional: bool) -> bytes:
+    def _json_body(self, *, optional: bool) -> tuple[bytes, dict[str, Any]]:
+        """The body, and its JSON object decoded."""
         data = self.body_bytes()
         if not data.strip():
             if optional:
-                return b"{}"
+                return b"{}", {}
             raise ApiError(Code.INVALID_ARGUMENT, "A JSON object body is required.")
         mimetype = self.request.mimetype
         if mimetype != "application/json":
@@ -275,7 +277,7 @@ class Context:
             raise ApiError(Code.INVALID_ARGUMENT, "The body is not valid JSON.") from None
         if not isinstance(parsed, dict):
             raise ApiError(Code.INVALID_ARGUMENT, "The body must be a JSON object.")
-        return data
+        return data, parsed
 
 
 R = TypeVar("R")
@@ -331,6 +333,11 @@ def parse_json(model: type[M], body: bytes) -> M:
         decoded = json.loads(body)
     except (ValueError, RecursionError):
         decoded = None  # the validation below says what is wrong with it
+    return _validated(model, body, decoded)
+
+
+def _validated(model: type[M], body: bytes, decoded: Any) -> M:
+    """`parse_json` with the body decoded already (None: it does not decode)."""
     if _holds_more_than(decoded, MAX_VALUES):
         raise ApiError(
             Code.INVALID_ARGUMENT, f"The request holds more than {MAX_VALUES} values; no object takes that many."
@@ -421,10 +428,6 @@ class Route:
     idempotent: idempotency.Replay | None = None  # takes Idempotency-Key; answers a committed effect so
 
     @property
-    def public(self) -> bool:
-        return self.auth.public
-
-    @property
     def check_revoked(self) -> bool:
         return self.auth.check_revoked
 
@@ -507,7 +510,7 @@ class Router:
     def dispatch(self, request: flask.Request) -> flask.Response:
         started = time.perf_counter()
         settings = get_settings()
-        request_id = _request_id(request)
+        request_id = _request_id()
         trace = _trace(request, settings.project_id)
         log.request_id_var.set(request_id)
         log.trace_var.set(trace)
@@ -716,7 +719,7 @@ def _counted(chunks: Iterator[bytes], sent: _Sent) -> Iterator[bytes]:
             close()
 
 
-def _request_id(request: flask.Request) -> str:
+def _request_id() -> str:
     """Our own id for each request: a caller's X-Request-Id is logged beside it, never taken for
     it, so no caller can make its log lines pass for another request's."""
     return uuid.uuid4().hex

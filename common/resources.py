@@ -15,7 +15,8 @@ from typing import Any
 from common import models
 from common.auth import User
 from common.errors import ApiError, Code
-from common.http import ID_PATTERN
+from common.http import ID_PATTERN, parse_value
+from common.settings import get_settings
 from common.store import Filter, Kind, Order, Page, Repository, TenantTransaction, check_version
 
 DEFAULT_PAGE_SIZE = 25
@@ -90,7 +91,7 @@ def _date_arg(query: Mapping[str, str], name: str) -> str | None:
     return raw
 
 
-def _enum_arg(query: Mapping[str, str], name: str, values: type[enum.StrEnum]) -> str | None:
+def enum_arg(query: Mapping[str, str], name: str, values: type[enum.StrEnum]) -> str | None:
     raw = query.get(name)
     if raw is None:
         return None
@@ -108,7 +109,7 @@ def _id_arg(query: Mapping[str, str], name: str) -> str | None:
     return raw
 
 
-def _list(
+def list_page(
     repo: Repository, kind: Kind, args: ListArgs, filters: list[Filter], parent_id: str | None = None
 ) -> Page[dict[str, Any]]:
     return repo.list(kind, filters=filters, order=args.order, limit=args.limit, cursor=args.cursor, parent_id=parent_id)
@@ -172,8 +173,6 @@ def customer_fields(values: Mapping[str, Any]) -> dict[str, Any]:
 
 def ensure_room(repo: Repository, kind: Kind) -> None:
     """Refuse a new document past the per-user cap (CSCX_MAX_DOCUMENTS) of its kind: 429."""
-    from common.settings import get_settings
-
     cap = get_settings().max_documents
     if repo.count(kind) >= cap:
         raise ApiError(
@@ -200,7 +199,7 @@ def update_customer(
 def list_customers(repo: Repository, query: Mapping[str, str]) -> Page[models.CustomerPublic]:
     args = list_args(query, CUSTOMERS)
     filters = []
-    stage = _enum_arg(query, "stage", models.Stage)
+    stage = enum_arg(query, "stage", models.Stage)
     if stage:
         filters.append(Filter("stage", "==", stage))
     prefix = query.get("q")
@@ -213,7 +212,7 @@ def list_customers(repo: Repository, query: Mapping[str, str]) -> Page[models.Cu
         # Everything that starts with the prefix sorts before the prefix with its last
         # character incremented (Firestore compares strings by their UTF-8 bytes).
         filters += [Filter("name_lower", ">=", prefix), Filter("name_lower", "<", _after_prefix(prefix))]
-    return _list(repo, CUSTOMERS, args, filters).map(models.CustomerPublic.of)
+    return list_page(repo, CUSTOMERS, args, filters).map(models.CustomerPublic.of)
 
 
 def _update(repo: Repository, kind: Kind, doc_id: str, changes: dict[str, Any], if_match: int | None) -> dict[str, Any]:
@@ -248,7 +247,10 @@ def _after_prefix(prefix: str) -> str:
 def require_customer(reader: Repository | TenantTransaction, customer_id: str, field: str = "customer_id") -> None:
     """Refuse a reference to a customer the caller does not own (indistinguishable from none)."""
     try:
-        reader.get(CUSTOMERS, customer_id)
+        if isinstance(reader, Repository):
+            reader.require(CUSTOMERS, customer_id)  # its existence is all that is asked
+        else:
+            reader.get(CUSTOMERS, customer_id)  # in a transaction, the read is what holds it
     except ApiError as error:
         if error.code is Code.NOT_FOUND:
             raise invalid(field, "no such customer") from None
@@ -312,8 +314,7 @@ def delete_customer(repo: Repository, customer_id: str, *, cascade: bool, if_mat
 
     def delete_files(contracts: Sequence[dict[str, Any]]) -> None:
         for contract in contracts:
-            if contract.get("storage_path"):
-                storage.delete(str(contract["storage_path"]))
+            storage.delete_file_of(contract)
 
     for _ in range(3):
         for kind, filters in references:
@@ -361,7 +362,6 @@ def update_contract(
 def _corrections(corrections: dict[str, Any]) -> dict[str, Any]:
     """The CSM's corrections, validated per field (a 400 names `extracted.<field>`)."""
     from common.contracts import terms
-    from common.http import parse_value
 
     try:
         return parse_value(terms.Corrections, corrections).model_dump(mode="json", exclude_unset=True)
@@ -375,9 +375,7 @@ def delete_contract(repo: Repository, contract_id: str, if_match: int | None) ->
     """Delete a contract, and its stored file with it."""
     from common.contracts import storage
 
-    deleted = repo.delete(CONTRACTS, contract_id, if_match=if_match)
-    if deleted.get("storage_path"):
-        storage.delete(str(deleted["storage_path"]))
+    storage.delete_file_of(repo.delete(CONTRACTS, contract_id, if_match=if_match))
 
 
 def _list_by_customer(repo: Repository, kind: Kind, query: Mapping[str, str]) -> Page[dict[str, Any]]:
@@ -385,7 +383,7 @@ def _list_by_customer(repo: Repository, kind: Kind, query: Mapping[str, str]) ->
     args = list_args(query, kind)
     customer_id = _id_arg(query, "customer_id")
     filters = [Filter("customer_id", "==", customer_id)] if customer_id else []
-    return _list(repo, kind, args, filters)
+    return list_page(repo, kind, args, filters)
 
 
 # -- tasks -----------------------------------------------------------------------------
@@ -436,7 +434,7 @@ def delete_task(repo: Repository, task_id: str, if_match: int | None) -> None:
 def list_tasks(repo: Repository, query: Mapping[str, str]) -> Page[models.TaskPublic]:
     args = list_args(query, TASKS)
     filters = []
-    status = _enum_arg(query, "status", models.TaskStatus)
+    status = enum_arg(query, "status", models.TaskStatus)
     if status:
         filters.append(Filter("status", "==", status))
     customer_id = _id_arg(query, "customer_id")
@@ -445,7 +443,7 @@ def list_tasks(repo: Repository, query: Mapping[str, str]) -> Page[models.TaskPu
     due_before = _date_arg(query, "due_before")
     if due_before:
         filters.append(Filter("due_key", "<", due_before))
-    return _list(repo, TASKS, args, filters).map(models.TaskPublic.of)
+    return list_page(repo, TASKS, args, filters).map(models.TaskPublic.of)
 
 
 # -- sessions --------------------------------------------------------------------------
@@ -466,9 +464,9 @@ def update_session(
 
 
 def list_messages(repo: Repository, session_id: str, query: Mapping[str, str]) -> Page[models.MessagePublic]:
-    repo.get(SESSIONS, session_id)
+    repo.require(SESSIONS, session_id)
     args = list_args(query, MESSAGES)
-    return _list(repo, MESSAGES, args, [], parent_id=session_id).map(models.MessagePublic.of)
+    return list_page(repo, MESSAGES, args, [], parent_id=session_id).map(models.MessagePublic.of)
 
 
 def streaming(session: Mapping[str, Any]) -> bool:

@@ -177,11 +177,16 @@ class Repository:
     def _rider_waits(self) -> bool:
         return self.rider is not None and not self.rider.rode
 
-    def _commit_riding(self, batch: Any) -> Any:
-        """Commit a batch the rider is in; the first write's result."""
+    def _commit(self, batch: Any, effect: Any) -> Any:
+        """Commit a batch of one write, to `effect`, with the waiting rider if there is one (a
+        single write is a one-write batch in the client too); the write's result."""
+        riding = self._rider_waits
+        if riding:
+            self._ride(batch, effect)
         result = batch.commit(**self._calls)[0]
-        assert self.rider is not None
-        self.rider.rode = True
+        if riding:
+            assert self.rider is not None
+            self.rider.rode = True
         return result
 
     @property
@@ -212,30 +217,34 @@ class Repository:
         return self._load(kind, doc_id, parent_id)[0]
 
     def _load(self, kind: Kind, doc_id: str, parent_id: str | None = None) -> tuple[dict[str, Any], Any]:
-        from google.api_core import exceptions as gexc
-
-        try:
-            snapshots = list(self._one(kind, doc_id, parent_id).stream(**self._calls))
-        except (gexc.InvalidArgument, ValueError):  # an id Firestore reserves (__x__) can name nothing
-            raise not_found(kind.name) from None
+        snapshot = self._only(kind, self._one(kind, doc_id, parent_id))
         self.documents_read += 1
-        if not snapshots:
-            raise not_found(kind.name)
-        return self._owned(snapshots[0], kind), snapshots[0].update_time
+        return self._owned(snapshot, kind), snapshot.update_time
 
-    def _check_owned(self, kind: Kind, doc_id: str) -> None:
+    def find(self, kind: Kind, doc_id: str) -> dict[str, Any] | None:
+        """The tenant's `kind` document `doc_id`, or None."""
+        return _or_none(lambda: self.get(kind, doc_id))
+
+    @_database_errors
+    def require(self, kind: Kind, doc_id: str) -> None:
         """404 unless the tenant has `kind` document `doc_id`, asked by the owner-scoped query
         with only the document's name returned: nothing of another user's document leaves
         Firestore, and a large document is as quick to find missing as no document."""
-        from google.api_core import exceptions as gexc
         from google.cloud.firestore_v1.field_path import FieldPath
 
+        self._only(kind, self._one(kind, doc_id).select([FieldPath.document_id()]))
+
+    def _only(self, kind: Kind, query: Any) -> Any:
+        """The one document `query` (an `_one`) finds, else 404."""
+        from google.api_core import exceptions as gexc
+
         try:
-            found = list(self._one(kind, doc_id).select([FieldPath.document_id()]).stream(**self._calls))
-        except (gexc.InvalidArgument, ValueError):
+            snapshots = list(query.stream(**self._calls))
+        except (gexc.InvalidArgument, ValueError):  # an id Firestore reserves (__x__) can name nothing
             raise not_found(kind.name) from None
-        if not found:
+        if not snapshots:
             raise not_found(kind.name)
+        return snapshots[0]
 
     def _one(self, kind: Kind, doc_id: str, parent_id: str | None = None) -> Any:
         """The query for one document of the tenant's: scoped by owner_id, so another user's
@@ -325,13 +334,9 @@ class Repository:
         reference = collection.document(doc_id) if doc_id else collection.document()
         document = _new_document(self.uid, data)
         try:
-            if self._rider_waits:
-                batch = self._db.batch()
-                batch.create(reference, document)
-                self._ride(batch, reference)
-                result = self._commit_riding(batch)
-            else:
-                result = reference.create(document, **self._calls)
+            batch = self._db.batch()
+            batch.create(reference, document)
+            result = self._commit(batch, reference)
         except gexc.AlreadyExists:
             if doc_id:
                 raise ApiError(Code.ALREADY_EXISTS, f"The {kind.name} already exists.") from None
@@ -382,13 +387,9 @@ class Repository:
             write = _next_version(current, fields)
             precondition = self._db.write_option(last_update_time=update_time)
             try:
-                if self._rider_waits:
-                    batch = self._db.batch()
-                    batch.update(reference, write, option=precondition)
-                    self._ride(batch, reference)
-                    result = self._commit_riding(batch)
-                else:
-                    result = reference.update(write, option=precondition, **self._calls)
+                batch = self._db.batch()
+                batch.update(reference, write, option=precondition)
+                result = self._commit(batch, reference)
             except (gexc.FailedPrecondition, gexc.NotFound):
                 _back_off(attempt)
                 continue
@@ -541,9 +542,12 @@ class TenantTransaction:
         # Whose it is is asked first, outside the transaction; the document is then read in the
         # transaction by its reference. A query in a transaction holds the range it scanned
         # (the emulator: much more) until the commit, which serialises concurrent streams.
-        self._repo._check_owned(kind, doc_id)
+        self._repo.require(kind, doc_id)
         reference = self._repo._collection(kind).document(doc_id)
         return self._repo._owned(reference.get(transaction=self._transaction, **self._repo._calls), kind)
+
+    def find(self, kind: Kind, doc_id: str) -> dict[str, Any] | None:
+        return _or_none(lambda: self.get(kind, doc_id))
 
     def any(self, kind: Kind, filters: Sequence[Filter]) -> bool:
         query = self._repo._query(kind, filters).limit(1)
@@ -568,6 +572,16 @@ class TenantTransaction:
 
 
 # -- the one shape of every write ------------------------------------------------------------
+
+
+def _or_none(read: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
+    """What `read` reads, or None where it answers 404."""
+    try:
+        return read()
+    except ApiError as error:
+        if error.code is Code.NOT_FOUND:
+            return None
+        raise
 
 
 def _new_document(uid: str, data: Mapping[str, Any]) -> dict[str, Any]:

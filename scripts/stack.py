@@ -86,13 +86,13 @@ class Ports:
             return int(env.get(name) or default + offset)
 
         return cls(
-            firestore=port("CSCX_FIRESTORE_PORT", 8080),
-            auth=port("CSCX_AUTH_PORT", 9099),
-            tasks=port("CSCX_TASKS_PORT", 8123),
-            storage=port("CSCX_STORAGE_PORT", 9023),
-            hub=port("CSCX_EMULATOR_HUB_PORT", 4400),
-            models=port("CSCX_MODEL_STANDIN_PORT", 8090),
-            google=port("CSCX_GOOGLE_STANDIN_PORT", 8091),
+            firestore=port("CSCX_FIRESTORE_PORT", cls.firestore),
+            auth=port("CSCX_AUTH_PORT", cls.auth),
+            tasks=port("CSCX_TASKS_PORT", cls.tasks),
+            storage=port("CSCX_STORAGE_PORT", cls.storage),
+            hub=port("CSCX_EMULATOR_HUB_PORT", cls.hub),
+            models=port("CSCX_MODEL_STANDIN_PORT", cls.models),
+            google=port("CSCX_GOOGLE_STANDIN_PORT", cls.google),
             functions={f.entry_point: port(f.port_setting, f.port) for f in FUNCTIONS},
         )
 
@@ -357,12 +357,7 @@ class Stack:
         log_name = f"{name}-{label}"
         self._start_function(function, port, changes, log_name)
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while not _http_ok(f"{url}/healthz"):
-            self._check_alive(log_name)
-            if time.monotonic() > deadline:
-                raise StackError(f"{log_name} not ready after 60s (logs in {self.log_dir})")
-            time.sleep(0.2)
+        self._await({log_name: (f"{url}/healthz", None)}, timeout=60)
         return url
 
     def kill(self, name: str) -> None:
@@ -385,6 +380,14 @@ class Stack:
         if self.with_functions:
             for name in self.ports.functions:
                 checks[name] = (f"{self.url(name)}/healthz", None)
+        self._await(checks, timeout)
+        # A port-only check passes on anyone's listener: ours must still be alive.
+        time.sleep(0.5)
+        for name in checks:
+            self._check_alive(name)
+
+    def _await(self, checks: Mapping[str, tuple[str | None, int | None]], timeout: float) -> None:
+        """Wait until each process answers its check (an HTTP URL, else an open port)."""
         deadline = time.monotonic() + timeout
         pending = dict(checks)
         while pending:
@@ -395,10 +398,6 @@ class Stack:
             if time.monotonic() > deadline:
                 raise StackError(f"not ready after {timeout:.0f}s: {', '.join(pending)} (logs in {self.log_dir})")
             time.sleep(0.2)
-        # A port-only check passes on anyone's listener: ours must still be alive.
-        time.sleep(0.5)
-        for name in checks:
-            self._check_alive(name)
 
     def _check_alive(self, name: str) -> None:
         for process_name, process in self.processes:

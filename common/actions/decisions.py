@@ -76,10 +76,11 @@ def propose(
         "result": None,
         "error": None,
     }
-    action = models.ActionPublic.of(repo.create(ACTIONS, document))
+    created = repo.create(ACTIONS, document)
+    action = models.ActionPublic.of(created)
     try:
         if automatic:
-            action = enqueue(repo, repo.get(ACTIONS, action.id))
+            action = enqueue(repo, created)
         else:
             schedule_expiry(repo, action)
     except ApiError as error:
@@ -90,15 +91,9 @@ def propose(
 
 
 def list_actions(repo: Repository, query: Mapping[str, str]) -> Page[models.ActionPublic]:
-    args = resources.list_args(query, ACTIONS)
-    filters = []
-    status = query.get("status")
-    if status is not None:
-        if status not in {s.value for s in ActionStatus}:
-            raise resources.invalid("status", f"must be one of {', '.join(s.value for s in ActionStatus)}")
-        filters.append(Filter("status", "==", status))
-    page = repo.list(ACTIONS, filters=filters, order=args.order, limit=args.limit, cursor=args.cursor)
-    return page.map(models.ActionPublic.of)
+    status = resources.enum_arg(query, "status", ActionStatus)
+    filters = [Filter("status", "==", status)] if status else []
+    return resources.list_page(repo, ACTIONS, resources.list_args(query, ACTIONS), filters).map(models.ActionPublic.of)
 
 
 def get_action(repo: Repository, action_id: str) -> models.ActionPublic:
@@ -117,46 +112,30 @@ def _decided(action: Mapping[str, Any]) -> ApiError:
 
 def approve(repo: Repository, user: User, action_id: str, edit: dict[str, Any] | None) -> models.ActionPublic:
     """Approve a pending action (with the CSM's edit of its payload, validated first) and enqueue it."""
-    current = repo.get(ACTIONS, action_id)
-    action_type = ActionType(current["type"])
-    payload = validate_payload(repo, action_type, edit) if edit is not None else None  # 400 before anything
+    payload = None
+    if edit is not None:  # validated against the action's type, a 400 before anything
+        action_type = ActionType(repo.get(ACTIONS, action_id)["type"])
+        payload = validate_payload(repo, action_type, edit)
     now = datetime.now(UTC)
-    outcome = ""
-
-    def decide(action: dict[str, Any]) -> dict[str, Any]:
-        # A compare-and-set, recomputed when another decision got there first: optimistic, so
-        # ten simultaneous approvals settle in a retry or two instead of waiting on locks.
-        nonlocal outcome
-        if action["status"] != ActionStatus.PENDING:
-            outcome = "unchanged"
-            return {}
-        if action["expires_at"] <= now:
-            outcome = "expired"
-            return {"status": ActionStatus.EXPIRED.value}
-        outcome = "approved"
-        changes: dict[str, Any] = {"status": ActionStatus.APPROVED.value, "decided_at": now, "decided_by": user.uid}
-        if payload is not None:
-            changes |= {
-                "payload": payload,
-                "summary": summary_of(action_type, payload),
-                "customer_id": payload.get("customer_id"),
-            }
-        return changes
-
-    action = repo.update(ACTIONS, action_id, decide)
-    if outcome == "expired":
-        raise _expired(action)
-    if outcome == "unchanged":
-        if action["status"] not in APPROVED_STATES:
-            raise _decided(action)
-        if payload is not None and payload != action["payload"]:
-            raise ApiError(Code.ABORTED, "The action was already approved as it was; it cannot be edited now.")
-        if action["status"] == ActionStatus.APPROVED and action.get("enqueued_at") is None:
-            decided_at = action.get("decided_at") or now
-            if now - decided_at > REENQUEUE_AFTER:  # the approving request died before enqueueing
-                return enqueue(repo, action)
-        return models.ActionPublic.of(action)
-    return enqueue(repo, action)
+    changes: dict[str, Any] = {"status": ActionStatus.APPROVED.value, "decided_at": now, "decided_by": user.uid}
+    if payload is not None:
+        changes |= {
+            "payload": payload,
+            "summary": summary_of(action_type, payload),
+            "customer_id": payload.get("customer_id"),
+        }
+    action, decided = _decide(repo, action_id, changes, now)
+    if decided:
+        return enqueue(repo, action)
+    if action["status"] not in APPROVED_STATES:
+        raise _decided(action)
+    if payload is not None and payload != action["payload"]:
+        raise ApiError(Code.ABORTED, "The action was already approved as it was; it cannot be edited now.")
+    if action["status"] == ActionStatus.APPROVED and action.get("enqueued_at") is None:
+        decided_at = action.get("decided_at") or now
+        if now - decided_at > REENQUEUE_AFTER:  # the approving request died before enqueueing
+            return enqueue(repo, action)
+    return models.ActionPublic.of(action)
 
 
 def enqueue(repo: Repository, action: dict[str, Any]) -> models.ActionPublic:
@@ -168,6 +147,25 @@ def enqueue(repo: Repository, action: dict[str, Any]) -> models.ActionPublic:
 
 def reject(repo: Repository, user: User, action_id: str, reason: str | None) -> models.ActionPublic:
     now = datetime.now(UTC)
+    changes = {
+        "status": ActionStatus.REJECTED.value,
+        "decided_at": now,
+        "decided_by": user.uid,
+        "reject_reason": reason,
+    }
+    action, decided = _decide(repo, action_id, changes, now)
+    if not decided and action["status"] != ActionStatus.REJECTED:
+        raise _decided(action)
+    return models.ActionPublic.of(action)
+
+
+def _decide(repo: Repository, action_id: str, changes: dict[str, Any], now: datetime) -> tuple[dict[str, Any], bool]:
+    """Apply a decision's `changes` to a pending action: the action, and whether this request
+    decided it (False: it was no longer pending). One found past its expiry is expired, a 409.
+
+    A compare-and-set, recomputed when another decision got there first: optimistic, so ten
+    simultaneous decisions settle in a retry or two instead of waiting on locks.
+    """
     outcome = ""
 
     def decide(action: dict[str, Any]) -> dict[str, Any]:
@@ -178,20 +176,13 @@ def reject(repo: Repository, user: User, action_id: str, reason: str | None) -> 
         if action["expires_at"] <= now:
             outcome = "expired"
             return {"status": ActionStatus.EXPIRED.value}
-        outcome = "rejected"
-        return {
-            "status": ActionStatus.REJECTED.value,
-            "decided_at": now,
-            "decided_by": user.uid,
-            "reject_reason": reason,
-        }
+        outcome = "decided"
+        return changes
 
     action = repo.update(ACTIONS, action_id, decide)
     if outcome == "expired":
         raise _expired(action)
-    if outcome == "unchanged" and action["status"] != ActionStatus.REJECTED:
-        raise _decided(action)
-    return models.ActionPublic.of(action)
+    return action, outcome == "decided"
 
 
 def schedule_expiry(repo: Repository, action: models.ActionPublic) -> None:

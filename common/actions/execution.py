@@ -85,7 +85,7 @@ def _after_failure(repo: Repository, claimed: _Claim, error: google.GoogleError,
     if isinstance(error, google.NotConnected):
         return _fail(repo, claimed, "GOOGLE_NOT_CONNECTED", "Google is not connected; connect it and try again.")
     if not error.transient:
-        return _fail(repo, claimed, "GOOGLE_ERROR", str(error.args[0]) if error.args else "Google refused the action.")
+        return _fail(repo, claimed, "GOOGLE_ERROR", error.message or "Google refused the action.")
     if delivery.last_attempt:
         return _fail(repo, claimed, "GOOGLE_UNAVAILABLE", "Google was unavailable on every attempt.")
     _release(repo, claimed)
@@ -142,11 +142,8 @@ def _within_quota(t: TenantTransaction, field: str, now: datetime) -> bool:
     settings = get_settings()
     limit = settings.daily_email_quota if field == "emails_sent" else settings.daily_meeting_quota
     day_id = f"{t.uid}-{now:%Y%m%d}"
-    try:
-        day = t.get(QUOTAS, day_id)
-    except ApiError as error:
-        if error.code is not Code.NOT_FOUND:
-            raise
+    day = t.find(QUOTAS, day_id)
+    if day is None:
         if limit < 1:
             return False
         t.create(QUOTAS, {"day": f"{now:%Y-%m-%d}", field: 1}, doc_id=day_id)
@@ -164,7 +161,8 @@ def _perform(repo: Repository, claimed: _Claim) -> dict[str, Any]:
 
     action = claimed.action
     payload = action["payload"]
-    token = tokens.access_token(repo)
+    access = tokens.access(repo)
+    token = access.token
     if action["type"] == ActionType.MEETING_BOOK:
         return calendar.insert_event(
             token,
@@ -177,10 +175,9 @@ def _perform(repo: Repository, claimed: _Claim) -> dict[str, Any]:
             description=payload.get("description") or "",
             request_id=f"cscx-{action['id']}",
         )
-    connection = tokens.connection(repo) or {}
     message_id = gmail.message_id_for(action["id"])
     message = gmail.build_message(
-        sender=str(connection.get("google_email") or ""),
+        sender=access.google_email,
         to=payload["to"],
         cc=payload.get("cc") or [],
         subject=payload["subject"],
@@ -257,13 +254,13 @@ def _release(repo: Repository, claimed: _Claim) -> None:
 
 
 def _finish(repo: Repository, claimed: _Claim, changes: dict[str, Any], status: str) -> Outcome:
-    def finish(t: TenantTransaction) -> Outcome:
-        current = t.get(ACTIONS, claimed.action["id"])
-        if current.get("claim_id") != claimed.claim_id:
-            # Our lease ran out and another delivery took over: it records the outcome.
-            return Outcome("lost-claim")
-        t.update(ACTIONS, current, changes)
-        return Outcome(status)
+    held = False
 
-    result: Outcome = repo.run_transaction(finish)
-    return result
+    def finish(current: dict[str, Any]) -> dict[str, Any]:
+        nonlocal held
+        # Not ours if our lease ran out and another delivery took over: it records the outcome.
+        held = current.get("claim_id") == claimed.claim_id
+        return changes if held else {}
+
+    repo.update(ACTIONS, claimed.action["id"], finish)
+    return Outcome(status if held else "lost-claim")

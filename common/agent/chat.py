@@ -42,7 +42,6 @@ logger = get_logger(__name__)
 TITLE_LENGTH = 80
 HISTORY_MESSAGES = 100  # the most a turn reads back before the token budget trims it
 POLL_SECONDS = 0.2  # how often a silent stream looks at its client and its session
-PING_SECONDS = 10.0
 R = TypeVar("R")
 
 
@@ -215,9 +214,6 @@ def request_stop(repo: Repository, session_id: str) -> models.SessionPublic:
             return {}
         return {"stop_requested_at": datetime.now(UTC)}
 
-    current = repo.get(SESSIONS, session_id)
-    if current.get("status") != SessionStatus.STREAMING:
-        return models.SessionPublic.of(current)
     return models.SessionPublic.of(repo.update(SESSIONS, session_id, stop))
 
 
@@ -263,7 +259,7 @@ def _google_connected(repo: Repository) -> bool:
     from common.google import tokens as google_tokens
 
     connection = google_tokens.connection(repo)
-    return connection is not None and connection.get("status") == "connected"
+    return connection is not None and connection.get("status") == google_tokens.CONNECTED
 
 
 def _customer(repo: Repository, customer_id: str | None) -> models.CustomerPublic | None:
@@ -457,16 +453,14 @@ class _Turn:
     def _renew_lease(self) -> None:
         """Extend the lease; the session it reads also tells of a stop, should the watch have failed."""
         until = datetime.now(UTC) + timedelta(seconds=self.lease_seconds)
-        seen: list[dict[str, Any]] = []
 
         def renew(current: dict[str, Any]) -> dict[str, Any]:
-            seen.append(current)
             if current.get("stream_id") != self.claim.stream_id or current.get("status") != SessionStatus.STREAMING:
                 return {}
             return {"lease_expires_at": until}
 
         try:
-            self.repo.update(SESSIONS, self.session_id, renew)
+            session = self.repo.update(SESSIONS, self.session_id, renew)
         except ApiError as error:
             if error.code is Code.NOT_FOUND:
                 self._session_changed(None)
@@ -476,5 +470,4 @@ class _Turn:
         except Exception:
             logger.exception("stream lease not renewed")
             return
-        if seen:
-            self._session_changed(seen[-1])
+        self._session_changed(session)

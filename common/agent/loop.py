@@ -18,6 +18,7 @@ from typing import Literal
 from common.agent import stream
 from common.agent.tools import Tool, ToolContext, offered, run_tool
 from common.llm import (
+    UNPARSABLE,
     AssistantTurn,
     Finished,
     ModelRequest,
@@ -221,7 +222,7 @@ class _Step:
             self.emit(stream.tool_input_delta(event.id, event.json_text))
         elif isinstance(event, ToolCallDone):
             call = event.call
-            shown = {} if "__unparsable__" in call.input else call.input
+            shown = {} if UNPARSABLE in call.input else call.input
             self.emit(stream.tool_input_available(call.id, call.name, shown))
             self.calls.append(call)
         elif isinstance(event, Finished):

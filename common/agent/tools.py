@@ -19,7 +19,7 @@ from common import actions, models, resources
 from common.actions import decisions
 from common.errors import ApiError, Code
 from common.http import parse_value
-from common.llm import ToolSpec
+from common.llm import UNPARSABLE, ToolSpec
 from common.models import ActionStatus, ActionType, DocumentId, Stage, Strict, TaskStatus
 from common.store import Repository
 
@@ -49,7 +49,6 @@ class ToolOutcome:
 class Tool:
     spec: ToolSpec
     run: Callable[[ToolContext, Any], ToolOutcome]
-    proposes: bool = False  # an action tool: its call ends in an approval request
 
 
 def _facts(stored: models.Stored) -> dict[str, Any]:
@@ -226,7 +225,7 @@ READ_TOOLS = (
 )
 
 ACTION_TOOLS = tuple(
-    Tool(ToolSpec(name, description, _schema(actions.PAYLOADS[action_type])), _proposer(action_type), proposes=True)
+    Tool(ToolSpec(name, description, _schema(actions.PAYLOADS[action_type])), _proposer(action_type))
     for name, action_type, description in (
         (
             "draft_email",
@@ -277,7 +276,7 @@ def run_tool(ctx: ToolContext, name: str, raw_input: Any) -> ToolOutcome:
     tool = TOOLS.get(name)
     if tool is None:
         return ToolOutcome({"error": f"There is no tool called {name}."}, is_error=True)
-    if not isinstance(raw_input, dict) or "__unparsable__" in raw_input:
+    if not isinstance(raw_input, dict) or UNPARSABLE in raw_input:
         return ToolOutcome({"error": "The tool input must be a JSON object."}, is_error=True)
     try:
         return tool.run(ctx, raw_input)

@@ -198,9 +198,3 @@ def _fill_customer(repo: Repository, customer_id: str, extracted: dict[str, Any]
     except ApiError as error:
         if error.code is not Code.NOT_FOUND:  # the customer went meanwhile: nothing to fill
             raise
-
-
-def delete_file(contract: dict[str, Any]) -> None:
-    path = contract.get("storage_path")
-    if path:
-        storage.delete(str(path))

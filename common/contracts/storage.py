@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from common.errors import ApiError, Code
 from common.log import get_logger
@@ -67,6 +68,12 @@ def get(path: str) -> bytes:
         raise _unavailable(error) from None
 
 
+def delete_file_of(contract: Mapping[str, Any]) -> None:
+    """Delete a contract's stored file, if it has one."""
+    if contract.get("storage_path"):
+        delete(str(contract["storage_path"]))
+
+
 def delete(path: str) -> None:
     """Delete a file; one already gone is fine."""
     from google.api_core import exceptions as gexc
@@ -77,7 +84,3 @@ def delete(path: str) -> None:
         return
     except (gexc.GoogleAPICallError, OSError) as error:
         raise _unavailable(error) from None
-
-
-def exists(path: str) -> bool:
-    return bool(_bucket().blob(path).exists(timeout=30))

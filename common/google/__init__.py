@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import socket
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from common.log import get_logger
@@ -13,6 +15,21 @@ logger = get_logger(__name__)
 API_TIMEOUT_SECONDS = 30.0
 # Reasons Google gives with a 403 that mean "slow down", not "forbidden".
 _RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"})
+
+
+def b64(data: bytes) -> str:
+    """URL-safe base64 without padding."""
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def unb64(text: str) -> bytes:
+    """The bytes of `b64`'s text; ValueError when it is not that."""
+    return base64.urlsafe_b64decode(text.encode("ascii") + b"=" * (-len(text) % 4))
+
+
+def utc(moment: datetime) -> datetime:
+    """A moment in UTC; a naive one (as google-auth hands them out) is taken as UTC already."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 class GoogleError(Exception):

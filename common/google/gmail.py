@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
-from common.google import execute, service
+from common.google import execute, service, utc
 from common.log import get_logger
 
 logger = get_logger(__name__)
@@ -93,7 +93,7 @@ def find_sent(
     found = execute(messages.list(userId="me", q=query, maxResults=1), retries=_READ_RETRIES).get("messages") or []
     if found:
         return {"message_id": str(found[0]["id"]), "thread_id": str(found[0].get("threadId", ""))}
-    return _scan_sent(messages, action_id=action_id, subject=subject, since=_utc(sent_after) - _CLOCK_SKEW)
+    return _scan_sent(messages, action_id=action_id, subject=subject, since=utc(sent_after) - _CLOCK_SKEW)
 
 
 def find_draft(token: str, *, message_id: str) -> dict[str, Any] | None:
@@ -159,7 +159,3 @@ def _one_line(text: str) -> str:
 
 def _raw(message: EmailMessage) -> str:
     return base64.urlsafe_b64encode(message.as_bytes()).decode()
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -11,7 +11,6 @@ deletes it in a transaction before the code is exchanged, so a state works once.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import functools
 import hashlib
@@ -28,8 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from common.errors import ApiError, Code
-from common.google import oauth_url, tokens
+from common.google import b64, oauth_url, tokens, unb64
 from common.log import get_logger
 from common.settings import Settings, get_settings
 from common.store import Kind, Repository, TenantTransaction
@@ -175,13 +173,9 @@ def _consume(parsed: _State) -> str | None:
     repo = Repository(parsed.uid)
 
     def take(t: TenantTransaction) -> dict[str, Any] | None:
-        try:
-            stored = t.get(OAUTH_STATES, parsed.nonce)
-        except ApiError as error:
-            if error.code is Code.NOT_FOUND:
-                return None
-            raise
-        t.delete(OAUTH_STATES, parsed.nonce)
+        stored = t.find(OAUTH_STATES, parsed.nonce)
+        if stored is not None:
+            t.delete(OAUTH_STATES, parsed.nonce)
         return stored
 
     stored: dict[str, Any] | None = repo.run_transaction(take)
@@ -301,11 +295,14 @@ def _state_key(cursor_key: bytes) -> bytes:
     return hmac.new(cursor_key, b"cscx/oauth-state/v1", hashlib.sha256).digest()
 
 
+def _signature(encoded: str) -> bytes:
+    return hmac.new(_state_key(get_settings().cursor_key), encoded.encode(), hashlib.sha256).digest()
+
+
 def _sign(state: _State) -> str:
     payload = json.dumps({"u": state.uid, "n": state.nonce, "e": state.expires}, separators=(",", ":")).encode()
-    encoded = _b64(payload)
-    signature = hmac.new(_state_key(get_settings().cursor_key), encoded.encode(), hashlib.sha256).digest()
-    return f"{encoded}.{_b64(signature)}"
+    encoded = b64(payload)
+    return f"{encoded}.{b64(_signature(encoded))}"
 
 
 def _verify(state: str | None) -> _State:
@@ -313,29 +310,21 @@ def _verify(state: str | None) -> _State:
     if not state or len(state) > 1024 or state.count(".") != 1:
         raise _RefusedError("invalid_state")
     encoded, _, signature = state.partition(".")
-    expected = hmac.new(_state_key(get_settings().cursor_key), encoded.encode(), hashlib.sha256).digest()
+    expected = _signature(encoded)
     try:
-        given = _unb64(signature)
+        given = unb64(signature)
     except (ValueError, binascii.Error):
         raise _RefusedError("invalid_state") from None
     if not hmac.compare_digest(expected, given):
         raise _RefusedError("invalid_state")
     try:
-        payload = json.loads(_unb64(encoded))
+        payload = json.loads(unb64(encoded))
         parsed = _State(str(payload["u"]), str(payload["n"]), int(payload["e"]))
     except (ValueError, KeyError, TypeError, binascii.Error):
         raise _RefusedError("invalid_state") from None  # signed by us, so only a change of format gets here
     if not parsed.uid or not _NONCE.fullmatch(parsed.nonce):
         raise _RefusedError("invalid_state")
     return parsed
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text.encode("ascii") + b"=" * (-len(text) % 4))
 
 
 # -- the OAuth client ------------------------------------------------------------------------

@@ -9,18 +9,18 @@ compare-and-set on the document; the others wait for the new token rather than r
 
 from __future__ import annotations
 
-import base64
 import binascii
 import functools
 import json
 import os
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from common.errors import ApiError, Code, ConfigurationError
-from common.google import GoogleError, NotConnected, ReauthRequired, oauth_url
+from common.google import GoogleError, NotConnected, ReauthRequired, b64, oauth_url, unb64, utc
 from common.log import get_logger
 from common.settings import get_settings
 from common.store import Kind, Repository, TenantTransaction
@@ -55,7 +55,7 @@ def encrypt(uid: str, field: str, plaintext: str) -> str:
 
     nonce = os.urandom(12)  # 96 bits, random per seal: never reused under one key in practice
     sealed = AESGCM(_key()).encrypt(nonce, plaintext.encode(), _associated_data(uid, field))
-    return ".".join((_CIPHER_VERSION, _b64(nonce), _b64(sealed)))
+    return ".".join((_CIPHER_VERSION, b64(nonce), b64(sealed)))
 
 
 def decrypt(uid: str, field: str, token: str) -> str:
@@ -68,7 +68,7 @@ def decrypt(uid: str, field: str, token: str) -> str:
     if version != _CIPHER_VERSION or not nonce_text or not sealed_text:
         raise InvalidCiphertextError(f"the stored {field} is not a sealed token")
     try:
-        nonce, sealed = _unb64(nonce_text), _unb64(sealed_text)
+        nonce, sealed = unb64(nonce_text), unb64(sealed_text)
         plaintext = AESGCM(_key()).decrypt(nonce, sealed, _associated_data(uid, field))
     except (InvalidTag, ValueError, binascii.Error):
         # The message names the field only: neither the value nor any of its bytes.
@@ -86,14 +86,6 @@ def _key() -> bytes:
 def _associated_data(uid: str, field: str) -> bytes:
     # JSON keeps the parts apart whatever they contain, so no two (uid, field) pairs collide.
     return json.dumps(["cscx/google-token", _CIPHER_VERSION, uid, field]).encode()
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 # -- the connection --------------------------------------------------------------------------
@@ -115,14 +107,14 @@ def store_connection(
         "scopes": sorted(set(scopes)),
         "access_token_enc": encrypt(uid, "access_token", access_token),
         "refresh_token_enc": encrypt(uid, "refresh_token", refresh_token),
-        "expires_at": _utc(expires_at),
+        "expires_at": utc(expires_at),
         "status": CONNECTED,
         "last_error": None,
         "refresh_lease_until": None,
     }
 
     def replace(t: TenantTransaction) -> None:
-        current = _get(t, uid)
+        current = t.find(INTEGRATIONS, uid)
         if current is None:
             t.create(INTEGRATIONS, fields, doc_id=uid)
         else:
@@ -133,7 +125,7 @@ def store_connection(
 
 def connection(repo: Repository) -> dict[str, Any] | None:
     """The user's connection without its tokens (status, google_email, scopes, ...), None when there is none."""
-    stored = _load(repo)
+    stored = repo.find(INTEGRATIONS, repo.uid)
     if stored is None:
         return None
     return {name: value for name, value in stored.items() if name not in _PRIVATE_FIELDS}
@@ -150,7 +142,7 @@ def delete_connection(repo: Repository) -> None:
 
 def stored_refresh_token(repo: Repository) -> str | None:
     """The user's refresh token, for revoking it; None when there is none or it does not open."""
-    stored = _load(repo)
+    stored = repo.find(INTEGRATIONS, repo.uid)
     if stored is None or not stored.get("refresh_token_enc"):
         return None
     try:
@@ -177,8 +169,22 @@ def mark_needs_reauth(repo: Repository, reason: str) -> None:
 # -- a valid access token --------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Access:
+    """What acting as the user at Google takes: a valid access token, and the address it is for."""
+
+    token: str
+    google_email: str
+
+
 def access_token(repo: Repository) -> str:
-    """A valid access token of the user, refreshed first when it expires within 5 minutes.
+    """A valid access token of the user (see `access`)."""
+    return access(repo).token
+
+
+def access(repo: Repository) -> Access:
+    """A valid access token of the user, refreshed first when it expires within 5 minutes, with
+    the Google address of the connection.
 
     NotConnected without a connection; ReauthRequired once Google refused the grant (at once
     for a connection already marked needs_reauth); GoogleError(transient=True) when the
@@ -186,20 +192,26 @@ def access_token(repo: Repository) -> str:
     """
     deadline = time.monotonic() + REFRESH_WAIT_SECONDS
     while True:
-        stored = _load(repo)
+        stored = repo.find(INTEGRATIONS, repo.uid)
         if stored is None:
             raise NotConnected()
         _require_connected(stored)
         if _fresh(stored):
-            return _open(repo, stored, "access_token")
+            return _access(repo, stored)
         # While a lease runs, only read: a lease attempt per poll would race the holder's write.
         leased = None if _leased(stored) else _take_refresh_lease(repo)
         if leased is not None:
             held, current = leased
-            return _refresh(repo, current) if held else _open(repo, current, "access_token")
+            if held:
+                return Access(_refresh(repo, current), str(current.get("google_email") or ""))
+            return _access(repo, current)
         if time.monotonic() >= deadline:
-            return _after_waiting(repo)
+            return _after_waiting(repo, stored)
         time.sleep(_POLL_SECONDS)
+
+
+def _access(repo: Repository, stored: Mapping[str, Any]) -> Access:
+    return Access(_open(repo, stored, "access_token"), str(stored.get("google_email") or ""))
 
 
 def _take_refresh_lease(repo: Repository) -> tuple[bool, dict[str, Any]] | None:
@@ -305,15 +317,12 @@ def _refresh(repo: Repository, stored: Mapping[str, Any]) -> str:
     return token
 
 
-def _after_waiting(repo: Repository) -> str:
-    """No fresh token within the wait: the current one if it still works for a while, else try later."""
-    stored = _load(repo)
-    if stored is None:
-        raise NotConnected()
-    _require_connected(stored)
+def _after_waiting(repo: Repository, stored: Mapping[str, Any]) -> Access:
+    """No fresh token within the wait (`stored`, as last read): the current one if it still works
+    for a while, else try later."""
     expires_at = stored.get("expires_at")
-    if expires_at is not None and _utc(expires_at) > datetime.now(UTC) + timedelta(seconds=60):
-        return _open(repo, stored, "access_token")
+    if expires_at is not None and utc(expires_at) > datetime.now(UTC) + timedelta(seconds=60):
+        return _access(repo, stored)
     raise GoogleError("Another refresh of the Google token is taking too long.", transient=True, reason="refresh_busy")
 
 
@@ -336,24 +345,6 @@ def _oauth_error_code(error: Exception) -> str:
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def _load(repo: Repository) -> dict[str, Any] | None:
-    try:
-        return repo.get(INTEGRATIONS, repo.uid)
-    except ApiError as error:
-        if error.code is Code.NOT_FOUND:
-            return None
-        raise
-
-
-def _get(t: TenantTransaction, uid: str) -> dict[str, Any] | None:
-    try:
-        return t.get(INTEGRATIONS, uid)
-    except ApiError as error:
-        if error.code is Code.NOT_FOUND:
-            return None
-        raise
-
-
 def _require_connected(stored: Mapping[str, Any]) -> None:
     if stored.get("status") != CONNECTED:
         raise ReauthRequired()
@@ -362,13 +353,13 @@ def _require_connected(stored: Mapping[str, Any]) -> None:
 def _fresh(stored: Mapping[str, Any], now: datetime | None = None) -> bool:
     expires_at = stored.get("expires_at")
     now = now or datetime.now(UTC)
-    return expires_at is not None and _utc(expires_at) > now + REFRESH_MARGIN
+    return expires_at is not None and utc(expires_at) > now + REFRESH_MARGIN
 
 
 def _leased(stored: Mapping[str, Any], now: datetime | None = None) -> bool:
     """Whether a refresh lease is running (taken by anyone, this caller included)."""
     lease = stored.get("refresh_lease_until")
-    return lease is not None and _utc(lease) > (now or datetime.now(UTC))
+    return lease is not None and utc(lease) > (now or datetime.now(UTC))
 
 
 def _open(repo: Repository, stored: Mapping[str, Any], field: str) -> str:
@@ -378,7 +369,3 @@ def _open(repo: Repository, stored: Mapping[str, Any], field: str) -> str:
     except InvalidCiphertextError:
         mark_needs_reauth(repo, f"The stored {field.replace('_', ' ')} could not be decrypted.")
         raise ReauthRequired() from None
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

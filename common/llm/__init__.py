@@ -16,7 +16,7 @@ import ssl
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, Protocol
 
 from common.errors import ConfigurationError
 
@@ -127,6 +127,11 @@ class Finished:
 ModelEvent = TextDelta | ToolCallStarted | ToolCallDelta | ToolCallDone | Finished
 
 
+# The key of a tool call's input when the model's arguments were not a JSON object: the tool
+# answers the model with an error instead of running.
+UNPARSABLE = "__unparsable__"
+
+
 class ProviderError(Exception):
     """The model call failed; `retryable` when trying again may help (429, 5xx, overloaded)."""
 
@@ -166,6 +171,14 @@ def tls_context() -> ssl.SSLContext:
     import certifi
 
     return ssl.create_default_context(cafile=certifi.where())
+
+
+def transport_failed(error: Exception, upstream: Upstream) -> NoReturn:
+    """A model call whose transport failed: stopped by us when we cut it, else a connection
+    failure worth retrying."""
+    if upstream.was_cut:
+        raise ProviderError("The model call was stopped.", retryable=False) from None
+    raise ProviderError(f"The connection to the model failed ({type(error).__name__}).", retryable=True) from error
 
 
 class Upstream:

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from common.llm import (
+    UNPARSABLE,
     AssistantTurn,
     Finished,
     FinishReason,
@@ -31,6 +32,7 @@ from common.llm import (
     Upstream,
     Usage,
     UserTurn,
+    transport_failed,
 )
 from common.settings import get_settings
 
@@ -73,10 +75,7 @@ class ClaudeProvider:
             retryable = error.kind in RETRYABLE_TYPES
             raise ProviderError(f"The model answered with an error ({error.kind}).", retryable=retryable) from None
         except Exception as error:  # a cut connection surfaces as the transport's own error
-            if upstream.was_cut:
-                raise ProviderError("The model call was stopped.", retryable=False) from None
-            failure = f"The connection to the model failed ({type(error).__name__})."
-            raise ProviderError(failure, retryable=True) from error
+            transport_failed(error, upstream)
 
 
 class _StreamError(Exception):
@@ -135,8 +134,8 @@ def _tool_input(text: str) -> dict[str, Any]:
     try:
         value = json.loads(text) if text.strip() else {}
     except ValueError:
-        return {"__unparsable__": text}
-    return value if isinstance(value, dict) else {"__unparsable__": text}
+        return {UNPARSABLE: text}
+    return value if isinstance(value, dict) else {UNPARSABLE: text}
 
 
 def _messages(turns: tuple[Turn, ...]) -> list[dict[str, Any]]:

@@ -31,6 +31,7 @@ from common.llm import (
     Usage,
     UserTurn,
     tls_context,
+    transport_failed,
 )
 from common.settings import get_settings
 
@@ -95,10 +96,7 @@ class GeminiProvider:
             failure = f"The model answered with an error ({error.status or error.code})."
             raise ProviderError(failure, retryable=retryable) from None
         except Exception as error:  # a cut connection surfaces as the transport's own error
-            if upstream.was_cut:
-                raise ProviderError("The model call was stopped.", retryable=False) from None
-            failure = f"The connection to the model failed ({type(error).__name__})."
-            raise ProviderError(failure, retryable=True) from error
+            transport_failed(error, upstream)
         finally:
             close = getattr(chunks, "close", None)
             if close is not None:

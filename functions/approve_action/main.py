@@ -33,12 +33,12 @@ DECIDING = FirebaseUser(check_revoked=True)  # DESIGN §2: approving checks revo
 
 @router.route("GET", "/actions", query={"limit", "cursor", "status"})
 def list_actions(ctx: Context) -> Reply:
-    return Reply.page(decisions.list_actions(Repository(ctx.uid), ctx.query()))
+    return Reply.page(decisions.list_actions(ctx.repo, ctx.query()))
 
 
 @router.route("GET", "/actions/{action_id}")
 def get_action(ctx: Context, action_id: str) -> Reply:
-    return Reply.resource(decisions.get_action(Repository(ctx.uid), action_id))
+    return Reply.resource(decisions.get_action(ctx.repo, action_id))
 
 
 @router.route(

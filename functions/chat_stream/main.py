@@ -10,7 +10,6 @@ from common.agent import chat
 from common.http import Context, Reply, StreamReply, function_router
 from common.resources import ensure_profile
 from common.settings import get_settings
-from common.store import Repository
 
 # Claude is the default provider; proposals schedule their expiry on the worker's queue; the
 # free/busy tool refreshes the CSM's Google tokens.
@@ -30,12 +29,12 @@ router = function_router("chat_stream", on_authenticated=ensure_profile)
 def post_chat(ctx: Context) -> StreamReply:
     request = ctx.parse(models.ChatRequest)
     assert ctx.user is not None
-    return chat.start_chat(Repository(ctx.uid), ctx.user, request, ctx.client_gone())
+    return chat.start_chat(ctx.repo, ctx.user, request, ctx.client_gone())
 
 
 @router.route("POST", "/sessions/{session_id}/stop")
 def stop_session(ctx: Context, session_id: str) -> Reply:
-    return Reply.resource(chat.request_stop(Repository(ctx.uid), session_id), 202)
+    return Reply.resource(chat.request_stop(ctx.repo, session_id), 202)
 
 
 @functions_framework.http

@@ -10,7 +10,6 @@ from common.contracts import parsing
 from common.http import Context, Reply, function_router, stored_object
 from common.resources import ensure_profile
 from common.settings import get_settings
-from common.store import Repository
 
 # The files are kept in Cloud Storage; Claude is the default reader of their terms.
 get_settings().require("CSCX_CONTRACTS_BUCKET", "ANTHROPIC_API_KEY")
@@ -25,7 +24,7 @@ def upload_contract(ctx: Context) -> Reply:
 
 @router.route("POST", "/contracts/{contract_id}/reparse")
 def reparse_contract(ctx: Context, contract_id: str) -> Reply:
-    return Reply.resource(parsing.reparse(Repository(ctx.uid), contract_id))
+    return Reply.resource(parsing.reparse(ctx.repo, contract_id))
 
 
 @functions_framework.http

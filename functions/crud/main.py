@@ -10,7 +10,6 @@ from common import resources as r
 from common.auth import FirebaseUser, User
 from common.http import ANY_QUERY, PUBLIC, Context, RedirectReply, Reply, function_router, stored_object
 from common.settings import get_settings
-from common.store import Repository
 
 # The Google connection (DESIGN §5) is made here.
 get_settings().require(
@@ -24,10 +23,6 @@ router = function_router("crud", on_authenticated=r.ensure_profile)
 REVOCATION_CHECKED = FirebaseUser(check_revoked=True)  # the irreversible operations
 
 
-def _repo(ctx: Context) -> Repository:
-    return Repository(ctx.uid)
-
-
 def _user(ctx: Context) -> User:
     assert ctx.user is not None  # every route here authenticates a user
     return ctx.user
@@ -35,18 +30,18 @@ def _user(ctx: Context) -> User:
 
 @router.route("GET", "/profile")
 def get_profile(ctx: Context) -> Reply:
-    return Reply.resource(r.get_profile(_repo(ctx), _user(ctx)))
+    return Reply.resource(r.get_profile(ctx.repo, _user(ctx)))
 
 
 @router.route("PATCH", "/profile")
 def patch_profile(ctx: Context) -> Reply:
     update = ctx.parse(models.ProfileUpdate)
-    return Reply.resource(r.update_profile(_repo(ctx), _user(ctx), update, ctx.if_match()))
+    return Reply.resource(r.update_profile(ctx.repo, _user(ctx), update, ctx.if_match()))
 
 
 @router.route("GET", "/customers", query={"limit", "cursor", "order", "stage", "q"})
 def list_customers(ctx: Context) -> Reply:
-    return Reply.page(r.list_customers(_repo(ctx), ctx.query()))
+    return Reply.page(r.list_customers(ctx.repo, ctx.query()))
 
 
 @router.route("POST", "/customers", idempotent=stored_object(r.get_customer, 201))
@@ -56,13 +51,13 @@ def create_customer(ctx: Context) -> Reply:
 
 @router.route("GET", "/customers/{customer_id}")
 def get_customer(ctx: Context, customer_id: str) -> Reply:
-    return Reply.resource(r.get_customer(_repo(ctx), customer_id))
+    return Reply.resource(r.get_customer(ctx.repo, customer_id))
 
 
 @router.route("PATCH", "/customers/{customer_id}")
 def patch_customer(ctx: Context, customer_id: str) -> Reply:
     update = ctx.parse(models.CustomerUpdate)
-    return Reply.resource(r.update_customer(_repo(ctx), customer_id, update, ctx.if_match()))
+    return Reply.resource(r.update_customer(ctx.repo, customer_id, update, ctx.if_match()))
 
 
 @router.route("DELETE", "/customers/{customer_id}", query={"cascade"}, auth=REVOCATION_CHECKED)
@@ -70,35 +65,35 @@ def delete_customer(ctx: Context, customer_id: str) -> Reply:
     cascade = ctx.query().get("cascade", "false")
     if cascade not in {"true", "false"}:
         raise r.invalid("cascade", "must be true or false")
-    r.delete_customer(_repo(ctx), customer_id, cascade=cascade == "true", if_match=ctx.if_match())
+    r.delete_customer(ctx.repo, customer_id, cascade=cascade == "true", if_match=ctx.if_match())
     return Reply.no_content()
 
 
 @router.route("GET", "/contracts", query={"limit", "cursor", "customer_id"})
 def list_contracts(ctx: Context) -> Reply:
-    return Reply.page(r.list_contracts(_repo(ctx), ctx.query()))
+    return Reply.page(r.list_contracts(ctx.repo, ctx.query()))
 
 
 @router.route("GET", "/contracts/{contract_id}")
 def get_contract(ctx: Context, contract_id: str) -> Reply:
-    return Reply.resource(r.get_contract(_repo(ctx), contract_id))
+    return Reply.resource(r.get_contract(ctx.repo, contract_id))
 
 
 @router.route("PATCH", "/contracts/{contract_id}")
 def patch_contract(ctx: Context, contract_id: str) -> Reply:
     update = ctx.parse(models.ContractUpdate)
-    return Reply.resource(r.update_contract(_repo(ctx), contract_id, update, ctx.if_match()))
+    return Reply.resource(r.update_contract(ctx.repo, contract_id, update, ctx.if_match()))
 
 
 @router.route("DELETE", "/contracts/{contract_id}", auth=REVOCATION_CHECKED)
 def delete_contract(ctx: Context, contract_id: str) -> Reply:
-    r.delete_contract(_repo(ctx), contract_id, ctx.if_match())
+    r.delete_contract(ctx.repo, contract_id, ctx.if_match())
     return Reply.no_content()
 
 
 @router.route("GET", "/tasks", query={"limit", "cursor", "status", "customer_id", "due_before"})
 def list_tasks(ctx: Context) -> Reply:
-    return Reply.page(r.list_tasks(_repo(ctx), ctx.query()))
+    return Reply.page(r.list_tasks(ctx.repo, ctx.query()))
 
 
 @router.route("POST", "/tasks", idempotent=stored_object(r.get_task, 201))
@@ -108,60 +103,60 @@ def create_task(ctx: Context) -> Reply:
 
 @router.route("GET", "/tasks/{task_id}")
 def get_task(ctx: Context, task_id: str) -> Reply:
-    return Reply.resource(r.get_task(_repo(ctx), task_id))
+    return Reply.resource(r.get_task(ctx.repo, task_id))
 
 
 @router.route("PATCH", "/tasks/{task_id}")
 def patch_task(ctx: Context, task_id: str) -> Reply:
     update = ctx.parse(models.TaskUpdate)
-    return Reply.resource(r.update_task(_repo(ctx), task_id, update, ctx.if_match()))
+    return Reply.resource(r.update_task(ctx.repo, task_id, update, ctx.if_match()))
 
 
 @router.route("DELETE", "/tasks/{task_id}", auth=REVOCATION_CHECKED)
 def delete_task(ctx: Context, task_id: str) -> Reply:
-    r.delete_task(_repo(ctx), task_id, ctx.if_match())
+    r.delete_task(ctx.repo, task_id, ctx.if_match())
     return Reply.no_content()
 
 
 @router.route("GET", "/sessions", query={"limit", "cursor", "customer_id"})
 def list_sessions(ctx: Context) -> Reply:
-    return Reply.page(r.list_sessions(_repo(ctx), ctx.query()))
+    return Reply.page(r.list_sessions(ctx.repo, ctx.query()))
 
 
 @router.route("GET", "/sessions/{session_id}")
 def get_session(ctx: Context, session_id: str) -> Reply:
-    return Reply.resource(r.get_session(_repo(ctx), session_id))
+    return Reply.resource(r.get_session(ctx.repo, session_id))
 
 
 @router.route("PATCH", "/sessions/{session_id}")
 def patch_session(ctx: Context, session_id: str) -> Reply:
     update = ctx.parse(models.SessionUpdate)
-    return Reply.resource(r.update_session(_repo(ctx), session_id, update, ctx.if_match()))
+    return Reply.resource(r.update_session(ctx.repo, session_id, update, ctx.if_match()))
 
 
 @router.route("DELETE", "/sessions/{session_id}", auth=REVOCATION_CHECKED)
 def delete_session(ctx: Context, session_id: str) -> Reply:
-    r.delete_session(_repo(ctx), session_id, ctx.if_match())
+    r.delete_session(ctx.repo, session_id, ctx.if_match())
     return Reply.no_content()
 
 
 @router.route("GET", "/sessions/{session_id}/messages", query={"limit", "cursor"})
 def list_messages(ctx: Context, session_id: str) -> Reply:
-    return Reply.page(r.list_messages(_repo(ctx), session_id, ctx.query()))
+    return Reply.page(r.list_messages(ctx.repo, session_id, ctx.query()))
 
 
 @router.route("GET", "/integrations/google")
 def get_google_connection(ctx: Context) -> Reply:
     from common.google import oauth
 
-    return Reply(oauth.connection_status(_repo(ctx)))
+    return Reply(oauth.connection_status(ctx.repo))
 
 
 @router.route("POST", "/integrations/google/connect", auth=REVOCATION_CHECKED)
 def connect_google(ctx: Context) -> Reply:
     from common.google import oauth
 
-    return Reply({"auth_url": oauth.authorization_url(_repo(ctx))})
+    return Reply({"auth_url": oauth.authorization_url(ctx.repo)})
 
 
 # Google's redirect: its `state` is the proof of who asked. Any parameter Google adds is taken, and
@@ -179,7 +174,7 @@ def google_callback(ctx: Context) -> RedirectReply:
 def disconnect_google(ctx: Context) -> Reply:
     from common.google import oauth
 
-    oauth.disconnect(_repo(ctx))
+    oauth.disconnect(ctx.repo)
     return Reply.no_content()
 
 
