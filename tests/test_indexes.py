@@ -31,6 +31,9 @@ class RecordingRepository(Repository):
     def get(self, kind: Kind, doc_id: str, *, parent_id: str | None = None) -> dict[str, Any]:
         return {"id": doc_id, "owner_id": self.uid, "version": 1}
 
+    def require(self, kind: Kind, doc_id: str) -> None:
+        return None
+
     def list(
         self,
         kind: Kind,
