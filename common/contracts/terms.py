@@ -41,7 +41,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from common.contracts.text import Document, Page
-from common.models import ISO_4217
+from common.currencies import is_currency
 
 FIELDS: tuple[str, ...] = (
     "parties",
@@ -235,7 +235,7 @@ def _currency(value: object) -> str:
         raise ValueError("must be an ISO 4217 code such as USD")
     text = " ".join(value.strip().casefold().split())
     code = _SYMBOLS.get(text) or _CURRENCY_NAMES.get(text.removesuffix("s")) or text.upper()
-    if code not in ISO_4217:
+    if not is_currency(code):
         raise ValueError("must be an ISO 4217 code such as USD")
     return code
 
