@@ -178,11 +178,12 @@ def test_either_provider_is_asked_with_the_generated_schema_and_its_answer_kept(
         assert (tool["name"], tool["input_schema"]) == ("record_contract_terms", tool_input_schema())
     else:
         [declaration] = [d for tool in body["tools"] for d in tool["functionDeclarations"]]
-        assert (declaration["name"], declaration["parametersJsonSchema"]) == (
-            "record_contract_terms",
-            tool_input_schema(),
-        )
-        assert body["toolConfig"]["functionCallingConfig"]["allowedFunctionNames"] == ["record_contract_terms"]
+        # google-genai sends some fields under their proto names; the API's JSON takes either spelling.
+        assert set(declaration) == {"name", "description", "parameters_json_schema"}
+        assert declaration["name"] == "record_contract_terms"
+        assert declaration["parameters_json_schema"] == tool_input_schema()
+        calling = body["toolConfig"]["functionCallingConfig"]
+        assert calling == {"mode": "ANY", "allowed_function_names": ["record_contract_terms"]}
 
 
 # -- refusals --------------------------------------------------------------------------------
