@@ -402,9 +402,12 @@ def test_tool_schema_is_made_from_the_models_that_check_the_answer() -> None:
     assert tuple(Corrections.model_fields) == FIELDS
     assert {name for name, term in terms.items() if term["type"] == "array"} == LIST_FIELDS
     assert all(term["description"] for term in terms.values())
-    assert (
-        terms["parties"]["maxItems"] == Corrections.model_json_schema()["properties"]["parties"]["anyOf"][0]["maxItems"]
-    )
+    for name in LIST_FIELDS:  # the schema's limit is the one the model enforces
+        limit = terms[name]["maxItems"]
+        items = [f"Item {n}" for n in range(limit + 1)]
+        Corrections.model_validate({name: items[:limit]})
+        with pytest.raises(ValidationError, match=f"at most {limit} items"):
+            Corrections.model_validate({name: items})
     assert list(terms["entitlements"]["items"]["properties"]) == ["name", "quantity", "unit", "unit_price"]
     assert terms["entitlements"]["items"]["required"] == ["name"]
     assert terms["total_value"]["type"] == "number"  # "$120,000" is read too, but a number is what is asked
