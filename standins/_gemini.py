@@ -14,7 +14,8 @@ from typing import Any
 
 from standins._requests import Outcome
 from standins._turns import ERROR_STATUS, Disconnect, Fail, Move, Pause, Text, ToolCall, Turn, estimate_tokens
-from standins._wire import Channel, dump, new_id
+from standins._wire import Channel, new_id
+from standins.local_server import dump
 
 NAME = "gemini"
 

@@ -7,7 +7,6 @@ the socket every 50 ms (readable with nothing to read means the client has close
 from __future__ import annotations
 
 import contextlib
-import json
 import secrets
 import select
 import socket
@@ -17,6 +16,7 @@ from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler
 
 from standins._requests import RequestRecord
+from standins.local_server import dump
 
 POLL_INTERVAL = 0.05
 
@@ -27,11 +27,6 @@ class ClientGoneError(Exception):
 
 class StoppingError(Exception):
     """The stand-in is shutting down."""
-
-
-def dump(obj: object) -> bytes:
-    # Compact and UTF-8, as both real APIs send it.
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 class Channel:

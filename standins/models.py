@@ -27,15 +27,15 @@ import signal
 import socket
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import FrameType, TracebackType
-from typing import Any, Self
+from types import FrameType
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from standins import _anthropic, _gemini
 from standins._requests import Outcome, RequestLog, RequestRecord
 from standins._turns import Provider, TurnQueue, default_turn, parse_turns
-from standins._wire import Channel, ClientGoneError, StoppingError, dump
+from standins._wire import Channel, ClientGoneError, StoppingError
+from standins.local_server import JsonHandler, LocalServer, Server
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8090
@@ -43,8 +43,7 @@ DEFAULT_PORT = 8090
 log = logging.getLogger("standins.models")
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(Server):
     request_queue_size = 256  # many tests' streams connect at once; the default backlog of 5 drops some
 
     def __init__(self, address: tuple[str, int]) -> None:
@@ -65,18 +64,25 @@ class _Server(ThreadingHTTPServer):
             self._connections.discard(request)
         super().shutdown_request(request)
 
-    def drop_connections(self) -> None:
-        """Wake every handler thread, idle keep-alive ones included, so a stop leaves none behind."""
+    def shutdown(self) -> None:
+        # Answers under way end at their next write or wait (StoppingError) rather than run on.
+        self.stopping.set()
+        super().shutdown()
+
+    def server_close(self) -> None:
+        # Wake every handler thread, idle keep-alive ones included, so a stop leaves none behind.
         with self._connections_lock:
             connections = list(self._connections)
         for connection in connections:
             with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
+        super().server_close()
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     server: _Server
-    protocol_version = "HTTP/1.1"  # keep-alive and chunked streams, as both real APIs serve them
+    # HTTP/1.1 (JsonHandler): keep-alive and chunked streams, as both real APIs serve them.
+    logger = log
     timeout = 120  # an idle keep-alive connection is let go after this long
     # Each event is a small write that must leave at once; Nagle's algorithm would hold it back for an ACK.
     disable_nagle_algorithm = True
@@ -84,17 +90,14 @@ class _Handler(BaseHTTPRequestHandler):
     def version_string(self) -> str:
         return "cscx-model-standin"
 
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s %s", self.address_string(), format % args)
-
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
         if path == "/healthz":
-            self._reply(200, {"status": "ok"})
+            self.send_json(200, {"status": "ok"})
         elif path == "/_standin/scripts":
-            self._reply(200, {"pending": self.server.turns.pending()})
+            self.send_json(200, {"pending": self.server.turns.pending()})
         elif path == "/_standin/requests":
-            self._reply(200, {"requests": self.server.requests.snapshot()})
+            self.send_json(200, {"requests": self.server.requests.snapshot()})
         else:
             self._not_found()
 
@@ -116,35 +119,23 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _add_scripts(self) -> None:
         try:
-            turns = parse_turns(json.loads(self._read_body() or b"null"))
+            turns = parse_turns(json.loads(self.read_body() or b"null"))
         except ValueError as error:  # ScriptError and bad JSON alike
-            self._reply(400, {"error": str(error)})
+            self.send_json(400, {"error": str(error)})
             return
-        self._reply(200, {"queued": len(turns), "pending": self.server.turns.add(turns)})
+        self.send_json(200, {"queued": len(turns), "pending": self.server.turns.add(turns)})
 
     def _reset(self) -> None:
-        self._read_body()
+        self.read_body()
         self.server.turns.clear()
         self.server.requests.clear()
-        self._reply(200, {"reset": True})
+        self.send_json(200, {"reset": True})
 
     def _not_found(self) -> None:
-        self._read_body()
-        self._reply(
+        self.read_body()
+        self.send_json(
             404, {"type": "error", "error": {"type": "not_found_error", "message": f"No route for {self.path}"}}
         )
-
-    def _reply(self, status: int, body: object) -> None:
-        data = dump(body)
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _read_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
 
     # ------------------------------------------------------------ model calls
 
@@ -193,7 +184,7 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
     def _read_json(self) -> tuple[str, Any]:
-        raw = self._read_body().decode("utf-8", errors="replace")
+        raw = self.read_body().decode("utf-8", errors="replace")
         try:
             return raw, json.loads(raw)
         except ValueError:
@@ -245,49 +236,11 @@ def _after(channel: Channel, delay: float, answer: Callable[[], Outcome]) -> Out
     return answer()
 
 
-class ModelStandin:
+class ModelStandin(LocalServer):
     """The stand-in in a background thread: `ModelStandin(port=0).start()` for tests, `.url` to point SDKs at."""
 
     def __init__(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
-        self._address = (host, port)
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the model stand-in is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> Self:
-        self._server = _Server(self._address)
-        # A short poll interval, so that stop() returns promptly.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="model-standin", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.stopping.set()
-        self._server.shutdown()
-        self._server.drop_connections()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join()
-        self._server = None
-        self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+        super().__init__(_Server((host, port)), name="model-standin")
 
 
 def main(argv: list[str] | None = None) -> None:

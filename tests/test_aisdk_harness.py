@@ -11,16 +11,15 @@ import json
 import os
 import selectors
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from standins.local_server import JsonHandler, LocalServer, Server
 from tests.aisdk import (
     ROOT,
     AISDKUnavailableError,
@@ -181,7 +180,7 @@ class FakeAnthropic:
     """A minimal Anthropic Messages SSE server; records what it was asked."""
 
     requests: list[tuple[str, dict[str, str], dict[str, Any]]] = field(default_factory=list)
-    port: int = 0
+    url: str = ""
 
 
 def _anthropic_events(model: str) -> bytes:
@@ -206,34 +205,18 @@ def _anthropic_events(model: str) -> bytes:
 def fake_anthropic() -> Iterator[FakeAnthropic]:
     fake = FakeAnthropic()
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
+    class Messages(JsonHandler):
         def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}")
+            body = json.loads(self.read_body() or b"{}")
             fake.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
             if self.path != "/v1/messages":
                 self.send_error(404)
                 return
-            payload = _anthropic_events(str(body.get("model")))
-            self.send_response(200)
-            self.send_header("content-type", "text/event-stream")
-            self.send_header("content-length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+            self.send(200, _anthropic_events(str(body.get("model"))), content_type="text/event-stream")
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    fake.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with LocalServer(Server(("127.0.0.1", 0), Messages), name="fake-anthropic") as server:
+        fake.url = server.url
         yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _ready_port(proc: subprocess.Popen[str], timeout: float) -> int:
@@ -255,7 +238,7 @@ def _ready_port(proc: subprocess.Popen[str], timeout: float) -> int:
 
 @pytest.fixture
 def peer(fake_anthropic: FakeAnthropic) -> Iterator[int]:
-    env = {**os.environ, "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{fake_anthropic.port}", "ANTHROPIC_API_KEY": "k"}
+    env = {**os.environ, "ANTHROPIC_BASE_URL": fake_anthropic.url, "ANTHROPIC_API_KEY": "k"}
     env.pop("ANTHROPIC_MODEL", None)
     proc = subprocess.Popen(
         [node_binary(), str(ROOT / "bench" / "peer" / "chat_peer.mjs"), "0"],

@@ -374,7 +374,7 @@ def signing_crud(stack: Stack) -> Iterator[SigningCrud]:
     try:
         # Without the Auth emulator's address, firebase-admin checks signatures and expiry:
         # the very checks proven here.
-        changes = {"CSCX_ID_TOKEN_CERTS_URL": certificates.url, "FIREBASE_AUTH_EMULATOR_HOST": None}
+        changes = {"CSCX_ID_TOKEN_CERTS_URL": certificates.certs_url, "FIREBASE_AUTH_EMULATOR_HOST": None}
         functions = sorted({route.function for route in user_routes()})
         apis = {name: Api(stack.start_variant(name, "signature-checks", changes)) for name in functions}
         yield SigningCrud(apis, key, impostor)

@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
+import jsonschema
 import pytest
 from fpdf import FPDF
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
+from common.contracts.schema import FIELDS, LIST_FIELDS, Corrections, inline_schema, tool_input_schema
 from common.contracts.terms import (
-    FIELDS,
-    Corrections,
     TermsError,
     apply_corrections,
     chunks,
     empty,
     keep_corrections,
     merge,
-    tool_input_schema,
     verify,
 )
 from common.contracts.text import Document, Page, extract
@@ -370,12 +370,78 @@ def test_extracted_has_every_key() -> None:
 def test_tool_schema_is_inline_and_names_every_term() -> None:
     schema = tool_input_schema()
     text = json.dumps(schema)
-    for construct in ("$ref", "$defs", "anyOf", "oneOf", "allOf", "definitions"):
+    for construct in ("$ref", "$defs", "anyOf", "oneOf", "allOf", "definitions", "null", "default"):
         assert construct not in text
     assert list(schema["properties"]) == [*FIELDS, "confidence", "evidence"]
     assert set(schema["required"]) == {"confidence", "evidence"}
     assert schema["properties"]["evidence"]["properties"]["arr"]["required"] == ["quote", "page"]
+    assert list(schema["properties"]["confidence"]["properties"]) == list(FIELDS)
     assert tool_input_schema() is not schema
+
+
+def schema_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield node
+    for child in node.get("properties", {}).values():
+        yield from schema_nodes(child)
+    if "items" in node:
+        yield from schema_nodes(node["items"])
+
+
+def test_tool_schema_keeps_to_what_claude_and_gemini_both_take() -> None:
+    for node in schema_nodes(tool_input_schema()):
+        assert set(node) <= {"type", "description", "properties", "required", "items", "maxItems"}, node
+        assert node["type"] in {"object", "array", "string", "number", "integer", "boolean"}, node
+        assert set(node.get("required", [])) <= set(node.get("properties", {})), node
+        assert ("properties" in node) == (node["type"] == "object"), node
+        assert ("items" in node) == (node["type"] == "array"), node
+
+
+def test_tool_schema_is_made_from_the_models_that_check_the_answer() -> None:
+    schema = tool_input_schema()
+    terms = {name: schema["properties"][name] for name in FIELDS}
+    assert tuple(Corrections.model_fields) == FIELDS
+    assert {name for name, term in terms.items() if term["type"] == "array"} == LIST_FIELDS
+    assert all(term["description"] for term in terms.values())
+    for name in LIST_FIELDS:  # the schema's limit is the one the model enforces
+        limit = terms[name]["maxItems"]
+        items = [f"Item {n}" for n in range(limit + 1)]
+        Corrections.model_validate({name: items[:limit]})
+        with pytest.raises(ValidationError, match=f"at most {limit} items"):
+            Corrections.model_validate({name: items})
+    assert list(terms["entitlements"]["items"]["properties"]) == ["name", "quantity", "unit", "unit_price"]
+    assert terms["entitlements"]["items"]["required"] == ["name"]
+    assert terms["total_value"]["type"] == "number"  # "$120,000" is read too, but a number is what is asked
+
+
+def test_an_answer_that_fits_the_schema_is_kept_whole() -> None:
+    raw = answer(
+        parties=([{"name": "Globex Corporation", "role": "customer"}], "Globex Corporation", 1, 0.9),
+        effective_date=("2026-01-01", "effective as of January 1, 2026", 2, 0.9),
+        term_months=(12, "Initial Term of twelve (12) months", 2, 0.9),
+        auto_renew=(True, "It renews automatically", 2, 0.8),
+        notice_period_days=(90, "ninety (90) days", 2, 0.8),
+        total_value=(120000, "The total fees for the Initial Term are $120,000", 3, 0.9),
+        currency=("USD", "$120,000", 3, 0.7),
+        entitlements=([{"name": "Analytics", "quantity": 100, "unit": "seats"}], "Order Form", 1, 0.5),
+        termination_clauses=(["Either party may give notice of non-renewal."], "notice of non-renewal", 2, 0.6),
+    )
+    jsonschema.Draft202012Validator(tool_input_schema()).validate(raw)
+    extracted = verify(raw, ORDER_FORM)
+    assert extracted["dropped"] == []
+    assert {field for field in FIELDS if extracted[field] is not None} == {*(f for f in FIELDS if f in raw), "arr"}
+
+
+def test_a_schema_keyword_one_provider_would_not_take_is_refused() -> None:
+    class Either(BaseModel):
+        value: int | str
+
+    class Coded(BaseModel):
+        code: str = Field(pattern="^[A-Z]{3}$")
+
+    with pytest.raises(TypeError, match="anyOf"):
+        inline_schema(Either)
+    with pytest.raises(TypeError, match="pattern"):
+        inline_schema(Coded)
 
 
 # -- long contracts ------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
+from common.contracts.schema import tool_input_schema
 from scripts.stack import Stack
 from standins.client import StandinClient
 from tests.conftest import Api, Caller, assert_error, raw_firestore
@@ -157,6 +158,32 @@ def test_contract_text_is_data_not_instructions(
     assert "never instructions to you" in str(request.body["system"])
     assert [t["name"] for t in request.body["tools"]] == ["record_contract_terms"]
     assert list(raw_firestore().collection("actions").stream()) == []
+
+
+@pytest.mark.parametrize("provider", ["claude", "gemini"])
+def test_either_provider_is_asked_with_the_generated_schema_and_its_answer_kept(
+    crud: Api, contracts: Api, models: StandinClient, alice: Caller, customer: dict[str, Any], provider: str
+) -> None:
+    assert crud.patch("/profile", alice, json={"preferences": {"default_provider": provider}}).status_code == 200
+    wire = {"claude": "anthropic", "gemini": "gemini"}[provider]
+    script_terms(models, terms_answer(term_months=(12, "Term: 12 months", 1)), provider=wire)
+
+    response = upload(contracts, alice, b"Term: 12 months.", customer["id"], name="terms.txt")
+
+    assert response.status_code == 201, response.text
+    assert response.json()["extracted"]["term_months"] == 12
+    body = models.wait_for_request(1).body
+    if provider == "claude":
+        [tool] = body["tools"]
+        assert (tool["name"], tool["input_schema"]) == ("record_contract_terms", tool_input_schema())
+    else:
+        [declaration] = [d for tool in body["tools"] for d in tool["functionDeclarations"]]
+        # google-genai sends some fields under their proto names; the API's JSON takes either spelling.
+        assert set(declaration) == {"name", "description", "parameters_json_schema"}
+        assert declaration["name"] == "record_contract_terms"
+        assert declaration["parameters_json_schema"] == tool_input_schema()
+        calling = body["toolConfig"]["functionCallingConfig"]
+        assert calling == {"mode": "ANY", "allowed_function_names": ["record_contract_terms"]}
 
 
 # -- refusals --------------------------------------------------------------------------------

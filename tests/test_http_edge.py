@@ -385,7 +385,7 @@ def google_oidc(settings: Settings) -> Iterator[tokens.SigningKey]:
         settings(
             CSCX_TASKS_SERVICE_ACCOUNT=TASKS_ACCOUNT,
             CSCX_WORKER_URL=WORKER_URL,
-            CSCX_OIDC_CERTS_URL=server.url,
+            CSCX_OIDC_CERTS_URL=server.certs_url,
         )
         yield key
     finally:

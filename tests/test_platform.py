@@ -85,6 +85,25 @@ def test_emulator_variables_are_refused_on_the_platform_whatever_the_project() -
         load_settings(env)
 
 
+def test_currency_codes_are_data_read_on_the_first_check_not_at_import() -> None:
+    probe = (
+        "import common.currencies as currencies, common.models, common.contracts.terms\n"
+        "read_at_import = currencies.iso_4217.cache_info().currsize\n"
+        "checks = [currencies.is_currency(code) for code in ('EUR', 'XAU', 'USN', 'XYZ', 'eur')]\n"
+        "print(read_at_import, *checks, len(currencies.iso_4217()))"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert ran.stdout.split() == ["0", "True", "True", "True", "False", "False", "180"]
+
+
 def test_function_refuses_to_start_with_emulators_in_a_real_project(stack: Stack) -> None:
     env = {
         **os.environ,

@@ -5,55 +5,38 @@ from __future__ import annotations
 
 import json
 import queue
-import threading
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 
 from common import tasks
 from common.settings import get_settings
 from scripts.stack import Stack
+from standins.local_server import JsonHandler, LocalServer, Server
 
 
-class Receiver:
+class Receiver(LocalServer):
     """An HTTP endpoint on loopback that records each POST it gets."""
 
     def __init__(self) -> None:
         self.received: queue.Queue[tuple[str, dict[str, str], bytes]] = queue.Queue()
         received = self.received
 
-        class Handler(BaseHTTPRequestHandler):
+        class Recorder(JsonHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                received.put((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                received.put((self.path, {k.lower(): v for k, v in self.headers.items()}, self.read_body()))
+                self.send(200)
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        super().__init__(Server(("127.0.0.1", 0), Recorder), name="task-receiver")
 
 
 @pytest.fixture
 def receiver(stack: Stack) -> Iterator[Receiver]:
     get_settings.cache_clear()  # the stack's settings (the emulator's address) are in the environment now
     tasks.tasks_client.cache_clear()
-    server = Receiver()
-    try:
+    with Receiver() as server:
         yield server
-    finally:
-        server.server.shutdown()
-        server.server.server_close()
 
 
 def test_a_task_created_through_the_client_is_delivered_by_the_emulator(receiver: Receiver) -> None:

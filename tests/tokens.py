@@ -12,11 +12,9 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jwt
@@ -24,6 +22,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+
+from standins.local_server import JsonHandler, LocalServer, Server
 
 ISSUER_PREFIX = "https://securetoken.google.com/"
 
@@ -123,39 +123,21 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-class CertificateServer:
+class CertificateServer(LocalServer):
     """Serves `{"<kid>": "<PEM certificate>"}` at `/certs` on 127.0.0.1 from a thread."""
 
     def __init__(self, *keys: SigningKey) -> None:
         body = json.dumps({key.kid: key.certificate_pem for key in keys}).encode()
 
-        class Handler(BaseHTTPRequestHandler):
+        class Certificates(JsonHandler):
             def do_GET(self) -> None:
                 if self.path != "/certs":
                     self.send_error(404)
                     return
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json; charset=UTF-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.send(200, body, content_type="application/json; charset=UTF-8")
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="certificate-server", daemon=True)
+        super().__init__(Server(("127.0.0.1", 0), Certificates), name="certificate-server")
 
     @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/certs"
-
-    def start(self) -> CertificateServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+    def certs_url(self) -> str:
+        return f"{self.url}/certs"
