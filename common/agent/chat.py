@@ -31,7 +31,8 @@ from common.auth import User
 from common.collections import MESSAGES, SESSIONS
 from common.errors import ApiError, Code
 from common.http import StreamReply
-from common.llm import Turn, UserTurn, provider
+from common.llm import Turn, UserTurn
+from common.llm.providers import provider
 from common.log import get_logger
 from common.models import MessageRole, MessageStatus, SessionStatus
 from common.resources import require_customer

@@ -17,7 +17,8 @@ from common.collections import CONTRACTS, CUSTOMERS, PROFILES
 from common.contracts import records, terms, text
 from common.errors import ApiError, Code
 from common.http import Upload
-from common.llm import ModelRequest, ProviderError, ToolCallDone, ToolSpec, Upstream, UserTurn, provider
+from common.llm import ModelRequest, ProviderError, ToolCallDone, ToolSpec, Upstream, UserTurn
+from common.llm.providers import provider
 from common.log import get_logger
 from common.models import ContractStatus
 from common.settings import get_settings
