@@ -1,4 +1,4 @@
-"""The Cloud Tasks client of `common.tasks` against the emulator: a task created through it is
+"""The Cloud Tasks client of `common.cloud_tasks` against the emulator: a task created through it is
 delivered over HTTP with its body and Cloud Tasks' headers."""
 
 from __future__ import annotations
