@@ -20,7 +20,7 @@ import requests
 
 from bench.harness import Bench, customer_document
 from bench.stats import Summary, sample_pair
-from common.resources import CUSTOMERS
+from common.collections import CUSTOMERS
 
 DOCUMENT_BYTES = 250_000
 MISSING_ID = "NoSuchCustomer0000000000"

@@ -22,8 +22,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from common import models  # noqa: E402
-from common.http import parse_json  # noqa: E402
-from common.resources import CUSTOMERS, customer_fields  # noqa: E402
+from common.collections import CUSTOMERS  # noqa: E402
+from common.resources import customer_fields  # noqa: E402
+from common.validation import parse_json  # noqa: E402
 from scripts.stack import PROJECT_ID, Ports, Stack, StackError, isolated_env  # noqa: E402
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from google.cloud.firestore import SERVER_TIMESTAMP
 
 from bench.harness import Bench, customer_document
 from bench.stats import Summary, sample, sample_pair
-from common.resources import CUSTOMERS
+from common.collections import CUSTOMERS
 
 PAGE = 25
 GOAL_RATIO = 1.5

@@ -13,7 +13,8 @@ from typing import Any
 
 from bench.harness import Api, Bench
 from bench.stats import Summary, sample_pair
-from common.resources import CUSTOMERS, list_customers
+from common.collections import CUSTOMERS
+from common.resources import list_customers
 from common.store import Repository
 
 SIZES = (100, 1_000, 10_000)

@@ -13,7 +13,7 @@ import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from common.errors import ApiError, Code
+from common.errors import ApiError, Code, ConfigurationError
 from common.log import get_logger
 from common.settings import GOOGLE_ID_TOKEN_CERTS_URL, get_settings
 
@@ -36,7 +36,7 @@ class User:
 def firebase_app() -> firebase_admin.App:
     """The instance's firebase-admin app, created once."""
     import firebase_admin
-    from firebase_admin import auth, credentials
+    from firebase_admin import credentials
 
     settings = get_settings()
     credential: credentials.Base | None = None
@@ -45,11 +45,28 @@ def firebase_app() -> firebase_admin.App:
         credential = _anonymous_credential()
     app = firebase_admin.initialize_app(credential, options={"projectId": settings.project_id}, name="cscx")
     if settings.id_token_certs_url != GOOGLE_ID_TOKEN_CERTS_URL:
-        # firebase-admin has no option for the certificate URL; tests serve their own
-        # certificates to prove signature and expiry checks (allowed only in demo projects).
-        verifier = auth._get_client(app)._token_verifier.id_token_verifier
-        verifier.cert_url = settings.id_token_certs_url
+        _verify_id_tokens_against(app, settings.id_token_certs_url)
     return app
+
+
+def _verify_id_tokens_against(app: firebase_admin.App, certs_url: str) -> None:
+    """Check the app's ID tokens against the certificates at `certs_url`: tests serve their own to
+    prove the signature and expiry checks (settings allow it only in demo projects).
+
+    firebase-admin has no public option for this URL (its verifier calls google-auth with a
+    constant), so this sets it on the verifier as firebase-admin 7.7.0 builds it; the version is
+    pinned exactly (requirements.txt and both locks), and tests/test_id_token_certificates.py
+    proves, without an emulator, that tokens are then checked against these certificates and
+    no others: an upgrade that moves the seam fails there, not quietly.
+    """
+    from firebase_admin import auth
+
+    verifier = auth._get_client(app)._token_verifier.id_token_verifier
+    if not isinstance(getattr(verifier, "cert_url", None), str):
+        raise ConfigurationError(
+            "this firebase-admin checks ID tokens differently: CSCX_ID_TOKEN_CERTS_URL cannot apply"
+        )
+    verifier.cert_url = certs_url
 
 
 def _anonymous_credential() -> Any:

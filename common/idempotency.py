@@ -1,14 +1,16 @@
 """`Idempotency-Key` (DESIGN §4): a retried POST that creates or decides has its effect once.
 
-The first request with a key claims it (a record per user and key, `in_flight` with a short
-lease). Its effect's commit carries the record along (`store.Rider`): the effect and
-`committed` (naming what it wrote) are stored together, or neither. When the answer is ready,
-the record keeps it (`completed`: status, ETag/Location, body) for 24 hours. A repeat of the same
-request gets that answer again with `Idempotent-Replayed: true`; one that finds the effect
-committed but no answer (the first request failed after its commit) gets the written object;
-the same key with another request is a 422; while the first is in flight, a 409 with
-`Retry-After`. A refusal before any effect (validation) is not kept, so a corrected retry with
-the same key goes through. Keys are per user: the same key from two users never meets.
+A route takes a key by declaring `idempotent=Replay(read_back, status)`; `Replay` runs the whole
+protocol around its handler. The first request with a key claims it (a record per user and
+key, `in_flight` with a short lease). The handler gets the record's `committed` mark as `along`
+and hands it to the one write that is its effect, which stores both together, or neither. When
+the answer is ready, the record keeps it (`completed`: status, ETag/Location, body) for 24 hours.
+A repeat of the same request gets that answer again with `Idempotent-Replayed: true`; one that
+finds the effect committed but no answer (the first request failed after its commit) gets the
+written object, read back; the same key with another request is a 422; while the first is in
+flight, a 409 with `Retry-After`. A refusal before any effect (validation) is not kept, so a
+corrected retry with the same key goes through. Keys are per user: the same key from two users
+never meets.
 """
 
 from __future__ import annotations
@@ -21,13 +23,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pydantic import BaseModel
+
+from common.collections import IDEMPOTENCY_KEYS
 from common.errors import ApiError, Code
+from common.http import AnyReply, Context, Reply
 from common.log import get_logger
-from common.store import Kind, Repository, Rider
+from common.store import Companion, Repository
+from common.validation import json_default
 
 logger = get_logger(__name__)
 
-KEYS = Kind("idempotency key", "idempotency_keys")
 HEADER = "Idempotency-Key"
 REPLAYED = "Idempotent-Replayed"
 KEPT_FOR = timedelta(hours=24)
@@ -37,7 +43,7 @@ _KEY = re.compile(r"[\x21-\x7e]{1,255}")  # visible ASCII
 
 
 @dataclass(frozen=True)
-class Stored:
+class Answer:
     """An answer as it was first given."""
 
     status: int
@@ -46,18 +52,51 @@ class Stored:
 
 
 @dataclass
-class Claim:
-    """This request holds the key: its effect carries the record; `finish` keeps the answer."""
+class HeldKey:
+    """This request holds the key: its effect carries `record`; `_finish` keeps the answer."""
 
     repo: Repository
     doc_id: str
-    rider: Rider
+    record: Companion
 
 
-Replay = Callable[[Repository, str], tuple[int, dict[str, str], Any]]  # (repo, written path) → the answer
+@dataclass(frozen=True)
+class Replay:
+    """What a route that creates or decides declares as `idempotent=`: the Idempotency-Key
+    protocol around its handler. `read_back` is the route's own loader of what the effect wrote,
+    answered with `status` to a retry that finds the effect stored but not its answer."""
+
+    read_back: Callable[[Repository, str], BaseModel]
+    status: int
+
+    def __call__(self, ctx: Context, run: Callable[[Companion | None], AnyReply]) -> AnyReply:
+        """Run the handler (`run`, its refusals already answers) once per key; without a key, as is."""
+        raw_key = ctx.request.headers.get(HEADER)
+        if raw_key is None:
+            return run(None)
+        key = _validate(raw_key)
+        request = ctx.request
+        held = _begin(ctx.repo, key, _fingerprint(request.method, request.path, _body_digest(ctx)), self)
+        if isinstance(held, Answer):
+            return Reply(held.body, held.status, {**held.headers, REPLAYED: "true"})
+        try:
+            reply = run(held.record)
+        except BaseException:
+            _abandon(held)
+            raise
+        if not isinstance(reply, Reply):
+            _abandon(held)
+            return reply
+        _finish(held, reply.status, reply.headers, reply.body)
+        return reply
+
+    def answer(self, repo: Repository, path: str) -> Answer:
+        """The answer of the object the effect wrote at `path`, read back."""
+        reply = Reply.resource(self.read_back(repo, path.rsplit("/", 1)[-1]), self.status)
+        return Answer(reply.status, reply.headers, reply.body)
 
 
-def validate(key: str) -> str:
+def _validate(key: str) -> str:
     if not _KEY.fullmatch(key):
         raise ApiError(
             Code.INVALID_ARGUMENT,
@@ -67,7 +106,24 @@ def validate(key: str) -> str:
     return key
 
 
-def fingerprint(method: str, path: str, body: bytes) -> str:
+def _body_digest(ctx: Context) -> bytes:
+    """The body as a request's identity: the raw bytes, or for a form its fields and files,
+    which arrive in a different framing on each retry."""
+    if ctx.request.mimetype != "multipart/form-data":
+        return ctx.body_bytes()
+    upload = ctx.upload()
+    digest = hashlib.sha256()
+    for name in sorted(upload.fields):
+        digest.update(f"field\0{name}\0{upload.fields[name]}\0".encode())
+    for name in sorted(upload.files):
+        file = upload.files[name]
+        digest.update(f"file\0{name}\0{file.filename}\0".encode())
+        digest.update(hashlib.sha256(file.read()).digest())
+        file.seek(0)
+    return digest.digest()
+
+
+def _fingerprint(method: str, path: str, body: bytes) -> str:
     """What makes two requests the same request: method, path and body."""
     digest = hashlib.sha256()
     for part in (method.encode(), path.encode(), body):
@@ -75,17 +131,17 @@ def fingerprint(method: str, path: str, body: bytes) -> str:
     return digest.hexdigest()
 
 
-def begin(repo: Repository, key: str, request_fingerprint: str, replay: Replay) -> Claim | Stored:
+def _begin(repo: Repository, key: str, request_fingerprint: str, replay: Replay) -> HeldKey | Answer:
     """Claim the key for this request, or the answer a repeat of it gets."""
     try:
-        return _begin(repo, key, request_fingerprint, replay)
+        return _claim(repo, key, request_fingerprint, replay)
     except ApiError as error:
         if error.code is Code.ABORTED:  # racing requests with the key: the client comes back
             error.headers.setdefault("Retry-After", "1")
         raise
 
 
-def _begin(repo: Repository, key: str, request_fingerprint: str, replay: Replay) -> Claim | Stored:
+def _claim(repo: Repository, key: str, request_fingerprint: str, replay: Replay) -> HeldKey | Answer:
     doc_id = hashlib.sha256(f"{repo.uid}\0{key}".encode()).hexdigest()[:40]
     for _ in range(3):
         now = datetime.now(UTC)
@@ -100,13 +156,13 @@ def _begin(repo: Repository, key: str, request_fingerprint: str, replay: Replay)
             "body": None,
         }
         try:
-            repo.create(KEYS, fresh, doc_id=doc_id)
-            return _claimed(repo, doc_id)
+            repo.create(IDEMPOTENCY_KEYS, fresh, doc_id=doc_id)
+            return _held(repo, doc_id)
         except ApiError as error:
             if error.code is not Code.ALREADY_EXISTS:
                 raise
         try:
-            record = repo.get(KEYS, doc_id)
+            record = repo.get(IDEMPOTENCY_KEYS, doc_id)
         except ApiError as missing:
             if missing.code is Code.NOT_FOUND:
                 continue  # forgotten meanwhile: claim it anew
@@ -114,7 +170,7 @@ def _begin(repo: Repository, key: str, request_fingerprint: str, replay: Replay)
         if record["expires_at"] <= now or (record["state"] == "in_flight" and record["lease_until"] <= now):
             # Forgotten after 24 h, or its first request died before any effect: take it over.
             if _take_over(repo, doc_id, record, fresh):
-                return _claimed(repo, doc_id)
+                return _held(repo, doc_id)
             continue
         if record["fingerprint"] != request_fingerprint:
             raise ApiError(
@@ -122,17 +178,16 @@ def _begin(repo: Repository, key: str, request_fingerprint: str, replay: Replay)
                 "This Idempotency-Key was used for another request; use a new key for a new request.",
             )
         if record["state"] == "completed":
-            return Stored(int(record["status"]), dict(record["headers"] or {}), json.loads(record["body"]))
+            return Answer(int(record["status"]), dict(record["headers"] or {}), json.loads(record["body"]))
         if record["state"] == "committed":
             return _answer_committed(repo, doc_id, record, replay)
         raise ApiError(Code.ABORTED, "A request with this Idempotency-Key is still in progress; retry shortly.")
     raise ApiError(Code.ABORTED, "The Idempotency-Key is being used by other requests; retry shortly.")
 
 
-def _claimed(repo: Repository, doc_id: str) -> Claim:
-    rider = Rider(KEYS, doc_id, lambda path: {"state": "committed", "resource": path})
-    repo.rider = rider
-    return Claim(repo, doc_id, rider)
+def _held(repo: Repository, doc_id: str) -> HeldKey:
+    record = Companion(IDEMPOTENCY_KEYS, doc_id, lambda path: {"state": "committed", "resource": path})
+    return HeldKey(repo, doc_id, record)
 
 
 def _take_over(repo: Repository, doc_id: str, seen: dict[str, Any], fresh: dict[str, Any]) -> bool:
@@ -143,48 +198,43 @@ def _take_over(repo: Repository, doc_id: str, seen: dict[str, Any], fresh: dict[
         taken = current["version"] == seen["version"]
         return fresh if taken else {}
 
-    repo.update(KEYS, doc_id, take)
+    repo.update(IDEMPOTENCY_KEYS, doc_id, take)
     return taken
 
 
-def _answer_committed(repo: Repository, doc_id: str, record: dict[str, Any], replay: Replay) -> Stored:
+def _answer_committed(repo: Repository, doc_id: str, record: dict[str, Any], replay: Replay) -> Answer:
     """The effect was stored but its answer not (the request failed after its commit): answer
     with what it wrote, and keep that answer."""
-    status, headers, body = replay(repo, str(record["resource"]))
-    stored = Stored(status, headers, body)
-    _keep(repo, doc_id, stored)
-    return stored
+    answer = replay.answer(repo, str(record["resource"]))
+    _keep(repo, doc_id, answer)
+    return answer
 
 
-def finish(claim: Claim, status: int, headers: dict[str, str], body: Any) -> None:
+def _finish(held: HeldKey, status: int, headers: dict[str, str], body: Any) -> None:
     """Keep the answer. A server failure is not an answer to keep: after an effect the key stays
     `committed` (a retry answers with what was written), before one it is freed, as it is after
     a refusal that changed nothing (a corrected retry goes through)."""
     if status >= 500:
-        abandon(claim)
+        _abandon(held)
         return
-    claim.repo.rider = None
-    if not claim.rider.rode and status >= 400:
-        claim.repo.delete(KEYS, claim.doc_id)
+    if not held.record.written and status >= 400:
+        held.repo.delete(IDEMPOTENCY_KEYS, held.doc_id)
         return
     kept = {name: value for name, value in headers.items() if name in KEPT_HEADERS}
-    _keep(claim.repo, claim.doc_id, Stored(status, kept, body))
+    _keep(held.repo, held.doc_id, Answer(status, kept, body))
 
 
-def abandon(claim: Claim) -> None:
+def _abandon(held: HeldKey) -> None:
     """The request failed unexpectedly: without an effect the key is freed for a retry; with one
     it stays `committed`, so the retry answers with what was written."""
-    claim.repo.rider = None
-    if not claim.rider.rode:
+    if not held.record.written:
         try:
-            claim.repo.delete(KEYS, claim.doc_id)
+            held.repo.delete(IDEMPOTENCY_KEYS, held.doc_id)
         except ApiError:
             logger.warning("idempotency key not freed; its lease frees it", exc_info=True)
 
 
-def _keep(repo: Repository, doc_id: str, stored: Stored) -> None:
-    from common.http import json_default
-
-    body = json.dumps(stored.body, default=json_default, ensure_ascii=False)
-    fields = {"state": "completed", "status": stored.status, "headers": stored.headers, "body": body}
-    repo.set_fields(KEYS, doc_id, fields)  # the key is this request's: no read, no compare
+def _keep(repo: Repository, doc_id: str, answer: Answer) -> None:
+    body = json.dumps(answer.body, default=json_default, ensure_ascii=False)
+    fields = {"state": "completed", "status": answer.status, "headers": answer.headers, "body": body}
+    repo.set_fields(IDEMPOTENCY_KEYS, doc_id, fields)  # the key is this request's: no read, no compare

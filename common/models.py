@@ -14,7 +14,7 @@ import functools
 import re
 import zoneinfo
 from collections.abc import Mapping
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Annotated, Any, ClassVar, Self
 
 from pydantic import (
@@ -28,7 +28,7 @@ from pydantic import (
 )
 
 from common.currencies import is_currency
-from common.http import ID_PATTERN
+from common.validation import ID_PATTERN
 
 
 class Stage(enum.StrEnum):
@@ -239,6 +239,8 @@ class TaskPublic(Stored):
 
 
 class SessionPublic(Stored):
+    """Read through `agent.sessions.public`: a session whose stream's lease ran out is idle."""
+
     hidden = frozenset({"stream_id", "lease_expires_at"})  # the stream holding the session, and until when
     title: str | None = None
     customer_id: str | None = None
@@ -248,16 +250,6 @@ class SessionPublic(Stored):
     last_message_at: datetime | None = None
     status: SessionStatus = SessionStatus.IDLE
     stop_requested_at: datetime | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _idle_once_the_lease_ran_out(cls, stored: Any) -> Any:
-        """A stream whose instance died left `streaming` behind; its lease says it is over."""
-        if isinstance(stored, Mapping) and stored.get("status") == SessionStatus.STREAMING:
-            lease = stored.get("lease_expires_at")
-            if isinstance(lease, datetime) and lease <= datetime.now(UTC):
-                return {**stored, "status": SessionStatus.IDLE.value}
-        return stored
 
 
 class MessagePublic(Stored):

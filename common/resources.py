@@ -1,6 +1,7 @@
-"""The CSM's records (profile, customers, contracts, tasks, sessions and their messages):
-one function per kind and verb, with the rules each kind adds on top of the tenant-scoped
-repository. They take validated models and return what clients see (`XPublic`).
+"""The CSM's records (profile, customers, tasks): one function per kind and verb, with the rules
+each kind adds on top of the tenant-scoped repository, and what every kind's lists and updates
+share. They take validated models and return what clients see (`XPublic`). Contracts' records
+are in `contracts/records.py`, chat sessions' in `agent/sessions.py`.
 """
 
 from __future__ import annotations
@@ -12,43 +13,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from common import models
+from common import files, models
 from common.auth import User
+from common.collections import ACTIONS, CONTRACTS, CUSTOMERS, PROFILES, TASKS, Kind, Order
 from common.errors import ApiError, Code
-from common.http import ID_PATTERN, parse_value
 from common.settings import get_settings
-from common.store import Filter, Kind, Order, Page, Repository, TenantTransaction, check_version
+from common.store import Companion, Filter, ListPage, Repository, TenantTransaction, check_version
+from common.validation import ID_PATTERN
 
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
 NO_DATE = "9999-12-31"  # sorts undated tasks and customers after dated ones
-
-CUSTOMERS = Kind(
-    "customer",
-    "customers",
-    {
-        "name": Order("name", (("name_lower", False),)),
-        "-arr": Order("-arr", (("arr", True),)),
-        "renewal_date": Order("renewal_date", (("renewal_key", False),)),
-        "-updated_at": Order("-updated_at", (("updated_at", True),)),
-    },
-    "name",
-)
-CONTRACTS = Kind("contract", "contracts", {"-created_at": Order("-created_at", (("created_at", True),))}, "-created_at")
-TASKS = Kind("task", "tasks", {"due_date": Order("due_date", (("due_key", False),))}, "due_date")
-SESSIONS = Kind("session", "sessions", {"-updated_at": Order("-updated_at", (("updated_at", True),))}, "-updated_at")
-MESSAGES = Kind(
-    "message",
-    "messages",
-    {
-        "created_at": Order("created_at", (("created_at", False),)),
-        "-created_at": Order("-created_at", (("created_at", True),)),  # the latest, for the model's history
-    },
-    "created_at",
-    parent=SESSIONS,
-)
-PROFILES = Kind("profile", "profiles")
-ACTIONS = Kind("action", "actions", {"-created_at": Order("-created_at", (("created_at", True),))}, "-created_at")
 
 
 def invalid(field: str, message: str) -> ApiError:
@@ -111,8 +86,16 @@ def _id_arg(query: Mapping[str, str], name: str) -> str | None:
 
 def list_page(
     repo: Repository, kind: Kind, args: ListArgs, filters: list[Filter], parent_id: str | None = None
-) -> Page[dict[str, Any]]:
+) -> ListPage[dict[str, Any]]:
     return repo.list(kind, filters=filters, order=args.order, limit=args.limit, cursor=args.cursor, parent_id=parent_id)
+
+
+def list_by_customer(repo: Repository, kind: Kind, query: Mapping[str, str]) -> ListPage[dict[str, Any]]:
+    """A page of `kind` (contracts, sessions), of one customer's when `customer_id` is given."""
+    args = list_args(query, kind)
+    customer_id = _id_arg(query, "customer_id")
+    filters = [Filter("customer_id", "==", customer_id)] if customer_id else []
+    return list_page(repo, kind, args, filters)
 
 
 # -- profile ---------------------------------------------------------------------------
@@ -185,18 +168,23 @@ def get_customer(repo: Repository, customer_id: str) -> models.CustomerPublic:
     return models.CustomerPublic.of(repo.get(CUSTOMERS, customer_id))
 
 
-def create_customer(repo: Repository, customer: models.CustomerCreate) -> models.CustomerPublic:
+def create_customer(
+    repo: Repository, customer: models.CustomerCreate, *, along: Companion | None = None
+) -> models.CustomerPublic:
+    """Store a new customer (`along`, an idempotency key's record, in the same commit)."""
     ensure_room(repo, CUSTOMERS)
-    return models.CustomerPublic.of(repo.create(CUSTOMERS, customer_fields(customer.model_dump(mode="json"))))
+    fields = customer_fields(customer.model_dump(mode="json"))
+    return models.CustomerPublic.of(repo.create(CUSTOMERS, fields, along=along))
 
 
 def update_customer(
     repo: Repository, customer_id: str, update: models.CustomerUpdate, if_match: int | None
 ) -> models.CustomerPublic:
-    return models.CustomerPublic.of(_update(repo, CUSTOMERS, customer_id, customer_fields(update.changes()), if_match))
+    changes = customer_fields(update.changes())
+    return models.CustomerPublic.of(update_record(repo, CUSTOMERS, customer_id, changes, if_match))
 
 
-def list_customers(repo: Repository, query: Mapping[str, str]) -> Page[models.CustomerPublic]:
+def list_customers(repo: Repository, query: Mapping[str, str]) -> ListPage[models.CustomerPublic]:
     args = list_args(query, CUSTOMERS)
     filters = []
     stage = enum_arg(query, "stage", models.Stage)
@@ -215,7 +203,9 @@ def list_customers(repo: Repository, query: Mapping[str, str]) -> Page[models.Cu
     return list_page(repo, CUSTOMERS, args, filters).map(models.CustomerPublic.of)
 
 
-def _update(repo: Repository, kind: Kind, doc_id: str, changes: dict[str, Any], if_match: int | None) -> dict[str, Any]:
+def update_record(
+    repo: Repository, kind: Kind, doc_id: str, changes: dict[str, Any], if_match: int | None
+) -> dict[str, Any]:
     """Apply a validated partial update; a `customer_id` it sets must name one of the caller's
     customers, checked in the same transaction as the write so the customer cannot go meanwhile."""
     customer_id = changes.get("customer_id")
@@ -310,11 +300,10 @@ def delete_customer(repo: Repository, customer_id: str, *, cascade: bool, if_mat
     # If-Match was judged above, before anything is deleted: once the references are gone the
     # customer goes too, whatever was written to it meanwhile. A reference created, or a
     # pending action approved, while they were being deleted is dealt with on the next round.
-    from common.contracts import storage
 
     def delete_files(contracts: Sequence[dict[str, Any]]) -> None:
         for contract in contracts:
-            storage.delete_file_of(contract)
+            files.delete_file_of(contract)
 
     for _ in range(3):
         for kind, filters in references:
@@ -325,65 +314,6 @@ def delete_customer(repo: Repository, customer_id: str, *, cascade: bool, if_mat
         except _StillReferencedError:
             continue
     raise ApiError(Code.ABORTED, "The customer keeps gaining references; try again.")
-
-
-# -- contracts -------------------------------------------------------------------------
-
-
-def get_contract(repo: Repository, contract_id: str) -> models.ContractPublic:
-    return models.ContractPublic.of(repo.get(CONTRACTS, contract_id))
-
-
-def list_contracts(repo: Repository, query: Mapping[str, str]) -> Page[models.ContractPublic]:
-    return _list_by_customer(repo, CONTRACTS, query).map(models.ContractPublic.of)
-
-
-def update_contract(
-    repo: Repository, contract_id: str, update: models.ContractUpdate, if_match: int | None
-) -> models.ContractPublic:
-    changes = update.changes()
-    corrections = changes.pop("extracted", None)
-    if corrections is None:
-        return models.ContractPublic.of(_update(repo, CONTRACTS, contract_id, changes, if_match))
-    from common.contracts import terms
-
-    checked = _corrections(corrections)
-
-    def correct(current: dict[str, Any]) -> dict[str, Any]:
-        if current.get("status") != models.ContractStatus.PARSED:
-            raise ApiError(Code.ABORTED, "Only a parsed contract's terms can be corrected; reparse it first.")
-        return {**changes, "extracted": terms.apply_corrections(current.get("extracted"), checked)}
-
-    if changes.get("customer_id"):
-        require_customer(repo, changes["customer_id"])
-    return models.ContractPublic.of(repo.update(CONTRACTS, contract_id, correct, if_match=if_match))
-
-
-def _corrections(corrections: dict[str, Any]) -> dict[str, Any]:
-    """The CSM's corrections, validated per field (a 400 names `extracted.<field>`)."""
-    from common.contracts import terms
-
-    try:
-        return parse_value(terms.Corrections, corrections).model_dump(mode="json", exclude_unset=True)
-    except ApiError as error:
-        for detail in error.details or []:
-            detail["field"] = f"extracted.{detail['field']}"
-        raise
-
-
-def delete_contract(repo: Repository, contract_id: str, if_match: int | None) -> None:
-    """Delete a contract, and its stored file with it."""
-    from common.contracts import storage
-
-    storage.delete_file_of(repo.delete(CONTRACTS, contract_id, if_match=if_match))
-
-
-def _list_by_customer(repo: Repository, kind: Kind, query: Mapping[str, str]) -> Page[dict[str, Any]]:
-    """A page of contracts or sessions, of one customer's when `customer_id` is given."""
-    args = list_args(query, kind)
-    customer_id = _id_arg(query, "customer_id")
-    filters = [Filter("customer_id", "==", customer_id)] if customer_id else []
-    return list_page(repo, kind, args, filters)
 
 
 # -- tasks -----------------------------------------------------------------------------
@@ -406,32 +336,37 @@ def task_document(task: models.TaskCreate, source: models.TaskSource) -> dict[st
 
 
 def create_task(
-    repo: Repository, task: models.TaskCreate, *, source: models.TaskSource = models.TaskSource.MANUAL
+    repo: Repository,
+    task: models.TaskCreate,
+    *,
+    source: models.TaskSource = models.TaskSource.MANUAL,
+    along: Companion | None = None,
 ) -> models.TaskPublic:
+    """Store a new task (`along`, an idempotency key's record, in the same commit)."""
     ensure_room(repo, TASKS)
     fields = task_document(task, source)
     customer_id = task.customer_id
     if customer_id is None:
-        return models.TaskPublic.of(repo.create(TASKS, fields))
+        return models.TaskPublic.of(repo.create(TASKS, fields, along=along))
 
     require_customer(repo, customer_id)  # fast refusal outside the transaction, then again inside
 
     def create_referencing(t: TenantTransaction) -> str:
         require_customer(t, customer_id)
-        return t.create(TASKS, fields)
+        return t.create(TASKS, fields, along=along)
 
     return get_task(repo, repo.run_transaction(create_referencing))
 
 
 def update_task(repo: Repository, task_id: str, update: models.TaskUpdate, if_match: int | None) -> models.TaskPublic:
-    return models.TaskPublic.of(_update(repo, TASKS, task_id, _task_fields(update.changes()), if_match))
+    return models.TaskPublic.of(update_record(repo, TASKS, task_id, _task_fields(update.changes()), if_match))
 
 
 def delete_task(repo: Repository, task_id: str, if_match: int | None) -> None:
     repo.delete(TASKS, task_id, if_match=if_match)
 
 
-def list_tasks(repo: Repository, query: Mapping[str, str]) -> Page[models.TaskPublic]:
+def list_tasks(repo: Repository, query: Mapping[str, str]) -> ListPage[models.TaskPublic]:
     args = list_args(query, TASKS)
     filters = []
     status = enum_arg(query, "status", models.TaskStatus)
@@ -444,60 +379,3 @@ def list_tasks(repo: Repository, query: Mapping[str, str]) -> Page[models.TaskPu
     if due_before:
         filters.append(Filter("due_key", "<", due_before))
     return list_page(repo, TASKS, args, filters).map(models.TaskPublic.of)
-
-
-# -- sessions --------------------------------------------------------------------------
-
-
-def get_session(repo: Repository, session_id: str) -> models.SessionPublic:
-    return models.SessionPublic.of(repo.get(SESSIONS, session_id))
-
-
-def list_sessions(repo: Repository, query: Mapping[str, str]) -> Page[models.SessionPublic]:
-    return _list_by_customer(repo, SESSIONS, query).map(models.SessionPublic.of)
-
-
-def update_session(
-    repo: Repository, session_id: str, update: models.SessionUpdate, if_match: int | None
-) -> models.SessionPublic:
-    return models.SessionPublic.of(_update(repo, SESSIONS, session_id, update.changes(), if_match))
-
-
-def list_messages(repo: Repository, session_id: str, query: Mapping[str, str]) -> Page[models.MessagePublic]:
-    repo.require(SESSIONS, session_id)
-    args = list_args(query, MESSAGES)
-    return list_page(repo, MESSAGES, args, [], parent_id=session_id).map(models.MessagePublic.of)
-
-
-def streaming(session: Mapping[str, Any]) -> bool:
-    """Whether a stream holds the session: it is `streaming` and the stream's lease has not run
-    out (a stream whose instance died frees it when the lease does)."""
-    if session.get("status") != models.SessionStatus.STREAMING:
-        return False
-    lease = session.get("lease_expires_at")
-    return not isinstance(lease, dt.datetime) or lease > dt.datetime.now(dt.UTC)
-
-
-def latest_messages(repo: Repository, session_id: str, limit: int) -> list[dict[str, Any]]:
-    """A session's latest `limit` messages, oldest first (what the model is given back)."""
-    page = repo.list(MESSAGES, order=MESSAGES.orders["-created_at"], limit=limit, cursor=None, parent_id=session_id)
-    return list(reversed(page.items))
-
-
-def delete_session(repo: Repository, session_id: str, if_match: int | None) -> None:
-    """Delete a session and every message in it.
-
-    The session is first moved to `deleting` in one compare-and-set (refused while it
-    streams), so no stream can start on it while its messages go; a retry finishes the job.
-    """
-
-    def start_deleting(current: dict[str, Any]) -> dict[str, Any]:
-        if streaming(current):
-            raise ApiError(Code.ABORTED, "The session is streaming a reply; stop it before deleting it.")
-        return {"status": models.SessionStatus.DELETING.value}
-
-    current = repo.get(SESSIONS, session_id)
-    if current.get("status") != models.SessionStatus.DELETING:  # a retry of an authorised delete just finishes it
-        repo.update(SESSIONS, session_id, start_deleting, if_match=if_match)
-    repo.delete_where(MESSAGES, [], parent_id=session_id)
-    repo.delete(SESSIONS, session_id)

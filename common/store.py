@@ -8,18 +8,18 @@ Firestore preconditions so that concurrent updates are compare-and-set.
 
 from __future__ import annotations
 
-import base64
 import functools
 import hashlib
 import json
-import os
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
+from common import cursors
+from common.collections import Kind, Order
 from common.errors import ApiError, Code
 from common.log import get_logger
 from common.settings import get_settings
@@ -102,58 +102,31 @@ class Filter:
     value: Any
 
 
-@dataclass(frozen=True)
-class Order:
-    """A list order: the fields Firestore sorts by, the document id breaking ties."""
-
-    name: str
-    fields: tuple[tuple[str, bool], ...]  # (field, descending)
-
-
-@dataclass(frozen=True)
-class Kind:
-    """A kind of stored object: its name in messages, its collection, and how it may be listed.
-
-    A kind with a `parent` lives in a subcollection of one of the parent's documents
-    (a session's messages): its calls name that document's id as `parent_id`.
-    """
-
-    name: str
-    collection: str
-    orders: Mapping[str, Order] = field(default_factory=dict)
-    default_order: str = ""
-    parent: Kind | None = None
-
-    def path(self, parent_id: str | None = None) -> str:
-        if self.parent is None:
-            return self.collection
-        if not parent_id:
-            raise ValueError(f"a {self.name} lives under a {self.parent.name}: name its id")
-        return f"{self.parent.path()}/{parent_id}/{self.collection}"
-
-
 T = TypeVar("T")
 U = TypeVar("U")
 
 
 @dataclass(frozen=True)
-class Page(Generic[T]):
+class ListPage(Generic[T]):
+    """One page of a list: its items, and the cursor of the next page (None after the last)."""
+
     items: list[T]
     next_cursor: str | None
 
-    def map(self, convert: Callable[[T], U]) -> Page[U]:
-        return Page([convert(item) for item in self.items], self.next_cursor)
+    def map(self, convert: Callable[[T], U]) -> ListPage[U]:
+        return ListPage([convert(item) for item in self.items], self.next_cursor)
 
 
 @dataclass
-class Rider:
-    """A write that goes out in the commit of the next effect this repository makes (an
-    idempotency key's record, naming what the effect wrote): both are stored, or neither."""
+class Companion:
+    """A write stored together with an effect's own write, or not at all: an idempotency key's
+    record, marked with the path of what the effect wrote. The effect's write names it
+    (`along=`); `written` tells, once that write is committed, that the companion went too."""
 
     kind: Kind
     doc_id: str
     fields: Callable[[str], Mapping[str, Any]]  # the effect's document path → the fields to write
-    rode: bool = False
+    written: bool = False
 
 
 class Repository:
@@ -165,28 +138,22 @@ class Repository:
         self.uid = uid
         self._client = client
         self.documents_read = 0  # documents Firestore returned, for the benchmarks
-        self.rider: Rider | None = None
 
-    def _ride(self, write: Any, effect: Any) -> None:
-        """Add the waiting rider to the batch or transaction `write` that changes `effect`."""
-        assert self.rider is not None
-        reference = self._collection(self.rider.kind).document(self.rider.doc_id)
-        write.update(reference, dict(self.rider.fields(effect.path)))
+    def _add_companion(self, write: Any, effect: Any, along: Companion) -> None:
+        """Add `along` to the batch or transaction `write` that changes `effect`."""
+        if along.written:
+            raise ValueError("a companion is stored with one effect only")
+        reference = self._collection(along.kind).document(along.doc_id)
+        write.update(reference, dict(along.fields(effect.path)))
 
-    @property
-    def _rider_waits(self) -> bool:
-        return self.rider is not None and not self.rider.rode
-
-    def _commit(self, batch: Any, effect: Any) -> Any:
-        """Commit a batch of one write, to `effect`, with the waiting rider if there is one (a
-        single write is a one-write batch in the client too); the write's result."""
-        riding = self._rider_waits
-        if riding:
-            self._ride(batch, effect)
+    def _commit(self, batch: Any, effect: Any, along: Companion | None) -> Any:
+        """Commit a batch of one write, to `effect`, with its companion if it has one (a single
+        write is a one-write batch in the client too); the write's result."""
+        if along is not None:
+            self._add_companion(batch, effect, along)
         result = batch.commit(**self._calls)[0]
-        if riding:
-            assert self.rider is not None
-            self.rider.rode = True
+        if along is not None:
+            along.written = True
         return result
 
     @property
@@ -266,7 +233,7 @@ class Repository:
         limit: int,
         cursor: str | None,
         parent_id: str | None = None,
-    ) -> Page[dict[str, Any]]:
+    ) -> ListPage[dict[str, Any]]:
         """One page of the tenant's documents, stable under concurrent inserts.
 
         The cursor holds the last item's sort values and id, so the next page starts right
@@ -275,7 +242,7 @@ class Repository:
         from google.cloud.firestore import Query
 
         path = kind.path(parent_id)
-        fingerprint = _fingerprint(self.uid, path, filters, order)
+        query_id = _query_id(self.uid, path, filters, order)
         query = self._query(kind, filters, parent_id)
         direction = Query.ASCENDING
         for name, descending in order.fields:
@@ -283,7 +250,7 @@ class Repository:
             query = query.order_by(name, direction=direction)
         query = query.order_by("__name__", direction=direction)
         if cursor:
-            values, doc_id = _decode_cursor(cursor, fingerprint, len(order.fields))
+            values, doc_id = cursors.decode(cursor, query_id, len(order.fields))
             query = query.start_after([*values, self._collection(kind, parent_id).document(doc_id)])
         snapshots = list(query.limit(limit + 1).stream(**self._calls))
         self.documents_read += max(1, len(snapshots))
@@ -292,8 +259,8 @@ class Repository:
         if len(snapshots) > limit:
             last = snapshots[limit - 1]
             data = last.to_dict() or {}
-            next_cursor = _encode_cursor(fingerprint, [data.get(name) for name, _ in order.fields], last.id)
-        return Page(items, next_cursor)
+            next_cursor = cursors.encode(query_id, [data.get(name) for name, _ in order.fields], last.id)
+        return ListPage(items, next_cursor)
 
     @_database_errors
     def count(self, kind: Kind, *, parent_id: str | None = None) -> int:
@@ -322,9 +289,16 @@ class Repository:
 
     @_database_errors
     def create(
-        self, kind: Kind, data: Mapping[str, Any], *, doc_id: str | None = None, parent_id: str | None = None
+        self,
+        kind: Kind,
+        data: Mapping[str, Any],
+        *,
+        doc_id: str | None = None,
+        parent_id: str | None = None,
+        along: Companion | None = None,
     ) -> dict[str, Any]:
-        """Store a new document owned by the tenant and return it with its common fields.
+        """Store a new document owned by the tenant and return it with its common fields; `along`
+        is stored in the same commit.
 
         With `doc_id`, a document already there is a 409 ALREADY_EXISTS.
         """
@@ -336,7 +310,7 @@ class Repository:
         try:
             batch = self._db.batch()
             batch.create(reference, document)
-            result = self._commit(batch, reference)
+            result = self._commit(batch, reference, along)
         except gexc.AlreadyExists:
             if doc_id:
                 raise ApiError(Code.ALREADY_EXISTS, f"The {kind.name} already exists.") from None
@@ -367,13 +341,14 @@ class Repository:
         changes: Callable[[dict[str, Any]], Mapping[str, Any]],
         *,
         if_match: int | None = None,
+        along: Companion | None = None,
     ) -> dict[str, Any]:
         """Apply `changes(current)` to an owned document as one compare-and-set.
 
         `changes` gets the stored document and returns the fields to write (it may raise
-        ApiError to refuse; nothing to write leaves the document as it is). A concurrent writer
-        makes the precondition fail; the update is then recomputed on the new state, or
-        answered 412 when the client named a version.
+        ApiError to refuse; nothing to write leaves the document as it is, and `along` unwritten).
+        A concurrent writer makes the precondition fail; the update is then recomputed on the
+        new state, or answered 412 when the client named a version.
         """
         from google.api_core import exceptions as gexc
 
@@ -389,7 +364,7 @@ class Repository:
             try:
                 batch = self._db.batch()
                 batch.update(reference, write, option=precondition)
-                result = self._commit(batch, reference)
+                result = self._commit(batch, reference, along)
             except (gexc.FailedPrecondition, gexc.NotFound):
                 _back_off(attempt)
                 continue
@@ -439,19 +414,14 @@ class Repository:
         from google.cloud import firestore
 
         @firestore.transactional  # type: ignore[untyped-decorator]
-        def attempt(transaction: Any) -> tuple[R, bool]:
+        def attempt(transaction: Any) -> tuple[R, list[Companion]]:
             tenant = TenantTransaction(self, transaction)
-            result = work(tenant)
-            riding = tenant.first_written is not None and self._rider_waits
-            if riding:  # on every attempt: only the one that commits counts
-                self._ride(transaction, tenant.first_written)
-            return result, riding
+            return work(tenant), tenant.companions
 
         try:
-            result, riding = attempt(self._db.transaction())
-            if riding:
-                assert self.rider is not None
-                self.rider.rode = True
+            result, companions = attempt(self._db.transaction())
+            for along in companions:  # those of the attempt that committed
+                along.written = True
             return result  # type: ignore[no-any-return]
         except ValueError as error:
             # The library reports "failed to commit in N attempts" and a failed rollback as
@@ -532,7 +502,7 @@ class TenantTransaction:
     def __init__(self, repo: Repository, transaction: Any) -> None:
         self._repo = repo
         self._transaction = transaction
-        self.first_written: Any = None  # the first document this transaction creates or changes
+        self.companions: list[Companion] = []  # stored with this transaction's writes
 
     @property
     def uid(self) -> str:
@@ -554,18 +524,26 @@ class TenantTransaction:
         return bool(list(query.get(transaction=self._transaction, **self._repo._calls)))
 
     def create(
-        self, kind: Kind, data: Mapping[str, Any], *, doc_id: str | None = None, parent_id: str | None = None
+        self,
+        kind: Kind,
+        data: Mapping[str, Any],
+        *,
+        doc_id: str | None = None,
+        parent_id: str | None = None,
+        along: Companion | None = None,
     ) -> str:
+        """Create a document in the transaction; `along` is stored with it when it commits."""
         collection = self._repo._collection(kind, parent_id)
         reference = collection.document(doc_id) if doc_id else collection.document()
         self._transaction.create(reference, _new_document(self._repo.uid, data))
-        self.first_written = self.first_written or reference
+        if along is not None:
+            self._repo._add_companion(self._transaction, reference, along)
+            self.companions.append(along)
         return str(reference.id)
 
     def update(self, kind: Kind, current: Mapping[str, Any], fields: Mapping[str, Any]) -> None:
         reference = self._repo._collection(kind).document(current["id"])
         self._transaction.update(reference, _next_version(current, fields))
-        self.first_written = self.first_written or reference
 
     def delete(self, kind: Kind, doc_id: str) -> None:
         self._transaction.delete(self._repo._collection(kind).document(doc_id))
@@ -613,75 +591,15 @@ def check_version(current: Mapping[str, Any], if_match: int | None) -> None:
         )
 
 
+def _query_id(uid: str, path: str, filters: Iterable[Filter], order: Order) -> str:
+    """The identity of a list query (tenant, collection, filters, order): what its cursors are bound to."""
+    key = json.dumps([uid, path, [[f.field, f.op, f.value] for f in filters], order.name], default=str)
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
 def _server_time(result: Any) -> datetime:
     """The value Firestore stored for this write's SERVER_TIMESTAMP fields."""
     stored = result.transform_results[0].timestamp_value if result.transform_results else result.update_time
     if isinstance(stored, datetime):
         return stored
     return datetime.fromtimestamp(stored.seconds + stored.nanos / 1e9, UTC)
-
-
-# -- cursors ---------------------------------------------------------------------------
-#
-# A cursor is the last item's sort values and document id, encrypted and authenticated with
-# AES-GCM (a key derived from CSCX_CURSOR_KEY), the query it belongs to (tenant, collection,
-# filters, order) as its associated data: its bytes reveal nothing, and a cursor from anywhere
-# else, or edited, is a 400.
-
-
-def _fingerprint(uid: str, path: str, filters: Iterable[Filter], order: Order) -> str:
-    key = json.dumps([uid, path, [[f.field, f.op, f.value] for f in filters], order.name], default=str)
-    return hashlib.sha256(key.encode()).hexdigest()[:32]
-
-
-def _bad_cursor() -> ApiError:
-    return ApiError(
-        Code.INVALID_ARGUMENT,
-        "The cursor is not valid for this list; start again without it.",
-        [{"field": "cursor", "message": "not a cursor from this list"}],
-    )
-
-
-@functools.cache
-def _cursor_cipher(key: bytes) -> Any:
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-    return AESGCM(hashlib.sha256(b"cscx/list-cursor/v1\0" + key).digest())
-
-
-def _encode_value(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return {"t": value.astimezone(UTC).isoformat()}
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    raise TypeError(f"cannot order by a {type(value).__name__}")
-
-
-def _decode_value(value: Any) -> Any:
-    if isinstance(value, dict):
-        return datetime.fromisoformat(value["t"])
-    return value
-
-
-def _encode_cursor(fingerprint: str, values: list[Any], doc_id: str) -> str:
-    plain = json.dumps({"v": [_encode_value(v) for v in values], "d": doc_id}, separators=(",", ":")).encode()
-    nonce = os.urandom(12)
-    sealed = _cursor_cipher(get_settings().cursor_key).encrypt(nonce, plain, fingerprint.encode())
-    return base64.urlsafe_b64encode(nonce + sealed).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str, fingerprint: str, n_values: int) -> tuple[list[Any], str]:
-    from cryptography.exceptions import InvalidTag
-
-    try:
-        raw = base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode("ascii"))
-        if len(raw) < 12 + 16:
-            raise ValueError("too short")
-        plain = _cursor_cipher(get_settings().cursor_key).decrypt(raw[:12], raw[12:], fingerprint.encode())
-        payload = json.loads(plain)
-    except (ValueError, UnicodeError, RecursionError, InvalidTag):
-        raise _bad_cursor() from None
-    values, doc_id = payload.get("v"), payload.get("d")
-    if not isinstance(values, list) or len(values) != n_values or not isinstance(doc_id, str):
-        raise _bad_cursor()  # sealed by us, so only a change of code gets here
-    return [_decode_value(v) for v in values], doc_id

@@ -217,7 +217,7 @@ def seed_action(
     """An action as the agent proposes it (`task.create` by default), stored for `uid`."""
     from datetime import UTC, datetime, timedelta
 
-    from common.resources import ACTIONS
+    from common.collections import ACTIONS
     from common.store import Repository
 
     payload = {"title": "Follow up", "due_date": None, "priority": "medium", "customer_id": customer_id}

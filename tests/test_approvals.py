@@ -159,11 +159,11 @@ def test_a_decision_after_the_expiry_is_refused_and_expires_the_action(approvals
 @pytest.fixture
 def short_expiry(monkeypatch: pytest.MonkeyPatch, stack: Stack) -> Iterator[None]:
     """Proposals made by this test process expire after 2 s."""
-    from common import tasks
+    from common import cloud_tasks
 
     monkeypatch.setenv("CSCX_ACTION_EXPIRY_SECONDS", "2")
     get_settings.cache_clear()
-    tasks.tasks_client.cache_clear()
+    cloud_tasks.tasks_client.cache_clear()
     yield
     get_settings.cache_clear()
 

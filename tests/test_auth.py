@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 import requests
 
-from common.contracts import storage
-from common.resources import CONTRACTS, MESSAGES, SESSIONS
+from common import files
+from common.collections import CONTRACTS, MESSAGES, SESSIONS
 from common.settings import get_settings
 from scripts.stack import PROJECT_ID, Stack
 from tests import tokens
@@ -124,7 +124,7 @@ def seed_objects(api: Api, caller: Caller, repo: Any) -> Owned:
     task_id = create("/tasks", {"title": "Prepare the renewal call", "customer_id": holder_id})
     contract_path = f"contracts/{caller.uid}/seeded/msa.txt"
     get_settings.cache_clear()  # the stack's settings (the Storage emulator) are in the environment
-    storage.put(contract_path, b"Master agreement. Term: 12 months.", "text/plain")  # its file, for reparse
+    files.put(contract_path, b"Master agreement. Term: 12 months.", "text/plain")  # its file, for reparse
     contract = repo.create(
         CONTRACTS,
         {

@@ -23,8 +23,8 @@ from google.cloud.firestore import FieldFilter
 
 from common.agent import history
 from common.agent.chat import title_of
+from common.collections import SESSIONS
 from common.llm import AssistantTurn, ToolCall, ToolResult, ToolResultsTurn, UserTurn
-from common.resources import SESSIONS
 from scripts.stack import Stack
 from standins.client import RecordedRequest, StandinClient
 from tests.aisdk import UIStreamCheck, check_ui_stream
@@ -266,8 +266,8 @@ def test_action_tool_only_proposes_and_asks_for_approval(
 def queued_tasks(stack: Stack) -> list[str]:
     """The names of the execution tasks waiting in the Cloud Tasks emulator's queue (expiry tasks,
     scheduled a day ahead, are not executions)."""
+    from common.cloud_tasks import tasks_client
     from common.settings import get_settings
-    from common.tasks import tasks_client
 
     get_settings.cache_clear()
     tasks_client.cache_clear()

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from common.resources import ACTIONS, CONTRACTS, CUSTOMERS, MESSAGES, SESSIONS, TASKS
+from common.collections import ACTIONS, CONTRACTS, CUSTOMERS, MESSAGES, SESSIONS, TASKS
 from common.store import Repository
 from scripts.stack import FUNCTIONS, Stack
 from tests.conftest import Api, Caller, assert_error, raw_firestore

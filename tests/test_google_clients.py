@@ -25,6 +25,7 @@ import pytest
 import requests
 
 from common import google
+from common.collections import INTEGRATIONS
 from common.google import calendar, gmail, oauth, tokens
 from common.log import CloudLoggingFormatter
 from common.settings import get_settings
@@ -163,7 +164,7 @@ def token_requests(google_standin: GoogleStandinClient) -> int:
 
 
 def set_expiry(user: Caller, expires_at: datetime) -> None:
-    Repository(user.uid).update(tokens.INTEGRATIONS, user.uid, lambda _current: {"expires_at": expires_at})
+    Repository(user.uid).update(INTEGRATIONS, user.uid, lambda _current: {"expires_at": expires_at})
 
 
 def current_access_token(google_standin: GoogleStandinClient) -> str:
@@ -562,7 +563,7 @@ def test_stored_token_that_no_longer_opens_asks_the_user_to_connect_again(
 ) -> None:
     connect(alice)
     other = tokens.encrypt("someone-else", "access_token", "ya29.x")
-    Repository(alice.uid).update(tokens.INTEGRATIONS, alice.uid, lambda _current: {"access_token_enc": other})
+    Repository(alice.uid).update(INTEGRATIONS, alice.uid, lambda _current: {"access_token_enc": other})
 
     with pytest.raises(google.ReauthRequired):
         tokens.access_token(Repository(alice.uid))

@@ -197,3 +197,37 @@ def test_a_create_whose_read_back_failed_after_the_commit_is_answered_on_retry(
     assert [t["id"] for t in listed] == [task["id"]]
     third = crud_in_process.post("/tasks", data=body, headers=headers)
     assert third.get_json() == task
+
+
+def _key_record(uid: str, key: str) -> dict[str, Any]:
+    doc_id = hashlib.sha256(f"{uid}\0{key}".encode()).hexdigest()[:40]
+    return raw_firestore().collection("idempotency_keys").document(doc_id).get().to_dict() or {}
+
+
+def test_each_keyed_effect_is_written_with_its_key_record_naming_it(stack: Stack, crud: Api, alice: Caller) -> None:
+    """The record goes with the effect's own write, whichever write that is: a create, a create
+    in a transaction, a compare-and-set, a create under an id derived from the file."""
+    customer = crud.post("/customers", alice, json={"name": "Acme"}, headers=keyed("customer")).json()
+    loose = crud.post("/tasks", alice, json={"title": "Call"}, headers=keyed("task")).json()
+    body = {"title": "Call Acme", "customer_id": customer["id"]}
+    referencing = crud.post("/tasks", alice, json=body, headers=keyed("task-of-customer")).json()
+    approvals = Api(stack.url("approve_action"))
+    approved = approvals.post(f"/actions/{seed_action(alice.uid)['id']}/approve", alice, headers=keyed("approve"))
+    rejected = approvals.post(f"/actions/{seed_action(alice.uid)['id']}/reject", alice, headers=keyed("reject"))
+    files = {"file": ("msa.txt", b"Master agreement. Term: 12 months.", "text/plain")}
+    contract = Api(stack.url("contract_parse")).post(
+        "/contracts/upload", alice, data={"customer_id": customer["id"]}, files=files, headers=keyed("upload")
+    )
+    assert contract.status_code == 201, contract.text
+
+    expected = {
+        "customer": f"customers/{customer['id']}",
+        "task": f"tasks/{loose['id']}",
+        "task-of-customer": f"tasks/{referencing['id']}",
+        "approve": f"actions/{approved.json()['id']}",
+        "reject": f"actions/{rejected.json()['id']}",
+        "upload": f"contracts/{contract.json()['id']}",
+    }
+    records = {key: _key_record(alice.uid, key) for key in expected}
+    assert {key: record.get("resource") for key, record in records.items()} == expected
+    assert {record.get("state") for record in records.values()} == {"completed"}

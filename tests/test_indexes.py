@@ -15,7 +15,10 @@ import pytest
 
 from common import resources
 from common.actions import decisions
-from common.store import Filter, Kind, Order, Page, Repository
+from common.agent import sessions
+from common.collections import ACTIONS, CONTRACTS, CUSTOMERS, MESSAGES, SESSIONS, TASKS, Kind, Order
+from common.contracts import records
+from common.store import Filter, ListPage, Repository
 from scripts.stack import ROOT
 
 EQUALITY = {"==", "in"}
@@ -43,9 +46,9 @@ class RecordingRepository(Repository):
         limit: int,
         cursor: str | None,
         parent_id: str | None = None,
-    ) -> Page[dict[str, Any]]:
+    ) -> ListPage[dict[str, Any]]:
         self.queries.append((kind.path(parent_id), filters, order))
-        return Page([], None)
+        return ListPage([], None)
 
 
 def _combinations(options: dict[str, list[str | None]]) -> Iterator[dict[str, str]]:
@@ -56,19 +59,19 @@ def _combinations(options: dict[str, list[str | None]]) -> Iterator[dict[str, st
 
 def recorded_queries() -> list[tuple[str, Sequence[Filter], Order]]:
     repo = RecordingRepository()
-    for query in _combinations({"stage": [None, "adopting"], "order": [*resources.CUSTOMERS.orders, None]}):
+    for query in _combinations({"stage": [None, "adopting"], "order": [*CUSTOMERS.orders, None]}):
         resources.list_customers(repo, query)
     resources.list_customers(repo, {"q": "acme"})
     resources.list_customers(repo, {"q": "acme", "stage": "renewing", "order": "name"})
     for query in _combinations({"customer_id": [None, "c1"]}):
-        resources.list_contracts(repo, query)
-        resources.list_sessions(repo, query)
+        records.list_contracts(repo, query)
+        sessions.list_sessions(repo, query)
     for query in _combinations(
         {"status": [None, "open"], "customer_id": [None, "c1"], "due_before": [None, "2026-01-01"]}
     ):
         resources.list_tasks(repo, query)
-    resources.list_messages(repo, "s1", {})
-    resources.latest_messages(repo, "s1", 100)
+    sessions.list_messages(repo, "s1", {})
+    sessions.latest_messages(repo, "s1", 100)
     for query in _combinations({"status": [None, "pending"]}):
         decisions.list_actions(repo, query)
     return repo.queries
@@ -105,7 +108,7 @@ def test_list_query_has_a_composite_index(query: tuple[str, Sequence[Filter], Or
 
 def test_recording_covers_every_list_order() -> None:
     orders = {(path.rsplit("/", 1)[-1], order.name) for path, _, order in recorded_queries()}
-    kinds = (resources.CUSTOMERS, resources.CONTRACTS, resources.TASKS, resources.SESSIONS, resources.MESSAGES)
-    for kind in (*kinds, resources.ACTIONS):
+    kinds = (CUSTOMERS, CONTRACTS, TASKS, SESSIONS, MESSAGES)
+    for kind in (*kinds, ACTIONS):
         for name in kind.orders:
             assert (kind.collection, name) in orders

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from common.resources import CONTRACTS, MESSAGES, SESSIONS
+from common.collections import CONTRACTS, MESSAGES, SESSIONS
 from tests.conftest import Api, Caller, assert_error, raw_firestore, seed_action
 from tests.routes import ServedRoute, user_routes
 

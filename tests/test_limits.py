@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from common.resources import SESSIONS
+from common.collections import SESSIONS
 from scripts.stack import Stack
 from tests.chat_support import Chat
 from tests.conftest import Api, Users, assert_error

@@ -30,7 +30,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from common import models
-from common.resources import CONTRACTS, MESSAGES, SESSIONS
+from common.collections import CONTRACTS, MESSAGES, SESSIONS
 from scripts.stack import FUNCTIONS, Stack
 from tests import routes
 from tests.conftest import Caller, Users

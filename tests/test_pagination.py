@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 
 from common import models, resources
-from common.http import parse_json
-from common.resources import SESSIONS
+from common.collections import MESSAGES, SESSIONS
 from common.store import Repository
+from common.validation import parse_json
 from scripts.stack import Stack
 from tests.conftest import Api, Caller, assert_error, raw_firestore
 
@@ -428,7 +428,7 @@ def _seed_session(repo: Repository, message_count: int) -> tuple[str, list[str]]
     for n in range(message_count):
         role = "user" if n % 2 == 0 else "assistant"
         message = repo.create(
-            resources.MESSAGES,
+            MESSAGES,
             {"role": role, "parts": [{"type": "text", "text": f"message {n}"}], "status": "complete"},
             parent_id=session["id"],
         )

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import requests
 
-from common.resources import SESSIONS
+from common.collections import SESSIONS
 from scripts.stack import Stack
 from tests.conftest import Api, Caller, Users, assert_error, raw_firestore
 

@@ -1,4 +1,4 @@
-"""The Cloud Tasks client of `common.tasks` against the emulator: a task created through it is
+"""The Cloud Tasks client of `common.cloud_tasks` against the emulator: a task created through it is
 delivered over HTTP with its body and Cloud Tasks' headers."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from common import tasks
+from common import cloud_tasks
 from common.settings import get_settings
 from scripts.stack import Stack
 from standins.local_server import JsonHandler, LocalServer, Server
@@ -34,7 +34,7 @@ class Receiver(LocalServer):
 @pytest.fixture
 def receiver(stack: Stack) -> Iterator[Receiver]:
     get_settings.cache_clear()  # the stack's settings (the emulator's address) are in the environment now
-    tasks.tasks_client.cache_clear()
+    cloud_tasks.tasks_client.cache_clear()
     with Receiver() as server:
         yield server
 
@@ -45,10 +45,10 @@ def test_a_task_created_through_the_client_is_delivered_by_the_emulator(receiver
     settings = get_settings()
     assert "CLOUD_TASKS_EMULATOR_HOST" in settings.emulators
     task_id = f"probe-{uuid.uuid4().hex}"
-    created = tasks.tasks_client().create_task(
+    created = cloud_tasks.tasks_client().create_task(
         parent=settings.tasks_queue,
         task=tasks_v2.Task(
-            name=tasks.task_name(task_id),
+            name=cloud_tasks.task_name(task_id),
             http_request=tasks_v2.HttpRequest(
                 http_method=tasks_v2.HttpMethod.POST,
                 url=f"{receiver.url}/probe",

@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from bench.edge import hostile_bodies
-from common.resources import CONTRACTS, SESSIONS
+from common.collections import CONTRACTS, SESSIONS
 from scripts.stack import Stack
 from tests.conftest import Api, Caller, assert_error, raw_firestore, seed_action
 from tests.routes import ServedRoute, user_routes

@@ -14,10 +14,10 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, EmailStr, Field, StringConstraints, model_validator
 
-from common.http import parse_value
 from common.models import LOW_RISK_ACTIONS, ActionType, DocumentId, Priority, Risk, Strict
 from common.resources import require_customer
 from common.store import Repository
+from common.validation import parse_value
 
 Subject = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
 Body = Annotated[str, StringConstraints(min_length=1, max_length=100_000)]

@@ -1,11 +1,11 @@
 """The CSM decides (DESIGN §6): approve (the payload perhaps edited), reject, or let expire.
 
-Every transition is a compare-and-set in a Firestore transaction, so concurrent decisions on
-one action agree: approving twice gives the same action and one task, and a decision after
-`expires_at` is refused and expires the action. An approval enqueues one Cloud Task, named
-after the action, for the worker; a proposal schedules another for its expiry time, so an
-action expires when it should even when nobody looks at it.
-"""
+Every transition is a compare-and-set on the action (a write on the precondition that the
+action is still as it was read), so concurrent decisions on one action agree: approving twice
+gives the same action and one task, and a decision after `expires_at` is refused and expires
+the action. An approval enqueues one Cloud Task, named after the action, for the worker; a
+proposal schedules another for its expiry time, so an action expires when it should even when
+nobody looks at it."""
 
 from __future__ import annotations
 
@@ -13,15 +13,15 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from common import models, resources, tasks
+from common import cloud_tasks, models, resources
 from common.actions import risk_of, summary_of, validate_payload
 from common.auth import User
+from common.collections import ACTIONS
 from common.errors import ApiError, Code
 from common.log import get_logger
 from common.models import ActionStatus, ActionType, Risk
-from common.resources import ACTIONS
 from common.settings import get_settings
-from common.store import Filter, Page, Repository
+from common.store import Companion, Filter, ListPage, Repository
 
 logger = get_logger(__name__)
 
@@ -90,7 +90,7 @@ def propose(
     return action
 
 
-def list_actions(repo: Repository, query: Mapping[str, str]) -> Page[models.ActionPublic]:
+def list_actions(repo: Repository, query: Mapping[str, str]) -> ListPage[models.ActionPublic]:
     status = resources.enum_arg(query, "status", ActionStatus)
     filters = [Filter("status", "==", status)] if status else []
     return resources.list_page(repo, ACTIONS, resources.list_args(query, ACTIONS), filters).map(models.ActionPublic.of)
@@ -110,8 +110,11 @@ def _decided(action: Mapping[str, Any]) -> ApiError:
     return ApiError(Code.ABORTED, f"The action is already {action['status']}.")
 
 
-def approve(repo: Repository, user: User, action_id: str, edit: dict[str, Any] | None) -> models.ActionPublic:
-    """Approve a pending action (with the CSM's edit of its payload, validated first) and enqueue it."""
+def approve(
+    repo: Repository, user: User, action_id: str, edit: dict[str, Any] | None, *, along: Companion | None = None
+) -> models.ActionPublic:
+    """Approve a pending action (with the CSM's edit of its payload, validated first) and enqueue it;
+    `along` (an idempotency key's record) is stored with the decision."""
     payload = None
     if edit is not None:  # validated against the action's type, a 400 before anything
         action_type = ActionType(repo.get(ACTIONS, action_id)["type"])
@@ -124,7 +127,7 @@ def approve(repo: Repository, user: User, action_id: str, edit: dict[str, Any] |
             "summary": summary_of(action_type, payload),
             "customer_id": payload.get("customer_id"),
         }
-    action, decided = _decide(repo, action_id, changes, now)
+    action, decided = _decide(repo, action_id, changes, now, along)
     if decided:
         return enqueue(repo, action)
     if action["status"] not in APPROVED_STATES:
@@ -140,12 +143,15 @@ def approve(repo: Repository, user: User, action_id: str, edit: dict[str, Any] |
 
 def enqueue(repo: Repository, action: dict[str, Any]) -> models.ActionPublic:
     """Send an approved action to the worker: one task, named after the action."""
-    tasks.enqueue_for_worker("/execute", execute_task_id(action["id"]), worker_body(repo, action["id"]))
+    cloud_tasks.enqueue_for_worker("/execute", execute_task_id(action["id"]), worker_body(repo, action["id"]))
     stamped = repo.update(ACTIONS, action["id"], lambda _: {"enqueued_at": datetime.now(UTC)})
     return models.ActionPublic.of(stamped)
 
 
-def reject(repo: Repository, user: User, action_id: str, reason: str | None) -> models.ActionPublic:
+def reject(
+    repo: Repository, user: User, action_id: str, reason: str | None, *, along: Companion | None = None
+) -> models.ActionPublic:
+    """Reject a pending action; `along` (an idempotency key's record) is stored with the decision."""
     now = datetime.now(UTC)
     changes = {
         "status": ActionStatus.REJECTED.value,
@@ -153,15 +159,18 @@ def reject(repo: Repository, user: User, action_id: str, reason: str | None) -> 
         "decided_by": user.uid,
         "reject_reason": reason,
     }
-    action, decided = _decide(repo, action_id, changes, now)
+    action, decided = _decide(repo, action_id, changes, now, along)
     if not decided and action["status"] != ActionStatus.REJECTED:
         raise _decided(action)
     return models.ActionPublic.of(action)
 
 
-def _decide(repo: Repository, action_id: str, changes: dict[str, Any], now: datetime) -> tuple[dict[str, Any], bool]:
+def _decide(
+    repo: Repository, action_id: str, changes: dict[str, Any], now: datetime, along: Companion | None
+) -> tuple[dict[str, Any], bool]:
     """Apply a decision's `changes` to a pending action: the action, and whether this request
     decided it (False: it was no longer pending). One found past its expiry is expired, a 409.
+    `along` is stored with whichever of the two this request writes.
 
     A compare-and-set, recomputed when another decision got there first: optimistic, so ten
     simultaneous decisions settle in a retry or two instead of waiting on locks.
@@ -179,7 +188,7 @@ def _decide(repo: Repository, action_id: str, changes: dict[str, Any], now: date
         outcome = "decided"
         return changes
 
-    action = repo.update(ACTIONS, action_id, decide)
+    action = repo.update(ACTIONS, action_id, decide, along=along)
     if outcome == "expired":
         raise _expired(action)
     return action, outcome == "decided"
@@ -187,7 +196,7 @@ def _decide(repo: Repository, action_id: str, changes: dict[str, Any], now: date
 
 def schedule_expiry(repo: Repository, action: models.ActionPublic) -> None:
     """A task at the action's expiry time that expires it if it is still pending then."""
-    tasks.enqueue_for_worker(
+    cloud_tasks.enqueue_for_worker(
         "/expire", expire_task_id(action.id), worker_body(repo, action.id), schedule_time=action.expires_at
     )
 

@@ -19,17 +19,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from common import google, models, resources
+from common.collections import ACTIONS, QUOTAS, TASKS
 from common.errors import ApiError, Code
 from common.log import get_logger
 from common.models import ActionStatus, ActionType
-from common.resources import ACTIONS, TASKS
 from common.settings import get_settings
-from common.store import Kind, Repository, TenantTransaction
+from common.store import Repository, TenantTransaction
 
 logger = get_logger(__name__)
 
-# Per user and UTC day: how many e-mails were sent and meetings booked (DESIGN §6 quotas).
-QUOTAS = Kind("daily quota", "quotas")
+# Per user and UTC day, in QUOTAS: how many e-mails were sent and meetings booked (DESIGN §6).
 QUOTA_FIELDS = {ActionType.EMAIL_SEND: "emails_sent", ActionType.MEETING_BOOK: "meetings_booked"}
 
 
@@ -47,7 +46,7 @@ class Delivery:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class DeliveryOutcome:
     """What the worker answers Cloud Tasks: `retry` is a 503 (try again later), else a 200."""
 
     status: str
@@ -55,16 +54,16 @@ class Outcome:
 
 
 @dataclass(frozen=True)
-class _Claim:
+class _HeldAction:
     action: dict[str, Any]
     claim_id: str
     resumed: bool  # an earlier attempt may have made the effect already
 
 
-def execute(delivery: Delivery) -> Outcome:
+def execute(delivery: Delivery) -> DeliveryOutcome:
     repo = Repository(delivery.owner_id)
     claimed = _claim(repo, delivery.action_id)
-    if isinstance(claimed, Outcome):
+    if isinstance(claimed, DeliveryOutcome):
         return claimed
     if claimed.action["type"] == ActionType.TASK_CREATE:
         return _create_task(repo, claimed)
@@ -75,7 +74,9 @@ def execute(delivery: Delivery) -> Outcome:
     return _record(repo, claimed, result)
 
 
-def _after_failure(repo: Repository, claimed: _Claim, error: google.GoogleError, delivery: Delivery) -> Outcome:
+def _after_failure(
+    repo: Repository, claimed: _HeldAction, error: google.GoogleError, delivery: Delivery
+) -> DeliveryOutcome:
     """A permanent failure fails the action; a transient one is retried, until the last attempt."""
     if isinstance(error, google.ReauthRequired):
         from common.google import tokens
@@ -89,10 +90,10 @@ def _after_failure(repo: Repository, claimed: _Claim, error: google.GoogleError,
     if delivery.last_attempt:
         return _fail(repo, claimed, "GOOGLE_UNAVAILABLE", "Google was unavailable on every attempt.")
     _release(repo, claimed)
-    return Outcome("retry", retry=True)
+    return DeliveryOutcome("retry", retry=True)
 
 
-def _claim(repo: Repository, action_id: str) -> _Claim | Outcome:
+def _claim(repo: Repository, action_id: str) -> _HeldAction | DeliveryOutcome:
     """Hold the action for this delivery, or say why there is nothing to do (or not yet).
 
     A compare-and-set on the action: concurrent deliveries do not wait on each other's locks,
@@ -101,16 +102,16 @@ def _claim(repo: Repository, action_id: str) -> _Claim | Outcome:
     now = datetime.now(UTC)
     settings = get_settings()
     claim_id = uuid.uuid4().hex
-    refusal: Outcome | None = None
+    refusal: DeliveryOutcome | None = None
 
     def claim(action: dict[str, Any]) -> dict[str, Any]:
         nonlocal refusal
         status = action["status"]
         if status == ActionStatus.EXECUTING and (action.get("lease_until") or now) > now:
-            refusal = Outcome("busy", retry=True)  # another delivery holds it: come back later
+            refusal = DeliveryOutcome("busy", retry=True)  # another delivery holds it: come back later
             return {}
         if status not in {ActionStatus.APPROVED, ActionStatus.EXECUTING}:
-            refusal = Outcome(str(status))  # done, refused, or never approved: nothing to do
+            refusal = DeliveryOutcome(str(status))  # done, refused, or never approved: nothing to do
             return {}
         refusal = None
         return {
@@ -125,11 +126,11 @@ def _claim(repo: Repository, action_id: str) -> _Claim | Outcome:
         action = repo.update(ACTIONS, action_id, claim)
     except ApiError as error:
         if error.code is Code.NOT_FOUND:
-            return Outcome("gone")
+            return DeliveryOutcome("gone")
         raise
     if refusal is not None:
         return refusal
-    claimed = _Claim(action, claim_id, resumed=int(action["attempts"]) > 1)
+    claimed = _HeldAction(action, claim_id, resumed=int(action["attempts"]) > 1)
     quota = QUOTA_FIELDS.get(ActionType(action["type"]))
     if quota and not claimed.resumed and not repo.run_transaction(lambda t: _within_quota(t, quota, now)):
         message = f"The daily limit of {quota.replace('_', ' ')} is reached; nothing was sent."
@@ -155,7 +156,7 @@ def _within_quota(t: TenantTransaction, field: str, now: datetime) -> bool:
     return True
 
 
-def _perform(repo: Repository, claimed: _Claim) -> dict[str, Any]:
+def _perform(repo: Repository, claimed: _HeldAction) -> dict[str, Any]:
     """The action's effect at Google, made at most once; its result."""
     from common.google import calendar, gmail, tokens
 
@@ -205,7 +206,7 @@ def _perform(repo: Repository, claimed: _Claim) -> dict[str, Any]:
     return gmail.send(token, message)
 
 
-def _create_task(repo: Repository, claimed: _Claim) -> Outcome:
+def _create_task(repo: Repository, claimed: _HeldAction) -> DeliveryOutcome:
     """The task and the action's record in one transaction: created once, whatever happens."""
     action = claimed.action
     payload = action["payload"]
@@ -215,22 +216,22 @@ def _create_task(repo: Repository, claimed: _Claim) -> Outcome:
     )
     task_id = f"action-{action['id']}"
 
-    def create(t: TenantTransaction) -> Outcome:
+    def create(t: TenantTransaction) -> DeliveryOutcome:
         current = t.get(ACTIONS, action["id"])
         if current.get("claim_id") != claimed.claim_id or current["status"] != ActionStatus.EXECUTING:
-            return Outcome("lost-claim")
+            return DeliveryOutcome("lost-claim")
         if task.customer_id:
             try:
                 resources.require_customer(t, task.customer_id)
             except ApiError:
                 error = {"code": "CUSTOMER_GONE", "message": "The task's customer was deleted."}
                 t.update(ACTIONS, current, {"status": ActionStatus.FAILED.value, "error": error, "lease_until": None})
-                return Outcome(ActionStatus.FAILED.value)
+                return DeliveryOutcome(ActionStatus.FAILED.value)
         t.create(TASKS, resources.task_document(task, models.TaskSource.AGENT), doc_id=task_id)
         t.update(ACTIONS, current, _executed({"task_id": task_id}))
-        return Outcome(ActionStatus.EXECUTED.value)
+        return DeliveryOutcome(ActionStatus.EXECUTED.value)
 
-    result: Outcome = repo.run_transaction(create)
+    result: DeliveryOutcome = repo.run_transaction(create)
     return result
 
 
@@ -238,22 +239,22 @@ def _executed(result: dict[str, Any]) -> dict[str, Any]:
     return {"status": ActionStatus.EXECUTED.value, "result": result, "error": None, "lease_until": None}
 
 
-def _record(repo: Repository, claimed: _Claim, result: dict[str, Any]) -> Outcome:
+def _record(repo: Repository, claimed: _HeldAction, result: dict[str, Any]) -> DeliveryOutcome:
     return _finish(repo, claimed, _executed(result), ActionStatus.EXECUTED.value)
 
 
-def _fail(repo: Repository, claimed: _Claim, code: str, message: str) -> Outcome:
+def _fail(repo: Repository, claimed: _HeldAction, code: str, message: str) -> DeliveryOutcome:
     logger.info("action failed", extra={"fields": {"action_id": claimed.action["id"], "code": code}})
     changes = {"status": ActionStatus.FAILED.value, "error": {"code": code, "message": message}, "lease_until": None}
     return _finish(repo, claimed, changes, ActionStatus.FAILED.value)
 
 
-def _release(repo: Repository, claimed: _Claim) -> None:
+def _release(repo: Repository, claimed: _HeldAction) -> None:
     """Hand the action back for the next delivery (which will check for an effect already made)."""
     _finish(repo, claimed, {"status": ActionStatus.APPROVED.value, "lease_until": None}, "released")
 
 
-def _finish(repo: Repository, claimed: _Claim, changes: dict[str, Any], status: str) -> Outcome:
+def _finish(repo: Repository, claimed: _HeldAction, changes: dict[str, Any], status: str) -> DeliveryOutcome:
     held = False
 
     def finish(current: dict[str, Any]) -> dict[str, Any]:
@@ -263,4 +264,4 @@ def _finish(repo: Repository, claimed: _Claim, changes: dict[str, Any], status: 
         return changes if held else {}
 
     repo.update(ACTIONS, claimed.action["id"], finish)
-    return Outcome(status if held else "lost-claim")
+    return DeliveryOutcome(status if held else "lost-claim")

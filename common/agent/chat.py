@@ -25,15 +25,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from common import models, resources
-from common.agent import history, stream, tools
-from common.agent.loop import AgentLoop, Outcome
+from common.agent import history, sessions, stream, tools
+from common.agent.loop import AgentLoop, TurnOutcome
 from common.auth import User
+from common.collections import MESSAGES, SESSIONS
 from common.errors import ApiError, Code
 from common.http import StreamReply
-from common.llm import Turn, UserTurn, provider
+from common.llm import Turn, UserTurn
+from common.llm.providers import provider
 from common.log import get_logger
 from common.models import MessageRole, MessageStatus, SessionStatus
-from common.resources import MESSAGES, SESSIONS, require_customer
+from common.resources import require_customer
 from common.settings import get_settings
 from common.store import Repository, TenantTransaction
 
@@ -55,7 +57,7 @@ def title_of(message: str) -> str:
 
 
 @dataclass(frozen=True)
-class Claim:
+class HeldSession:
     """A session held by one stream."""
 
     session: dict[str, Any]
@@ -130,7 +132,7 @@ def _claim(
     provider_name: str,
     model: str,
     lease_seconds: float,
-) -> Claim:
+) -> HeldSession:
     """Hold the session for this stream and store the CSM's message, in one transaction."""
     now = datetime.now(UTC)
     stream_id = uuid.uuid4().hex
@@ -156,7 +158,7 @@ def _claim(
             return session_id
 
         session_id = repo.run_transaction(create)
-        return Claim({**fields, "id": session_id}, stream_id, provider_name, model, created=True)
+        return HeldSession({**fields, "id": session_id}, stream_id, provider_name, model, created=True)
 
     def hold(t: TenantTransaction) -> dict[str, Any]:
         current = t.get(SESSIONS, session["id"])
@@ -164,7 +166,7 @@ def _claim(
             require_customer(t, request.customer_id)
         if current.get("status") == SessionStatus.DELETING:
             raise ApiError(Code.ABORTED, "The session is being deleted.")
-        if resources.streaming(current):
+        if sessions.streaming(current):
             raise ApiError(Code.ABORTED, "A reply is already streaming in this session; stop it or wait for it.")
         changes = {**held, "message_count": int(current.get("message_count") or 0) + 1}
         if request.customer_id:
@@ -173,10 +175,12 @@ def _claim(
         t.create(MESSAGES, message, parent_id=current["id"])
         return {**current, **changes}
 
-    return Claim(repo.run_transaction(hold), stream_id, provider_name, model, created=False)
+    return HeldSession(repo.run_transaction(hold), stream_id, provider_name, model, created=False)
 
 
-def _release(repo: Repository, claim: Claim, assistant: dict[str, Any] | None, message_id: str | None = None) -> None:
+def _release(
+    repo: Repository, claim: HeldSession, assistant: dict[str, Any] | None, message_id: str | None = None
+) -> None:
     """Store the assistant's message (if any) and free the session, if this stream still holds it."""
 
     def release(t: TenantTransaction) -> None:
@@ -214,7 +218,7 @@ def request_stop(repo: Repository, session_id: str) -> models.SessionPublic:
             return {}
         return {"stop_requested_at": datetime.now(UTC)}
 
-    return models.SessionPublic.of(repo.update(SESSIONS, session_id, stop))
+    return sessions.public(repo.update(SESSIONS, session_id, stop))
 
 
 def system_prompt(profile: models.ProfilePublic, customer: models.CustomerPublic | None, now: datetime) -> str:
@@ -281,7 +285,7 @@ class _Turn:
         self,
         repo: Repository,
         profile: models.ProfilePublic,
-        claim: Claim,
+        claim: HeldSession,
         message: str,
         client_gone: Callable[[], bool],
         *,
@@ -322,7 +326,7 @@ class _Turn:
         messages read back (this one included), within the budget."""
         if self.claim.created:
             return [UserTurn(message)]
-        stored = resources.latest_messages(self.repo, self.session_id, HISTORY_MESSAGES)
+        stored = sessions.latest_messages(self.repo, self.session_id, HISTORY_MESSAGES)
         turns = history.within_budget(stored, budget)
         if not turns or not isinstance(turns[-1], UserTurn):
             raise ApiError(Code.UNAVAILABLE, "The message could not be read back; try again.")
@@ -335,7 +339,7 @@ class _Turn:
         self.queue.put(stream.frame(part))
 
     def _produce(self) -> None:
-        outcome = Outcome("error", error="The assistant failed unexpectedly.")
+        outcome = TurnOutcome("error", error="The assistant failed unexpectedly.")
         _thread(self._watch, f"watch-{self.session_id}")
         try:
             self._emit(stream.start(self.message_id, self.session_id))
@@ -362,7 +366,7 @@ class _Turn:
             except Exception:
                 logger.warning("the session watch did not close cleanly", exc_info=True)
 
-    def _store(self, outcome: Outcome) -> None:
+    def _store(self, outcome: TurnOutcome) -> None:
         self.transcript.close_open_text()
         message = {
             "role": MessageRole.ASSISTANT.value,

@@ -49,7 +49,7 @@ class StoppedError(Exception):
 
 
 @dataclass
-class Outcome:
+class TurnOutcome:
     status: Status = "complete"
     usage: Usage = field(default_factory=Usage)
     error: str | None = None
@@ -92,8 +92,8 @@ class AgentLoop:
 
     # -- the turn -------------------------------------------------------------------------------
 
-    def run(self) -> Outcome:
-        outcome = Outcome()
+    def run(self) -> TurnOutcome:
+        outcome = TurnOutcome()
         try:
             for _ in range(self.max_steps):
                 self.emit(stream.start_step())
@@ -116,7 +116,7 @@ class AgentLoop:
             self.emit(stream.finish("error"))
             return outcome
 
-    def _model_step(self, outcome: Outcome) -> tuple[list[ToolCall], Finished]:
+    def _model_step(self, outcome: TurnOutcome) -> tuple[list[ToolCall], Finished]:
         request = ModelRequest(
             self.model,
             self.system,

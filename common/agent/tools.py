@@ -17,11 +17,12 @@ from pydantic import AwareDatetime, Field, model_validator
 
 from common import actions, models, resources
 from common.actions import decisions
+from common.contracts import records
 from common.errors import ApiError, Code
-from common.http import parse_value
 from common.llm import UNPARSABLE, ToolSpec
 from common.models import ActionStatus, ActionType, DocumentId, Stage, Strict, TaskStatus
 from common.store import Repository
+from common.validation import InvalidInputError, parse_value
 
 # Fields of stored objects the model has no use for.
 _NOISE = frozenset({"owner_id", "version", "created_at"})
@@ -102,7 +103,7 @@ class ListContractsInput(Strict):
 def _list_contracts(ctx: ToolContext, raw: Any) -> ToolOutcome:
     given = parse_value(ListContractsInput, raw)
     query = {"limit": "25", **({"customer_id": given.customer_id} if given.customer_id else {})}
-    page = resources.list_contracts(ctx.repo, query)
+    page = records.list_contracts(ctx.repo, query)
     keep = {"id", "customer_id", "title", "file_name", "status", "extracted", "parsed_at"}
     return ToolOutcome({"contracts": [{k: v for k, v in _facts(c).items() if k in keep} for c in page.items]})
 
@@ -272,7 +273,8 @@ def offered(*, google_connected: bool) -> tuple[Tool, ...]:
 
 
 def run_tool(ctx: ToolContext, name: str, raw_input: Any) -> ToolOutcome:
-    """Run the tool `name` on the model's input; any refusal is an error the model sees."""
+    """Run the tool `name` on the model's input; any refusal, and input that does not validate,
+    is an error the model sees."""
     tool = TOOLS.get(name)
     if tool is None:
         return ToolOutcome({"error": f"There is no tool called {name}."}, is_error=True)
@@ -280,14 +282,14 @@ def run_tool(ctx: ToolContext, name: str, raw_input: Any) -> ToolOutcome:
         return ToolOutcome({"error": "The tool input must be a JSON object."}, is_error=True)
     try:
         return tool.run(ctx, raw_input)
-    except ApiError as error:
-        if error.code in {Code.UNAVAILABLE, Code.RESOURCE_EXHAUSTED, Code.ABORTED}:
+    except (ApiError, InvalidInputError) as error:
+        if isinstance(error, ApiError) and error.code in {Code.UNAVAILABLE, Code.RESOURCE_EXHAUSTED, Code.ABORTED}:
             return ToolOutcome({"error": "The CSM's data could not be read right now; try again."}, is_error=True)
         return ToolOutcome({"error": _refusal(error)}, is_error=True)
 
 
-def _refusal(error: ApiError) -> str:
-    if error.code is Code.NOT_FOUND:
+def _refusal(error: ApiError | InvalidInputError) -> str:
+    if isinstance(error, ApiError) and error.code is Code.NOT_FOUND:
         return f"{error.message.rstrip('.')} in the CSM's book."
     if error.details:
         return "Invalid input: " + "; ".join(f"{d['field']}: {d['message']}" for d in error.details)

@@ -12,16 +12,17 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
-from common import models, resources
-from common.contracts import storage, terms, text
+from common import files, models, resources
+from common.collections import CONTRACTS, CUSTOMERS, PROFILES
+from common.contracts import records, terms, text
 from common.errors import ApiError, Code
 from common.http import Upload
-from common.llm import ModelRequest, ProviderError, ToolCallDone, ToolSpec, Upstream, UserTurn, provider
+from common.llm import ModelRequest, ProviderError, ToolCallDone, ToolSpec, Upstream, UserTurn
+from common.llm.providers import provider
 from common.log import get_logger
 from common.models import ContractStatus
-from common.resources import CONTRACTS, CUSTOMERS
 from common.settings import get_settings
-from common.store import Repository
+from common.store import Companion, Repository
 
 logger = get_logger(__name__)
 
@@ -35,8 +36,9 @@ SYSTEM = (
 )
 
 
-def upload(repo: Repository, body: Upload) -> tuple[models.ContractPublic, bool]:
+def upload(repo: Repository, body: Upload, *, along: Companion | None = None) -> tuple[models.ContractPublic, bool]:
     """Store an uploaded contract and extract its terms: (the contract, whether it is new).
+    `along` (an idempotency key's record) is stored with the contract's record.
 
     The same file for the same customer is the contract already stored (its id is derived from
     both, so two simultaneous uploads of it make one).
@@ -60,7 +62,7 @@ def upload(repo: Repository, body: Upload) -> tuple[models.ContractPublic, bool]
     digest = hashlib.sha256(data).hexdigest()
     contract_id = f"{customer_id}-{digest[:40]}"
     file_name = (file.filename or f"contract.{kind}").rsplit("/", 1)[-1][:200]
-    path = storage.object_path(repo.uid, contract_id, file_name)
+    path = records.file_path(repo.uid, contract_id, file_name)
     document = {
         "customer_id": customer_id,
         "title": title or file_name,
@@ -76,13 +78,13 @@ def upload(repo: Repository, body: Upload) -> tuple[models.ContractPublic, bool]
         "model": None,
     }
     try:
-        repo.create(CONTRACTS, document, doc_id=contract_id)
+        repo.create(CONTRACTS, document, doc_id=contract_id, along=along)
     except ApiError as error:
         if error.code is not Code.ALREADY_EXISTS:
             raise
-        return resources.get_contract(repo, contract_id), False  # the same file for this customer
+        return records.get_contract(repo, contract_id), False  # the same file for this customer
     try:
-        storage.put(path, data, text.CONTENT_TYPES[kind])
+        files.put(path, data, text.CONTENT_TYPES[kind])
     except ApiError:
         repo.delete(CONTRACTS, contract_id)  # nothing half-stored: the upload can simply be retried
         raise
@@ -94,14 +96,14 @@ def reparse(repo: Repository, contract_id: str) -> models.ContractPublic:
     current = repo.get(CONTRACTS, contract_id)
     if current.get("status") == ContractStatus.PARSING:
         raise ApiError(Code.ABORTED, "The contract is being parsed right now; try again when it is done.")
-    data = storage.get(str(current["storage_path"]))
+    data = records.read_file(current)
     repo.update(CONTRACTS, contract_id, lambda _: {"status": ContractStatus.PARSING.value})
     kind = text.detect_kind(data)
     return _parse(repo, contract_id, data, kind, previous=current.get("extracted"))
 
 
 def _parse(
-    repo: Repository, contract_id: str, data: bytes, kind: text.Kind | None, previous: dict[str, Any] | None
+    repo: Repository, contract_id: str, data: bytes, kind: text.FileKind | None, previous: dict[str, Any] | None
 ) -> models.ContractPublic:
     """Read the text, extract the terms, record `parsed` (or `failed`, with why)."""
     try:
@@ -140,7 +142,7 @@ def _record_failure(repo: Repository, contract_id: str, message: str) -> dict[st
 def _extract_terms(repo: Repository, document: text.Document) -> tuple[dict[str, Any], str]:
     """The verified terms of every run of pages, merged; and the model that read them."""
     settings = get_settings()
-    profile = repo.get(resources.PROFILES, repo.uid)
+    profile = repo.get(PROFILES, repo.uid)
     provider_name = str((profile.get("preferences") or {}).get("default_provider") or "claude")
     model = settings.models[provider_name][0]
     reader = provider(provider_name)

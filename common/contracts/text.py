@@ -15,10 +15,10 @@ import zipfile
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Kind = Literal["pdf", "docx", "text"]
+FileKind = Literal["pdf", "docx", "text"]
 Reason = Literal["no_text_layer", "encrypted", "empty", "corrupt"]
 
-CONTENT_TYPES: dict[Kind, str] = {
+CONTENT_TYPES: dict[FileKind, str] = {
     "pdf": "application/pdf",
     "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
     "text": "text/plain; charset=utf-8",
@@ -57,7 +57,7 @@ class Page:
 
 @dataclass(frozen=True)
 class Document:
-    kind: Kind
+    kind: FileKind
     pages: tuple[Page, ...]
 
     @property
@@ -69,7 +69,7 @@ class Document:
 # -- the kind, from the bytes --------------------------------------------------------------------
 
 
-def detect_kind(data: bytes) -> Kind | None:
+def detect_kind(data: bytes) -> FileKind | None:
     """PDF, DOCX or plain text, from the content alone; None for anything else."""
     # The PDF header may follow a little whitespace or a byte-order mark (readers accept it).
     if data[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"%PDF-"):
@@ -153,7 +153,7 @@ def _decode_single_byte(data: bytes) -> str | None:
 # -- extraction ----------------------------------------------------------------------------------
 
 
-def extract(data: bytes, kind: Kind | None = None) -> Document:
+def extract(data: bytes, kind: FileKind | None = None) -> Document:
     """The document's text page by page; `kind` as `detect_kind` found it (detected if not given).
 
     Raises `UnsupportedDocumentError` for bytes of no supported kind and

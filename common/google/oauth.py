@@ -27,10 +27,11 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from common.collections import OAUTH_STATES
 from common.google import b64, oauth_url, tokens, unb64
 from common.log import get_logger
 from common.settings import Settings, get_settings
-from common.store import Kind, Repository, TenantTransaction
+from common.store import Repository, TenantTransaction
 
 if TYPE_CHECKING:
     from google_auth_oauthlib.flow import Flow
@@ -60,7 +61,6 @@ SCOPES: tuple[str, ...] = (
 # openid may come back unnamed; everything else is needed for the integration to work.
 REQUIRED_SCOPES = frozenset(SCOPES) - {"openid"}
 
-OAUTH_STATES = Kind("OAuth state", "oauth_states")
 STATE_LIFETIME = timedelta(minutes=10)
 _HTTP_TIMEOUT_SECONDS = 10.0
 

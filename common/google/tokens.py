@@ -19,15 +19,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from common.collections import INTEGRATIONS
 from common.errors import ApiError, Code, ConfigurationError
 from common.google import GoogleError, NotConnected, ReauthRequired, b64, oauth_url, unb64, utc
 from common.log import get_logger
 from common.settings import get_settings
-from common.store import Kind, Repository, TenantTransaction
+from common.store import Repository, TenantTransaction
 
 logger = get_logger(__name__)
-
-INTEGRATIONS = Kind("Google connection", "integrations")
 
 CONNECTED = "connected"
 NEEDS_REAUTH = "needs_reauth"

@@ -2,9 +2,10 @@
 
 A `ModelRequest` holds the system prompt, the conversation as provider-neutral turns and the
 tools offered; `Provider.stream` answers it with `ModelEvent`s (text deltas, tool calls, the
-finish) from Claude (`anthropic.py`) or Gemini on Vertex AI (`gemini.py`), both streaming.
-Each stream has its own HTTP connection (`Upstream`) that another thread can cut at once, so
-Stop closes the upstream call even while the model is silent. The SDKs are imported where used.
+finish) from Claude (`anthropic.py`) or Gemini on Vertex AI (`gemini.py`), both streaming,
+chosen by name in `providers.py`. Each stream has its own HTTP connection (`Upstream`) that
+another thread can cut at once, so Stop closes the upstream call even while the model is
+silent. The SDKs are imported where used.
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, Protocol
-
-from common.errors import ConfigurationError
 
 if TYPE_CHECKING:
     import httpx2
@@ -147,19 +146,6 @@ class Provider(Protocol):
     def stream(self, request: ModelRequest, upstream: Upstream) -> Iterator[ModelEvent]:
         """The model's answer as it arrives; ends with `Finished`, or raises ProviderError."""
         ...
-
-
-def provider(name: str) -> Provider:
-    """The provider called `name` (`claude` or `gemini`)."""
-    if name == "claude":
-        from common.llm.anthropic import ClaudeProvider
-
-        return ClaudeProvider()
-    if name == "gemini":
-        from common.llm.gemini import GeminiProvider
-
-        return GeminiProvider()
-    raise ConfigurationError(f"no model provider called {name!r}")
 
 
 # -- the connection of one stream --------------------------------------------------------------

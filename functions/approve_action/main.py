@@ -11,10 +11,11 @@ import functions_framework
 from common import models
 from common.actions import decisions, execution
 from common.auth import CloudTasks, FirebaseUser
-from common.http import Context, Reply, function_router, stored_object
+from common.http import Context, Reply, function_router
+from common.idempotency import Replay
 from common.resources import ensure_profile
 from common.settings import get_settings
-from common.store import Repository
+from common.store import Companion, Repository
 
 # Both entry points enqueue tasks for the worker, and the worker must know whom to accept; it
 # refreshes the CSM's Google tokens.
@@ -41,20 +42,18 @@ def get_action(ctx: Context, action_id: str) -> Reply:
     return Reply.resource(decisions.get_action(ctx.repo, action_id))
 
 
-@router.route(
-    "POST", "/actions/{action_id}/approve", auth=DECIDING, idempotent=stored_object(decisions.get_action, 202)
-)
-def approve(ctx: Context, action_id: str) -> Reply:
+@router.route("POST", "/actions/{action_id}/approve", auth=DECIDING, idempotent=Replay(decisions.get_action, 202))
+def approve(ctx: Context, action_id: str, along: Companion | None) -> Reply:
     request = ctx.parse(models.ApproveRequest, optional=True)
     assert ctx.user is not None
-    return Reply.resource(decisions.approve(ctx.repo, ctx.user, action_id, request.payload), 202)
+    return Reply.resource(decisions.approve(ctx.repo, ctx.user, action_id, request.payload, along=along), 202)
 
 
-@router.route("POST", "/actions/{action_id}/reject", auth=DECIDING, idempotent=stored_object(decisions.get_action, 200))
-def reject(ctx: Context, action_id: str) -> Reply:
+@router.route("POST", "/actions/{action_id}/reject", auth=DECIDING, idempotent=Replay(decisions.get_action, 200))
+def reject(ctx: Context, action_id: str, along: Companion | None) -> Reply:
     request = ctx.parse(models.RejectRequest, optional=True)
     assert ctx.user is not None
-    return Reply.resource(decisions.reject(ctx.repo, ctx.user, action_id, request.reason))
+    return Reply.resource(decisions.reject(ctx.repo, ctx.user, action_id, request.reason, along=along))
 
 
 def _retry_count(ctx: Context) -> int:

@@ -5,20 +5,21 @@ from __future__ import annotations
 import flask
 import functions_framework
 
-from common import resources
-from common.contracts import parsing
-from common.http import Context, Reply, function_router, stored_object
+from common.contracts import parsing, records
+from common.http import Context, Reply, function_router
+from common.idempotency import Replay
 from common.resources import ensure_profile
 from common.settings import get_settings
+from common.store import Companion
 
 # The files are kept in Cloud Storage; Claude is the default reader of their terms.
 get_settings().require("CSCX_CONTRACTS_BUCKET", "ANTHROPIC_API_KEY")
 router = function_router("contract_parse", on_authenticated=ensure_profile)
 
 
-@router.route("POST", "/contracts/upload", idempotent=stored_object(resources.get_contract, 201))
-def upload_contract(ctx: Context) -> Reply:
-    contract, created = parsing.upload(ctx.repo, ctx.upload())
+@router.route("POST", "/contracts/upload", idempotent=Replay(records.get_contract, 201))
+def upload_contract(ctx: Context, along: Companion | None) -> Reply:
+    contract, created = parsing.upload(ctx.repo, ctx.upload(), along=along)
     return Reply.resource(contract, 201 if created else 200)
 
 

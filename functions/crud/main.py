@@ -7,9 +7,13 @@ import functions_framework
 
 from common import models
 from common import resources as r
+from common.agent import sessions
 from common.auth import FirebaseUser, User
-from common.http import ANY_QUERY, PUBLIC, Context, RedirectReply, Reply, function_router, stored_object
+from common.contracts import records as contracts
+from common.http import ANY_QUERY, PUBLIC, Context, RedirectReply, Reply, function_router
+from common.idempotency import Replay
 from common.settings import get_settings
+from common.store import Companion
 
 # The Google connection (DESIGN §5) is made here.
 get_settings().require(
@@ -44,9 +48,9 @@ def list_customers(ctx: Context) -> Reply:
     return Reply.page(r.list_customers(ctx.repo, ctx.query()))
 
 
-@router.route("POST", "/customers", idempotent=stored_object(r.get_customer, 201))
-def create_customer(ctx: Context) -> Reply:
-    return Reply.resource(r.create_customer(ctx.repo, ctx.parse(models.CustomerCreate)), 201)
+@router.route("POST", "/customers", idempotent=Replay(r.get_customer, 201))
+def create_customer(ctx: Context, along: Companion | None) -> Reply:
+    return Reply.resource(r.create_customer(ctx.repo, ctx.parse(models.CustomerCreate), along=along), 201)
 
 
 @router.route("GET", "/customers/{customer_id}")
@@ -71,23 +75,23 @@ def delete_customer(ctx: Context, customer_id: str) -> Reply:
 
 @router.route("GET", "/contracts", query={"limit", "cursor", "customer_id"})
 def list_contracts(ctx: Context) -> Reply:
-    return Reply.page(r.list_contracts(ctx.repo, ctx.query()))
+    return Reply.page(contracts.list_contracts(ctx.repo, ctx.query()))
 
 
 @router.route("GET", "/contracts/{contract_id}")
 def get_contract(ctx: Context, contract_id: str) -> Reply:
-    return Reply.resource(r.get_contract(ctx.repo, contract_id))
+    return Reply.resource(contracts.get_contract(ctx.repo, contract_id))
 
 
 @router.route("PATCH", "/contracts/{contract_id}")
 def patch_contract(ctx: Context, contract_id: str) -> Reply:
     update = ctx.parse(models.ContractUpdate)
-    return Reply.resource(r.update_contract(ctx.repo, contract_id, update, ctx.if_match()))
+    return Reply.resource(contracts.update_contract(ctx.repo, contract_id, update, ctx.if_match()))
 
 
 @router.route("DELETE", "/contracts/{contract_id}", auth=REVOCATION_CHECKED)
 def delete_contract(ctx: Context, contract_id: str) -> Reply:
-    r.delete_contract(ctx.repo, contract_id, ctx.if_match())
+    contracts.delete_contract(ctx.repo, contract_id, ctx.if_match())
     return Reply.no_content()
 
 
@@ -96,9 +100,9 @@ def list_tasks(ctx: Context) -> Reply:
     return Reply.page(r.list_tasks(ctx.repo, ctx.query()))
 
 
-@router.route("POST", "/tasks", idempotent=stored_object(r.get_task, 201))
-def create_task(ctx: Context) -> Reply:
-    return Reply.resource(r.create_task(ctx.repo, ctx.parse(models.TaskCreate)), 201)
+@router.route("POST", "/tasks", idempotent=Replay(r.get_task, 201))
+def create_task(ctx: Context, along: Companion | None) -> Reply:
+    return Reply.resource(r.create_task(ctx.repo, ctx.parse(models.TaskCreate), along=along), 201)
 
 
 @router.route("GET", "/tasks/{task_id}")
@@ -120,29 +124,29 @@ def delete_task(ctx: Context, task_id: str) -> Reply:
 
 @router.route("GET", "/sessions", query={"limit", "cursor", "customer_id"})
 def list_sessions(ctx: Context) -> Reply:
-    return Reply.page(r.list_sessions(ctx.repo, ctx.query()))
+    return Reply.page(sessions.list_sessions(ctx.repo, ctx.query()))
 
 
 @router.route("GET", "/sessions/{session_id}")
 def get_session(ctx: Context, session_id: str) -> Reply:
-    return Reply.resource(r.get_session(ctx.repo, session_id))
+    return Reply.resource(sessions.get_session(ctx.repo, session_id))
 
 
 @router.route("PATCH", "/sessions/{session_id}")
 def patch_session(ctx: Context, session_id: str) -> Reply:
     update = ctx.parse(models.SessionUpdate)
-    return Reply.resource(r.update_session(ctx.repo, session_id, update, ctx.if_match()))
+    return Reply.resource(sessions.update_session(ctx.repo, session_id, update, ctx.if_match()))
 
 
 @router.route("DELETE", "/sessions/{session_id}", auth=REVOCATION_CHECKED)
 def delete_session(ctx: Context, session_id: str) -> Reply:
-    r.delete_session(ctx.repo, session_id, ctx.if_match())
+    sessions.delete_session(ctx.repo, session_id, ctx.if_match())
     return Reply.no_content()
 
 
 @router.route("GET", "/sessions/{session_id}/messages", query={"limit", "cursor"})
 def list_messages(ctx: Context, session_id: str) -> Reply:
-    return Reply.page(r.list_messages(ctx.repo, session_id, ctx.query()))
+    return Reply.page(sessions.list_messages(ctx.repo, session_id, ctx.query()))
 
 
 @router.route("GET", "/integrations/google")

@@ -1,15 +1,15 @@
-"""The original contract files, kept privately in Cloud Storage (`CSCX_CONTRACTS_BUCKET`).
+"""Files kept privately in Cloud Storage: put, read and delete objects by path.
 
-Objects live at `contracts/{uid}/{contract_id}/{file_name}` and are reached only through their
-owner's contract: nothing here lists a bucket or takes a path from a client. Locally the
-`google-cloud-storage` client goes to the emulator named by `STORAGE_EMULATOR_HOST` (its own
-setting), with no credentials.
+Nothing here lists the bucket or takes a path from a client: a stored document names its file
+in `storage_path`, and the file goes with it (`delete_file_of`). The bucket is the one the
+instance is configured with (`CSCX_CONTRACTS_BUCKET`). Locally the `google-cloud-storage`
+client goes to the emulator named by `STORAGE_EMULATOR_HOST` (its own setting), with no
+credentials. Cloud Storage's failures are a 503 here, at this one boundary.
 """
 
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -37,12 +37,6 @@ def _bucket() -> Bucket:
     return client.bucket(settings.contracts_bucket)
 
 
-def object_path(uid: str, contract_id: str, file_name: str) -> str:
-    """Where a contract's file is kept; the file name is reduced to safe characters."""
-    safe = re.sub(r"[^A-Za-z0-9._ -]+", "_", file_name).strip(" .") or "contract"
-    return f"contracts/{uid}/{contract_id}/{safe[:200]}"
-
-
 def _unavailable(error: Exception) -> ApiError:
     logger.warning("Cloud Storage unavailable", extra={"fields": {"error": type(error).__name__}})
     return ApiError(Code.UNAVAILABLE, "The file store is unavailable right now; try again.")
@@ -58,24 +52,19 @@ def put(path: str, data: bytes, content_type: str) -> None:
 
 
 def get(path: str) -> bytes:
+    """The object's bytes; FileNotFoundError when there is none at `path`."""
     from google.api_core import exceptions as gexc
 
     try:
         return bytes(_bucket().blob(path).download_as_bytes(timeout=60))
     except gexc.NotFound:
-        raise ApiError(Code.NOT_FOUND, "The contract's file is missing; upload it again.") from None
+        raise FileNotFoundError(path) from None
     except (gexc.GoogleAPICallError, OSError) as error:
         raise _unavailable(error) from None
 
 
-def delete_file_of(contract: Mapping[str, Any]) -> None:
-    """Delete a contract's stored file, if it has one."""
-    if contract.get("storage_path"):
-        delete(str(contract["storage_path"]))
-
-
 def delete(path: str) -> None:
-    """Delete a file; one already gone is fine."""
+    """Delete an object; one already gone is fine."""
     from google.api_core import exceptions as gexc
 
     try:
@@ -84,3 +73,9 @@ def delete(path: str) -> None:
         return
     except (gexc.GoogleAPICallError, OSError) as error:
         raise _unavailable(error) from None
+
+
+def delete_file_of(document: Mapping[str, Any]) -> None:
+    """Delete the file a stored document names in its `storage_path`, if it names one."""
+    if document.get("storage_path"):
+        delete(str(document["storage_path"]))

@@ -1,0 +1,89 @@
+"""The one private seam into firebase-admin (`common.auth._verify_id_tokens_against`), proven in
+process without an emulator: with `CSCX_ID_TOKEN_CERTS_URL` set, ID tokens are checked against
+the certificates served there, and only those. firebase-admin is pinned exactly; an upgrade
+that moves its token verifier fails here rather than letting tokens through or refusing all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator
+from importlib.metadata import version
+
+import pytest
+
+from common import auth
+from common.errors import ApiError, Code
+from common.settings import get_settings
+from scripts.stack import ROOT
+from tests import tokens
+
+PROJECT_ID = "demo-seam"
+
+
+def _fresh_app() -> None:
+    """Forget the instance's firebase-admin app, so the next call builds it from the settings."""
+    import firebase_admin
+
+    auth.firebase_app.cache_clear()
+    get_settings.cache_clear()
+    with contextlib.suppress(ValueError):  # none yet
+        firebase_admin.delete_app(firebase_admin.get_app("cscx"))
+
+
+@pytest.fixture
+def key(monkeypatch: pytest.MonkeyPatch) -> Iterator[tokens.SigningKey]:
+    """A signing key whose certificate is served where the settings point the verifier."""
+    key = tokens.make_signing_key(f"seam-{uuid.uuid4().hex[:8]}")
+    server = tokens.CertificateServer(key).start()
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", PROJECT_ID)
+    monkeypatch.setenv("CSCX_ID_TOKEN_CERTS_URL", server.url)
+    monkeypatch.delenv("FIREBASE_AUTH_EMULATOR_HOST", raising=False)  # it would skip the signature check
+    _fresh_app()
+    try:
+        yield key
+    finally:
+        server.stop()
+        monkeypatch.undo()
+        _fresh_app()
+
+
+def _bearer(claims: dict[str, object], key: tokens.SigningKey) -> str:
+    return f"Bearer {tokens.sign_rs256(claims, key)}"
+
+
+def test_a_token_signed_by_the_served_certificate_is_accepted(key: tokens.SigningKey) -> None:
+    user = auth.authenticate(_bearer(tokens.id_token_claims("alice", PROJECT_ID), key))
+
+    assert user.uid == "alice"
+
+
+def test_a_token_signed_by_another_key_of_the_same_kid_is_refused(key: tokens.SigningKey) -> None:
+    impostor = tokens.make_signing_key(key.kid)
+
+    with pytest.raises(ApiError) as refused:
+        auth.authenticate(_bearer(tokens.id_token_claims("alice", PROJECT_ID), impostor))
+
+    assert refused.value.code is Code.UNAUTHENTICATED
+
+
+def test_an_expired_token_is_refused(key: tokens.SigningKey) -> None:
+    claims = tokens.id_token_claims("alice", PROJECT_ID, now=0)  # issued in 1970
+
+    with pytest.raises(ApiError) as refused:
+        auth.authenticate(_bearer(claims, key))
+
+    assert refused.value.code is Code.UNAUTHENTICATED
+
+
+def test_firebase_admin_is_the_version_the_seam_was_written_for() -> None:
+    pinned = {
+        line.split("==")[0].lower().replace("_", "-"): line.split("==")[1]
+        for line in (ROOT / "requirements.lock").read_text(encoding="utf-8").splitlines()
+        if "==" in line
+    }
+    assert pinned["firebase-admin"] == version("firebase-admin") == "7.7.0", (
+        "common/auth.py sets firebase-admin's certificate URL on its token verifier: check that "
+        "seam against the new version (this file's tests), then update the version here"
+    )
