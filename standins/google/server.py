@@ -83,9 +83,11 @@ class _RequestHandler(JsonHandler):
         except Exception:
             logger.exception("Google stand-in failed on %s %s", self.command, parts.path)
             reply = api_error(500, "Internal error in the Google stand-in", "backendError").reply
-        self.send(reply.status, reply.body, content_type=reply.content_type, headers=reply.headers)
         if route is not None and route.api is not None:
+            # Recorded before the answer goes out: a client that reads the log once it has its
+            # answer always finds its request there.
             self._record(state, route.api, call, reply, injected)
+        self.send(reply.status, reply.body, content_type=reply.content_type, headers=reply.headers)
 
     def _record(self, state: GoogleState, api: str, call: Call, reply: Reply, injected: bool) -> None:
         query = {k: (["[redacted]"] * len(v) if k in SECRET_PARAMS else v) for k, v in call.query.items()}
