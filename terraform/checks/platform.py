@@ -1,0 +1,106 @@
+"""Firebase (Firestore, its rules and indexes, Auth), the APIs, and every environment on the modules."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from terraform.checks.tree import ENVIRONMENTS, Config, Problems, Tree, parse
+
+REQUIRED_APIS = frozenset(
+    {
+        "cloudfunctions.googleapis.com",
+        "run.googleapis.com",
+        "cloudbuild.googleapis.com",
+        "artifactregistry.googleapis.com",
+        "firestore.googleapis.com",
+        "firebaserules.googleapis.com",
+        "identitytoolkit.googleapis.com",
+        "cloudtasks.googleapis.com",
+        "secretmanager.googleapis.com",
+        "storage.googleapis.com",
+        "aiplatform.googleapis.com",
+        "gmail.googleapis.com",
+        "calendar-json.googleapis.com",
+    }
+)
+
+
+def check_firebase(tree: Tree) -> Problems:
+    """Firestore (native) with the rules released, the indexes and TTLs applied; Auth; the APIs."""
+    problems: Problems = []
+    platform = tree.platform.resources()
+    if platform.get(("google_firestore_database", "this"), {}).get("type") != "FIRESTORE_NATIVE":
+        problems.append("Firestore must be a native-mode database")
+    ruleset = platform.get(("google_firebaserules_ruleset", "firestore"))
+    release = platform.get(("google_firebaserules_release", "firestore"))
+    if ruleset is None or "file(var.rules_file)" not in json.dumps(ruleset):
+        problems.append("modules/platform: firestore.rules must be a ruleset")
+    if release is None:
+        problems.append("modules/platform: the Firestore rules are never released (google_firebaserules_release)")
+    elif release.get("name") != "cloud.firestore" or "google_firebaserules_ruleset.firestore.name" not in str(
+        release.get("ruleset_name")
+    ):
+        problems.append("modules/platform: the release must put the ruleset in force for cloud.firestore")
+    indexes = platform.get(("google_firestore_index", "this"), {})
+    from_file = "jsondecode(file(var.indexes_file))" in str(tree.platform.locals.get("indexes"))
+    if "local.indexes.indexes" not in str(indexes.get("for_each")) or not from_file:
+        problems.append("modules/platform: every index of firestore.indexes.json must be a google_firestore_index")
+    fields = platform.get(("google_firestore_field", "this"), {})
+    if "ttl_config" not in json.dumps(fields) or fields.get("for_each") != "${local.fields}":
+        problems.append("modules/platform: the TTL policies and field overrides must be google_firestore_field")
+    if tree.cscx.variables.get("ttl_fields", {}).get("default", {}).get("oauth_states") != "expires_at":
+        problems.append("oauth_states.expires_at needs a TTL policy")
+    call = tree.cscx.modules.get("platform", {})
+    files = (call.get("rules_file"), call.get("indexes_file"))
+    if files != ("${var.source_root}/firestore.rules", "${var.source_root}/firestore.indexes.json"):
+        problems.append("modules/cscx: the platform must get the repository's firestore.rules and indexes")
+    if ("google_identity_platform_config", "auth") not in platform:
+        problems.append("modules/platform: Firebase Auth (Identity Platform) is not enabled")
+    apis = set(re.findall(r"[a-z0-9-]+\.googleapis\.com", json.dumps(tree.platform.locals.get("apis"))))
+    problems += [f"modules/platform: {api} is not enabled" for api in sorted(REQUIRED_APIS - apis)]
+    return problems
+
+
+def check_environments(tree: Tree) -> Problems:
+    """Every environment is the cscx module, with its state in GCS and its variables in its example."""
+    problems: Problems = []
+    for env in ENVIRONMENTS:
+        config = tree.envs.get(env)
+        if config is None:
+            problems.append(f"envs/{env} is missing")
+            continue
+        problems += [f"envs/{env}: {problem}" for problem in _environment_problems(tree, env, config)]
+    prod = tree.envs.get("prod")
+    if prod is not None and prod.modules.get("cscx", {}).get("min_instances", {}).get("chat_stream", 0) < 1:
+        problems.append("envs/prod: chat_stream keeps an instance warm (first token without a cold start)")
+    return problems
+
+
+def _environment_problems(tree: Tree, env: str, config: Config) -> Problems:
+    module = config.modules.get("cscx")
+    if module is None or module.get("source") != "../../modules/cscx":
+        return ["does not use modules/cscx"]
+    problems: Problems = []
+    if module.get("environment") != env or module.get("source_root") != "${path.root}/../../..":
+        problems.append(f"module cscx must be environment {env} of this repository (source_root)")
+    backends = [backend for block in config.blocks("terraform") for backend in block.get("backend", [])]
+    if not any(backend.get("gcs", {}).get("prefix") == f"cscx/{env}" for backend in backends):
+        problems.append(f"state must be in GCS (backend gcs, prefix cscx/{env})")
+    providers = {name: body for block in config.blocks("provider") for name, body in block.items()}
+    problems += [f"provider {name} is not configured" for name in ("google", "google-beta") if name not in providers]
+    problems += [
+        f"provider {name} sets no default_labels" for name, body in providers.items() if not body.get("default_labels")
+    ]
+    example = config.path / "terraform.tfvars.example"
+    given = set(parse(example.read_text(encoding="utf-8"))) if example.is_file() else set()
+    problems += [
+        f"terraform.tfvars.example does not show {name}"
+        for name, body in config.variables.items()
+        if "default" not in body and name not in given
+    ]
+    if not (config.path / "backend.hcl.example").is_file():
+        problems.append("backend.hcl.example is missing")
+    if "function_urls" not in config.outputs:
+        problems.append("the functions' URLs are not an output")
+    return problems
