@@ -180,6 +180,15 @@ def test_a_secret_given_to_a_function_that_does_not_read_it_is_reported(copy: Pa
     assert "crud is given the secret ANTHROPIC_API_KEY, which its code never reads" in problems_of(copy, "secrets")
 
 
+def test_a_worker_told_it_is_behind_iam_whatever_its_invokers_is_reported(copy: Path) -> None:
+    edit(
+        copy / "modules/cscx/main.tf",
+        "CSCX_BEHIND_IAM = tostring(length(setintersection(each.value.invokers, local.public_members)) == 0)",
+        'CSCX_BEHIND_IAM = "true"',
+    )
+    assert "every function gets CSCX_BEHIND_IAM = tostring(length(" in problems_of(copy, "settings")
+
+
 def test_a_secret_as_a_plain_setting_is_reported(copy: Path) -> None:
     edit(
         copy / "modules/cscx/main.tf",

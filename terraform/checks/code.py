@@ -181,6 +181,7 @@ def placeholder(name: str) -> str:
         "CSCX_CURSOR_KEY": "a-cursor-key-of-32-characters-xx",
         "CSCX_LOG_LEVEL": "INFO",
         "CSCX_CORS_ORIGINS": "https://app.example.com",
+        "CSCX_BEHIND_IAM": "true",
     }
     return shapes.get(name) or _number_defaults().get(name) or f"https://placeholder.example/{name.lower()}"
 

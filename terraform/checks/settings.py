@@ -21,6 +21,13 @@ from terraform.checks.tree import Problems, Tree, functions_table, single, walk_
 SECRET_SETTINGS = frozenset(
     {"ANTHROPIC_API_KEY", "GOOGLE_OAUTH_CLIENT_SECRET", "CSCX_TOKEN_ENCRYPTION_KEY", "CSCX_CURSOR_KEY"}
 )
+# Settings of one function, from what is declared for it in modules/cscx (functions.tf).
+FUNCTION_SETTINGS = {
+    # functions-framework serves as many requests at once as Cloud Run sends.
+    "THREADS": "tostring(each.value.concurrency)",
+    # Cloud Run's IAM check verifies every caller's token first exactly when no invoker is public.
+    "CSCX_BEHIND_IAM": "tostring(length(setintersection(each.value.invokers, local.public_members)) == 0)",
+}
 # What the code refuses in a real project: never set deployed.
 NEVER_DEPLOYED = ("*_EMULATOR_HOST", "CSCX_ID_TOKEN_CERTS_URL", "CSCX_OIDC_CERTS_URL")
 
@@ -39,12 +46,19 @@ def _settings_classified(tree: Tree) -> Problems:
     if cscx.locals.get("settings") != "${merge(var.setting_overrides, local.infrastructure_settings)}":
         problems.append("modules/cscx: local.settings must be the tunables overridden plus infrastructure_settings")
     environment = str(cscx.modules.get("functions", {}).get("environment_variables"))
-    if "local.settings" not in environment or "THREADS = tostring(each.value.concurrency)" not in environment:
-        problems.append("modules/cscx: every function gets local.settings and THREADS = its concurrency")
+    if not environment.startswith("${merge(local.settings, {"):
+        problems.append("modules/cscx: every function gets local.settings and its own settings")
+    problems += [
+        f"modules/cscx: every function gets {name} = {expression}"
+        for name, expression in FUNCTION_SETTINGS.items()
+        if f"{name} = {expression}" not in environment
+    ]
+    if cscx.locals.get("public_members") != ["allUsers", "allAuthenticatedUsers"]:
+        problems.append("modules/cscx: local.public_members must be allUsers and allAuthenticatedUsers")
     problems += [
         f"{name} is read by common/settings.py but neither wired nor listed in unset_settings"
         for name in sorted(settings_read())
-        if name not in infrastructure and name not in tunable and name not in secrets and not is_unset(name, unset)
+        if name not in {*infrastructure, *tunable, *secrets, *FUNCTION_SETTINGS} and not is_unset(name, unset)
     ]
     problems += [
         f"{name} must never be set deployed"
@@ -66,7 +80,7 @@ def _settings_of_each_function(tree: Tree) -> Problems:
         unset_settings(tree),
     )
     for entry in [entry for entry in manifest() if entry in table]:
-        always = set(infrastructure) | set(table[entry].get("secrets", []))
+        always = set(infrastructure) | set(table[entry].get("secrets", [])) | set(FUNCTION_SETTINGS)
         problems += [
             f"{entry} needs {name} at cold start, but it is not wired to it"
             for name in sorted(required(entry) | demanded_by_load_settings())

@@ -56,6 +56,12 @@ locals {
   }
   settings = merge(var.setting_overrides, local.infrastructure_settings)
 
+  # Besides, each function gets THREADS (its concurrency: functions-framework serves as many
+  # requests at once as Cloud Run sends) and CSCX_BEHIND_IAM: true when none of its invokers is
+  # public (the worker), so that Cloud Run's IAM check verifies every caller's token before the
+  # function sees it and the worker may take a token whose signature Cloud Run removed (DESIGN §6).
+  public_members = ["allUsers", "allAuthenticatedUsers"]
+
   # Settings an environment may change through var.setting_overrides; unset, the code's default holds.
   tunable_settings = [
     "CSCX_MAX_BODY_BYTES",
@@ -133,17 +139,20 @@ module "functions" {
   source_bucket         = module.platform.sources_bucket
   build_service_account = module.platform.build_service_account
 
-  memory                = each.value.memory
-  cpu                   = each.value.cpu
-  timeout_seconds       = each.value.timeout_seconds
-  concurrency           = each.value.concurrency
-  min_instances         = lookup(var.min_instances, each.key, each.value.min_instances)
-  max_instances         = lookup(var.max_instances, each.key, each.value.max_instances)
-  environment_variables = merge(local.settings, { THREADS = tostring(each.value.concurrency) })
-  secrets               = { for name in each.value.secrets : name => { secret_id = module.platform.secret_ids[name], version = var.secret_version } }
-  invokers              = each.value.invokers
-  project_roles         = each.value.project_roles
-  labels                = merge(local.labels, { function = each.key })
+  memory          = each.value.memory
+  cpu             = each.value.cpu
+  timeout_seconds = each.value.timeout_seconds
+  concurrency     = each.value.concurrency
+  min_instances   = lookup(var.min_instances, each.key, each.value.min_instances)
+  max_instances   = lookup(var.max_instances, each.key, each.value.max_instances)
+  environment_variables = merge(local.settings, {
+    THREADS         = tostring(each.value.concurrency)
+    CSCX_BEHIND_IAM = tostring(length(setintersection(each.value.invokers, local.public_members)) == 0)
+  })
+  secrets       = { for name in each.value.secrets : name => { secret_id = module.platform.secret_ids[name], version = var.secret_version } }
+  invokers      = each.value.invokers
+  project_roles = each.value.project_roles
+  labels        = merge(local.labels, { function = each.key })
 }
 
 # What `terraform plan` refuses (a failed precondition fails the plan, before anything is created).
