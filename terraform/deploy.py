@@ -37,8 +37,6 @@ def environment_dir(env: str, root: Path = HERE) -> Path:
 
 def check_configured(env_dir: Path) -> str:
     """The project of the environment, once its tfvars and backend config are filled in."""
-    import hcl2
-
     tfvars, backend = env_dir / "terraform.tfvars", env_dir / "backend.hcl"
     for path in (tfvars, backend):
         if not path.is_file():
@@ -46,17 +44,30 @@ def check_configured(env_dir: Path) -> str:
                 f"{path.relative_to(env_dir.parent.parent.parent)} is missing: copy {path.name}.example "
                 "beside it and fill it in (terraform/README.md, From an empty project)"
             )
-    options = hcl2.SerializationOptions(with_comments=False, strip_string_quotes=True)
-    values = hcl2.load(tfvars.open(encoding="utf-8"), serialization_options=options)
-    project = str(values.get("project_id") or "")
-    if not project or project.startswith(("my-", "demo-")):
+    project = _value(tfvars, "project_id")
+    # The examples' values are placeholders; demo-* ids are the local emulators' projects.
+    if not project or project == _value(_example(tfvars), "project_id") or project.startswith("demo-"):
         raise DeployError(
             f"no project configured: set project_id in {tfvars} to the Google Cloud project of {env_dir.name}"
         )
-    bucket = str(hcl2.load(backend.open(encoding="utf-8"), serialization_options=options).get("bucket") or "")
-    if not bucket or bucket.startswith("my-"):
+    bucket = _value(backend, "bucket")
+    if not bucket or bucket == _value(_example(backend), "bucket"):
         raise DeployError(f"no state bucket configured: set bucket in {backend} (terraform/README.md)")
     return project
+
+
+def _value(path: Path, name: str) -> str:
+    """A top-level value of an HCL file (a tfvars or backend configuration); "" when absent."""
+    import hcl2
+
+    if not path.is_file():
+        return ""
+    options = hcl2.SerializationOptions(with_comments=False, strip_string_quotes=True)
+    return str(hcl2.load(path.open(encoding="utf-8"), serialization_options=options).get(name) or "")
+
+
+def _example(path: Path) -> Path:
+    return path.with_name(f"{path.name}.example")
 
 
 def check_credentials(environ: Mapping[str, str] = os.environ) -> None:

@@ -63,6 +63,25 @@ def test_plan_of_an_unconfigured_environment_says_what_to_fill_in(copy: Path) ->
     assert "no project configured: set project_id" in done.stderr
 
 
+def test_plan_of_a_state_bucket_still_the_examples_says_what_to_fill_in(copy: Path) -> None:
+    configure(copy)
+    shutil.copy(copy / "envs/dev/backend.hcl.example", copy / "envs/dev/backend.hcl")
+    done = deploy(copy, "plan", "dev")
+    assert done.returncode == 2
+    assert "no state bucket configured: set bucket" in done.stderr
+
+
+def test_plan_takes_any_real_project_id_even_one_that_starts_like_the_example(copy: Path, tmp_path: Path) -> None:
+    directory = copy / "envs" / "dev"
+    tfvars = (directory / "terraform.tfvars.example").read_text(encoding="utf-8")
+    (directory / "terraform.tfvars").write_text(tfvars.replace('"my-cscx-dev"', '"my-company-cscx-dev"'))
+    (directory / "backend.hcl").write_text('bucket = "my-company-cscx-dev-tfstate"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOOGLE_")} | {"HOME": str(tmp_path)}
+    done = deploy(copy, "plan", "dev", env=env)
+    assert done.returncode == 2
+    assert "no Google credentials" in done.stderr  # past the configuration: the next check
+
+
 def test_plan_without_credentials_says_how_to_log_in(copy: Path, tmp_path: Path) -> None:
     configure(copy)
     env = {k: v for k, v in os.environ.items() if not k.startswith("GOOGLE_")} | {"HOME": str(tmp_path)}
@@ -88,3 +107,22 @@ def test_plan_fails_fast_when_the_provider_cannot_be_fetched(copy: Path, tmp_pat
     assert "the providers (hashicorp/google, google-beta, archive) could not be fetched" in done.stderr
     assert time.monotonic() - started < 60
     assert not (copy / "envs/dev/tfplan").exists()
+
+
+def readme_section(title: str) -> str:
+    text = (ROOT / "terraform" / "README.md").read_text(encoding="utf-8")
+    start = text.index(f"## {title}")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end > 0 else len(text)]
+
+
+def test_the_readme_logs_in_before_its_first_gcloud_command() -> None:
+    steps = readme_section("From an empty Google Cloud project to a working environment")
+    commands = [line.strip() for line in steps.splitlines() if line.strip().startswith("gcloud ")]
+    assert commands[0].startswith("gcloud auth login"), commands[0]
+
+
+def test_the_readme_labels_the_project_for_the_firebase_console() -> None:
+    steps = readme_section("From an empty Google Cloud project to a working environment")
+    assert "gcloud projects create $P --labels=firebase=enabled" in steps
+    assert "gcloud projects update $P --update-labels=firebase=enabled" in steps

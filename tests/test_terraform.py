@@ -332,6 +332,36 @@ def test_a_misspelt_argument_or_attribute_is_reported(copy: Path) -> None:
     assert "google_cloudfunctions2_function has no attribute https_url" in problems
 
 
+def test_a_secret_read_only_during_the_apply_is_reported(copy: Path) -> None:
+    edit(
+        copy / "modules/platform/main.tf",
+        "  secret_id = each.value\n}",
+        "  secret_id = each.value\n\n  depends_on = [google_project_service.api]\n}",
+        within='data "google_secret_manager_secret" "this" {',
+    )
+    expected = "data.google_secret_manager_secret.this has depends_on: it would be read during the apply"
+    assert expected in problems_of(copy, "references")
+
+
+def test_a_contracts_bucket_that_keeps_dev_from_being_destroyed_is_reported(copy: Path) -> None:
+    edit(copy / "modules/platform/main.tf", "force_destroy = !var.deletion_protection", "force_destroy = false")
+    assert "the contracts bucket's force_destroy must be !var.deletion_protection" in problems_of(copy, "buckets")
+
+
+def test_an_environment_protected_otherwise_than_expected_is_reported(copy: Path) -> None:
+    edit(copy / "envs/dev/main.tf", "deletion_protection = false", "deletion_protection = true")
+    edit(copy / "envs/prod/main.tf", "deletion_protection = true", "deletion_protection = false")
+    assert "only dev may be destroyed with its data" in problems_of(copy, "environments")
+
+
+def test_a_project_not_checked_for_the_firebase_label_is_reported(copy: Path) -> None:
+    edit(copy / "modules/platform/main.tf", '"firebase", "") == "enabled"', '"firebase", "") != ""')
+    assert "the plan must refuse a project without the label firebase=enabled" in problems_of(copy, "firebase")
+    edit(copy / "modules/platform/main.tf", "self.effective_labels", "self.effective_label")
+    expected = "data.google_project has no attribute effective_label (self.effective_label)"
+    assert expected in problems_of(copy, "provider_arguments")
+
+
 def test_unformatted_hcl_is_reported(copy: Path) -> None:
     edit(
         copy / "modules/cscx/iam.tf",

@@ -109,6 +109,12 @@ def check_buckets(tree: Tree) -> Problems:
                 problems.append(f"{where}: {rtype}.{name} makes a bucket public")
             if rtype in {"google_storage_bucket_acl", "google_storage_default_object_acl", "google_storage_object_acl"}:
                 problems.append(f"{where}: {rtype}.{name}: access is uniform, by IAM only")
+    contracts = tree.platform.resources().get(("google_storage_bucket", "contracts"), {})
+    if contracts.get("force_destroy") != "${!var.deletion_protection}":
+        problems.append(
+            "modules/platform: the contracts bucket's force_destroy must be !var.deletion_protection "
+            "(an environment without deletion protection, dev, can be destroyed with its files)"
+        )
     access = tree.cscx.locals.get("contract_file_access", {})
     if set(access) != {"contract_parse", "crud"}:
         problems.append(f"contract files are for contract_parse and crud only, not {sorted(access)}")

@@ -55,6 +55,15 @@ def check_firebase(tree: Tree) -> Problems:
     files = (call.get("rules_file"), call.get("indexes_file"))
     if files != ("${var.source_root}/firestore.rules", "${var.source_root}/firestore.indexes.json"):
         problems.append("modules/cscx: the platform must get the repository's firestore.rules and indexes")
+    project = tree.platform.resources("data").get(("google_project", "this"), {})
+    labelled = [
+        check
+        for block in project.get("lifecycle", [])
+        for check in block.get("postcondition", [])
+        if check.get("condition") == '${lookup(self.effective_labels, "firebase", "") == "enabled"}'
+    ]
+    if not labelled:
+        problems.append("modules/platform: the plan must refuse a project without the label firebase=enabled")
     if ("google_identity_platform_config", "auth") not in platform:
         problems.append("modules/platform: Firebase Auth (Identity Platform) is not enabled")
     apis = set(re.findall(r"[a-z0-9-]+\.googleapis\.com", json.dumps(tree.platform.locals.get("apis"))))
@@ -71,6 +80,9 @@ def check_environments(tree: Tree) -> Problems:
             problems.append(f"envs/{env} is missing")
             continue
         problems += [f"envs/{env}: {problem}" for problem in _environment_problems(tree, env, config)]
+    protected = {env: config.modules.get("cscx", {}).get("deletion_protection") for env, config in tree.envs.items()}
+    if protected != {"dev": False, "staging": True, "prod": True}:
+        problems.append(f"only dev may be destroyed with its data (deletion_protection false), not {protected}")
     prod = tree.envs.get("prod")
     if prod is not None and prod.modules.get("cscx", {}).get("min_instances", {}).get("chat_stream", 0) < 1:
         problems.append("envs/prod: chat_stream keeps an instance warm (first token without a cold start)")

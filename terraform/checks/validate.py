@@ -24,6 +24,11 @@ def check_references(tree: Tree) -> Problems:
         problems += [f"{where}: {problem}" for problem in _undeclared(config)]
         problems += [f"{where}: {problem}" for problem in _module_calls(config)]
         problems += [f"{where}: {problem}" for problem in _providers(config)]
+        problems += [
+            f"{where}: data.{rtype}.{name} has depends_on: it would be read during the apply, not the plan"
+            for (rtype, name), body in config.resources("data").items()
+            if "depends_on" in body
+        ]
     return problems
 
 
@@ -86,6 +91,8 @@ ATTRIBUTE_REFERENCE = re.compile(
     r"(?<![\w.])((?:data\.)?(?:google|archive)_[a-z0-9_]+)\.[A-Za-z_][\w-]*(?:\[[^\]]*\])?\.([a-z_][a-z0-9_]*)"
 )
 
+SELF_REFERENCE = re.compile(r"(?<![\w.])self\.([a-z_][a-z0-9_]*)")
+
 
 def check_provider_arguments(tree: Tree) -> Problems:
     """What validate checks with the provider's schema: each argument and attribute exists (by its docs)."""
@@ -103,6 +110,11 @@ def check_provider_arguments(tree: Tree) -> Problems:
                 problems += [
                     f"{where}: {prefix}{rtype}.{name} has no argument {argument}"
                     for argument in sorted(_arguments(body) - set(names))
+                ]
+                problems += [
+                    f"{where}: {prefix}{rtype} has no attribute {attribute} (self.{attribute})"
+                    for attribute in sorted({a for s in walk_strings(body) for a in SELF_REFERENCE.findall(s)})
+                    if attribute not in names
                 ]
         for text in [s for parsed in config.files.values() for s in walk_strings(parsed)]:
             problems += [

@@ -183,7 +183,7 @@ variable "deleted_contract_retention_days" {
 }
 
 variable "deletion_protection" {
-  description = "Keep the Firestore database from being deleted."
+  description = "Keep the data from being deleted: the Firestore database and the contract files (off, the environment can be destroyed)."
   type        = bool
   default     = true
 }

@@ -55,6 +55,19 @@ locals {
   }
 }
 
+# The project itself (created with gcloud, terraform/README.md step 1), read at plan time.
+data "google_project" "this" {
+  project_id = var.project_id
+
+  lifecycle {
+    # Firebase's Terraform guide: the label that shows the project in the Firebase console.
+    postcondition {
+      condition     = lookup(self.effective_labels, "firebase", "") == "enabled"
+      error_message = "The project ${var.project_id} lacks the label firebase=enabled that shows it in the Firebase console: gcloud projects update ${var.project_id} --update-labels=firebase=enabled"
+    }
+  }
+}
+
 resource "google_project_service" "api" {
   for_each = local.apis
 
@@ -185,7 +198,8 @@ resource "google_storage_bucket" "contracts" {
   labels                      = var.labels
   uniform_bucket_level_access = true
   public_access_prevention    = "enforced"
-  force_destroy               = false
+  # Without deletion protection (dev), destroying the environment deletes the files, old versions included.
+  force_destroy = !var.deletion_protection
 
   # A deleted or replaced contract file can be restored for a while, then it is gone for good.
   versioning {
@@ -316,11 +330,11 @@ resource "google_storage_bucket_iam_member" "build_reads_sources" {
 
 # The secrets are created (with their values) by gcloud, never by Terraform, so no secret value
 # reaches the state; reading them here fails the plan, with the secret's name, when one is missing.
+# No depends_on: it would put off the reading to the apply (the Secret Manager API is enabled
+# before the first plan, terraform/README.md step 2).
 data "google_secret_manager_secret" "this" {
   for_each = var.secret_ids
 
   project   = var.project_id
   secret_id = each.value
-
-  depends_on = [google_project_service.api]
 }

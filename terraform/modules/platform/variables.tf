@@ -44,7 +44,7 @@ variable "deleted_contract_retention_days" {
 }
 
 variable "deletion_protection" {
-  description = "Keep the Firestore database from being deleted (by Terraform or anyone)."
+  description = "Keep the data from being deleted: the Firestore database (by Terraform or anyone), the contract files (by Terraform)."
   type        = bool
 }
 
