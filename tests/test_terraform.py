@@ -362,6 +362,43 @@ def test_a_project_not_checked_for_the_firebase_label_is_reported(copy: Path) ->
     assert expected in problems_of(copy, "provider_arguments")
 
 
+def test_a_build_that_cannot_read_cloud_functions_sources_is_reported(copy: Path) -> None:
+    edit(
+        copy / "modules/platform/main.tf",
+        'role    = "roles/storage.objectAdmin"',
+        'role    = "roles/storage.objectViewer"',
+    )
+    assert "must be Storage Object Admin of Cloud Functions' gcf-v2-sources-" in problems_of(copy, "build")
+
+
+def test_a_build_grant_on_every_bucket_is_reported(copy: Path) -> None:
+    edit(
+        copy / "modules/platform/main.tf",
+        'expression  = "resource.name.startsWith(\\"projects/_/buckets/${local.function_sources_bucket}\\")"',
+        'expression  = "resource.name.startsWith(\\"projects/_/buckets/\\")"',
+    )
+    assert "must be Storage Object Admin of Cloud Functions' gcf-v2-sources-" in problems_of(copy, "build")
+
+
+def test_functions_deployed_without_waiting_for_iam_are_reported(copy: Path) -> None:
+    edit(copy / "modules/platform/outputs.tf", "depends_on = [time_sleep.build_permissions]", "depends_on = []")
+    edit(
+        copy / "modules/function/main.tf",
+        "depends_on = [time_sleep.runtime_permissions]",
+        "depends_on = [google_secret_manager_secret_iam_member.runtime]",
+    )
+    edit(copy / "modules/platform/main.tf", 'create_duration = "60s"', 'create_duration = "5s"')
+    problems = problems_of(copy, "build")
+    assert "the build service account is given to the functions only after the wait" in problems
+    assert "the function is deployed only after the wait for its grants" in problems
+    assert "builds must wait 60 s after each of the build's grants" in problems
+
+
+def test_an_environment_without_a_provider_the_modules_use_is_reported(copy: Path) -> None:
+    remove_block(copy / "envs/staging/versions.tf", "    time = {")
+    assert "envs/staging: requires no version of time, which the modules use" in problems_of(copy, "environments")
+
+
 def test_unformatted_hcl_is_reported(copy: Path) -> None:
     edit(
         copy / "modules/cscx/iam.tf",

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from terraform.checks.access import check_buckets, check_worker
+from terraform.checks.access import check_buckets, check_build, check_worker
 from terraform.checks.functions import check_functions, check_packaging
 from terraform.checks.platform import check_environments, check_firebase
 from terraform.checks.settings import check_secrets, check_settings
@@ -26,6 +26,7 @@ CHECKS: dict[str, Callable[[Tree], Problems]] = {
     "secrets": check_secrets,
     "worker": check_worker,
     "buckets": check_buckets,
+    "build": check_build,
     "firebase": check_firebase,
     "environments": check_environments,
     "references": check_references,

@@ -1,4 +1,4 @@
-"""Who may reach what: the worker private, its callers, the queue, the buckets."""
+"""Who may reach what: the worker private, its callers, the queue, the buckets, what the build may do."""
 
 from __future__ import annotations
 
@@ -136,3 +136,71 @@ def _bucket_problems(body: dict[str, Any]) -> Problems:
     if not body.get("labels"):
         problems.append("has no labels")
     return problems
+
+
+# What a 2nd gen build needs (Cloud Run's page on build service accounts), besides reading our archives.
+BUILD_ROLES = ("roles/logging.logWriter", "roles/artifactregistry.writer")
+FUNCTION_SOURCES_BUCKET = "gcf-v2-sources-${data.google_project.this.number}-${var.region}"
+IAM_WAIT_SECONDS = 60  # the provider's "Cloudfunctions2 Basic Builder" example waits as long
+
+
+def check_build(tree: Tree) -> Problems:
+    """The build may do what a 2nd gen build does; builds and deploys wait until IAM sees their grants."""
+    return [*_build_grants(tree), *_iam_waits(tree)]
+
+
+def _build_grants(tree: Tree) -> Problems:
+    problems: Problems = []
+    platform = tree.platform.resources()
+    roles = str(platform.get(("google_project_iam_member", "build"), {}).get("for_each"))
+    problems += [
+        f"modules/platform: the build service account lacks {role}" for role in BUILD_ROLES if role not in roles
+    ]
+    sources = platform.get(("google_project_iam_member", "build_function_sources"), {})
+    condition = single(sources.get("condition"))
+    if (
+        sources.get("role") != "roles/storage.objectAdmin"
+        or sources.get("member") != "serviceAccount:${google_service_account.build.email}"
+        or condition.get("expression")
+        != 'resource.name.startsWith("projects/_/buckets/${local.function_sources_bucket}")'
+        or tree.platform.locals.get("function_sources_bucket") != FUNCTION_SOURCES_BUCKET
+    ):
+        problems.append(
+            "modules/platform: the build service account must be Storage Object Admin of Cloud Functions' "
+            f"{FUNCTION_SOURCES_BUCKET} bucket (and only of it), where the build reads the sources"
+        )
+    function = tree.function.resources().get(("google_cloudfunctions2_function", "this"), {})
+    if single(function.get("build_config")).get("service_account") != "${var.build_service_account}":
+        problems.append("modules/function: the build must run as the build service account")
+    if (
+        tree.cscx.modules.get("functions", {}).get("build_service_account")
+        != "${module.platform.build_service_account}"
+    ):
+        problems.append("modules/cscx: every function is built by the platform's build service account")
+    return problems
+
+
+def _iam_waits(tree: Tree) -> Problems:
+    problems: Problems = []
+    build_wait = tree.platform.resources().get(("time_sleep", "build_permissions"), {})
+    granted = ("google_project_iam_member.build ", "build_function_sources.id", "build_reads_sources.id")
+    if not _waits_long_enough(build_wait) or not all(grant in str(build_wait.get("triggers")) for grant in granted):
+        problems.append(f"modules/platform: builds must wait {IAM_WAIT_SECONDS} s after each of the build's grants")
+    output = tree.platform.outputs.get("build_service_account", {})
+    if "${time_sleep.build_permissions}" not in output.get("depends_on", []):
+        problems.append("modules/platform: the build service account is given to the functions only after the wait")
+    resources = tree.function.resources()
+    runtime_wait = resources.get(("time_sleep", "runtime_permissions"), {})
+    if not _waits_long_enough(runtime_wait) or "google_secret_manager_secret_iam_member.runtime" not in str(
+        runtime_wait.get("triggers")
+    ):
+        problems.append(f"modules/function: a function must wait {IAM_WAIT_SECONDS} s after its secret grants")
+    function = resources.get(("google_cloudfunctions2_function", "this"), {})
+    if "${time_sleep.runtime_permissions}" not in function.get("depends_on", []):
+        problems.append("modules/function: the function is deployed only after the wait for its grants")
+    return problems
+
+
+def _waits_long_enough(sleep: dict[str, Any]) -> bool:
+    duration = str(sleep.get("create_duration", ""))
+    return duration.endswith("s") and duration[:-1].isdigit() and int(duration[:-1]) >= IAM_WAIT_SECONDS

@@ -99,6 +99,17 @@ def _environment_problems(tree: Tree, env: str, config: Config) -> Problems:
     backends = [backend for block in config.blocks("terraform") for backend in block.get("backend", [])]
     if not any(backend.get("gcs", {}).get("prefix") == f"cscx/{env}" for backend in backends):
         problems.append(f"state must be in GCS (backend gcs, prefix cscx/{env})")
+    required = {
+        name for block in config.blocks("terraform") for req in block.get("required_providers", []) for name in req
+    }
+    used = {
+        name
+        for module in tree.modules.values()
+        for block in module.blocks("terraform")
+        for req in block.get("required_providers", [])
+        for name in req
+    }
+    problems += [f"requires no version of {name}, which the modules use" for name in sorted(used - required)]
     providers = {name: body for block in config.blocks("provider") for name, body in block.items()}
     problems += [f"provider {name} is not configured" for name in ("google", "google-beta") if name not in providers]
     problems += [

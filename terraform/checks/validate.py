@@ -12,7 +12,9 @@ REFERENCE_PATTERNS = {
     "var": re.compile(r"(?<![\w.])var\.([A-Za-z_][\w-]*)"),
     "local": re.compile(r"(?<![\w.])local\.([A-Za-z_][\w-]*)"),
     "module": re.compile(r"(?<![\w.])module\.([A-Za-z_][\w-]*)(?:\[[^\]]*\])?(?:\.([A-Za-z_][\w-]*))?"),
-    "resource": re.compile(r"(?<![\w.])(data\.)?((?:google|archive)_[a-z0-9_]+|terraform_data)\.([A-Za-z_][\w-]*)"),
+    "resource": re.compile(
+        r"(?<![\w.])(data\.)?((?:google|archive|time)_[a-z0-9_]+|terraform_data)\.([A-Za-z_][\w-]*)"
+    ),
 }
 META_ARGUMENTS = {"source", "for_each", "count", "depends_on", "providers", "version"}
 
@@ -88,7 +90,7 @@ def _providers(config: Config) -> Problems:
 PROVIDER_ARGUMENTS = TERRAFORM / "provider-arguments.json"
 RESOURCE_META = {"count", "for_each", "depends_on", "lifecycle", "provider", "provisioner", "connection"}
 ATTRIBUTE_REFERENCE = re.compile(
-    r"(?<![\w.])((?:data\.)?(?:google|archive)_[a-z0-9_]+)\.[A-Za-z_][\w-]*(?:\[[^\]]*\])?\.([a-z_][a-z0-9_]*)"
+    r"(?<![\w.])((?:data\.)?(?:google|archive|time)_[a-z0-9_]+)\.[A-Za-z_][\w-]*(?:\[[^\]]*\])?\.([a-z_][a-z0-9_]*)"
 )
 
 SELF_REFERENCE = re.compile(r"(?<![\w.])self\.([a-z_][a-z0-9_]*)")
@@ -114,13 +116,13 @@ def check_provider_arguments(tree: Tree) -> Problems:
                 problems += [
                     f"{where}: {prefix}{rtype} has no attribute {attribute} (self.{attribute})"
                     for attribute in sorted({a for s in walk_strings(body) for a in SELF_REFERENCE.findall(s)})
-                    if attribute not in names
+                    if attribute not in {*names, "id"}
                 ]
         for text in [s for parsed in config.files.values() for s in walk_strings(parsed)]:
             problems += [
                 f"{where}: {rtype} has no attribute {attribute}"
                 for rtype, attribute in ATTRIBUTE_REFERENCE.findall(text)
-                if rtype in known and attribute not in known[rtype]
+                if rtype in known and attribute not in {*known[rtype], "id"}  # every resource has an id
             ]
     return problems
 

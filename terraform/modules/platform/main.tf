@@ -13,6 +13,10 @@ terraform {
       source  = "hashicorp/google-beta"
       version = ">= 7.0, < 8.0"
     }
+    time = {
+      source  = "hashicorp/time"
+      version = ">= 0.12, < 1.0"
+    }
   }
 }
 
@@ -39,6 +43,9 @@ locals {
     "serviceusage.googleapis.com",
     "storage.googleapis.com",
   ])
+  # Where Cloud Functions (2nd gen) keeps the sources it builds (the build reads them there).
+  function_sources_bucket = "gcf-v2-sources-${data.google_project.this.number}-${var.region}"
+
   indexes = jsondecode(file(var.indexes_file))
   # One Firestore field per field override of the indexes file, and per TTL policy.
   field_overrides = {
@@ -326,6 +333,36 @@ resource "google_storage_bucket_iam_member" "build_reads_sources" {
   bucket = google_storage_bucket.sources.name
   role   = "roles/storage.objectViewer"
   member = "serviceAccount:${google_service_account.build.email}"
+}
+
+# Cloud Functions (2nd gen) copies each archive into its own bucket of the region,
+# gcf-v2-sources-<project number>-<region>, and the build works from there: Cloud Run's page on
+# build service accounts asks for Storage Object Admin, which a condition keeps to that bucket.
+resource "google_project_iam_member" "build_function_sources" {
+  project = var.project_id
+  role    = "roles/storage.objectAdmin"
+  member  = "serviceAccount:${google_service_account.build.email}"
+
+  condition {
+    title       = "gcf-v2-sources"
+    description = "Only the bucket where Cloud Functions keeps the sources it builds, in this region."
+    expression  = "resource.name.startsWith(\"projects/_/buckets/${local.function_sources_bucket}\")"
+  }
+}
+
+# A grant takes a while to reach every IAM check: a build that starts at once can be refused. So
+# the functions wait a minute after the build's grants change (as the provider's "Cloudfunctions2
+# Basic Builder" example does).
+resource "time_sleep" "build_permissions" {
+  create_duration = "60s"
+
+  triggers = merge(
+    { for role, grant in google_project_iam_member.build : role => grant.id },
+    {
+      function_sources = google_project_iam_member.build_function_sources.id
+      archives         = google_storage_bucket_iam_member.build_reads_sources.id
+    },
+  )
 }
 
 # The secrets are created (with their values) by gcloud, never by Terraform, so no secret value

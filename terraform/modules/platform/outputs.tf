@@ -32,8 +32,9 @@ output "build_service_account" {
   description = "The service account that builds the functions (its resource name)."
   value       = google_service_account.build.id
 
-  # A build may start only once the account may write its logs and image and read the source.
-  depends_on = [google_project_iam_member.build, google_storage_bucket_iam_member.build_reads_sources]
+  # A build may start only once the account may write its logs and image and read the source,
+  # and IAM has had a minute to see it.
+  depends_on = [time_sleep.build_permissions]
 }
 
 output "contract_file_deleter_role" {
