@@ -251,6 +251,28 @@ def test_a_queue_with_no_more_attempts_than_the_worker_is_reported(copy: Path) -
     assert "the queue must allow more attempts" in problems_of(copy, "worker")
 
 
+def test_a_missing_sweep_is_reported(copy: Path) -> None:
+    remove_block(copy / "modules/cscx/sweep.tf", 'resource "google_cloud_scheduler_job" "sweep" {')
+    assert "nothing calls the worker's /sweep" in problems_of(copy, "worker")
+
+
+def test_a_sweep_that_the_worker_would_refuse_is_reported(copy: Path) -> None:
+    sweep = copy / "modules/cscx/sweep.tf"
+    edit(sweep, 'schedule         = "*/5 * * * *"', 'schedule         = "0 * * * *"')
+    edit(
+        sweep,
+        "service_account_email = module.platform.tasks_service_account_email",
+        'service_account_email = module.functions["crud"].service_account_email',
+    )
+    edit(sweep, "audience              = local.settings.CSCX_WORKER_URL", 'audience              = "https://x.example"')
+    edit(sweep, 'uri         = "${local.settings.CSCX_WORKER_URL}/sweep"', 'uri = "${local.urls.crud}/sweep"')
+    problems = problems_of(copy, "worker")
+    assert "the sweep must run every 5 minutes (*/5 * * * *), not 0 * * * *" in problems
+    assert "the sweep's OIDC token must be the tasks service account's" in problems
+    assert "the sweep's OIDC token must be addressed to CSCX_WORKER_URL" in problems
+    assert "the sweep must POST the worker's /sweep" in problems
+
+
 def test_a_public_bucket_is_reported(copy: Path) -> None:
     platform = copy / "modules/platform/main.tf"
     edit(

@@ -20,7 +20,7 @@ def _members(body: dict[str, Any]) -> list[str]:
 
 def check_worker(tree: Tree) -> Problems:
     """The worker is invoked by the tasks service account only; who enqueues may act as it."""
-    return [*_invokers(tree), *_worker_settings(tree), *_enqueuers(tree), *_queue(tree)]
+    return [*_invokers(tree), *_worker_settings(tree), *_enqueuers(tree), *_queue(tree), *_sweep(tree)]
 
 
 def _invokers(tree: Tree) -> Problems:
@@ -95,6 +95,30 @@ def _queue(tree: Tree) -> Problems:
     wired = infrastructure_settings(tree).get("CSCX_TASKS_MAX_ATTEMPTS") == "${tostring(var.worker_max_attempts)}"
     if not attempts > worker_attempts or not wired:
         problems.append("the queue must allow more attempts than the worker's CSCX_TASKS_MAX_ATTEMPTS")
+    return problems
+
+
+def _sweep(tree: Tree) -> Problems:
+    """Cloud Scheduler calls the worker's /sweep every 5 minutes, as an account the worker admits."""
+    job = tree.cscx.resources().get(("google_cloud_scheduler_job", "sweep"))
+    if job is None:
+        return ["modules/cscx: nothing calls the worker's /sweep (google_cloud_scheduler_job.sweep)"]
+    problems: Problems = []
+    target = single(job.get("http_target"))
+    oidc = single(target.get("oidc_token"))
+    if job.get("schedule") != "*/5 * * * *":
+        problems.append(f"the sweep must run every 5 minutes (*/5 * * * *), not {job.get('schedule')}")
+    if target.get("uri") != "${local.settings.CSCX_WORKER_URL}/sweep" or target.get("http_method") != "POST":
+        problems.append("the sweep must POST the worker's /sweep (CSCX_WORKER_URL)")
+    account = str(oidc.get("service_account_email"))
+    invokers = functions_table(tree).get(WORKER, {}).get("invokers", [])
+    if (
+        f"serviceAccount:{account}" not in invokers
+        or infrastructure_settings(tree).get("CSCX_TASKS_SERVICE_ACCOUNT") != account
+    ):
+        problems.append(f"the sweep's OIDC token must be the tasks service account's, not {account}")
+    if oidc.get("audience") != "${local.settings.CSCX_WORKER_URL}":
+        problems.append("the sweep's OIDC token must be addressed to CSCX_WORKER_URL (the audience the worker checks)")
     return problems
 
 

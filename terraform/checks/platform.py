@@ -17,6 +17,7 @@ REQUIRED_APIS = frozenset(
         "firebaserules.googleapis.com",
         "identitytoolkit.googleapis.com",
         "cloudtasks.googleapis.com",
+        "cloudscheduler.googleapis.com",
         "secretmanager.googleapis.com",
         "storage.googleapis.com",
         "aiplatform.googleapis.com",

@@ -28,6 +28,7 @@ locals {
     "cloudbuild.googleapis.com",
     "cloudfunctions.googleapis.com",
     "cloudresourcemanager.googleapis.com",
+    "cloudscheduler.googleapis.com", # the worker's sweep every 5 minutes
     "cloudtasks.googleapis.com",
     "firebase.googleapis.com",
     "firebaserules.googleapis.com",
