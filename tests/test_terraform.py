@@ -26,6 +26,10 @@ from terraform.checks.tree import ROOT, TERRAFORM, Tree, load_tree
 from tests.terraform_copies import copy_terraform, edit, remove_block
 
 CHECKOV = ROOT / ".venv" / "checkov" / "bin" / "checkov"
+# The console's settings page, where the Google connection returns (modules/cscx/main.tf).
+WEB_APP_URL = (
+    '    CSCX_WEB_APP_URL           = coalesce(var.web_app_url, "${local.console_url}${local.console_settings_path}")\n'
+)
 
 
 # --- terraform/ as it is -------------------------------------------------------------------------
@@ -139,7 +143,7 @@ def test_chat_streams_below_their_threads_are_reported(copy: Path) -> None:
 
 
 def test_a_removed_setting_is_reported(copy: Path) -> None:
-    edit(copy / "modules/cscx/main.tf", "    CSCX_WEB_APP_URL           = var.web_app_url\n", "")
+    edit(copy / "modules/cscx/main.tf", WEB_APP_URL, "")
     problems = problems_of(copy, "settings")
     assert "crud needs CSCX_WEB_APP_URL at cold start, but it is not wired to it" in problems
     assert "CSCX_WEB_APP_URL is read by common/settings.py but neither wired nor listed" in problems
@@ -155,8 +159,8 @@ def test_a_removed_queue_setting_is_reported_for_every_function_that_needs_it(co
 def test_an_emulator_setting_deployed_is_reported(copy: Path) -> None:
     edit(
         copy / "modules/cscx/main.tf",
-        "    CSCX_WEB_APP_URL           = var.web_app_url\n",
-        '    CSCX_WEB_APP_URL           = var.web_app_url\n    FIRESTORE_EMULATOR_HOST = "127.0.0.1:8080"\n',
+        WEB_APP_URL,
+        WEB_APP_URL + '    FIRESTORE_EMULATOR_HOST = "127.0.0.1:8080"\n',
     )
     assert "FIRESTORE_EMULATOR_HOST must never be set deployed" in problems_of(copy, "settings")
 
@@ -192,8 +196,8 @@ def test_a_worker_told_it_is_behind_iam_whatever_its_invokers_is_reported(copy: 
 def test_a_secret_as_a_plain_setting_is_reported(copy: Path) -> None:
     edit(
         copy / "modules/cscx/main.tf",
-        "    CSCX_WEB_APP_URL           = var.web_app_url\n",
-        '    CSCX_WEB_APP_URL           = var.web_app_url\n    ANTHROPIC_API_KEY = "sk-ant-api03-xyz"\n',
+        WEB_APP_URL,
+        WEB_APP_URL + '    ANTHROPIC_API_KEY = "sk-ant-api03-xyz"\n',
     )
     problems = problems_of(copy, "secrets")
     assert "ANTHROPIC_API_KEY is given a value in locals.infrastructure_settings" in problems
@@ -312,6 +316,39 @@ def test_indexes_not_from_the_indexes_file_are_reported(copy: Path) -> None:
     assert "every index of firestore.indexes.json" in problems_of(copy, "firebase")
 
 
+def test_a_console_without_its_hosting_site_is_reported(copy: Path) -> None:
+    remove_block(copy / "modules/platform/main.tf", 'resource "google_firebase_hosting_site" "console" {')
+    assert "the console needs a Hosting site" in problems_of(copy, "console")
+
+
+def test_an_api_that_refuses_the_console_or_sends_oauth_elsewhere_is_reported(copy: Path) -> None:
+    main = copy / "modules/cscx/main.tf"
+    edit(
+        main,
+        'CSCX_CORS_ORIGINS          = join(",", local.cors_origins)',
+        'CSCX_CORS_ORIGINS = join(",", var.cors_origins)',
+    )
+    edit(main, WEB_APP_URL, "    CSCX_WEB_APP_URL = var.web_app_url\n")
+    edit(main, 'console_settings_path = "/settings/integrations"', 'console_settings_path = "/settings"')
+    problems = problems_of(copy, "console")
+    assert "CSCX_CORS_ORIGINS must admit the console's origins" in problems
+    assert "CSCX_WEB_APP_URL must be the console's settings page" in problems
+    assert "the console's settings page is /settings/integrations deployed too (scripts/stack.py)" in problems
+
+
+def test_a_console_configuration_off_its_contract_is_reported(copy: Path) -> None:
+    edit(copy / "modules/cscx/outputs.tf", "      contract_parse = local.urls.contract_parse\n", "")
+    edit(copy / "modules/cscx/outputs.tf", "{ projectId = var.project_id }", "{ project = var.project_id }")
+    edit(copy / "envs/prod/outputs.tf", "value       = module.cscx.web_config", "value       = {}")
+    problems = problems_of(copy, "console")
+    assert (
+        "web_config.api must be the base URLs of ['crud', 'chat_stream', 'approve_action', 'contract_parse']"
+        in problems
+    )
+    assert "web_config.firebase must be ['apiKey', 'authDomain', 'projectId']" in problems
+    assert "envs/prod: make deploy needs the output web_config" in problems
+
+
 def test_an_environment_without_the_modules_is_reported(copy: Path) -> None:
     edit(copy / "envs/staging/main.tf", 'source = "../../modules/cscx"', 'source = "../../modules/platform"')
     assert "envs/staging: does not use modules/cscx" in problems_of(copy, "environments")
@@ -324,12 +361,14 @@ def test_an_environment_without_remote_state_is_reported(copy: Path) -> None:
 
 def test_an_undeclared_reference_is_reported(copy: Path) -> None:
     edit(
-        copy / "modules/cscx/main.tf", "CSCX_WEB_APP_URL           = var.web_app_url", "CSCX_WEB_APP_URL = var.web_app"
+        copy / "modules/cscx/main.tf",
+        "CSCX_GEMINI_LOCATION       = var.gemini_location",
+        "CSCX_GEMINI_LOCATION = var.gemini_region",
     )
-    edit(copy / "envs/prod/main.tf", "  web_app_url             = var.web_app_url\n", "")
+    edit(copy / "envs/prod/main.tf", "  google_oauth_client_id  = var.google_oauth_client_id\n", "")
     problems = problems_of(copy, "references")
-    assert "modules/cscx: var.web_app is not declared" in problems
-    assert "envs/prod: module cscx lacks its required variable web_app_url" in problems
+    assert "modules/cscx: var.gemini_region is not declared" in problems
+    assert "envs/prod: module cscx lacks its required variable google_oauth_client_id" in problems
 
 
 def test_a_missing_module_output_is_reported(copy: Path) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from terraform.checks.access import check_buckets, check_build, check_worker
 from terraform.checks.functions import check_functions, check_packaging
-from terraform.checks.platform import check_environments, check_firebase
+from terraform.checks.platform import check_console, check_environments, check_firebase
 from terraform.checks.settings import check_secrets, check_settings
 from terraform.checks.tree import TERRAFORM, Problems, Tree, load_tree
 from terraform.checks.validate import check_provider_arguments, check_references
@@ -28,6 +28,7 @@ CHECKS: dict[str, Callable[[Tree], Problems]] = {
     "buckets": check_buckets,
     "build": check_build,
     "firebase": check_firebase,
+    "console": check_console,
     "environments": check_environments,
     "references": check_references,
     "provider_arguments": check_provider_arguments,

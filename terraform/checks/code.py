@@ -208,3 +208,19 @@ def demanded_by_load_settings() -> frozenset[str]:
 
 def is_unset(name: str, unset: dict[str, Any]) -> bool:
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in unset)
+
+
+@functools.cache
+def local_web_app_url() -> str:
+    """CSCX_WEB_APP_URL of the local stack (scripts/stack.py): where the console's settings page is."""
+    tree = ast.parse((ROOT / "scripts" / "stack.py").read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            for key, value in zip(node.keys, node.values, strict=True):
+                if (
+                    isinstance(key, ast.Constant)
+                    and key.value == "CSCX_WEB_APP_URL"
+                    and isinstance(value, ast.Constant)
+                ):
+                    return str(value.value)
+    raise AssertionError("scripts/stack.py sets no CSCX_WEB_APP_URL")

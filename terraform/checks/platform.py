@@ -1,11 +1,16 @@
-"""Firebase (Firestore, its rules and indexes, Auth), the APIs, and every environment on the modules."""
+"""Firebase (Firestore, its rules and indexes, Auth), the console on Hosting, the APIs, and every
+environment on the modules."""
 
 from __future__ import annotations
 
 import json
 import re
+from urllib.parse import urlsplit
 
+from terraform.checks.code import local_web_app_url
+from terraform.checks.settings import infrastructure_settings
 from terraform.checks.tree import ENVIRONMENTS, Config, Problems, Tree, parse
+from terraform.deploy import CONSOLE_API_KEYS, CONSOLE_FIREBASE_KEYS
 
 REQUIRED_APIS = frozenset(
     {
@@ -18,6 +23,7 @@ REQUIRED_APIS = frozenset(
         "identitytoolkit.googleapis.com",
         "cloudtasks.googleapis.com",
         "cloudscheduler.googleapis.com",
+        "firebasehosting.googleapis.com",
         "secretmanager.googleapis.com",
         "storage.googleapis.com",
         "aiplatform.googleapis.com",
@@ -69,6 +75,88 @@ def check_firebase(tree: Tree) -> Problems:
         problems.append("modules/platform: Firebase Auth (Identity Platform) is not enabled")
     apis = set(re.findall(r"[a-z0-9-]+\.googleapis\.com", json.dumps(tree.platform.locals.get("apis"))))
     problems += [f"modules/platform: {api} is not enabled" for api in sorted(REQUIRED_APIS - apis)]
+    return problems
+
+
+# The console's site answers at both of Firebase Hosting's domains.
+CONSOLE_ORIGINS = ["https://${local.hosting_site}.web.app", "https://${local.hosting_site}.firebaseapp.com"]
+
+
+def check_console(tree: Tree) -> Problems:
+    """The console has a Hosting site per environment; the API admits its origins and sends the
+    Google connection back to its settings page; its /config.json is an output, as make deploy reads it."""
+    return [*_console_hosted(tree), *_console_wired(tree), *_console_config(tree)]
+
+
+def _console_hosted(tree: Tree) -> Problems:
+    problems: Problems = []
+    platform = tree.platform
+    site = platform.resources().get(("google_firebase_hosting_site", "console"), {})
+    if (
+        site.get("site_id") != "${var.hosting_site_id}"
+        or site.get("app_id") != "${google_firebase_web_app.console.app_id}"
+    ):
+        problems.append(
+            "modules/platform: the console needs a Hosting site (its web app's) named by var.hosting_site_id"
+        )
+    if ("google_firebase_web_app_config", "console") not in platform.resources("data"):
+        problems.append("modules/platform: the console's Firebase configuration must be read from its web app")
+    cscx = tree.cscx
+    if (
+        cscx.locals.get("hosting_site") != "${coalesce(var.hosting_site_id, var.project_id)}"
+        or cscx.modules.get("platform", {}).get("hosting_site_id") != "${local.hosting_site}"
+    ):
+        problems.append("modules/cscx: the console's site is var.hosting_site_id or else the project's default site")
+    return problems
+
+
+def _console_wired(tree: Tree) -> Problems:
+    problems: Problems = []
+    cscx, settings = tree.cscx, infrastructure_settings(tree)
+    if cscx.locals.get("console_origins") != CONSOLE_ORIGINS:
+        problems.append(f"modules/cscx: the console's origins are {CONSOLE_ORIGINS}")
+    if (
+        settings.get("CSCX_CORS_ORIGINS") != '${join(",", local.cors_origins)}'
+        or cscx.locals.get("cors_origins") != "${distinct(concat(local.console_origins, var.cors_origins))}"
+    ):
+        problems.append("CSCX_CORS_ORIGINS must admit the console's origins (and var.cors_origins)")
+    page = '${coalesce(var.web_app_url, "${local.console_url}${local.console_settings_path}")}'
+    if settings.get("CSCX_WEB_APP_URL") != page or cscx.locals.get("console_url") != "${local.console_origins[0]}":
+        problems.append("CSCX_WEB_APP_URL must be the console's settings page (unless var.web_app_url names another)")
+    local_path = urlsplit(local_web_app_url()).path
+    if cscx.locals.get("console_settings_path") != local_path:
+        problems.append(f"the console's settings page is {local_path} deployed too (scripts/stack.py)")
+    domains = str(cscx.locals.get("auth_authorized_domains"))
+    problems += [
+        f"modules/cscx: Firebase Auth must allow {domain}"
+        for domain in ("${local.hosting_site}.web.app", "${local.hosting_site}.firebaseapp.com")
+        if domain not in domains
+    ]
+    return problems
+
+
+def _console_config(tree: Tree) -> Problems:
+    """The web_config output is the console's /config.json: the keys deploy.py holds it to."""
+    problems: Problems = []
+    config = tree.cscx.outputs.get("web_config", {}).get("value", {})
+    firebase = tree.platform.outputs.get("web_app_firebase_config", {}).get("value", {})
+    firebase_keys = {*firebase, *re.findall(r"(\w+) = ", str(config.get("firebase")))}
+    if not isinstance(config, dict) or set(config) != {"firebase", "api", "authEmulator"}:
+        return ["modules/cscx: web_config must be {firebase, api, authEmulator}"]
+    if "module.platform.web_app_firebase_config" not in str(config["firebase"]) or firebase_keys != set(
+        CONSOLE_FIREBASE_KEYS
+    ):
+        problems.append(f"modules/cscx: web_config.firebase must be {list(CONSOLE_FIREBASE_KEYS)}")
+    if config.get("api") != {key: f"${{local.urls.{key}}}" for key in CONSOLE_API_KEYS}:
+        problems.append(f"modules/cscx: web_config.api must be the base URLs of {list(CONSOLE_API_KEYS)}")
+    if config.get("authEmulator") is not None:
+        problems.append("modules/cscx: web_config.authEmulator is null deployed")
+    for env, env_config in tree.envs.items():
+        problems += [
+            f"envs/{env}: make deploy needs the output {name} (module.cscx.{name})"
+            for name in ("web_config", "hosting_site")
+            if env_config.outputs.get(name, {}).get("value") != f"${{module.cscx.{name}}}"
+        ]
     return problems
 
 

@@ -31,6 +31,7 @@ locals {
     "cloudscheduler.googleapis.com", # the worker's sweep every 5 minutes
     "cloudtasks.googleapis.com",
     "firebase.googleapis.com",
+    "firebasehosting.googleapis.com", # the console (web/)
     "firebaserules.googleapis.com",
     "firestore.googleapis.com",
     "gmail.googleapis.com", # approved e-mails, through the OAuth client of this project
@@ -107,6 +108,33 @@ resource "google_identity_platform_config" "auth" {
   }
 
   depends_on = [google_firebase_project.this]
+}
+
+# The console (web/): a Firebase web app (its API key and auth domain are the console's Firebase
+# configuration) and the Hosting site that serves it; make deploy publishes web/'s build there.
+
+resource "google_firebase_web_app" "console" {
+  provider        = google-beta
+  project         = var.project_id
+  display_name    = "CSCX console"
+  deletion_policy = var.deletion_protection ? "ABANDON" : "DELETE"
+
+  depends_on = [google_firebase_project.this]
+}
+
+data "google_firebase_web_app_config" "console" {
+  provider   = google-beta
+  project    = var.project_id
+  web_app_id = google_firebase_web_app.console.app_id
+}
+
+# The project's default site (its id is the project id) unless another is named: Terraform adopts
+# the default site Firebase made, and never deletes it.
+resource "google_firebase_hosting_site" "console" {
+  provider = google-beta
+  project  = var.project_id
+  site_id  = var.hosting_site_id
+  app_id   = google_firebase_web_app.console.app_id
 }
 
 resource "google_firestore_database" "this" {

@@ -51,3 +51,16 @@ output "rules_release" {
   description = "The released Firestore rules."
   value       = google_firebaserules_release.firestore.name
 }
+
+output "hosting_site" {
+  description = "The Firebase Hosting site of the console."
+  value       = google_firebase_hosting_site.console.site_id
+}
+
+output "web_app_firebase_config" {
+  description = "The console's Firebase configuration: its web app's API key and auth domain (neither is a secret)."
+  value = {
+    apiKey     = data.google_firebase_web_app_config.console.api_key
+    authDomain = data.google_firebase_web_app_config.console.auth_domain
+  }
+}

@@ -82,3 +82,8 @@ variable "labels" {
   description = "Labels of everything labelable."
   type        = map(string)
 }
+
+variable "hosting_site_id" {
+  description = "The Firebase Hosting site of the console (the project id: the project's default site)."
+  type        = string
+}
