@@ -142,6 +142,17 @@ def test_the_readme_labels_the_project_for_the_firebase_console() -> None:
     assert "gcloud projects update $P --update-labels=firebase=enabled" in steps
 
 
+def test_the_readme_says_what_to_do_where_the_organisation_restricts_sharing_to_its_domain() -> None:
+    steps = readme_section("From an empty Google Cloud project to a working environment")
+    for needed in (
+        "iam.allowedPolicyMemberDomains",
+        "iam.managed.allowedPolicyMembers",
+        "allowAll: true",
+        "gcloud org-policies set-policy",
+    ):
+        assert needed in steps
+
+
 # --- the console --------------------------------------------------------------------------------
 
 # `terraform output -json` of an applied environment, as deploy.py reads it.
