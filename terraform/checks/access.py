@@ -165,6 +165,11 @@ def _bucket_problems(body: dict[str, Any]) -> Problems:
 # What a 2nd gen build needs (Cloud Run's page on build service accounts), besides reading our archives.
 BUILD_ROLES = ("roles/logging.logWriter", "roles/artifactregistry.writer")
 FUNCTION_SOURCES_BUCKET = "gcf-v2-sources-${data.google_project.this.number}-${var.region}"
+# The bucket itself, and its objects (Cloud Storage's resource names in IAM conditions).
+FUNCTION_SOURCES_CONDITION = (
+    'resource.name == "projects/_/buckets/${local.function_sources_bucket}" || '
+    'resource.name.startsWith("projects/_/buckets/${local.function_sources_bucket}/objects/")'
+)
 IAM_WAIT_SECONDS = 60  # the provider's "Cloudfunctions2 Basic Builder" example waits as long
 
 
@@ -185,8 +190,7 @@ def _build_grants(tree: Tree) -> Problems:
     if (
         sources.get("role") != "roles/storage.objectAdmin"
         or sources.get("member") != "serviceAccount:${google_service_account.build.email}"
-        or condition.get("expression")
-        != 'resource.name.startsWith("projects/_/buckets/${local.function_sources_bucket}")'
+        or condition.get("expression") != FUNCTION_SOURCES_CONDITION
         or tree.platform.locals.get("function_sources_bucket") != FUNCTION_SOURCES_BUCKET
     ):
         problems.append(

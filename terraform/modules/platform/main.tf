@@ -375,7 +375,7 @@ resource "google_project_iam_member" "build_function_sources" {
   condition {
     title       = "gcf-v2-sources"
     description = "Only the bucket where Cloud Functions keeps the sources it builds, in this region."
-    expression  = "resource.name.startsWith(\"projects/_/buckets/${local.function_sources_bucket}\")"
+    expression  = "resource.name == \"projects/_/buckets/${local.function_sources_bucket}\" || resource.name.startsWith(\"projects/_/buckets/${local.function_sources_bucket}/objects/\")"
   }
 }
 
