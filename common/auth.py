@@ -178,10 +178,19 @@ class CloudTasks:
 
 
 GOOGLE_ISSUERS = frozenset({"accounts.google.com", "https://accounts.google.com"})
+# What Cloud Run's IAM check leaves in place of the signature of a Google-signed token it verified.
+SIGNATURE_REMOVED = "SIGNATURE_REMOVED_BY_GOOGLE"
 
 
 def verify_cloud_tasks_token(authorization: str | None) -> dict[str, Any]:
-    """The claims of a Google-signed OIDC token from the tasks service account for the worker, or a 401."""
+    """The claims of a Google-signed OIDC token from the tasks service account for the worker, or a 401.
+
+    A token with its signature is verified in full. Behind Cloud Run's IAM invoker check, the token
+    arrives with the signature replaced by `SIGNATURE_REMOVED_BY_GOOGLE` once Cloud Run verified
+    it: such a token is taken on its claims (audience, issuer, account, expiry), and only on a
+    Cloud Run service deployed without a public invoker (`K_SERVICE` and `CSCX_BEHIND_IAM`).
+    Anywhere else nothing has checked its signature, so it is refused.
+    """
     from google.auth import exceptions
 
     settings = get_settings()
@@ -190,13 +199,16 @@ def verify_cloud_tasks_token(authorization: str | None) -> dict[str, Any]:
     except ApiError:
         raise _unauthenticated("missing or malformed Authorization header", TASKS_TOKEN_NEEDED) from None
     try:
-        from google.oauth2 import id_token
+        if token.rpartition(".")[2] == SIGNATURE_REMOVED:
+            claims = _claims_verified_by_cloud_run(token)
+        else:
+            from google.oauth2 import id_token
 
-        claims = dict(
-            id_token.verify_token(
-                token, _google_request(), audience=settings.worker_url, certs_url=settings.oidc_certs_url
+            claims = dict(
+                id_token.verify_token(
+                    token, _google_request(), audience=settings.worker_url, certs_url=settings.oidc_certs_url
+                )
             )
-        )
     except exceptions.TransportError:
         logger.warning("OIDC certificates unavailable")
         raise ApiError(Code.UNAVAILABLE, "The caller could not be verified right now; try again.") from None
@@ -206,6 +218,29 @@ def verify_cloud_tasks_token(authorization: str | None) -> dict[str, Any]:
         raise _unauthenticated("OIDC token from another issuer", TASKS_TOKEN_NEEDED)
     if claims.get("email") != settings.tasks_service_account or claims.get("email_verified") is not True:
         raise _unauthenticated("OIDC token of another service account", TASKS_TOKEN_NEEDED)
+    return claims
+
+
+def _claims_verified_by_cloud_run(token: str) -> dict[str, Any]:
+    """The claims of a token whose signature Cloud Run's IAM check verified and removed: its audience
+    and lifetime checked here as `id_token.verify_token` checks them; its issuer and account by the caller."""
+    import time
+
+    from google.auth import jwt
+
+    settings = get_settings()
+    if not (settings.cloud_run_service and settings.behind_iam):
+        # Nothing verified this token's signature: fail closed.
+        raise _unauthenticated("OIDC token without its signature outside Cloud Run's IAM check", TASKS_TOKEN_NEEDED)
+    header = jwt.decode_header(token)  # type: ignore[no-untyped-call]
+    claims = dict(jwt.decode(token, verify=False))  # type: ignore[no-untyped-call]
+    if header.get("alg") != "RS256":
+        raise _unauthenticated("OIDC token of another algorithm", TASKS_TOKEN_NEEDED)
+    if claims.get("aud") != settings.worker_url:
+        raise _unauthenticated("OIDC token for another audience", TASKS_TOKEN_NEEDED)
+    issued, expires, now = claims.get("iat"), claims.get("exp"), time.time()
+    if not isinstance(issued, int | float) or not isinstance(expires, int | float) or issued > now or expires < now:
+        raise _unauthenticated("OIDC token outside its lifetime", TASKS_TOKEN_NEEDED)
     return claims
 
 

@@ -36,6 +36,11 @@ class Settings:
     worker_url: str = ""
     tasks_service_account: str = ""
     oidc_certs_url: str = GOOGLE_OIDC_CERTS_URL
+    # Where it runs deployed: the Cloud Run service (K_SERVICE, set by Cloud Run), and whether that
+    # service admits only callers its IAM invoker check let through (CSCX_BEHIND_IAM, which terraform
+    # sets on a function without a public invoker): then callers' tokens arrive already verified.
+    cloud_run_service: str = ""
+    behind_iam: bool = False
     # The models (DESIGN §7, §11): the Anthropic SDK's own settings, Gemini on Vertex AI.
     anthropic_api_key: str = ""
     anthropic_base_url: str = ""
@@ -154,6 +159,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigurationError("CSCX_OIDC_CERTS_URL may only be changed in a demo-* project")
     worker_url = env.get("CSCX_WORKER_URL", "").rstrip("/")
     tasks_service_account = env.get("CSCX_TASKS_SERVICE_ACCOUNT", "")
+    behind_iam = env.get("CSCX_BEHIND_IAM", "").strip().lower()
+    if behind_iam not in {"", "true", "false"}:
+        raise ConfigurationError(f"CSCX_BEHIND_IAM must be true or false, got {behind_iam!r}")
     token_key = _token_key(env, project_id)
     models = {
         provider: _names(env, f"CSCX_{provider.upper()}_MODELS") or defaults
@@ -174,6 +182,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         worker_url=worker_url,
         tasks_service_account=tasks_service_account,
         oidc_certs_url=oidc_certs_url,
+        cloud_run_service=env.get("K_SERVICE", ""),
+        behind_iam=behind_iam == "true",
         anthropic_api_key=env.get("ANTHROPIC_API_KEY", ""),
         anthropic_base_url=env.get("ANTHROPIC_BASE_URL", ""),
         gemini_base_url=env.get("CSCX_GEMINI_BASE_URL", ""),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -377,10 +378,14 @@ def test_worker_accepts_the_emulators_unsigned_delivery_in_a_demo_project(client
 
 
 @pytest.fixture
-def google_oidc(settings: Settings) -> Iterator[tokens.SigningKey]:
+def google_oidc(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[tokens.SigningKey]:
     """The worker configured as deployed, with Google's OIDC certificates served locally."""
     key = tokens.make_signing_key("oidc-key-1")
     server = tokens.CertificateServer(key).start()
+    for name in [name for name in os.environ if name.endswith("_EMULATOR_HOST")]:
+        monkeypatch.delenv(name)  # the suite's stack sets them; the platform refuses them beside K_SERVICE
+    for name in ("K_SERVICE", "CSCX_BEHIND_IAM"):
+        monkeypatch.delenv(name, raising=False)
     try:
         settings(
             CSCX_TASKS_SERVICE_ACCOUNT=TASKS_ACCOUNT,
@@ -390,6 +395,24 @@ def google_oidc(settings: Settings) -> Iterator[tokens.SigningKey]:
         yield key
     finally:
         server.stop()
+
+
+# Deployed without a public invoker: Cloud Run (K_SERVICE) checks every caller's token first.
+BEHIND_IAM = {"K_SERVICE": "cscx-execute-action", "CSCX_BEHIND_IAM": "true"}
+
+
+@pytest.fixture(params=["anywhere", "behind Cloud Run's IAM check"])
+def worker(request: pytest.FixtureRequest, google_oidc: tokens.SigningKey, settings: Settings) -> tokens.SigningKey:
+    """The deployed worker, where tokens arrive as signed and behind Cloud Run's IAM check."""
+    if request.param != "anywhere":
+        settings(**BEHIND_IAM)
+    return google_oidc
+
+
+@pytest.fixture
+def behind_iam(google_oidc: tokens.SigningKey, settings: Settings) -> tokens.SigningKey:
+    settings(**BEHIND_IAM)
+    return google_oidc
 
 
 def oidc_token(key: tokens.SigningKey, **overrides: Any) -> str:
@@ -407,38 +430,86 @@ def oidc_token(key: tokens.SigningKey, **overrides: Any) -> str:
     return tokens.sign_rs256(claims, key)
 
 
-def test_worker_accepts_the_tasks_service_accounts_token(client: FlaskClient, google_oidc: tokens.SigningKey) -> None:
-    headers = {"Authorization": f"Bearer {oidc_token(google_oidc)}"}
-    response = client.post("/execute", json={"action_id": "a1"}, headers=headers)
+def deliver(client: FlaskClient, token: str | None) -> TestResponse:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return client.post("/execute", json={"action_id": "a1"}, headers=headers)
+
+
+def test_worker_accepts_the_tasks_service_accounts_token(client: FlaskClient, worker: tokens.SigningKey) -> None:
+    response = deliver(client, oidc_token(worker))
     assert response.status_code == 200, response.get_data(as_text=True)
 
 
-@pytest.mark.parametrize(
-    "overrides",
-    [
-        {"aud": "https://elsewhere.example/execute"},
-        {"email": "someone@cscx-test.iam.gserviceaccount.com"},
-        {"email_verified": False},
-        {"iss": "https://evil.example"},
-        {"exp": int(time.time()) - 3600, "iat": int(time.time()) - 7200},
-    ],
-    ids=["another audience", "another account", "unverified e-mail", "another issuer", "expired"],
-)
-def test_worker_refuses_other_tokens(
-    client: FlaskClient, google_oidc: tokens.SigningKey, overrides: dict[str, Any]
-) -> None:
-    headers = {"Authorization": f"Bearer {oidc_token(google_oidc, **overrides)}"}
-    assert_error(client.post("/execute", json={"action_id": "a1"}, headers=headers), 401, "UNAUTHENTICATED")
+OTHER_TOKENS = {
+    "another audience": {"aud": "https://elsewhere.example/execute"},
+    "another account": {"email": "someone@cscx-test.iam.gserviceaccount.com"},
+    "unverified e-mail": {"email_verified": False},
+    "another issuer": {"iss": "https://evil.example"},
+    "Firebase's issuer": {"iss": "https://securetoken.google.com/cscx-test"},
+    "expired": {"exp": int(time.time()) - 3600, "iat": int(time.time()) - 7200},
+    "issued in the future": {"iat": int(time.time()) + 3600, "exp": int(time.time()) + 7200},
+}
 
 
-def test_worker_refuses_missing_forged_and_unsigned_tokens(client: FlaskClient, google_oidc: tokens.SigningKey) -> None:
+@pytest.mark.parametrize("overrides", OTHER_TOKENS.values(), ids=OTHER_TOKENS)
+def test_worker_refuses_other_tokens(client: FlaskClient, worker: tokens.SigningKey, overrides: dict[str, Any]) -> None:
+    assert_error(deliver(client, oidc_token(worker, **overrides)), 401, "UNAUTHENTICATED")
+
+
+def test_worker_refuses_missing_forged_and_unsigned_tokens(client: FlaskClient, worker: tokens.SigningKey) -> None:
     other_key = tokens.make_signing_key("oidc-key-1")  # the same kid, another key
-    claims = jwt.decode(oidc_token(google_oidc), options={"verify_signature": False})
-    for authorization in (
+    claims = jwt.decode(oidc_token(worker), options={"verify_signature": False})
+    for token in (
         None,
-        "Bearer garbage",
-        f"Bearer {tokens.sign_rs256(claims, other_key)}",
-        f"Bearer {tokens.unsigned(claims, kid='oidc-key-1')}",
+        "garbage",
+        tokens.sign_rs256(claims, other_key),
+        tokens.unsigned(claims, kid="oidc-key-1"),
+        tokens.hs256_with_public_certificate(claims, worker),
     ):
-        headers = {"Authorization": authorization} if authorization else {}
-        assert_error(client.post("/execute", json={"action_id": "a1"}, headers=headers), 401, "UNAUTHENTICATED")
+        assert_error(deliver(client, token), 401, "UNAUTHENTICATED")
+
+
+# -- behind Cloud Run's IAM check: the token's signature replaced once Cloud Run verified it ------
+
+
+def test_worker_behind_iam_accepts_the_token_cloud_run_verified(
+    client: FlaskClient, behind_iam: tokens.SigningKey
+) -> None:
+    response = deliver(client, tokens.signature_removed(oidc_token(behind_iam)))
+    assert response.status_code == 200, response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("overrides", OTHER_TOKENS.values(), ids=OTHER_TOKENS)
+def test_worker_behind_iam_refuses_other_tokens_on_their_claims(
+    client: FlaskClient, behind_iam: tokens.SigningKey, overrides: dict[str, Any]
+) -> None:
+    token = tokens.signature_removed(oidc_token(behind_iam, **overrides))
+    assert_error(deliver(client, token), 401, "UNAUTHENTICATED")
+
+
+def test_worker_behind_iam_refuses_a_token_cloud_run_would_not_have_verified(
+    client: FlaskClient, behind_iam: tokens.SigningKey
+) -> None:
+    claims = jwt.decode(oidc_token(behind_iam), options={"verify_signature": False})
+    for token in (
+        tokens.signature_removed(tokens.unsigned(claims, kid="oidc-key-1")),  # alg: none
+        tokens.signature_removed(tokens.hs256_with_public_certificate(claims, behind_iam)),
+        "SIGNATURE_REMOVED_BY_GOOGLE",
+        "e30.e30.SIGNATURE_REMOVED_BY_GOOGLE",  # {} and {}
+        "not-base64!.not-json.SIGNATURE_REMOVED_BY_GOOGLE",
+    ):
+        assert_error(deliver(client, token), 401, "UNAUTHENTICATED")
+
+
+@pytest.mark.parametrize(
+    "deployed",
+    [{}, {"K_SERVICE": "cscx-execute-action"}, {"CSCX_BEHIND_IAM": "true"}, {**BEHIND_IAM, "CSCX_BEHIND_IAM": "false"}],
+    ids=["locally", "on Cloud Run with a public invoker", "off Cloud Run", "told it is not behind IAM"],
+)
+def test_worker_refuses_a_token_without_its_signature_unless_behind_cloud_runs_iam_check(
+    client: FlaskClient, google_oidc: tokens.SigningKey, settings: Settings, deployed: dict[str, str]
+) -> None:
+    settings(**deployed)
+    token = tokens.signature_removed(oidc_token(google_oidc))
+    assert_error(deliver(client, token), 401, "UNAUTHENTICATED")
+    assert deliver(client, oidc_token(google_oidc)).status_code == 200  # the same token, signed, is fine

@@ -43,6 +43,7 @@ def test_emulator_variables_are_allowed_in_demo_projects() -> None:
         ("CSCX_ID_TOKEN_CERTS_URL", "http://127.0.0.1:1/certs"),
         ("CSCX_CURSOR_KEY", "short"),
         ("CSCX_OIDC_CERTS_URL", "http://127.0.0.1:1/certs"),
+        ("CSCX_BEHIND_IAM", "yes"),
     ],
 )
 def test_unsafe_or_malformed_settings_fail_with_their_name(variable: str, value: str) -> None:

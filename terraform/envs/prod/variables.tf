@@ -16,18 +16,21 @@ variable "firestore_location" {
 }
 
 variable "web_app_url" {
-  description = "The web app's page the Google connection returns to (CSCX_WEB_APP_URL)."
+  description = "The console's settings page, where the Google connection returns (CSCX_WEB_APP_URL); empty: the Hosting site's."
   type        = string
+  default     = ""
 }
 
 variable "cors_origins" {
-  description = "The web app's origins (CSCX_CORS_ORIGINS)."
+  description = "The console's origins besides its Hosting site's (a custom domain's): CSCX_CORS_ORIGINS."
   type        = list(string)
+  default     = []
 }
 
 variable "auth_authorized_domains" {
-  description = "Domains Firebase Auth may redirect to: the web app's and <project>.firebaseapp.com."
+  description = "Domains Firebase Auth may redirect to besides the Hosting site's and <project>.firebaseapp.com."
   type        = list(string)
+  default     = []
 }
 
 variable "google_oauth_client_id" {

@@ -22,3 +22,18 @@ output "contracts_bucket" {
   description = "The bucket of contract files."
   value       = module.cscx.contracts_bucket
 }
+
+output "console_url" {
+  description = "Where the console is served (Firebase Hosting)."
+  value       = module.cscx.console_url
+}
+
+output "hosting_site" {
+  description = "The Firebase Hosting site of the console (make deploy publishes web/ there)."
+  value       = module.cscx.hosting_site
+}
+
+output "web_config" {
+  description = "The console's /config.json (make deploy writes it into web/dist)."
+  value       = module.cscx.web_config
+}

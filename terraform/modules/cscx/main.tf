@@ -34,6 +34,19 @@ locals {
   # (and their own) URLs without a cycle; check "urls" below compares them with the real ones.
   urls = { for key, name in local.names : key => "https://${var.region}-${var.project_id}.cloudfunctions.net/${name}" }
 
+  # The console (web/) on Firebase Hosting: its site serves at <site>.web.app and <site>.firebaseapp.com
+  # (both known before apply), plus any custom domain an environment adds. The Google connection
+  # sends the browser back to the console's settings page, at the path the local stack uses too.
+  hosting_site          = coalesce(var.hosting_site_id, var.project_id)
+  console_origins       = ["https://${local.hosting_site}.web.app", "https://${local.hosting_site}.firebaseapp.com"]
+  console_url           = local.console_origins[0]
+  console_settings_path = "/settings/integrations"
+  cors_origins          = distinct(concat(local.console_origins, var.cors_origins))
+  auth_authorized_domains = distinct(concat(
+    ["${local.hosting_site}.web.app", "${local.hosting_site}.firebaseapp.com", "${var.project_id}.firebaseapp.com"],
+    var.auth_authorized_domains,
+  ))
+
   # Every archive: the entry point's file as main.py, the shared package, the runtime lock.
   common_files = [for path in fileset(var.source_root, "common/**") : path if !can(regex("__pycache__|\\.pyc$", path))]
 
@@ -43,7 +56,7 @@ locals {
   infrastructure_settings = {
     GOOGLE_CLOUD_PROJECT       = var.project_id
     CSCX_LOG_LEVEL             = var.log_level
-    CSCX_CORS_ORIGINS          = join(",", var.cors_origins)
+    CSCX_CORS_ORIGINS          = join(",", local.cors_origins)
     CSCX_TASKS_QUEUE           = module.platform.tasks_queue
     CSCX_TASKS_SERVICE_ACCOUNT = module.platform.tasks_service_account_email
     CSCX_WORKER_URL            = local.urls.execute_action
@@ -52,9 +65,15 @@ locals {
     CSCX_GEMINI_LOCATION       = var.gemini_location
     GOOGLE_OAUTH_CLIENT_ID     = var.google_oauth_client_id
     CSCX_OAUTH_REDIRECT_URL    = "${local.urls.crud}/integrations/google/callback"
-    CSCX_WEB_APP_URL           = var.web_app_url
+    CSCX_WEB_APP_URL           = coalesce(var.web_app_url, "${local.console_url}${local.console_settings_path}")
   }
   settings = merge(var.setting_overrides, local.infrastructure_settings)
+
+  # Besides, each function gets THREADS (its concurrency: functions-framework serves as many
+  # requests at once as Cloud Run sends) and CSCX_BEHIND_IAM: true when none of its invokers is
+  # public (the worker), so that Cloud Run's IAM check verifies every caller's token before the
+  # function sees it and the worker may take a token whose signature Cloud Run removed (DESIGN §6).
+  public_members = ["allUsers", "allAuthenticatedUsers"]
 
   # Settings an environment may change through var.setting_overrides; unset, the code's default holds.
   tunable_settings = [
@@ -105,7 +124,8 @@ module "platform" {
   deleted_contract_retention_days = var.deleted_contract_retention_days
   deletion_protection             = var.deletion_protection
   auth_email_password             = var.auth_email_password
-  auth_authorized_domains         = var.auth_authorized_domains
+  auth_authorized_domains         = local.auth_authorized_domains
+  hosting_site_id                 = local.hosting_site
   queue_max_attempts              = var.queue_max_attempts
   queue_max_dispatches_per_second = var.queue_max_dispatches_per_second
   queue_max_concurrent_dispatches = var.queue_max_concurrent_dispatches
@@ -133,17 +153,20 @@ module "functions" {
   source_bucket         = module.platform.sources_bucket
   build_service_account = module.platform.build_service_account
 
-  memory                = each.value.memory
-  cpu                   = each.value.cpu
-  timeout_seconds       = each.value.timeout_seconds
-  concurrency           = each.value.concurrency
-  min_instances         = lookup(var.min_instances, each.key, each.value.min_instances)
-  max_instances         = lookup(var.max_instances, each.key, each.value.max_instances)
-  environment_variables = merge(local.settings, { THREADS = tostring(each.value.concurrency) })
-  secrets               = { for name in each.value.secrets : name => { secret_id = module.platform.secret_ids[name], version = var.secret_version } }
-  invokers              = each.value.invokers
-  project_roles         = each.value.project_roles
-  labels                = merge(local.labels, { function = each.key })
+  memory          = each.value.memory
+  cpu             = each.value.cpu
+  timeout_seconds = each.value.timeout_seconds
+  concurrency     = each.value.concurrency
+  min_instances   = lookup(var.min_instances, each.key, each.value.min_instances)
+  max_instances   = lookup(var.max_instances, each.key, each.value.max_instances)
+  environment_variables = merge(local.settings, {
+    THREADS         = tostring(each.value.concurrency)
+    CSCX_BEHIND_IAM = tostring(length(setintersection(each.value.invokers, local.public_members)) == 0)
+  })
+  secrets       = { for name in each.value.secrets : name => { secret_id = module.platform.secret_ids[name], version = var.secret_version } }
+  invokers      = each.value.invokers
+  project_roles = each.value.project_roles
+  labels        = merge(local.labels, { function = each.key })
 }
 
 # What `terraform plan` refuses (a failed precondition fails the plan, before anything is created).

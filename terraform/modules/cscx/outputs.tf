@@ -32,3 +32,27 @@ output "service_accounts" {
   description = "Each function's runtime service account."
   value       = { for key, function in module.functions : key => function.service_account_email }
 }
+
+output "hosting_site" {
+  description = "The Firebase Hosting site that serves the console."
+  value       = module.platform.hosting_site
+}
+
+output "console_url" {
+  description = "Where the console is served."
+  value       = local.console_url
+}
+
+output "web_config" {
+  description = "The console's /config.json (make deploy writes it into web/dist): its Firebase configuration and the functions' base URLs."
+  value = {
+    firebase = merge(module.platform.web_app_firebase_config, { projectId = var.project_id })
+    api = {
+      crud           = local.urls.crud
+      chat_stream    = local.urls.chat_stream
+      approve_action = local.urls.approve_action
+      contract_parse = local.urls.contract_parse
+    }
+    authEmulator = null
+  }
+}

@@ -51,23 +51,31 @@ variable "labels" {
 }
 
 variable "web_app_url" {
-  description = "Where the OAuth callback sends the browser back (CSCX_WEB_APP_URL)."
+  description = "The console's settings page, where the Google connection returns (CSCX_WEB_APP_URL); empty: the Hosting site's."
   type        = string
+  default     = ""
 
   validation {
-    condition     = startswith(var.web_app_url, "https://")
+    condition     = var.web_app_url == "" || startswith(var.web_app_url, "https://")
     error_message = "web_app_url is an https:// URL."
   }
 }
 
 variable "cors_origins" {
-  description = "Browser origins allowed to call the API (CSCX_CORS_ORIGINS)."
+  description = "Browser origins allowed to call the API besides the Hosting site's (a custom domain's): CSCX_CORS_ORIGINS."
   type        = list(string)
+  default     = []
 
   validation {
-    condition     = length(var.cors_origins) > 0 && !contains(var.cors_origins, "*")
-    error_message = "cors_origins lists the web app's origins (never *)."
+    condition     = !contains(var.cors_origins, "*")
+    error_message = "cors_origins lists the console's origins (never *)."
   }
+}
+
+variable "hosting_site_id" {
+  description = "The Firebase Hosting site of the console; empty: the project's default site (its id is the project id)."
+  type        = string
+  default     = ""
 }
 
 variable "google_oauth_client_id" {
@@ -183,7 +191,7 @@ variable "deleted_contract_retention_days" {
 }
 
 variable "deletion_protection" {
-  description = "Keep the Firestore database from being deleted."
+  description = "Keep the data from being deleted: the Firestore database and the contract files (off, the environment can be destroyed)."
   type        = bool
   default     = true
 }
@@ -195,6 +203,7 @@ variable "auth_email_password" {
 }
 
 variable "auth_authorized_domains" {
-  description = "Domains Firebase Auth may redirect to: the web app's, and <project>.firebaseapp.com."
+  description = "Domains Firebase Auth may redirect to besides the Hosting site's and <project>.firebaseapp.com (a custom domain)."
   type        = list(string)
+  default     = []
 }

@@ -13,6 +13,10 @@ terraform {
       source  = "hashicorp/archive"
       version = ">= 2.4, < 3.0"
     }
+    time = {
+      source  = "hashicorp/time"
+      version = ">= 0.12, < 1.0"
+    }
   }
 }
 
@@ -62,6 +66,18 @@ resource "google_secret_manager_secret_iam_member" "runtime" {
   member    = "serviceAccount:${google_service_account.runtime.email}"
 }
 
+# Deploying the function checks that its account may read its secrets, and its first instances
+# use its roles at once; a grant takes a while to reach every IAM check, so the function waits a
+# minute after its grants change.
+resource "time_sleep" "runtime_permissions" {
+  create_duration = "60s"
+
+  triggers = merge(
+    { for name, grant in google_secret_manager_secret_iam_member.runtime : "secret ${name}" => grant.id },
+    { for role, grant in google_project_iam_member.runtime : role => grant.id },
+  )
+}
+
 resource "google_cloudfunctions2_function" "this" {
   # checkov:skip=CKV_GCP_124:Ingress stays open on purpose. The user-facing functions are called by browsers on the internet and authenticate every request with a Firebase ID token (DESIGN 2); the worker is called by Cloud Tasks, which internal-only ingress does not admit, and only the tasks service account may invoke it (IAM, plus its own OIDC check).
   project     = var.project_id
@@ -105,8 +121,8 @@ resource "google_cloudfunctions2_function" "this" {
     }
   }
 
-  # A secret must be readable before the first instance starts.
-  depends_on = [google_secret_manager_secret_iam_member.runtime]
+  # A secret must be readable (and seen to be) before the deploy checks it.
+  depends_on = [time_sleep.runtime_permissions]
 
   lifecycle {
     precondition {

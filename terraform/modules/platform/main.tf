@@ -13,6 +13,10 @@ terraform {
       source  = "hashicorp/google-beta"
       version = ">= 7.0, < 8.0"
     }
+    time = {
+      source  = "hashicorp/time"
+      version = ">= 0.12, < 1.0"
+    }
   }
 }
 
@@ -24,8 +28,10 @@ locals {
     "cloudbuild.googleapis.com",
     "cloudfunctions.googleapis.com",
     "cloudresourcemanager.googleapis.com",
+    "cloudscheduler.googleapis.com", # the worker's sweep every 5 minutes
     "cloudtasks.googleapis.com",
     "firebase.googleapis.com",
+    "firebasehosting.googleapis.com", # the console (web/)
     "firebaserules.googleapis.com",
     "firestore.googleapis.com",
     "gmail.googleapis.com", # approved e-mails, through the OAuth client of this project
@@ -39,6 +45,9 @@ locals {
     "serviceusage.googleapis.com",
     "storage.googleapis.com",
   ])
+  # Where Cloud Functions (2nd gen) keeps the sources it builds (the build reads them there).
+  function_sources_bucket = "gcf-v2-sources-${data.google_project.this.number}-${var.region}"
+
   indexes = jsondecode(file(var.indexes_file))
   # One Firestore field per field override of the indexes file, and per TTL policy.
   field_overrides = {
@@ -51,6 +60,19 @@ locals {
       field      = split("/", key)[1]
       indexes    = try(local.field_overrides[key].indexes, null)
       ttl        = contains([for collection, field in var.ttl_fields : "${collection}/${field}"], key) || try(local.field_overrides[key].ttl, false)
+    }
+  }
+}
+
+# The project itself (created with gcloud, terraform/README.md step 1), read at plan time.
+data "google_project" "this" {
+  project_id = var.project_id
+
+  lifecycle {
+    # Firebase's Terraform guide: the label that shows the project in the Firebase console.
+    postcondition {
+      condition     = lookup(self.effective_labels, "firebase", "") == "enabled"
+      error_message = "The project ${var.project_id} lacks the label firebase=enabled that shows it in the Firebase console: gcloud projects update ${var.project_id} --update-labels=firebase=enabled"
     }
   }
 }
@@ -86,6 +108,33 @@ resource "google_identity_platform_config" "auth" {
   }
 
   depends_on = [google_firebase_project.this]
+}
+
+# The console (web/): a Firebase web app (its API key and auth domain are the console's Firebase
+# configuration) and the Hosting site that serves it; make deploy publishes web/'s build there.
+
+resource "google_firebase_web_app" "console" {
+  provider        = google-beta
+  project         = var.project_id
+  display_name    = "CSCX console"
+  deletion_policy = var.deletion_protection ? "ABANDON" : "DELETE"
+
+  depends_on = [google_firebase_project.this]
+}
+
+data "google_firebase_web_app_config" "console" {
+  provider   = google-beta
+  project    = var.project_id
+  web_app_id = google_firebase_web_app.console.app_id
+}
+
+# The project's default site (its id is the project id) unless another is named: Terraform adopts
+# the default site Firebase made, and never deletes it.
+resource "google_firebase_hosting_site" "console" {
+  provider = google-beta
+  project  = var.project_id
+  site_id  = var.hosting_site_id
+  app_id   = google_firebase_web_app.console.app_id
 }
 
 resource "google_firestore_database" "this" {
@@ -185,7 +234,8 @@ resource "google_storage_bucket" "contracts" {
   labels                      = var.labels
   uniform_bucket_level_access = true
   public_access_prevention    = "enforced"
-  force_destroy               = false
+  # Without deletion protection (dev), destroying the environment deletes the files, old versions included.
+  force_destroy = !var.deletion_protection
 
   # A deleted or replaced contract file can be restored for a while, then it is gone for good.
   versioning {
@@ -314,13 +364,43 @@ resource "google_storage_bucket_iam_member" "build_reads_sources" {
   member = "serviceAccount:${google_service_account.build.email}"
 }
 
+# Cloud Functions (2nd gen) copies each archive into its own bucket of the region,
+# gcf-v2-sources-<project number>-<region>, and the build works from there: Cloud Run's page on
+# build service accounts asks for Storage Object Admin, which a condition keeps to that bucket.
+resource "google_project_iam_member" "build_function_sources" {
+  project = var.project_id
+  role    = "roles/storage.objectAdmin"
+  member  = "serviceAccount:${google_service_account.build.email}"
+
+  condition {
+    title       = "gcf-v2-sources"
+    description = "Only the bucket where Cloud Functions keeps the sources it builds, in this region."
+    expression  = "resource.name == \"projects/_/buckets/${local.function_sources_bucket}\" || resource.name.startsWith(\"projects/_/buckets/${local.function_sources_bucket}/objects/\")"
+  }
+}
+
+# A grant takes a while to reach every IAM check: a build that starts at once can be refused. So
+# the functions wait a minute after the build's grants change (as the provider's "Cloudfunctions2
+# Basic Builder" example does).
+resource "time_sleep" "build_permissions" {
+  create_duration = "60s"
+
+  triggers = merge(
+    { for role, grant in google_project_iam_member.build : role => grant.id },
+    {
+      function_sources = google_project_iam_member.build_function_sources.id
+      archives         = google_storage_bucket_iam_member.build_reads_sources.id
+    },
+  )
+}
+
 # The secrets are created (with their values) by gcloud, never by Terraform, so no secret value
 # reaches the state; reading them here fails the plan, with the secret's name, when one is missing.
+# No depends_on: it would put off the reading to the apply (the Secret Manager API is enabled
+# before the first plan, terraform/README.md step 2).
 data "google_secret_manager_secret" "this" {
   for_each = var.secret_ids
 
   project   = var.project_id
   secret_id = each.value
-
-  depends_on = [google_project_service.api]
 }

@@ -32,8 +32,9 @@ output "build_service_account" {
   description = "The service account that builds the functions (its resource name)."
   value       = google_service_account.build.id
 
-  # A build may start only once the account may write its logs and image and read the source.
-  depends_on = [google_project_iam_member.build, google_storage_bucket_iam_member.build_reads_sources]
+  # A build may start only once the account may write its logs and image and read the source,
+  # and IAM has had a minute to see it.
+  depends_on = [time_sleep.build_permissions]
 }
 
 output "contract_file_deleter_role" {
@@ -49,4 +50,17 @@ output "secret_ids" {
 output "rules_release" {
   description = "The released Firestore rules."
   value       = google_firebaserules_release.firestore.name
+}
+
+output "hosting_site" {
+  description = "The Firebase Hosting site of the console."
+  value       = google_firebase_hosting_site.console.site_id
+}
+
+output "web_app_firebase_config" {
+  description = "The console's Firebase configuration: its web app's API key and auth domain (neither is a secret)."
+  value = {
+    apiKey     = data.google_firebase_web_app_config.console.api_key
+    authDomain = data.google_firebase_web_app_config.console.auth_domain
+  }
 }

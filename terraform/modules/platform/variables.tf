@@ -44,7 +44,7 @@ variable "deleted_contract_retention_days" {
 }
 
 variable "deletion_protection" {
-  description = "Keep the Firestore database from being deleted (by Terraform or anyone)."
+  description = "Keep the data from being deleted: the Firestore database (by Terraform or anyone), the contract files (by Terraform)."
   type        = bool
 }
 
@@ -81,4 +81,9 @@ variable "secret_ids" {
 variable "labels" {
   description = "Labels of everything labelable."
   type        = map(string)
+}
+
+variable "hosting_site_id" {
+  description = "The Firebase Hosting site of the console (the project id: the project's default site)."
+  type        = string
 }

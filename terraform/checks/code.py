@@ -1,0 +1,226 @@
+"""The code read, not run (but for load_settings): what common/settings.py reads, what each
+entry point's file imports and requires, and which settings each function's code uses."""
+
+from __future__ import annotations
+
+import ast
+import base64
+import fnmatch
+import functools
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from terraform.checks.tree import ROOT
+
+SETTINGS_PY = ROOT / "common" / "settings.py"
+
+
+@functools.cache
+def manifest() -> dict[str, dict[str, Any]]:
+    entries = json.loads((ROOT / "functions" / "manifest.json").read_text(encoding="utf-8"))["functions"]
+    return {entry["entry_point"]: entry for entry in entries}
+
+
+def _names_in_call(call: ast.Call) -> set[str]:
+    """The environment variables one call of common/settings.py reads, if it reads one."""
+    func, args = call.func, call.args
+    argument: ast.expr | None = None
+    if isinstance(func, ast.Attribute) and func.attr == "get" and isinstance(func.value, ast.Name):
+        argument = args[0] if func.value.id == "env" and args else None
+    elif isinstance(func, ast.Name) and func.id in {"_number", "_names"}:
+        argument = args[1] if len(args) > 1 else None
+    elif isinstance(func, ast.Attribute) and func.attr == "endswith" and args:
+        suffix = args[0]
+        if isinstance(suffix, ast.Constant) and str(suffix.value).endswith("_EMULATOR_HOST"):
+            return {f"*{suffix.value!s}"}
+    if isinstance(argument, ast.Constant) and isinstance(argument.value, str):
+        return {argument.value}
+    if isinstance(argument, ast.JoinedStr):  # f"CSCX_{provider.upper()}_MODELS", one per provider
+        template = "".join(str(part.value) if isinstance(part, ast.Constant) else "{}" for part in argument.values)
+        from common.settings import DEFAULT_MODELS
+
+        return {template.format(*[provider.upper()] * template.count("{}")) for provider in DEFAULT_MODELS}
+    return set()
+
+
+@functools.cache
+def _settings_module() -> ast.Module:
+    return ast.parse(SETTINGS_PY.read_text(encoding="utf-8"))
+
+
+@functools.cache
+def settings_read() -> frozenset[str]:
+    """Every environment variable common/settings.py reads (patterns as *_SUFFIX)."""
+    return frozenset(
+        name for node in ast.walk(_settings_module()) if isinstance(node, ast.Call) for name in _names_in_call(node)
+    )
+
+
+@functools.cache
+def field_settings() -> dict[str, frozenset[str]]:
+    """Settings field → the environment variables its value comes from (load_settings's Settings(...))."""
+    module = _settings_module()
+    functions = {node.name: node for node in module.body if isinstance(node, ast.FunctionDef)}
+    load = functions["load_settings"]
+    assigned: dict[str, list[ast.expr]] = {}  # a local may be assigned more than once: each counts
+    for stmt in ast.walk(load):
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+            assigned.setdefault(stmt.targets[0].id, []).append(stmt.value)
+
+    def reads(node: ast.AST, seen: frozenset[str]) -> set[str]:
+        names: set[str] = set()
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Call):
+                names |= _names_in_call(sub)
+                if isinstance(sub.func, ast.Name) and sub.func.id in functions and sub.func.id not in seen:
+                    names |= reads(functions[sub.func.id], seen | {sub.func.id})
+            elif isinstance(sub, ast.Name) and sub.id in assigned and sub.id not in seen:
+                for value in assigned[sub.id]:
+                    names |= reads(value, seen | {sub.id})
+        return names
+
+    (settings_call,) = [
+        node
+        for node in ast.walk(load)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Settings"
+    ]
+    return {kw.arg: frozenset(reads(kw.value, frozenset())) for kw in settings_call.keywords if kw.arg}
+
+
+def _module_file(name: str) -> Path | None:
+    path = ROOT.joinpath(*name.split("."))
+    if (path / "__init__.py").is_file():
+        return path / "__init__.py"
+    return path.with_suffix(".py") if path.with_suffix(".py").is_file() else None
+
+
+def _common_imports(path: Path, name: str) -> set[str]:
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parts, base] if base else parts)
+            found |= {base} | {f"{base}.{alias.name}" for alias in node.names}
+    return {module for module in found if module.split(".")[0] == "common"}
+
+
+@functools.cache
+def reached_modules(source: str) -> tuple[Path, ...]:
+    """Every module of common/ an entry point's file imports, directly or not (lazy imports too)."""
+    seen: dict[Path, str] = {}
+    todo = [(ROOT / source, "__main__")]
+    while todo:
+        path, name = todo.pop()
+        if path in seen:
+            continue
+        seen[path] = name
+        for module in _common_imports(path, name):
+            parts = module.split(".")
+            for end in range(1, len(parts) + 1):
+                prefix = ".".join(parts[:end])
+                found = _module_file(prefix)
+                if found is not None and found not in seen:
+                    todo.append((found, prefix))
+    return tuple(seen)
+
+
+@functools.cache
+def required(entry_point: str) -> frozenset[str]:
+    """The settings an entry point's file requires at cold start (`get_settings().require(...)`)."""
+    tree = ast.parse((ROOT / manifest()[entry_point]["source"]).read_text(encoding="utf-8"))
+    return frozenset(
+        arg.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "require"
+        for arg in node.args
+        if isinstance(arg, ast.Constant) and isinstance(arg.value, str)
+    )
+
+
+@functools.cache
+def read_by(entry_point: str) -> frozenset[str]:
+    """The settings an entry point's code reads: the fields its modules use, as variables."""
+    fields = field_settings()
+    used: set[str] = set()
+    for path in reached_modules(manifest()[entry_point]["source"]):
+        if path == SETTINGS_PY:  # it names every field; what counts is who uses them
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute) and node.attr in fields:
+                used |= fields[node.attr]
+    return frozenset(used)
+
+
+def _number_defaults() -> dict[str, str]:
+    """A valid value of each numeric setting: its default (the third argument of _number)."""
+    defaults: dict[str, str] = {}
+    for node in ast.walk(_settings_module()):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "_number":
+            name, default = node.args[1], node.args[2]
+            if isinstance(name, ast.Constant):
+                value = eval(compile(ast.Expression(default), "<default>", "eval"), {"__builtins__": {}})  # noqa: S307 (constant arithmetic of our own settings.py, no builtins)
+                defaults[str(name.value)] = str(value)
+    return defaults
+
+
+PROJECT = "cscx-check"  # a real project's id: demo-* would lift every check that matters
+
+
+def placeholder(name: str) -> str:
+    """A value of the right shape for a setting whose deployed value is an expression."""
+    shapes = {
+        "GOOGLE_CLOUD_PROJECT": PROJECT,
+        "CSCX_TOKEN_ENCRYPTION_KEY": base64.b64encode(bytes(range(32))).decode(),
+        "CSCX_CURSOR_KEY": "a-cursor-key-of-32-characters-xx",
+        "CSCX_LOG_LEVEL": "INFO",
+        "CSCX_CORS_ORIGINS": "https://app.example.com",
+        "CSCX_BEHIND_IAM": "true",
+    }
+    return shapes.get(name) or _number_defaults().get(name) or f"https://placeholder.example/{name.lower()}"
+
+
+@functools.cache
+def demanded_by_load_settings() -> frozenset[str]:
+    """What load_settings refuses to start without in a real project, found by asking it."""
+    from common.errors import ConfigurationError
+    from common.settings import load_settings
+
+    env = {"GOOGLE_CLOUD_PROJECT": PROJECT}
+    for _ in range(len(settings_read()) + 1):
+        try:
+            load_settings(env)
+        except ConfigurationError as error:
+            name = next((word for word in re.findall(r"[A-Z][A-Z0-9_]+", str(error)) if word in settings_read()), "")
+            if not name or name in env:
+                raise AssertionError(f"load_settings refuses a real project: {error}") from None
+            env[name] = placeholder(name)
+        else:
+            return frozenset(env)
+    raise AssertionError("load_settings keeps refusing")
+
+
+def is_unset(name: str, unset: dict[str, Any]) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in unset)
+
+
+@functools.cache
+def local_web_app_url() -> str:
+    """CSCX_WEB_APP_URL of the local stack (scripts/stack.py): where the console's settings page is."""
+    tree = ast.parse((ROOT / "scripts" / "stack.py").read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            for key, value in zip(node.keys, node.values, strict=True):
+                if (
+                    isinstance(key, ast.Constant)
+                    and key.value == "CSCX_WEB_APP_URL"
+                    and isinstance(value, ast.Constant)
+                ):
+                    return str(value.value)
+    raise AssertionError("scripts/stack.py sets no CSCX_WEB_APP_URL")
