@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from common.errors import ApiError, Code
+from common.instance import per_instance
 from common.log import get_logger
 from common.settings import GOOGLE_ID_TOKEN_CERTS_URL, get_settings
 
@@ -192,7 +193,7 @@ def verify_cloud_tasks_token(authorization: str | None) -> dict[str, Any]:
     return claims
 
 
-@functools.cache
+@per_instance
 def _google_request() -> GoogleRequest:
     """A google-auth transport whose session caches Google's certificates as their headers allow."""
     import cachecontrol

@@ -16,6 +16,7 @@ from common import models
 from common.auth import User
 from common.errors import ApiError, Code
 from common.http import ID_PATTERN, parse_value
+from common.instance import on_reset
 from common.settings import get_settings
 from common.store import Filter, Kind, Order, Page, Repository, TenantTransaction, check_version
 
@@ -118,6 +119,7 @@ def list_page(
 # -- profile ---------------------------------------------------------------------------
 
 _profiles_seen: set[str] = set()
+on_reset(_profiles_seen.clear)
 
 
 def ensure_profile(user: User) -> None:

@@ -46,8 +46,6 @@ class Receiver:
 
 @pytest.fixture
 def receiver(stack: Stack) -> Iterator[Receiver]:
-    get_settings.cache_clear()  # the stack's settings (the emulator's address) are in the environment now
-    tasks.tasks_client.cache_clear()
     server = Receiver()
     try:
         yield server

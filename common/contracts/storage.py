@@ -8,12 +8,12 @@ setting), with no credentials.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from common.errors import ApiError, Code
+from common.instance import per_instance
 from common.log import get_logger
 from common.settings import get_settings
 
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 logger = get_logger(__name__)
 
 
-@functools.cache
+@per_instance
 def _bucket() -> Bucket:
     from google.cloud import storage  # type: ignore[attr-defined]
 
