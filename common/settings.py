@@ -62,7 +62,8 @@ def setting(variable: str | AliasChoices, default: Any, meaning: str, **bounds: 
 class Settings(BaseSettings):
     """Everything a function reads from its environment, validated at cold start."""
 
-    model_config = SettingsConfigDict(frozen=True, case_sensitive=True, env_ignore_empty=True)
+    # Defaults are validated too: each is held to its own bounds, and a key's default may depend on the project.
+    model_config = SettingsConfigDict(frozen=True, case_sensitive=True, env_ignore_empty=True, validate_default=True)
 
     # The project comes first: the rules of the settings after it depend on it.
     project_id: str = setting(
@@ -108,7 +109,6 @@ class Settings(BaseSettings):
         b"",
         "secret (≥ 16 characters) that seals list cursors (AES-GCM); required outside `demo-*` projects, which "
         "get a fixed local key",
-        validate_default=True,
     )
     firestore_timeout_seconds: float = setting(
         "CSCX_FIRESTORE_TIMEOUT_SECONDS",
@@ -144,11 +144,9 @@ class Settings(BaseSettings):
         "environment, `make run` and the tests use the local model stand-in",
     )
     anthropic_base_url: str = setting(
-        "ANTHROPIC_BASE_URL", "", "another endpoint for Claude (the SDK's own setting): the stand-in locally"
+        "ANTHROPIC_BASE_URL", "", "Claude's endpoint, if not Anthropic's (the SDK's own setting)"
     )
-    gemini_base_url: str = setting(
-        "CSCX_GEMINI_BASE_URL", "", "another endpoint for Gemini on Vertex AI: the stand-in locally"
-    )
+    gemini_base_url: str = setting("CSCX_GEMINI_BASE_URL", "", "Gemini's endpoint, if not Vertex AI's")
     gemini_location: str = setting("CSCX_GEMINI_LOCATION", "us-central1", "the Vertex AI region of Gemini")
     claude_models: Names = setting(
         "CSCX_CLAUDE_MODELS",
@@ -202,10 +200,9 @@ class Settings(BaseSettings):
         b"",
         "AES-256 key of the stored Google tokens, 32 bytes in base64; required outside `demo-*` projects, which "
         "get a fixed local key",
-        validate_default=True,
     )
-    google_api_base: BaseUrl = setting("CSCX_GOOGLE_API_BASE", "", "another endpoint for Gmail and Calendar")
-    google_oauth_base: BaseUrl = setting("CSCX_GOOGLE_OAUTH_BASE", "", "another endpoint for Google's OAuth")
+    google_api_base: BaseUrl = setting("CSCX_GOOGLE_API_BASE", "", "Gmail's and Calendar's endpoint, if not Google's")
+    google_oauth_base: BaseUrl = setting("CSCX_GOOGLE_OAUTH_BASE", "", "the OAuth endpoints, if not Google's")
     daily_email_quota: int = setting(
         "CSCX_DAILY_EMAIL_QUOTA", 100, "e-mails sent per user and UTC day", ge=0, le=100_000
     )
