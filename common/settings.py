@@ -156,11 +156,13 @@ class Settings(BaseModel):
         "CSCX_CLAUDE_MODELS",
         ("claude-sonnet-4-5", "claude-opus-4-1", "claude-haiku-4-5"),
         "the Claude models a request may name, comma-separated, the first the default",
+        min_length=1,
     )
     gemini_models: Names = setting(
         "CSCX_GEMINI_MODELS",
         ("gemini-2.5-pro", "gemini-2.5-flash"),
         "the Gemini models a request may name, comma-separated, the first the default",
+        min_length=1,
     )
     chat_max_steps: int = setting(
         "CSCX_CHAT_MAX_STEPS",
