@@ -3,7 +3,9 @@ one way to start afresh: `reset()`, for a test that changed the environment.
 
 A value built from the environment is declared `@per_instance` (built on first use, once); other
 state an instance accumulates registers how it is emptied with `on_reset`. Memoized pure
-functions of their arguments stay plain `functools.cache`: nothing to forget.
+functions of their arguments stay plain `functools.cache`: nothing to forget. firebase-admin's
+app (`auth.firebase_app`) stays once per process: firebase_admin keeps it by name itself, and no
+test changes what it is built from (the project, the certificates' URL).
 """
 
 from __future__ import annotations
