@@ -9,11 +9,12 @@ There is no fallback identity.
 
 from __future__ import annotations
 
-import functools
+import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from common.errors import ApiError, Code, ConfigurationError
+from common.instance import on_reset, per_instance
 from common.log import get_logger
 from common.settings import GOOGLE_ID_TOKEN_CERTS_URL, get_settings
 
@@ -32,9 +33,9 @@ class User:
     display_name: str | None
 
 
-@functools.cache
+@per_instance
 def firebase_app() -> firebase_admin.App:
-    """The instance's firebase-admin app, created once."""
+    """The instance's firebase-admin app, created once (`instance.reset` forgets it too)."""
     import firebase_admin
     from firebase_admin import credentials
 
@@ -47,6 +48,22 @@ def firebase_app() -> firebase_admin.App:
     if settings.id_token_certs_url != GOOGLE_ID_TOKEN_CERTS_URL:
         _verify_id_tokens_against(app, settings.id_token_certs_url)
     return app
+
+
+def _forget_firebase_app() -> None:
+    """firebase_admin keeps its apps by name: delete ours, so the next `firebase_app()` is built
+    from the settings as they are then (nothing to do if firebase-admin was never loaded)."""
+    import sys
+
+    if "firebase_admin" not in sys.modules:
+        return
+    import firebase_admin
+
+    with contextlib.suppress(ValueError):  # never built
+        firebase_admin.delete_app(firebase_admin.get_app("cscx"))
+
+
+on_reset(_forget_firebase_app)
 
 
 def _verify_id_tokens_against(app: firebase_admin.App, certs_url: str) -> None:
@@ -244,7 +261,7 @@ def _claims_verified_by_cloud_run(token: str) -> dict[str, Any]:
     return claims
 
 
-@functools.cache
+@per_instance
 def _google_request() -> GoogleRequest:
     """A google-auth transport whose session caches Google's certificates as their headers allow."""
     import cachecontrol

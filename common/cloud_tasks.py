@@ -8,12 +8,12 @@ insecure channel to it (the library itself ignores that variable).
 
 from __future__ import annotations
 
-import functools
 import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from common.errors import ApiError, Code
+from common.instance import per_instance
 from common.log import get_logger
 from common.settings import get_settings
 
@@ -24,7 +24,7 @@ logger = get_logger(__name__)
 EMULATOR_HOST = "CLOUD_TASKS_EMULATOR_HOST"
 
 
-@functools.cache
+@per_instance
 def tasks_client() -> tasks_v2.CloudTasksClient:
     """The instance's Cloud Tasks client: the emulator's channel locally, Google's deployed."""
     from google.cloud import tasks_v2

@@ -9,11 +9,11 @@ credentials. Cloud Storage's failures are a 503 here, at this one boundary.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from common.errors import ApiError, Code
+from common.instance import per_instance
 from common.log import get_logger
 from common.settings import get_settings
 
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 logger = get_logger(__name__)
 
 
-@functools.cache
+@per_instance
 def _bucket() -> Bucket:
     from google.cloud import storage  # type: ignore[attr-defined]
 

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 
 from common.errors import ApiError, Code
+from common.instance import on_reset
 from common.settings import get_settings
 
 _MAX_USERS = 10_000  # buckets kept; the least recently seen are dropped beyond it
@@ -27,6 +28,7 @@ class _Bucket:
 
 _buckets: dict[str, _Bucket] = {}
 _lock = threading.Lock()
+on_reset(_buckets.clear)
 
 
 def take(uid: str) -> None:

@@ -17,6 +17,7 @@ from common import files, models
 from common.auth import User
 from common.collections import ACTIONS, CONTRACTS, CUSTOMERS, PROFILES, TASKS, Kind, Order
 from common.errors import ApiError, Code
+from common.instance import on_reset
 from common.settings import get_settings
 from common.store import Companion, Filter, ListPage, Repository, TenantTransaction, check_version
 from common.validation import ID_PATTERN
@@ -101,6 +102,7 @@ def list_by_customer(repo: Repository, kind: Kind, query: Mapping[str, str]) -> 
 # -- profile ---------------------------------------------------------------------------
 
 _profiles_seen: set[str] = set()
+on_reset(_profiles_seen.clear)
 
 
 def ensure_profile(user: User) -> None:

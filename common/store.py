@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 from common import cursors
 from common.collections import Kind, Order
 from common.errors import ApiError, Code
+from common.instance import per_instance
 from common.log import get_logger
 from common.settings import get_settings
 
@@ -34,7 +35,7 @@ SERVER_FIELDS = frozenset({"id", "owner_id", "created_at", "updated_at", "versio
 BATCH_SIZE = 400  # below Firestore's 500 writes per batch
 
 
-@functools.cache
+@per_instance
 def _firestore_client() -> firestore.Client:
     """The instance's Firestore client, created on first use; only a Repository uses it."""
     from google.cloud import firestore

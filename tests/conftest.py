@@ -11,10 +11,11 @@ import os
 import signal
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 import requests
@@ -22,6 +23,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from common import instance  # noqa: E402
 from scripts.stack import PROJECT_ID, Ports, Stack, isolated_env  # noqa: E402
 
 # The stack's ports are DESIGN §11's plus this offset; CSCX_TEST_PORT_OFFSET moves them.
@@ -37,6 +39,7 @@ def stack() -> Iterator[Stack]:
     )
     stack.start()
     os.environ.update(stack.settings())
+    instance.reset()  # what this process built so far came from the environment before the stack's
     # A CI time-out sends SIGTERM: stop the stack on the way out rather than orphan it.
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
@@ -48,6 +51,31 @@ def stack() -> Iterator[Stack]:
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+Instance = Callable[..., None]
+
+
+@pytest.fixture
+def fresh_instance(request: pytest.FixtureRequest) -> Iterator[Instance]:
+    """A fresh function instance in this process (`common.instance.reset`); calling it with
+    `NAME="value"` (or `NAME=None` to unset) changes settings and starts afresh again. The test's
+    end restores the environment and starts afresh once more."""
+
+    def configure(**env: str | None) -> None:
+        for name, value in env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        instance.reset()
+
+    if "stack" in request.fixturenames:
+        request.getfixturevalue("stack")  # its settings first, so that they outlast this test's
+    with mock.patch.dict(os.environ):
+        instance.reset()
+        yield configure
+    instance.reset()
 
 
 @pytest.fixture(autouse=True)

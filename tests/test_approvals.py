@@ -5,7 +5,7 @@ happens once whatever the deliveries (and, for Google's effects, at the Google s
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,9 +13,8 @@ from typing import Any
 import pytest
 import requests
 
-from common.settings import get_settings
 from scripts.stack import Stack
-from tests.conftest import Api, Caller, assert_error, raw_firestore, seed_action
+from tests.conftest import Api, Caller, Instance, assert_error, raw_firestore, seed_action
 
 
 @pytest.fixture
@@ -157,15 +156,9 @@ def test_a_decision_after_the_expiry_is_refused_and_expires_the_action(approvals
 
 
 @pytest.fixture
-def short_expiry(monkeypatch: pytest.MonkeyPatch, stack: Stack) -> Iterator[None]:
+def short_expiry(fresh_instance: Instance, stack: Stack) -> None:
     """Proposals made by this test process expire after 2 s."""
-    from common import cloud_tasks
-
-    monkeypatch.setenv("CSCX_ACTION_EXPIRY_SECONDS", "2")
-    get_settings.cache_clear()
-    cloud_tasks.tasks_client.cache_clear()
-    yield
-    get_settings.cache_clear()
+    fresh_instance(CSCX_ACTION_EXPIRY_SECONDS="2")
 
 
 @pytest.mark.usefixtures("short_expiry")
@@ -217,7 +210,6 @@ def test_a_task_whose_customer_is_gone_fails_without_retry(approvals: Api, crud:
     from common.actions import decisions
     from common.store import Repository
 
-    get_settings.cache_clear()
     decisions.enqueue(Repository(alice.uid), {**stored_action(action["id"]), "id": action["id"]})
     failed = wait_for_status(action["id"], "failed")
     assert failed["error"]["code"] == "CUSTOMER_GONE"

@@ -27,7 +27,6 @@ import requests
 
 from common import files
 from common.collections import CONTRACTS, MESSAGES, SESSIONS
-from common.settings import get_settings
 from scripts.stack import PROJECT_ID, Stack
 from tests import tokens
 from tests.conftest import Api, Caller, Users, assert_error, assert_json_headers, raw_firestore, seed_action
@@ -123,7 +122,6 @@ def seed_objects(api: Api, caller: Caller, repo: Any) -> Owned:
     holder_id = create("/customers", {"name": "Globex", "stage": "renewing"})
     task_id = create("/tasks", {"title": "Prepare the renewal call", "customer_id": holder_id})
     contract_path = f"contracts/{caller.uid}/seeded/msa.txt"
-    get_settings.cache_clear()  # the stack's settings (the Storage emulator) are in the environment
     files.put(contract_path, b"Master agreement. Term: 12 months.", "text/plain")  # its file, for reparse
     contract = repo.create(
         CONTRACTS,

@@ -269,8 +269,6 @@ def queued_tasks(stack: Stack) -> list[str]:
     from common.cloud_tasks import tasks_client
     from common.settings import get_settings
 
-    get_settings.cache_clear()
-    tasks_client.cache_clear()
     names = [task.name for task in tasks_client().list_tasks(parent=get_settings().tasks_queue)]
     return [name for name in names if "/tasks/expire-" not in name]
 

@@ -33,7 +33,7 @@ from common.store import Repository
 from scripts.stack import Stack
 from standins.google import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 from standins.google_client import GoogleStandinClient
-from tests.conftest import Caller, raw_firestore
+from tests.conftest import Caller, Instance, raw_firestore
 
 WEB_APP = "http://localhost:3000/settings/integrations"
 EMAIL = "csm@customer-success.test"
@@ -41,23 +41,15 @@ AUTH = "https://www.googleapis.com/auth/"
 
 
 @pytest.fixture
-def google_standin(stack: Stack) -> Iterator[GoogleStandinClient]:
-    """The stack's Google stand-in, emptied, with the OAuth settings the connection needs.
-
-    The settings are cached per process: they are rebuilt after the stack's environment and
-    these values are in place, and again once they are gone.
-    """
-    client_id = os.environ.get("GOOGLE_OAUTH_CLIENT_ID") or DEFAULT_CLIENT_ID  # as the stand-in reads them
-    client_secret = os.environ.get("GOOGLE_OAUTH_CLIENT_SECRET") or DEFAULT_CLIENT_SECRET
-    values = {
-        "GOOGLE_OAUTH_CLIENT_ID": client_id,
-        "GOOGLE_OAUTH_CLIENT_SECRET": client_secret,
-        "CSCX_OAUTH_REDIRECT_URL": f"{stack.url('crud')}/integrations/google/callback",
-        "CSCX_WEB_APP_URL": WEB_APP,
-    }
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    get_settings.cache_clear()
+def google_standin(stack: Stack, fresh_instance: Instance) -> Iterator[GoogleStandinClient]:
+    """The stack's Google stand-in, emptied, with the OAuth settings the connection needs (in this
+    process, for this test)."""
+    fresh_instance(  # the OAuth client as the stand-in reads it
+        GOOGLE_OAUTH_CLIENT_ID=os.environ.get("GOOGLE_OAUTH_CLIENT_ID") or DEFAULT_CLIENT_ID,
+        GOOGLE_OAUTH_CLIENT_SECRET=os.environ.get("GOOGLE_OAUTH_CLIENT_SECRET") or DEFAULT_CLIENT_SECRET,
+        CSCX_OAUTH_REDIRECT_URL=f"{stack.url('crud')}/integrations/google/callback",
+        CSCX_WEB_APP_URL=WEB_APP,
+    )
     client = GoogleStandinClient(f"http://127.0.0.1:{stack.ports.google}")
     client.reset()
     client.set_account(EMAIL)
@@ -65,12 +57,6 @@ def google_standin(stack: Stack) -> Iterator[GoogleStandinClient]:
         yield client
     finally:
         client.reset()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        get_settings.cache_clear()
 
 
 class LogCapture(logging.Handler):
@@ -522,7 +508,6 @@ def test_user_without_a_connection_is_not_connected(google_standin: GoogleStandi
 
 
 def test_sealed_token_opens_only_for_its_user_and_field_and_untampered(stack: Stack) -> None:
-    get_settings.cache_clear()
     secret = "ya29.a0-secret-access-token"
     sealed = tokens.encrypt("uid-a", "access_token", secret)
 
@@ -545,17 +530,11 @@ def test_sealed_token_opens_only_for_its_user_and_field_and_untampered(stack: St
         assert secret not in str(refused.value)
 
 
-def test_sealed_token_does_not_open_under_another_key(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
-    get_settings.cache_clear()
+def test_sealed_token_does_not_open_under_another_key(stack: Stack, fresh_instance: Instance) -> None:
     sealed = tokens.encrypt("uid-a", "refresh_token", "1//0-refresh")
-    monkeypatch.setenv("CSCX_TOKEN_ENCRYPTION_KEY", base64.b64encode(bytes(range(32))).decode())
-    get_settings.cache_clear()
-    try:
-        with pytest.raises(tokens.InvalidCiphertextError):
-            tokens.decrypt("uid-a", "refresh_token", sealed)
-    finally:
-        monkeypatch.undo()
-        get_settings.cache_clear()
+    fresh_instance(CSCX_TOKEN_ENCRYPTION_KEY=base64.b64encode(bytes(range(32))).decode())
+    with pytest.raises(tokens.InvalidCiphertextError):
+        tokens.decrypt("uid-a", "refresh_token", sealed)
 
 
 def test_stored_token_that_no_longer_opens_asks_the_user_to_connect_again(
@@ -674,19 +653,14 @@ def test_gmail_503_is_transient_400_permanent_and_401_reauth(
     assert len(google_standin.requests("gmail.messages.send")) == 4
 
 
-def test_google_unreachable_is_transient(google_standin: GoogleStandinClient, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_google_unreachable_is_transient(google_standin: GoogleStandinClient, fresh_instance: Instance) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
-    monkeypatch.setenv("CSCX_GOOGLE_API_BASE", f"http://127.0.0.1:{closed_port}")
-    get_settings.cache_clear()
-    try:
-        with pytest.raises(google.GoogleError) as unreachable:
-            gmail.send("ya29.any", message("unreachable"))
-        assert (unreachable.value.transient, unreachable.value.reason) == (True, "connection")
-    finally:
-        monkeypatch.undo()
-        get_settings.cache_clear()
+    fresh_instance(CSCX_GOOGLE_API_BASE=f"http://127.0.0.1:{closed_port}")
+    with pytest.raises(google.GoogleError) as unreachable:
+        gmail.send("ya29.any", message("unreachable"))
+    assert (unreachable.value.transient, unreachable.value.reason) == (True, "connection")
 
 
 # -- Calendar --------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import functions_framework
@@ -20,9 +20,9 @@ import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from common.settings import get_settings
+from common import instance
 from tests import tokens
-from tests.conftest import ROOT
+from tests.conftest import ROOT, Instance
 
 SOURCE = str(ROOT / "tests/test_functions/edge/main.py")
 WORKER_URL = "https://worker.example/execute_action"
@@ -36,33 +36,24 @@ def app_client() -> Iterator[FlaskClient]:
     try:
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv("GOOGLE_CLOUD_PROJECT", "demo-cscx")
-            get_settings.cache_clear()
+            instance.reset()
             app = functions_framework.create_app("edge", SOURCE)  # type: ignore[no-untyped-call]
-        get_settings.cache_clear()
+        instance.reset()
         yield app.test_client()
     finally:
         # Loading the function configures its JSON logging on the root logger: undo that.
         root.handlers[:], root.level = handlers, level  # type: ignore[assignment]
 
 
-Settings = Callable[..., None]
+Settings = Instance
 
 
 @pytest.fixture
-def settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
-    """Settings for this test only: `settings(NAME="value", ...)` rebuilds them from the environment."""
-
-    def apply(**env: str) -> None:
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        get_settings.cache_clear()
-
-    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "demo-cscx")
-    for name in ("CSCX_TASKS_SERVICE_ACCOUNT", "CSCX_WORKER_URL", "CSCX_OIDC_CERTS_URL", "CSCX_CORS_ORIGINS"):
-        monkeypatch.delenv(name, raising=False)
-    get_settings.cache_clear()
-    yield apply
-    get_settings.cache_clear()
+def settings(fresh_instance: Instance) -> Instance:
+    """Settings for this test only, those of a demo project: `settings(NAME="value", ...)` changes them."""
+    unset = ("CSCX_TASKS_SERVICE_ACCOUNT", "CSCX_WORKER_URL", "CSCX_OIDC_CERTS_URL", "CSCX_CORS_ORIGINS")
+    fresh_instance(GOOGLE_CLOUD_PROJECT="demo-cscx", **dict.fromkeys(unset))
+    return fresh_instance
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ that moves its token verifier fails here rather than letting tokens through or r
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from collections.abc import Iterator
 from importlib.metadata import version
@@ -15,38 +14,25 @@ import pytest
 
 from common import auth
 from common.errors import ApiError, Code
-from common.settings import get_settings
 from scripts.stack import ROOT
 from tests import tokens
+from tests.conftest import Instance
 
 PROJECT_ID = "demo-seam"
 
 
-def _fresh_app() -> None:
-    """Forget the instance's firebase-admin app, so the next call builds it from the settings."""
-    import firebase_admin
-
-    auth.firebase_app.cache_clear()
-    get_settings.cache_clear()
-    with contextlib.suppress(ValueError):  # none yet
-        firebase_admin.delete_app(firebase_admin.get_app("cscx"))
-
-
 @pytest.fixture
-def key(monkeypatch: pytest.MonkeyPatch) -> Iterator[tokens.SigningKey]:
+def key(fresh_instance: Instance) -> Iterator[tokens.SigningKey]:
     """A signing key whose certificate is served where the settings point the verifier."""
     key = tokens.make_signing_key(f"seam-{uuid.uuid4().hex[:8]}")
     server = tokens.CertificateServer(key).start()
-    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", PROJECT_ID)
-    monkeypatch.setenv("CSCX_ID_TOKEN_CERTS_URL", server.url)
-    monkeypatch.delenv("FIREBASE_AUTH_EMULATOR_HOST", raising=False)  # it would skip the signature check
-    _fresh_app()
+    # Without the Auth emulator's variable: it would skip the signature check.
+    fresh_instance(GOOGLE_CLOUD_PROJECT=PROJECT_ID, CSCX_ID_TOKEN_CERTS_URL=server.certs_url,
+                   FIREBASE_AUTH_EMULATOR_HOST=None)  # fmt: skip
     try:
         yield key
     finally:
         server.stop()
-        monkeypatch.undo()
-        _fresh_app()
 
 
 def _bearer(claims: dict[str, object], key: tokens.SigningKey) -> str:

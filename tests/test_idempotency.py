@@ -18,10 +18,9 @@ from flask.testing import FlaskClient
 
 from common import resources
 from common.errors import ApiError, Code
-from common.settings import get_settings
 from common.store import Repository
 from scripts.stack import Stack
-from tests.conftest import ROOT, Api, Caller, assert_error, raw_firestore, seed_action
+from tests.conftest import ROOT, Api, Caller, Instance, assert_error, raw_firestore, seed_action
 
 
 def customers_of(uid: str) -> list[dict[str, Any]]:
@@ -156,11 +155,10 @@ def test_a_browser_may_send_the_key(crud: Api) -> None:
 
 
 @pytest.fixture
-def crud_in_process(stack: Stack) -> Iterator[FlaskClient]:
+def crud_in_process(stack: Stack, fresh_instance: Instance) -> Iterator[FlaskClient]:
     """crud in this process, against the stack's emulators, so a failure can be injected."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
-    get_settings.cache_clear()
     try:
         yield functions_framework.create_app("crud", str(ROOT / "functions/crud/main.py")).test_client()  # type: ignore[no-untyped-call]
     finally:

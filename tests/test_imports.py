@@ -31,6 +31,7 @@ PLATFORM = frozenset(
         "files",
         "http",
         "idempotency",
+        "instance",
         "lease",
         "limits",
         "log",

@@ -44,6 +44,9 @@ def test_emulator_variables_are_allowed_in_demo_projects() -> None:
         ("CSCX_CURSOR_KEY", "short"),
         ("CSCX_OIDC_CERTS_URL", "http://127.0.0.1:1/certs"),
         ("CSCX_BEHIND_IAM", "yes"),
+        ("CSCX_GEMINI_MODELS", " , "),
+        ("CSCX_TOKEN_ENCRYPTION_KEY", "not base64"),
+        ("CSCX_STREAM_PING_SECONDS", "0.1"),
     ],
 )
 def test_unsafe_or_malformed_settings_fail_with_their_name(variable: str, value: str) -> None:

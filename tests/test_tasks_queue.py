@@ -33,8 +33,6 @@ class Receiver(LocalServer):
 
 @pytest.fixture
 def receiver(stack: Stack) -> Iterator[Receiver]:
-    get_settings.cache_clear()  # the stack's settings (the emulator's address) are in the environment now
-    cloud_tasks.tasks_client.cache_clear()
     with Receiver() as server:
         yield server
 

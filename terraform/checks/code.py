@@ -1,5 +1,6 @@
-"""The code read, not run (but for load_settings): what common/settings.py reads, what each
-entry point's file imports and requires, and which settings each function's code uses."""
+"""The code read, not run (but for the settings' declarations and load_settings): what
+common/settings.py reads, what each entry point's file imports and requires, and which settings
+each function's code uses."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import ast
 import base64
 import fnmatch
 import functools
+import inspect
 import json
 import re
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -23,70 +26,25 @@ def manifest() -> dict[str, dict[str, Any]]:
     return {entry["entry_point"]: entry for entry in entries}
 
 
-def _names_in_call(call: ast.Call) -> set[str]:
-    """The environment variables one call of common/settings.py reads, if it reads one."""
-    func, args = call.func, call.args
-    argument: ast.expr | None = None
-    if isinstance(func, ast.Attribute) and func.attr == "get" and isinstance(func.value, ast.Name):
-        argument = args[0] if func.value.id == "env" and args else None
-    elif isinstance(func, ast.Name) and func.id in {"_number", "_names"}:
-        argument = args[1] if len(args) > 1 else None
-    elif isinstance(func, ast.Attribute) and func.attr == "endswith" and args:
-        suffix = args[0]
-        if isinstance(suffix, ast.Constant) and str(suffix.value).endswith("_EMULATOR_HOST"):
-            return {f"*{suffix.value!s}"}
-    if isinstance(argument, ast.Constant) and isinstance(argument.value, str):
-        return {argument.value}
-    if isinstance(argument, ast.JoinedStr):  # f"CSCX_{provider.upper()}_MODELS", one per provider
-        template = "".join(str(part.value) if isinstance(part, ast.Constant) else "{}" for part in argument.values)
-        from common.settings import DEFAULT_MODELS
-
-        return {template.format(*[provider.upper()] * template.count("{}")) for provider in DEFAULT_MODELS}
-    return set()
-
-
 @functools.cache
-def _settings_module() -> ast.Module:
-    return ast.parse(SETTINGS_PY.read_text(encoding="utf-8"))
+def field_settings() -> dict[str, frozenset[str]]:
+    """Settings attribute → the environment variables its value comes from, as declared (for a
+    property, those of the fields it reads)."""
+    from common.settings import VARIABLES, Settings
+
+    fields = {name: frozenset(variables) for name, variables in VARIABLES.items()}
+    for name, member in vars(Settings).items():
+        if isinstance(member, property) and member.fget is not None:
+            source = ast.parse(textwrap.dedent(inspect.getsource(member.fget)))
+            read = {node.attr for node in ast.walk(source) if isinstance(node, ast.Attribute)} & VARIABLES.keys()
+            fields[name] = frozenset().union(*(fields[field] for field in read))
+    return fields
 
 
 @functools.cache
 def settings_read() -> frozenset[str]:
     """Every environment variable common/settings.py reads (patterns as *_SUFFIX)."""
-    return frozenset(
-        name for node in ast.walk(_settings_module()) if isinstance(node, ast.Call) for name in _names_in_call(node)
-    )
-
-
-@functools.cache
-def field_settings() -> dict[str, frozenset[str]]:
-    """Settings field → the environment variables its value comes from (load_settings's Settings(...))."""
-    module = _settings_module()
-    functions = {node.name: node for node in module.body if isinstance(node, ast.FunctionDef)}
-    load = functions["load_settings"]
-    assigned: dict[str, list[ast.expr]] = {}  # a local may be assigned more than once: each counts
-    for stmt in ast.walk(load):
-        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
-            assigned.setdefault(stmt.targets[0].id, []).append(stmt.value)
-
-    def reads(node: ast.AST, seen: frozenset[str]) -> set[str]:
-        names: set[str] = set()
-        for sub in ast.walk(node):
-            if isinstance(sub, ast.Call):
-                names |= _names_in_call(sub)
-                if isinstance(sub.func, ast.Name) and sub.func.id in functions and sub.func.id not in seen:
-                    names |= reads(functions[sub.func.id], seen | {sub.func.id})
-            elif isinstance(sub, ast.Name) and sub.id in assigned and sub.id not in seen:
-                for value in assigned[sub.id]:
-                    names |= reads(value, seen | {sub.id})
-        return names
-
-    (settings_call,) = [
-        node
-        for node in ast.walk(load)
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Settings"
-    ]
-    return {kw.arg: frozenset(reads(kw.value, frozenset())) for kw in settings_call.keywords if kw.arg}
+    return frozenset().union(*field_settings().values())
 
 
 def _module_file(name: str) -> Path | None:
@@ -159,15 +117,14 @@ def read_by(entry_point: str) -> frozenset[str]:
 
 
 def _number_defaults() -> dict[str, str]:
-    """A valid value of each numeric setting: its default (the third argument of _number)."""
-    defaults: dict[str, str] = {}
-    for node in ast.walk(_settings_module()):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "_number":
-            name, default = node.args[1], node.args[2]
-            if isinstance(name, ast.Constant):
-                value = eval(compile(ast.Expression(default), "<default>", "eval"), {"__builtins__": {}})  # noqa: S307 (constant arithmetic of our own settings.py, no builtins)
-                defaults[str(name.value)] = str(value)
-    return defaults
+    """A valid value of each numeric setting: its default."""
+    from common.settings import VARIABLES, Settings
+
+    return {
+        VARIABLES[name][0]: str(field.default)
+        for name, field in Settings.model_fields.items()
+        if type(field.default) in (int, float)
+    }
 
 
 PROJECT = "cscx-check"  # a real project's id: demo-* would lift every check that matters
