@@ -1,0 +1,133 @@
+"""A lease: one holder's claim on a document for a while, kept as `{holder, until}` in one field.
+
+It is taken, renewed and let go by compare-and-set through the repository (`Repository.update`:
+the write holds only if the document is still as it was read), each time with the holder's own
+changes in the same write, so the claim and the state it guards change together. A holder whose
+process dies stops renewing, and once `until` has passed anyone may take the document over.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from common.errors import ApiError, Code
+from common.log import get_logger
+
+if TYPE_CHECKING:
+    from common.store import Kind, Repository
+
+logger = get_logger(__name__)
+
+# What a taker writes with the lease, given the document as it is; None: it is in no state to be taken.
+Changes = Callable[[dict[str, Any]], Mapping[str, Any] | None]
+
+FIELD = "lease"
+
+
+def held(document: Mapping[str, Any], field: str = FIELD, now: datetime | None = None) -> bool:
+    """Whether someone's lease on `document` is still running."""
+    lease = document.get(field)
+    if not isinstance(lease, Mapping) or lease.get("until") is None:
+        return False
+    return bool(lease["until"] > (now or datetime.now(UTC)))
+
+
+class Lease:
+    """One holder's lease on a document of `kind` (a new holder id each time one is made)."""
+
+    def __init__(self, repo: Repository, kind: Kind, doc_id: str, *, seconds: float, field: str = FIELD) -> None:
+        self.repo = repo
+        self.kind = kind
+        self.doc_id = doc_id
+        self.seconds = seconds
+        self.field = field
+        self.holder = uuid.uuid4().hex
+        self.lost = False  # set once a renewal finds the lease gone to another holder
+
+    def fields(self) -> dict[str, Any]:
+        """The lease, running from now, as a field to write (a document created already held)."""
+        return {self.field: {"holder": self.holder, "until": datetime.now(UTC) + timedelta(seconds=self.seconds)}}
+
+    def ours(self, document: Mapping[str, Any]) -> bool:
+        lease = document.get(self.field)
+        return isinstance(lease, Mapping) and lease.get("holder") == self.holder
+
+    def take(self, changes: Changes = lambda _: {}) -> dict[str, Any] | None:
+        """Hold the document, writing `changes(current)` with the lease; the document as written.
+
+        None, and nothing written, while another holder's lease runs, or when `changes` answers
+        None (the document is in no state to be taken). `changes` may raise ApiError to refuse.
+        """
+        taken = False
+
+        def take(current: dict[str, Any]) -> Mapping[str, Any]:
+            nonlocal taken  # called again on the new state when another writer got in first
+            taken = False
+            if held(current, self.field) and not self.ours(current):
+                return {}
+            wanted = changes(current)
+            if wanted is None:
+                return {}
+            taken = True
+            return {**wanted, **self.fields()}
+
+        document = self.repo.update(self.kind, self.doc_id, take)
+        return document if taken else None
+
+    def renew(self) -> bool:
+        """Run the lease from now again, if it is still ours; False (and `lost`) once it is not."""
+        document = self.repo.update(self.kind, self.doc_id, lambda current: self.fields() if self.ours(current) else {})
+        self.lost = self.lost or not self.ours(document)
+        return not self.lost
+
+    def release(self, changes: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+        """Let go, writing `changes` with it, if the lease is still ours; the document as written.
+        None, and nothing written, when another holder has taken it over (or it was let go)."""
+        released = False
+
+        def release(current: dict[str, Any]) -> Mapping[str, Any]:
+            nonlocal released
+            released = self.ours(current)
+            return {**(changes or {}), self.field: None} if released else {}
+
+        document = self.repo.update(self.kind, self.doc_id, release)
+        return document if released else None
+
+    @contextmanager
+    def kept(self) -> Iterator[Lease]:
+        """Renew the lease every third of its length, beside the caller, until the block ends.
+
+        A renewal that fails for a while (the database unavailable) is tried again at the next
+        third; one that finds the lease taken over, or the document gone, stops and sets `lost`.
+        """
+        stop = threading.Event()
+
+        def keep() -> None:
+            while not stop.wait(self.seconds / 3):
+                try:
+                    if not self.renew():
+                        return
+                except ApiError as error:
+                    if error.code is Code.NOT_FOUND:
+                        self.lost = True
+                        return
+                    fields = {"doc_id": self.doc_id, "code": error.code.value}
+                    logger.warning("lease not renewed", extra={"fields": fields})
+                except Exception:
+                    logger.exception("lease not renewed")
+
+        keeper = threading.Thread(
+            target=contextvars.copy_context().run, args=(keep,), name=f"lease-{self.doc_id}", daemon=True
+        )
+        keeper.start()
+        try:
+            yield self
+        finally:
+            stop.set()
+            keeper.join()
