@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from common.http import ID_PATTERN
+from common.lease import held
 
 
 class Stage(enum.StrEnum):
@@ -399,6 +400,7 @@ class CustomerPublic(Stored):
 
 
 class ContractPublic(Stored):
+    hidden = frozenset({"lease"})  # the parse holding the contract, and until when
     customer_id: str
     title: str | None = None
     file_name: str | None = None
@@ -411,6 +413,15 @@ class ContractPublic(Stored):
     parse_error: str | None = None
     parsed_at: datetime | None = None
     model: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _failed_once_the_lease_ran_out(cls, stored: Any) -> Any:
+        """A parse whose process died left `parsing` behind; its lease says it is over."""
+        if isinstance(stored, Mapping) and stored.get("status") == ContractStatus.PARSING and not held(stored):
+            message = "The parse stopped before it finished; reparse the contract."
+            return {**stored, "status": ContractStatus.FAILED.value, "parse_error": message}
+        return stored
 
 
 class TaskPublic(Stored):

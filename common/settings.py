@@ -65,6 +65,9 @@ class Settings:
     max_documents: int = 10_000  # per user and collection (customers, tasks, contracts, sessions)
     delete_batch_limit: int = 2_000  # documents one request deletes before it asks to be retried
     execution_lease_seconds: float = 60.0
+    # Reading a contract's text (DESIGN §8): the reader process's memory and time.
+    parse_memory_mb: int = 512
+    parse_seconds: int = 60
 
     def require(self, *names: str) -> None:
         """Fail the cold start of a function that needs these settings when one is missing."""
@@ -199,6 +202,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_documents=_number(env, "CSCX_MAX_DOCUMENTS", 10_000, 1, 10_000_000),
         delete_batch_limit=_number(env, "CSCX_DELETE_BATCH_LIMIT", 2_000, 1, 100_000),
         execution_lease_seconds=_number(env, "CSCX_EXECUTION_LEASE_SECONDS", 60.0, 1.0, 3600.0),
+        parse_memory_mb=_number(env, "CSCX_PARSE_MEMORY_MB", 512, 128, 65_536),
+        parse_seconds=_number(env, "CSCX_PARSE_SECONDS", 60, 1, 3600),
     )
 
 
