@@ -11,17 +11,18 @@ Readers are fresh interpreters (fork and exec, as `subprocess` does), never a ba
 function's process: that runs gunicorn's threads and gRPC's, and a fork copies their held locks
 into a child that can then deadlock. (multiprocessing's forkserver would fork from a clean
 server, but in Python 3.11 it runs the parent's `__main__` again in every child.) A fresh
-interpreter spends about 0.2 s importing the parsers, so one reader is kept started ahead of
+interpreter spends about 0.3 s importing the parsers, so one reader is kept started ahead of
 need: each reads one document and exits, and the next starts while the model reads the terms.
-A reader gets the parent's import path and nothing else of its environment (no secrets), its
-job on stdin and its answer, as JSON, on stdout; the answer is never unpickled, and its size is
-bounded. One document is read at a time per instance: contract_parse has one vCPU, on which
+A reader gets the parent's import path and what the interpreter needs to start, nothing else of
+the environment (no secrets); its job on stdin, and its answer, as JSON, on stdout: never
+unpickled, its size bounded. One document is read at a time per instance: contract_parse has one vCPU, on which
 readers side by side would only share it (and each other's time limit), and one reader's memory
 limit is what the instance keeps free beside the function.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -41,6 +42,9 @@ logger = get_logger(__name__)
 MAX_ANSWER_BYTES = 6 * text.MAX_CHARACTERS + 2**20
 # The parsers a reader imports while it waits for its document.
 PARSERS = ("pypdf", "docx", "lxml.etree", "charset_normalizer")
+# What a reader keeps of the function's environment: what the interpreter itself may need to start
+# (a runtime whose libpython or locale is found through them), and nothing that could be a secret.
+RUNTIME_VARIABLES = ("PATH", "LD_LIBRARY_PATH", "PYTHONHOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "HOME")
 # The CPU time a reader may use past the time limit (its imports, mostly): the backstop that
 # ends a reader whose parent died before it could kill it.
 CPU_GRACE_SECONDS = 10
@@ -80,7 +84,8 @@ def _start() -> subprocess.Popen[bytes]:
     settings = get_settings()
     root = str(Path(__file__).resolve().parents[2])  # where `common` is
     argv = [sys.executable, "-m", __name__, str(settings.parse_memory_mb), str(settings.parse_seconds)]
-    env = {"PYTHONPATH": os.pathsep.join(dict.fromkeys(p for p in (root, *sys.path) if p))}
+    env = {name: os.environ[name] for name in RUNTIME_VARIABLES if name in os.environ}
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(p for p in (root, *sys.path) if p))
     return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
 
 
@@ -103,9 +108,11 @@ def _run(reader: subprocess.Popen[bytes], job: bytes, seconds: float) -> tuple[b
     try:
         try:
             reader.stdin.write(job)
-            reader.stdin.close()
         except BrokenPipeError:
             pass  # it died: its exit says how
+        finally:
+            with contextlib.suppress(BrokenPipeError):
+                reader.stdin.close()
         answer = reader.stdout.read(MAX_ANSWER_BYTES + 1)
         if len(answer) > MAX_ANSWER_BYTES:
             reader.kill()
@@ -189,7 +196,7 @@ def main(argv: list[str]) -> None:
 def _read(data: bytes, kind: str | None, memory_bytes: int) -> dict[str, Any]:
     """The reader's answer: the document's pages, or what stopped them being read."""
     try:
-        document = text.extract(data, kind if kind in text.CONTENT_TYPES else None)  # type: ignore[arg-type]
+        document = text.extract(data, kind if kind in text.CONTENT_TYPES else None)
     except BaseException as error:
         # A library that ran out of memory may report it as something else (lxml says
         # "unknown error"): the reader's peak address space at its limit gives it away.
