@@ -147,14 +147,18 @@ def _parse(
         except text.DocumentError as error:
             unreadable, fields = error, _failure(error.message)
         except BaseException:
-            _record(repo, lease, _failure("The contract could not be parsed; try again with reparse."))
+            lease.release(_failure("The contract could not be parsed; try again with reparse."))
             raise
-        contract = _record(repo, lease, fields)
+        # A parse that lost its lease (it ran out, and another parse took the contract over)
+        # records nothing: the contract is as that one leaves it.
+        recorded = lease.release(fields)
     if unreadable is not None:
         raise ApiError(Code.UNPROCESSABLE_ENTITY, unreadable.message)
+    if recorded is None:
+        return resources.get_contract(repo, lease.doc_id)
     if fields["status"] == ContractStatus.PARSED:
-        _fill_customer(repo, str(contract["customer_id"]), fields["extracted"])
-    return models.ContractPublic.of(contract)
+        _fill_customer(repo, str(recorded["customer_id"]), fields["extracted"])
+    return models.ContractPublic.of(recorded)
 
 
 def _outcome(repo: Repository, data: bytes, kind: text.Kind | None, previous: dict[str, Any] | None) -> dict[str, Any]:
@@ -175,12 +179,6 @@ def _outcome(repo: Repository, data: bytes, kind: text.Kind | None, previous: di
 
 def _failure(message: str) -> dict[str, Any]:
     return {"status": ContractStatus.FAILED.value, "parse_error": message}
-
-
-def _record(repo: Repository, lease: Lease, fields: dict[str, Any]) -> dict[str, Any]:
-    """Record the parse's outcome as its lease is let go; a parse that lost its lease (it ran out,
-    and another parse took the contract over) records nothing: the contract is as that one left it."""
-    return lease.release(fields) or repo.get(CONTRACTS, lease.doc_id)
 
 
 def _reason(error: Exception) -> str:
