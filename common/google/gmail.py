@@ -83,7 +83,9 @@ def build_message(
 
 def _ascii_address(address: str) -> str:
     """`address` with its domain in ASCII; ValueError when it has no ASCII form at all."""
-    import email_validator
+    if address.isascii():
+        return address
+    import email_validator  # as the payload's addresses were validated: the same IDNA form
 
     ascii_address = email_validator.validate_email(address, check_deliverability=False).ascii_email
     if ascii_address is None:
