@@ -50,6 +50,7 @@ class Lease:
         self.field = field
         self.holder = uuid.uuid4().hex
         self.lost = False  # set once a renewal finds the lease gone to another holder
+        self.letting_go = False  # from the first release on: nothing renews it any more
 
     def fields(self) -> dict[str, Any]:
         """The lease, running from now, as a field to write (a document created already held)."""
@@ -79,17 +80,24 @@ class Lease:
             return {**wanted, **self.fields()}
 
         document = self.repo.update(self.kind, self.doc_id, take)
+        if taken:
+            self.letting_go = self.lost = False
         return document if taken else None
 
     def renew(self) -> bool:
-        """Run the lease from now again, if it is still ours; False (and `lost`) once it is not."""
+        """Run the lease from now again, if it is still ours; False once it is not (`lost`, unless
+        it was let go)."""
+        if self.letting_go:
+            return False
         document = self.repo.update(self.kind, self.doc_id, lambda current: self.fields() if self.ours(current) else {})
-        self.lost = self.lost or not self.ours(document)
-        return not self.lost
+        if not self.ours(document) and not self.letting_go:
+            self.lost = True
+        return self.ours(document)
 
     def release(self, changes: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
         """Let go, writing `changes` with it, if the lease is still ours; the document as written.
         None, and nothing written, when another holder has taken it over (or it was let go)."""
+        self.letting_go = True
         released = False
 
         def release(current: dict[str, Any]) -> Mapping[str, Any]:

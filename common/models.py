@@ -213,6 +213,7 @@ class CustomerPublic(Stored):
 
 
 class ContractPublic(Stored):
+    hidden = frozenset({"lease"})  # the parse holding the contract, and until when
     customer_id: str
     title: str | None = None
     file_name: str | None = None

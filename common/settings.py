@@ -267,6 +267,21 @@ class Settings(BaseModel):
         ge=1.0,
         le=3600.0,
     )
+    # Reading a contract's text (DESIGN §8): the reader process's memory and time.
+    parse_memory_mb: int = setting(
+        "CSCX_PARSE_MEMORY_MB",
+        512,
+        "the memory (address space, in MiB) of the process that reads a contract's text; beyond it the upload is 422",
+        ge=128,
+        le=65_536,
+    )
+    parse_seconds: int = setting(
+        "CSCX_PARSE_SECONDS",
+        60,
+        "how long reading a contract's text may take before the process is killed and the upload is 422",
+        ge=1,
+        le=3_600,
+    )
 
     @property
     def is_demo_project(self) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 import zipfile
 from collections.abc import Callable
 
@@ -14,10 +15,13 @@ from docx.enum.text import WD_BREAK
 from docx.oxml import OxmlElement
 from fpdf import FPDF
 from PIL import Image
+from pypdf import PdfWriter
+from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
 
-from common.contracts import text
 from common.contracts.text import (
     CONTENT_TYPES,
+    MAX_CHARACTERS,
+    MAX_PAGES,
     Document,
     Page,
     UnreadableDocumentError,
@@ -67,6 +71,51 @@ def zip_of(files: dict[str, bytes]) -> bytes:
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, content in files.items():
             archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+# -- files made to cost their reader (DESIGN §8's bounds) -------------------------------------------
+
+
+def docx_with_body(body: bytes) -> bytes:
+    """A DOCX python-docx makes, its body's content replaced by `body` (WordprocessingML), deflated hard."""
+    made = zipfile.ZipFile(io.BytesIO(docx_of(lambda d: None)))
+    buffer = io.BytesIO()
+    with made, zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        for name in made.namelist():
+            part = made.read(name)
+            if name == "word/document.xml":
+                start = part.index(b"<w:body>") + len(b"<w:body>")
+                part = part[:start] + body + part[part.index(b"<w:sectPr", start) :]
+            archive.writestr(name, part)
+    return buffer.getvalue()
+
+
+def docx_unpacking_to(size: int) -> bytes:
+    """A small DOCX whose body unpacks to about `size` bytes: empty paragraphs, over and over
+    (read in full, each is an element: 90 MB of them held python-docx for 88 s and 2 GB)."""
+    return docx_with_body(b"<w:p/>" * (size // 6))
+
+
+def pdf_sharing_one_stream(pages: int, operators: bytes) -> bytes:
+    """A PDF of `pages` pages that all draw one deflated content stream: `operators` in a text object."""
+    writer = PdfWriter()
+    stream = DecodedStreamObject()
+    stream.set_data(b"BT /F1 12 Tf " + operators + b" ET")
+    content = writer._add_object(stream.flate_encode(level=9))
+    font = DictionaryObject(
+        {
+            NameObject(k): NameObject(v)
+            for k, v in (("/Type", "/Font"), ("/Subtype", "/Type1"), ("/BaseFont", "/Courier"))
+        }
+    )
+    resources = DictionaryObject({NameObject("/Font"): DictionaryObject({NameObject("/F1"): writer._add_object(font)})})
+    for _ in range(pages):
+        page = writer.add_blank_page(612, 792)
+        page[NameObject("/Contents")] = content
+        page[NameObject("/Resources")] = resources
+    buffer = io.BytesIO()
+    writer.write(buffer)
     return buffer.getvalue()
 
 
@@ -240,11 +289,14 @@ def test_damaged_docx_is_corrupt() -> None:
     assert unreadable(truncated).reason == "corrupt"
 
 
-def test_docx_that_unpacks_too_large_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(text, "MAX_UNPACKED_BYTES", 1_000)
-    error = unreadable(docx_of(lambda d: d.add_paragraph("Order form")))
-    assert error.reason == "corrupt"
-    assert "unpacks to more than" in error.message
+def test_docx_that_unpacks_past_30_mib_is_refused_before_it_is_inflated() -> None:
+    data = docx_unpacking_to(90 * 2**20)
+    assert len(data) < 200_000
+    started = time.monotonic()
+    error = unreadable(data)
+    assert time.monotonic() - started < 2
+    assert error.reason == "over_limit"
+    assert "more than 30 MiB" in error.message
 
 
 # -- plain text ----------------------------------------------------------------------------------
@@ -283,6 +335,45 @@ def test_latin1_text_is_read_as_windows_1252() -> None:
 @pytest.mark.parametrize("data", [b"", b"   \n\t\r\n", b"\f\f  \f", "\ufeff \n".encode()])
 def test_blank_text_is_empty(data: bytes) -> None:
     assert unreadable(data).reason == "empty"
+
+
+# -- the bounds of a contract --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        pytest.param(lambda pages: "\f".join(["Clause."] * pages).encode(), id="text"),
+        pytest.param(lambda pages: pdf_sharing_one_stream(pages, b"(Clause.) Tj"), id="pdf"),
+        pytest.param(
+            lambda pages: docx_with_body(b'<w:p><w:r><w:t>Clause.</w:t><w:br w:type="page"/></w:r></w:p>' * pages),
+            id="docx",
+        ),
+    ],
+)
+def test_a_document_of_more_than_1000_pages_is_refused(build: Callable[[int], bytes]) -> None:
+    assert len(extract(build(MAX_PAGES)).pages) == MAX_PAGES
+    error = unreadable(build(MAX_PAGES + 1))
+    assert error.reason == "over_limit"
+    assert "more than 1,000 pages" in error.message
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        pytest.param(lambda characters: b"a" * characters, id="text"),
+        pytest.param(lambda characters: pdf_sharing_one_stream(2, b"(" + b"a" * (characters // 2) + b") Tj"), id="pdf"),
+        pytest.param(
+            lambda characters: docx_with_body(b"<w:p><w:r><w:t>" + b"a" * characters + b"</w:t></w:r></w:p>"), id="docx"
+        ),
+    ],
+)
+def test_a_document_of_more_than_2000000_characters_is_refused(build: Callable[[int], bytes]) -> None:
+    read = extract(build(MAX_CHARACTERS - 2))  # a DOCX's paragraph ends in a line break
+    assert MAX_CHARACTERS - 2 <= sum(len(page.text) for page in read.pages) <= MAX_CHARACTERS
+    error = unreadable(build(MAX_CHARACTERS + 2))
+    assert error.reason == "over_limit"
+    assert "more than 2,000,000 characters" in error.message
 
 
 def test_document_text_round_trips_through_a_text_file() -> None:

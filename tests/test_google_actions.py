@@ -268,7 +268,7 @@ def test_a_google_400_fails_the_action_without_retry(
     action = email_action(connected)
     approvals.post(f"/actions/{action['id']}/approve", connected)
     failed = wait_for_status(action["id"], "failed")
-    assert failed["error"]["code"] == "GOOGLE_ERROR"
+    assert failed["error"]["code"] == "INVALID_MESSAGE"  # Gmail refused the message itself
     assert failed["attempts"] == 1
     time.sleep(0.5)
     assert sent(google) == []

@@ -8,6 +8,7 @@ one-line summary for the approval card. The states and their transitions are in
 
 from __future__ import annotations
 
+import re
 import zoneinfo
 from datetime import date, timedelta
 from typing import Annotated, Any
@@ -19,9 +20,31 @@ from common.resources import require_customer
 from common.store import Repository
 from common.validation import parse_value
 
-Subject = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+# Every character str.splitlines() ends a line at: CR, LF, VT, FF, the file, group and record
+# separators, NEL, LINE SEPARATOR, PARAGRAPH SEPARATOR. Python's email refuses a header holding any.
+_LINE_BREAK = re.compile("[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
+def _one_line(value: str) -> str:
+    found = _LINE_BREAK.search(value)
+    if found:
+        raise ValueError(f"must be one line, without a line break or separator (U+{ord(found.group()):04X})")
+    return value
+
+
+def _ascii_before_the_at(address: str) -> str:
+    # A domain has an ASCII form (IDNA, written when the e-mail is); the part before the @ has
+    # none, and would need SMTPUTF8, which the message is not written in.
+    if not address.rpartition("@")[0].isascii():
+        raise ValueError("the part before the @ must be ASCII letters, digits or punctuation")
+    return address
+
+
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+Subject = Annotated[Title, AfterValidator(_one_line)]
 Body = Annotated[str, StringConstraints(min_length=1, max_length=100_000)]
 Recipients = Annotated[list[EmailStr], Field(max_length=50)]
+Address = Annotated[EmailStr, AfterValidator(_ascii_before_the_at)]
 
 
 def _timezone(value: str) -> str:
@@ -35,8 +58,8 @@ def _timezone(value: str) -> str:
 class EmailPayload(Strict):
     """An e-mail to draft or send, as plain text."""
 
-    to: Annotated[list[EmailStr], Field(min_length=1, max_length=50)]
-    cc: Recipients = Field(default_factory=list)
+    to: Annotated[list[Address], Field(min_length=1, max_length=50)]
+    cc: Annotated[list[Address], Field(max_length=50)] = Field(default_factory=list)
     subject: Subject
     body: Body
     customer_id: DocumentId | None = None
@@ -45,7 +68,7 @@ class EmailPayload(Strict):
 class MeetingPayload(Strict):
     """A Google Calendar event on the CSM's primary calendar, with a Meet link."""
 
-    title: Subject
+    title: Title
     start: AwareDatetime
     end: AwareDatetime
     attendees: Recipients = Field(default_factory=list)

@@ -85,6 +85,8 @@ def _after_failure(
         return _fail(repo, claimed, "GOOGLE_REAUTH_REQUIRED", "Google access was revoked or expired; connect again.")
     if isinstance(error, google.NotConnected):
         return _fail(repo, claimed, "GOOGLE_NOT_CONNECTED", "Google is not connected; connect it and try again.")
+    if isinstance(error, google.InvalidMessage):
+        return _fail(repo, claimed, "INVALID_MESSAGE", error.message)
     if not error.transient:
         return _fail(repo, claimed, "GOOGLE_ERROR", error.message or "Google refused the action.")
     if delivery.last_attempt:

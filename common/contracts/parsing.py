@@ -1,5 +1,10 @@
 """A contract from upload to terms (DESIGN §8): the file checked and kept, its text read page by
-page, its terms extracted by a model and kept only where the document says so.
+page (in a bounded reader process), its terms extracted by a model and kept only where the
+document says so.
+
+A contract is `parsing` only while a parse holds its lease (`common/lease.py`), renewed as the
+parse goes on and let go as the outcome is recorded: a parse whose process died leaves a lease
+that runs out, and the contract can then be parsed again (reparse, or the same upload again).
 
 The model is called through the provider interface with one tool it must call (its input is
 the terms' schema) and no tool with an effect: contract text is data, never instructions. Long
@@ -14,9 +19,10 @@ from typing import Any
 
 from common import files, models, resources
 from common.collections import CONTRACTS, CUSTOMERS, PROFILES
-from common.contracts import records, terms, text
+from common.contracts import extraction, records, terms, text
 from common.errors import ApiError, Code
 from common.http import Upload
+from common.lease import Lease, held
 from common.llm import ModelRequest, ProviderError, ToolCallDone, ToolSpec, Upstream, UserTurn
 from common.llm.providers import provider
 from common.log import get_logger
@@ -25,6 +31,10 @@ from common.settings import get_settings
 from common.store import Companion, Repository
 
 logger = get_logger(__name__)
+
+# How long a parse holds its contract without renewing (it renews every third of it): how long a
+# contract whose parse died stays `parsing` at most.
+PARSE_LEASE_SECONDS = 60.0
 
 TOOL = terms.TOOL_NAME
 SYSTEM = (
@@ -41,7 +51,7 @@ def upload(repo: Repository, body: Upload, *, along: Companion | None = None) ->
     `along` (an idempotency key's record) is stored with the contract's record.
 
     The same file for the same customer is the contract already stored (its id is derived from
-    both, so two simultaneous uploads of it make one).
+    both, so two simultaneous uploads of it make one), parsed again if its parse died.
     """
     settings = get_settings()
     customer_id = body.fields.get("customer_id", "")
@@ -63,6 +73,7 @@ def upload(repo: Repository, body: Upload, *, along: Companion | None = None) ->
     contract_id = f"{customer_id}-{digest[:40]}"
     file_name = (file.filename or f"contract.{kind}").rsplit("/", 1)[-1][:200]
     path = records.file_path(repo.uid, contract_id, file_name)
+    lease = _lease(repo, contract_id)
     document = {
         "customer_id": customer_id,
         "title": title or file_name,
@@ -76,67 +87,106 @@ def upload(repo: Repository, body: Upload, *, along: Companion | None = None) ->
         "parse_error": None,
         "parsed_at": None,
         "model": None,
+        **lease.fields(),
     }
     try:
         repo.create(CONTRACTS, document, doc_id=contract_id, along=along)
     except ApiError as error:
         if error.code is not Code.ALREADY_EXISTS:
             raise
-        return records.get_contract(repo, contract_id), False  # the same file for this customer
+        return _uploaded_again(repo, lease, data, kind), False
     try:
         files.put(path, data, text.CONTENT_TYPES[kind])
     except ApiError:
         repo.delete(CONTRACTS, contract_id)  # nothing half-stored: the upload can simply be retried
         raise
-    return _parse(repo, contract_id, data, kind, previous=None), True
+    return _parse(repo, lease, data, kind, previous=None), True
+
+
+def _uploaded_again(repo: Repository, lease: Lease, data: bytes, kind: text.FileKind) -> models.ContractPublic:
+    """The contract already stored for this file, parsed again if it is `parsing` with no live lease."""
+    stuck = lease.take(lambda current: {} if current.get("status") == ContractStatus.PARSING else None)
+    if stuck is None:
+        return records.get_contract(repo, lease.doc_id)
+    try:
+        files.put(str(stuck["storage_path"]), data, text.CONTENT_TYPES[kind])  # its process may have died first
+    except ApiError:
+        lease.release()  # as it was: the same upload again takes it up
+        raise
+    return _parse(repo, lease, data, kind, previous=stuck.get("extracted"))
 
 
 def reparse(repo: Repository, contract_id: str) -> models.ContractPublic:
     """Extract the terms again from the stored file, keeping what the CSM corrected."""
     current = repo.get(CONTRACTS, contract_id)
-    if current.get("status") == ContractStatus.PARSING:
-        raise ApiError(Code.ABORTED, "The contract is being parsed right now; try again when it is done.")
+    if held(current):
+        raise _being_parsed()
     data = records.read_file(current)
-    repo.update(CONTRACTS, contract_id, lambda _: {"status": ContractStatus.PARSING.value})
-    kind = text.detect_kind(data)
-    return _parse(repo, contract_id, data, kind, previous=current.get("extracted"))
+    lease = _lease(repo, contract_id)
+    taken = lease.take(lambda _: {"status": ContractStatus.PARSING.value})
+    if taken is None:
+        raise _being_parsed()
+    return _parse(repo, lease, data, text.detect_kind(data), previous=taken.get("extracted"))
+
+
+def _lease(repo: Repository, contract_id: str) -> Lease:
+    return Lease(repo, CONTRACTS, contract_id, seconds=PARSE_LEASE_SECONDS)
+
+
+def _being_parsed() -> ApiError:
+    return ApiError(Code.ABORTED, "The contract is being parsed right now; try again when it is done.")
 
 
 def _parse(
-    repo: Repository, contract_id: str, data: bytes, kind: text.FileKind | None, previous: dict[str, Any] | None
+    repo: Repository, lease: Lease, data: bytes, kind: text.FileKind | None, previous: dict[str, Any] | None
 ) -> models.ContractPublic:
-    """Read the text, extract the terms, record `parsed` (or `failed`, with why)."""
-    try:
-        document = text.extract(data, kind)
-    except text.DocumentError as error:
-        _record_failure(repo, contract_id, error.message)
-        raise ApiError(Code.UNPROCESSABLE_ENTITY, error.message) from None
+    """Read the text and the terms under the lease, and record `parsed`, or `failed` with why, as
+    the lease is let go. Whatever else stops the parse, the contract is left `failed`, not `parsing`."""
+    unreadable: text.DocumentError | None = None
+    with lease.kept():
+        try:
+            fields = _outcome(repo, data, kind, previous)
+        except text.DocumentError as error:
+            unreadable, fields = error, _failure(error.message)
+        except BaseException:
+            lease.release(_failure("The contract could not be parsed; try again with reparse."))
+            raise
+        # A parse that lost its lease (it ran out, and another parse took the contract over)
+        # records nothing: the contract is as that one leaves it.
+        recorded = lease.release(fields)
+    if unreadable is not None:
+        raise ApiError(Code.UNPROCESSABLE_ENTITY, unreadable.message)
+    if recorded is None:
+        return records.get_contract(repo, lease.doc_id)
+    if fields["status"] == ContractStatus.PARSED:
+        _fill_customer(repo, str(recorded["customer_id"]), fields["extracted"])
+    return records.public(recorded)
+
+
+def _outcome(
+    repo: Repository, data: bytes, kind: text.FileKind | None, previous: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The fields that record a parse: the terms read, or why they could not be."""
+    document = extraction.extract(data, kind)
     try:
         extracted, model = _extract_terms(repo, document)
     except (ProviderError, terms.TermsError) as error:
-        message = f"The terms could not be extracted ({_reason(error)}); try again with reparse."
-        return models.ContractPublic.of(_record_failure(repo, contract_id, message))
-    extracted = terms.keep_corrections(previous, extracted)
-    now = datetime.now(UTC)
-    fields = {
+        return _failure(f"The terms could not be extracted ({_reason(error)}); try again with reparse.")
+    return {
         "status": ContractStatus.PARSED.value,
-        "extracted": extracted,
+        "extracted": terms.keep_corrections(previous, extracted),
         "parse_error": None,
-        "parsed_at": now,
+        "parsed_at": datetime.now(UTC),
         "model": model,
     }
-    contract = repo.update(CONTRACTS, contract_id, lambda _: fields)
-    _fill_customer(repo, str(contract["customer_id"]), extracted)
-    return models.ContractPublic.of(contract)
+
+
+def _failure(message: str) -> dict[str, Any]:
+    return {"status": ContractStatus.FAILED.value, "parse_error": message}
 
 
 def _reason(error: Exception) -> str:
     return error.message if isinstance(error, ProviderError) else "the model's answer did not fit the terms"
-
-
-def _record_failure(repo: Repository, contract_id: str, message: str) -> dict[str, Any]:
-    fields = {"status": ContractStatus.FAILED.value, "parse_error": message}
-    return repo.update(CONTRACTS, contract_id, lambda _: fields)
 
 
 def _extract_terms(repo: Repository, document: text.Document) -> tuple[dict[str, Any], str]:

@@ -13,17 +13,27 @@ from typing import Any
 from common import files, models
 from common.collections import CONTRACTS
 from common.errors import ApiError, Code
+from common.lease import held
 from common.resources import list_by_customer, require_customer, update_record
 from common.store import ListPage, Repository
 from common.validation import InvalidInputError, parse_value
 
 
+def public(contract: Mapping[str, Any]) -> models.ContractPublic:
+    """The contract as clients see it: `failed` once the lease of a parse whose process died ran out
+    (it left `parsing` behind; reparse takes it up again)."""
+    if contract.get("status") == models.ContractStatus.PARSING and not held(contract):
+        message = "The parse stopped before it finished; reparse the contract."
+        contract = {**contract, "status": models.ContractStatus.FAILED.value, "parse_error": message}
+    return models.ContractPublic.of(contract)
+
+
 def get_contract(repo: Repository, contract_id: str) -> models.ContractPublic:
-    return models.ContractPublic.of(repo.get(CONTRACTS, contract_id))
+    return public(repo.get(CONTRACTS, contract_id))
 
 
 def list_contracts(repo: Repository, query: Mapping[str, str]) -> ListPage[models.ContractPublic]:
-    return list_by_customer(repo, CONTRACTS, query).map(models.ContractPublic.of)
+    return list_by_customer(repo, CONTRACTS, query).map(public)
 
 
 def update_contract(
@@ -32,7 +42,7 @@ def update_contract(
     changes = update.changes()
     corrections = changes.pop("extracted", None)
     if corrections is None:
-        return models.ContractPublic.of(update_record(repo, CONTRACTS, contract_id, changes, if_match))
+        return public(update_record(repo, CONTRACTS, contract_id, changes, if_match))
     from common.contracts import terms  # the terms' models are large: loaded when corrections come
 
     checked = _corrections(corrections)
@@ -44,7 +54,7 @@ def update_contract(
 
     if changes.get("customer_id"):
         require_customer(repo, changes["customer_id"])
-    return models.ContractPublic.of(repo.update(CONTRACTS, contract_id, correct, if_match=if_match))
+    return public(repo.update(CONTRACTS, contract_id, correct, if_match=if_match))
 
 
 def _corrections(corrections: dict[str, Any]) -> dict[str, Any]:

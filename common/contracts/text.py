@@ -4,7 +4,9 @@ The kind is decided from the file's bytes alone, never from its name or declared
 are numbered from 1 so that evidence can name its page: a PDF's own pages; a DOCX's pages as
 its explicit breaks make them (hard page breaks, "page break before", section breaks, and the
 page ends Word recorded when it last laid the document out); a text file's form feeds. A file
-that cannot be read raises `UnreadableDocumentError` with a reason and a sentence for the CSM.
+that cannot be read raises `UnreadableDocumentError` with a reason and a sentence for the CSM;
+so does one over the bounds of a contract (DESIGN §8), naming the bound. This module reads in
+the process that calls it: the functions call it through `extraction`, in a bounded process.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 FileKind = Literal["pdf", "docx", "text"]
-Reason = Literal["no_text_layer", "encrypted", "empty", "corrupt"]
+Reason = Literal["no_text_layer", "encrypted", "empty", "corrupt", "over_limit"]
 
 CONTENT_TYPES: dict[FileKind, str] = {
     "pdf": "application/pdf",
@@ -24,9 +26,14 @@ CONTENT_TYPES: dict[FileKind, str] = {
     "text": "text/plain; charset=utf-8",
 }
 
-# A DOCX is a zip; unpacked, its parts are held in memory, so a zip that claims to unpack to
-# more than this is refused before python-docx inflates it.
-MAX_UNPACKED_BYTES = 200 * 1024 * 1024
+# A DOCX is a zip; unpacked, its parts are held in memory (the XML as trees several times its
+# size), so a zip that claims to unpack to more than this is refused before python-docx inflates
+# it. Python's zipfile never inflates a part past the size the zip declares for it.
+MAX_UNPACKED_BYTES = 30 * 1024 * 1024
+# The most of a document that is read: far beyond any contract, well short of what the model
+# could be asked to read.
+MAX_PAGES = 1_000
+MAX_CHARACTERS = 2_000_000
 
 
 class DocumentError(Exception):
@@ -153,6 +160,31 @@ def _decode_single_byte(data: bytes) -> str | None:
 # -- extraction ----------------------------------------------------------------------------------
 
 
+def over_limit(message: str) -> UnreadableDocumentError:
+    return UnreadableDocumentError("over_limit", message)
+
+
+def _too_many_pages() -> UnreadableDocumentError:
+    return over_limit(
+        f"The document has more than {MAX_PAGES:,} pages, the most a contract may have; upload the part with its terms."
+    )
+
+
+def _too_many_characters() -> UnreadableDocumentError:
+    return over_limit(
+        f"The document has more than {MAX_CHARACTERS:,} characters of text, the most a contract may have; "
+        "upload the part with its terms."
+    )
+
+
+def _within_bounds(texts: list[str]) -> list[str]:
+    if len(texts) > MAX_PAGES:
+        raise _too_many_pages()
+    if sum(len(text) for text in texts) > MAX_CHARACTERS:
+        raise _too_many_characters()
+    return texts
+
+
 def extract(data: bytes, kind: FileKind | None = None) -> Document:
     """The document's text page by page; `kind` as `detect_kind` found it (detected if not given).
 
@@ -193,6 +225,8 @@ def _pdf_pages(data: bytes) -> list[str]:
         # many e-signed contracts are) is read like any other: every viewer shows its text.
         if reader.is_encrypted and not reader.decrypt(""):
             raise _encrypted()
+        if len(reader.pages) > MAX_PAGES:  # as the page tree counts them, before any is read
+            raise _too_many_pages()
         pages = list(reader.pages)
     except UnreadableDocumentError:
         raise
@@ -208,13 +242,20 @@ def _pdf_pages(data: bytes) -> list[str]:
         raise UnreadableDocumentError("empty", "The PDF has no pages.")
     texts: list[str] = []
     failures = 0
+    characters = 0
     for page in pages:
         try:
-            texts.append(_lines(page.extract_text()))
+            page_text = _lines(page.extract_text())
+        except MemoryError:
+            raise  # not a damaged page: the reader's memory limit
         except Exception:
             # One damaged page (a signature certificate, say) should not cost the others.
             failures += 1
-            texts.append("")
+            page_text = ""
+        characters += len(page_text)
+        if characters > MAX_CHARACTERS:
+            raise _too_many_characters()
+        texts.append(page_text)
     if not any(text.strip() for text in texts):
         if failures:
             raise UnreadableDocumentError(
@@ -253,8 +294,9 @@ def _docx_pages(data: bytes) -> list[str]:
     except Exception as error:
         raise _corrupt_docx() from error
     if unpacked > MAX_UNPACKED_BYTES:
-        raise UnreadableDocumentError(
-            "corrupt", "The DOCX unpacks to more than 200 MiB; upload it as a PDF or a smaller DOCX."
+        raise over_limit(
+            f"The DOCX unpacks to more than {MAX_UNPACKED_BYTES // 2**20} MiB, the most a contract may; "
+            "upload it as a PDF or a smaller DOCX."
         )
     try:
         body = docx.Document(io.BytesIO(data)).element.body
@@ -263,7 +305,7 @@ def _docx_pages(data: bytes) -> list[str]:
     texts = _without_trailing_blank_pages([_lines(text) for text in _DocxReader().pages(body)])
     if not texts:
         raise UnreadableDocumentError("empty", "The DOCX contains no text.")
-    return texts
+    return _within_bounds(texts)
 
 
 class _DocxReader:
@@ -272,7 +314,8 @@ class _DocxReader:
     Paragraphs and tables alike are read, including those in content controls and tracked
     insertions (deleted text is `w:delText`, so left out). A table row becomes one line of its
     cells joined by " | "; a page break inside a table takes effect after the row. Word writes
-    a rendered page break right after an explicit one: the two count as one.
+    a rendered page break right after an explicit one: the two count as one. The walk stops as
+    soon as the document is over the bounds of pages or characters.
     """
 
     def __init__(self) -> None:
@@ -283,6 +326,7 @@ class _DocxReader:
         self.breaks_in_table = 0
         self.after_explicit_break = False
         self.section_ends: set[object] = set()
+        self.characters = 0
 
     def pages(self, body: object) -> list[str]:
         from lxml import etree
@@ -306,6 +350,9 @@ class _DocxReader:
             if element.text:
                 self.buffers[-1].append(element.text)
                 self.after_explicit_break = False
+                self.characters += len(element.text)
+                if self.characters > MAX_CHARACTERS:
+                    raise _too_many_characters()
         elif tag in _CHARACTERS:
             self.buffers[-1].append(_CHARACTERS[tag])
         elif tag == _BR:
@@ -367,6 +414,8 @@ class _DocxReader:
     def new_page(self) -> None:
         self.done.append("".join(self.page))
         self.page.clear()
+        if len(self.done) > MAX_PAGES:  # and another page begun: blank pages at the end are trimmed later
+            raise _too_many_pages()
 
 
 def _corrupt_docx() -> UnreadableDocumentError:
@@ -382,4 +431,4 @@ def _text_pages(data: bytes) -> list[str]:
     texts = _without_trailing_blank_pages(_lines(text).split("\f"))
     if not texts:
         raise UnreadableDocumentError("empty", "The text file is empty.")
-    return texts
+    return _within_bounds(texts)

@@ -57,6 +57,14 @@ class NotConnected(GoogleError):  # noqa: N818 - a state, as GET /integrations/g
         super().__init__(message, transient=False, status=None, reason="not_connected")
 
 
+class InvalidMessage(GoogleError):  # noqa: N818 - the worker's word for it: INVALID_MESSAGE
+    """An e-mail that cannot be written (the MIME library refuses a header or an address) or that
+    Gmail refuses as it is (400): no later attempt can send it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, transient=False, status=400, reason="invalid_message")
+
+
 # Google's OAuth endpoints; with CSCX_GOOGLE_OAUTH_BASE set (the stand-in) they are paths under it.
 _GOOGLE_OAUTH_URLS = {
     "authorize": "https://accounts.google.com/o/oauth2/v2/auth",

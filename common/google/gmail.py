@@ -10,14 +10,16 @@ here (a retry after a lost answer would send twice); searches are.
 from __future__ import annotations
 
 import base64
+import email.errors
 import email.utils
 import hashlib
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
-from common.google import execute, service, utc
+from common.google import GoogleError, InvalidMessage, execute, service, utc
 from common.log import get_logger
 
 logger = get_logger(__name__)
@@ -32,6 +34,12 @@ _SCAN_LIMIT = 500
 # Gmail's internalDate is its clock, sent_after ours: allow for the difference.
 _CLOCK_SKEW = timedelta(minutes=2)
 _SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,200}")
+# Gmail's reasons for a 400 that refuses the message itself ("Invalid To header", "Recipient
+# address required"); another 400 (failedPrecondition: no Gmail for the account) is not about it.
+_REFUSED_MESSAGE_REASONS = frozenset({"invalidArgument", "badRequest", "invalid"})
+# What the MIME library raises for a header or address it cannot write (HeaderWriteError, a
+# MessageError, in later Pythons; ValueError in 3.11).
+_UNWRITABLE = (ValueError, TypeError, email.errors.MessageError)
 
 
 def message_id_for(action_id: str) -> str:
@@ -50,34 +58,63 @@ def build_message(
     message_id: str,
     action_id: str,
 ) -> EmailMessage:
-    """A plain-text UTF-8 e-mail (ValueError for an address or header that cannot be written)."""
-    message = EmailMessage()
-    if sender:
-        message["From"] = sender  # Gmail sends as the signed-in account whatever this says
-    if to:
-        message["To"] = ", ".join(to)
-    if cc:
-        message["Cc"] = ", ".join(cc)
-    message["Subject"] = _one_line(subject)
-    message["Date"] = email.utils.format_datetime(datetime.now(UTC))
-    message["Message-ID"] = message_id
-    message[ACTION_HEADER] = action_id
-    message.set_content(body, subtype="plain", charset="utf-8")
+    """A plain-text UTF-8 e-mail; InvalidMessage for an address or header that cannot be written.
+
+    Addresses go out with their domains in ASCII (IDNA, `xn--`): the MIME library would write an
+    internationalised domain as an RFC 2047 encoded word, which is no address at all.
+    """
+    try:
+        message = EmailMessage()
+        if sender:
+            message["From"] = sender  # Gmail sends as the signed-in account whatever this says
+        if to:
+            message["To"] = ", ".join(_ascii_address(address) for address in to)
+        if cc:
+            message["Cc"] = ", ".join(_ascii_address(address) for address in cc)
+        message["Subject"] = _one_line(subject)
+        message["Date"] = email.utils.format_datetime(datetime.now(UTC))
+        message["Message-ID"] = message_id
+        message[ACTION_HEADER] = action_id
+        message.set_content(body, subtype="plain", charset="utf-8")
+    except _UNWRITABLE as error:
+        raise InvalidMessage(f"The e-mail cannot be written: {error}") from None
     return message
+
+
+def _ascii_address(address: str) -> str:
+    """`address` with its domain in ASCII; ValueError when it has no ASCII form at all."""
+    if address.isascii():
+        return address
+    import email_validator  # as the payload's addresses were validated: the same IDNA form
+
+    ascii_address = email_validator.validate_email(address, check_deliverability=False).ascii_email
+    if ascii_address is None:
+        raise ValueError(f"{address} has no ASCII form")
+    return str(ascii_address)
 
 
 def create_draft(token: str, message: EmailMessage) -> dict[str, Any]:
     """Save `message` as a draft: {"draft_id", "message_id"} (Gmail's ids)."""
     drafts = service("gmail", "v1", token).users().drafts()
-    draft = execute(drafts.create(userId="me", body={"message": {"raw": _raw(message)}}))
+    draft = _unless_refused(lambda: execute(drafts.create(userId="me", body={"message": {"raw": _raw(message)}})))
     return {"draft_id": str(draft.get("id", "")), "message_id": str((draft.get("message") or {}).get("id", ""))}
 
 
 def send(token: str, message: EmailMessage) -> dict[str, Any]:
     """Send `message`: {"message_id", "thread_id"} (Gmail's ids)."""
     messages = service("gmail", "v1", token).users().messages()
-    sent = execute(messages.send(userId="me", body={"raw": _raw(message)}))
+    sent = _unless_refused(lambda: execute(messages.send(userId="me", body={"raw": _raw(message)})))
     return {"message_id": str(sent.get("id", "")), "thread_id": str(sent.get("threadId", ""))}
+
+
+def _unless_refused(call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """`call`'s answer; InvalidMessage when Gmail refuses the message itself."""
+    try:
+        return call()
+    except GoogleError as error:
+        if error.status == 400 and error.reason in _REFUSED_MESSAGE_REASONS:
+            raise InvalidMessage(f"Gmail refused the e-mail: {error.message}") from None
+        raise
 
 
 def find_sent(
@@ -158,4 +195,7 @@ def _one_line(text: str) -> str:
 
 
 def _raw(message: EmailMessage) -> str:
-    return base64.urlsafe_b64encode(message.as_bytes()).decode()
+    try:
+        return base64.urlsafe_b64encode(message.as_bytes()).decode()
+    except _UNWRITABLE as error:
+        raise InvalidMessage(f"The e-mail cannot be written: {error}") from None

@@ -94,6 +94,8 @@ locals {
     "CSCX_RATE_LIMIT_PER_MINUTE",
     "CSCX_MAX_DOCUMENTS",
     "CSCX_DELETE_BATCH_LIMIT",
+    "CSCX_PARSE_MEMORY_MB",
+    "CSCX_PARSE_SECONDS",
   ]
 
   # Settings the code reads that are never set deployed, and why.
