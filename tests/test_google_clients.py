@@ -248,7 +248,7 @@ def test_connecting_stores_only_ciphertext_with_the_google_email_and_granted_sco
     assert asked["redirect_uri"] == get_settings().oauth_redirect_url
     assert asked["client_id"] == get_settings().google_oauth_client_id
     assert asked["scope"].split() == list(oauth.SCOPES)
-    assert re.fullmatch(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+){2}", asked["state"])  # URL-safe as it is: payload.time.signature
+    assert re.fullmatch(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+){2}", asked["state"])  # payload.time.signature, URL-safe
     [pending] = state_documents(alice.uid)
     assert set(pending) >= {"code_verifier_enc", "expires_at"}
     assert timedelta(minutes=9) < pending["expires_at"] - datetime.now(UTC) <= timedelta(minutes=10)

@@ -83,9 +83,11 @@ class _RequestHandler(JsonHandler):
         except Exception:
             logger.exception("Google stand-in failed on %s %s", self.command, parts.path)
             reply = api_error(500, "Internal error in the Google stand-in", "backendError").reply
-        self.send(reply.status, reply.body, content_type=reply.content_type, headers=reply.headers)
+        # Recorded before it is answered: Google served the request even when its caller is gone
+        # by the time the answer goes out (a worker killed while waiting).
         if route is not None and route.api is not None:
             self._record(state, route.api, call, reply, injected)
+        self.send(reply.status, reply.body, content_type=reply.content_type, headers=reply.headers)
 
     def _record(self, state: GoogleState, api: str, call: Call, reply: Reply, injected: bool) -> None:
         query = {k: (["[redacted]"] * len(v) if k in SECRET_PARAMS else v) for k, v in call.query.items()}
