@@ -146,9 +146,11 @@ def complete(repo: Repository, handle: str) -> None:
 def _connect(t: TenantTransaction, grant_id: str, now: datetime) -> bool:
     """In one commit: the parked grant becomes the connection, and the grant it replaces is owed a revoke."""
     stored = t.find(GOOGLE_GRANTS, grant_id)
-    current = t.find(INTEGRATIONS, t.uid)
-    grant = None if stored is None else Grant.model_validate(stored)
-    if stored is None or grant is None or grant.state is not GrantState.PARKED:
+    current = t.find(INTEGRATIONS, t.uid)  # every read before the first write
+    if stored is None:
+        return False
+    grant = Grant.model_validate(stored)
+    if grant.state is not GrantState.PARKED:
         return False
     if grant.due(now):  # too late: never to be used, only revoked
         t.update(GOOGLE_GRANTS, stored, {"state": GrantState.TO_REVOKE.value, "revoke_after": now})
