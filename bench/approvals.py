@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import requests
 
@@ -74,8 +75,12 @@ def _connect(bench: Bench, user: User) -> None:
     auth_url = requests.post(f"{crud}/integrations/google/connect", headers=headers, timeout=10).json()["auth_url"]
     callback = requests.get(auth_url, allow_redirects=False, timeout=10).headers["Location"]
     back = requests.get(callback, allow_redirects=False, timeout=10).headers["Location"]
-    if "google=connected" not in back:
+    handle = parse_qs(urlsplit(back).query).get("grant")
+    if "google=pending" not in back or not handle:
         raise RuntimeError(f"Google did not connect: {back}")
+    done = requests.post(f"{crud}/integrations/google/complete", headers=headers, json={"grant": handle[0]}, timeout=10)
+    if done.status_code != 200:
+        raise RuntimeError(f"Google did not connect: {done.status_code} {done.text}")
 
 
 def _bare_transaction(bench: Bench, action_id: str, uid: str) -> None:

@@ -8,14 +8,12 @@ from anywhere else, or edited, is a 400.
 
 from __future__ import annotations
 
-import base64
 import functools
-import hashlib
 import json
-import os
 from datetime import UTC, datetime
 from typing import Any
 
+from common import sealing
 from common.errors import ApiError, Code
 from common.settings import get_settings
 
@@ -29,10 +27,8 @@ def _bad_cursor() -> ApiError:
 
 
 @functools.cache
-def _cursor_cipher(key: bytes) -> Any:
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-    return AESGCM(hashlib.sha256(b"cscx/list-cursor/v1\0" + key).digest())
+def _cursor_key(secret: bytes) -> bytes:
+    return sealing.derive_key(secret, "cscx/list-cursor/v1")
 
 
 def _encode_value(value: Any) -> Any:
@@ -52,22 +48,16 @@ def _decode_value(value: Any) -> Any:
 def encode(query_id: str, values: list[Any], doc_id: str) -> str:
     """The cursor after the item with sort `values` and `doc_id`, in the list `query_id` names."""
     plain = json.dumps({"v": [_encode_value(v) for v in values], "d": doc_id}, separators=(",", ":")).encode()
-    nonce = os.urandom(12)
-    sealed = _cursor_cipher(get_settings().cursor_key).encrypt(nonce, plain, query_id.encode())
-    return base64.urlsafe_b64encode(nonce + sealed).decode().rstrip("=")
+    return sealing.b64encode(sealing.seal(_cursor_key(get_settings().cursor_key), plain, query_id.encode()))
 
 
 def decode(cursor: str, query_id: str, n_values: int) -> tuple[list[Any], str]:
     """The sort values and document id a cursor of the list `query_id` holds, else a 400."""
-    from cryptography.exceptions import InvalidTag
-
     try:
-        raw = base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode("ascii"))
-        if len(raw) < 12 + 16:
-            raise ValueError("too short")
-        plain = _cursor_cipher(get_settings().cursor_key).decrypt(raw[:12], raw[12:], query_id.encode())
+        sealed = sealing.b64decode(cursor)
+        plain = sealing.unseal(_cursor_key(get_settings().cursor_key), sealed, query_id.encode())
         payload = json.loads(plain)
-    except (ValueError, UnicodeError, RecursionError, InvalidTag):
+    except (ValueError, RecursionError):  # sealing.UnsealableError and UnicodeError are ValueErrors
         raise _bad_cursor() from None
     values, doc_id = payload.get("v"), payload.get("d")
     if not isinstance(values, list) or len(values) != n_values or not isinstance(doc_id, str):

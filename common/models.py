@@ -440,6 +440,12 @@ class RejectRequest(Strict):
     reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)] | None = None
 
 
+class GoogleCompletion(Strict):
+    """`POST /integrations/google/complete`: the one-time handle of a grant the OAuth callback parked."""
+
+    grant: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+
+
 class WorkerTask(BaseModel):
     """What a Cloud Task tells the worker: the action, and whose it is (it is read as that user's).
     Not a client's input: only Cloud Tasks calls the worker."""

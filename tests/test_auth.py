@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -27,6 +28,7 @@ import requests
 
 from common import files
 from common.collections import CONTRACTS, MESSAGES, SESSIONS
+from common.google import grants
 from scripts.stack import PROJECT_ID, Stack
 from tests import tokens
 from tests.conftest import Api, Caller, Users, assert_error, assert_json_headers, raw_firestore, seed_action
@@ -34,13 +36,14 @@ from tests.routes import ServedRoute, user_routes
 
 OTHER_PROJECT = "demo-other"
 
-# A body that makes each body-taking route succeed (None: it takes none). A new POST/PATCH route
-# needs an entry here.
+# A body that makes each body-taking route succeed (None: it takes none); `{name}` in a value is
+# the id `seed_objects` keeps under that name. A new POST/PATCH route needs an entry here.
 BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("POST", "/chat"): {"message": "How is Globex doing?"},
     ("POST", "/sessions/{session_id}/stop"): None,
     ("POST", "/actions/{action_id}/approve"): {},
     ("POST", "/integrations/google/connect"): None,
+    ("POST", "/integrations/google/complete"): {"grant": "{google_grant}"},
     ("POST", "/contracts/{contract_id}/reparse"): None,
     ("POST", "/contracts/upload"): None,  # multipart: see UPLOADS
     ("POST", "/actions/{action_id}/reject"): {"reason": "Not now"},
@@ -157,6 +160,19 @@ def seed_objects(api: Api, caller: Caller, repo: Any) -> Owned:
         parent_id=session["id"],
     )
     ids = {
+        # A consent of the caller's that the OAuth callback parked (tokens Google never issued:
+        # completing it asks Google nothing).
+        "google_grant": grants.park(
+            caller.uid,
+            grants.Granted(
+                google_email=f"{caller.uid}@gmail.test",
+                google_sub=f"sub-{caller.uid}",
+                scopes=["openid"],
+                access_token=f"ya29.seeded-{uuid.uuid4().hex}",
+                refresh_token=f"1//0seeded-{uuid.uuid4().hex}",
+                expires_at=datetime.now(UTC) + timedelta(hours=1),
+            ),
+        ),
         "customer_id": customer_id,
         "contract_id": contract["id"],
         "task_id": task_id,
@@ -203,7 +219,14 @@ def call(apis: Apis, route: ServedRoute, ids: dict[str, str], authorization: str
         form = {"customer_id": ids["holder_customer_id"]}  # the customer the delete acts on stays unreferenced
         files = {"file": ("terms.txt", f"Term: 12 months. {uuid.uuid4().hex}".encode(), "text/plain")}
         return api.call(route.method, path, data=form, files=files, headers=headers)
-    return api.call(route.method, path, json=BODIES.get((route.method, route.pattern)), headers=headers)
+    return api.call(route.method, path, json=body_of(route, ids), headers=headers)
+
+
+def body_of(route: ServedRoute, ids: Mapping[str, str]) -> dict[str, Any] | None:
+    body = BODIES.get((route.method, route.pattern))
+    if body is None:
+        return None
+    return {name: value.format(**ids) if isinstance(value, str) else value for name, value in body.items()}
 
 
 def assert_401_everywhere(
@@ -211,7 +234,8 @@ def assert_401_everywhere(
 ) -> None:
     """Each route answers 401 with the error shape, and the database is exactly as it was."""
     before = firestore_contents()
-    stored = {f"{name.split('_id')[0]}s/{doc_id}" for name, doc_id in ids.items() if not name.startswith("holder")}
+    seeded = {name: doc_id for name, doc_id in ids.items() if not name.startswith(("holder", "google"))}
+    stored = {f"{name.split('_id')[0]}s/{doc_id}" for name, doc_id in seeded.items()}
     stored.add(f"sessions/{ids['session_id']}/messages/")
     assert all(any(path.startswith(prefix) for path in before) for prefix in stored), "nothing seeded where checked"
     failures = []

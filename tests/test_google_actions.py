@@ -1,7 +1,8 @@
 """The launch checklist (issue 7), end to end through the running functions, the Cloud Tasks
-emulator and the Google stand-in: connecting Google through crud, an approved e-mail sent once,
-a draft in Gmail's drafts, a meeting with a Meet link, and exactly once under redelivery, a
-worker killed between Google's effect and its record, Google failing, quotas and revoked access.
+emulator and the Google stand-in: connecting Google through crud (and only for the person who
+asked), an approved e-mail sent once, a draft in Gmail's drafts, a meeting with a Meet link, and
+exactly once under redelivery, a worker killed between Google's effect and its record, Google
+failing, quotas and revoked access.
 """
 
 from __future__ import annotations
@@ -40,11 +41,9 @@ def approvals(stack: Stack) -> Api:
     return Api(stack.url("approve_action"))
 
 
-def connect(crud: Api, user: Caller) -> str:
-    """The browser's round trip: crud's authorization URL, Google's consent, crud's callback."""
-    started = crud.post("/integrations/google/connect", user)
-    assert started.status_code == 200, started.text
-    at_google = requests.get(started.json()["auth_url"], allow_redirects=False, timeout=10)
+def follow_consent(auth_url: str) -> str:
+    """A browser at Google's consent screen, and back through crud's callback: where it lands."""
+    at_google = requests.get(auth_url, allow_redirects=False, timeout=10)
     assert at_google.status_code == 302, at_google.text
     back = requests.get(at_google.headers["Location"], allow_redirects=False, timeout=10)
     assert back.status_code == 302, back.text
@@ -52,10 +51,41 @@ def connect(crud: Api, user: Caller) -> str:
     return str(back.headers["Location"])
 
 
+def connect(crud: Api, user: Caller) -> str:
+    """The browser's round trip: crud's authorization URL, Google's consent, crud's callback."""
+    started = crud.post("/integrations/google/connect", user)
+    assert started.status_code == 200, started.text
+    return follow_consent(started.json()["auth_url"])
+
+
+def grant_of(landed: str) -> str:
+    assert landed.startswith(f"{WEB_APP}?google=pending&grant="), landed
+    [handle] = parse_qs(urlsplit(landed).query)["grant"]
+    return handle
+
+
+def complete(crud: Api, user: Caller, handle: str) -> requests.Response:
+    """What the web app does when the browser lands with ?google=pending&grant=..."""
+    return crud.post("/integrations/google/complete", user, json={"grant": handle})
+
+
 @pytest.fixture
 def connected(crud: Api, alice: Caller, google: GoogleStandinClient) -> Caller:
-    assert connect(crud, alice) == f"{WEB_APP}?google=connected"
+    done = complete(crud, alice, grant_of(connect(crud, alice)))
+    assert done.status_code == 200, done.text
     return alice
+
+
+def integration_of(user: Caller) -> dict[str, Any] | None:
+    snapshot = raw_firestore().collection("integrations").document(user.uid).get()
+    return snapshot.to_dict() if snapshot.exists else None
+
+
+def grants_of(user: Caller) -> list[dict[str, Any]]:
+    from google.cloud.firestore import FieldFilter
+
+    query = raw_firestore().collection("google_grants").where(filter=FieldFilter("owner_id", "==", user.uid))
+    return [snapshot.to_dict() or {} for snapshot in query.stream()]
 
 
 def email_action(user: Caller, action_type: str = "email.send", **payload: Any) -> dict[str, Any]:
@@ -117,12 +147,59 @@ def test_a_forged_or_replayed_state_is_refused_by_the_callback(
     assert forged.status_code == 302
     assert forged.headers["Location"] == f"{WEB_APP}?google=error&reason=invalid_state"
     first = requests.get(callback, allow_redirects=False, timeout=10)
-    assert first.headers["Location"] == f"{WEB_APP}?google=connected"
+    grant_of(first.headers["Location"])
     replayed = requests.get(callback, allow_redirects=False, timeout=10)
     assert replayed.headers["Location"] == f"{WEB_APP}?google=error&reason=invalid_state"
     junk = requests.get(f"{crud.base_url}/integrations/google/callback?surprise=1", allow_redirects=False, timeout=10)
     assert junk.status_code == 302, "a browser redirect never gets an error page"
     assert "google=error" in junk.headers["Location"]
+
+
+def test_connecting_is_completed_by_the_user_who_asked(crud: Api, alice: Caller, google: GoogleStandinClient) -> None:
+    handle = grant_of(connect(crud, alice))
+    assert crud.get("/integrations/google", alice).json()["status"] == "disconnected"  # parked, not connected
+
+    done = complete(crud, alice, handle)
+
+    assert done.status_code == 200, done.text
+    assert done.json() == crud.get("/integrations/google", alice).json()
+    assert done.json()["status"] == "connected"
+    assert done.json()["google_email"] == EMAIL
+    assert "https://www.googleapis.com/auth/gmail.readonly" not in done.json()["scopes"]
+    assert_error(complete(crud, alice, handle), 404, "NOT_FOUND")  # once
+    assert grants_of(alice) == []
+
+
+def test_a_consent_link_made_by_one_user_and_followed_by_another_connects_no_one(
+    crud: Api, alice: Caller, bob: Caller, google: GoogleStandinClient
+) -> None:
+    # Alice (the attacker) asks to connect and hands the fresh consent URL to Bob, who follows
+    # it and consents at Google with his own account.
+    auth_url = crud.post("/integrations/google/connect", alice).json()["auth_url"]
+    victim = "victim@bobs-company.test"
+    google.set_account(victim)
+    landed = follow_consent(auth_url)  # Bob's browser lands on the web app, signed in as Bob
+    handle = grant_of(landed)
+
+    refused = complete(crud, bob, handle)
+    missing = complete(crud, bob, handle[::-1])
+
+    assert_error(refused, 404, "NOT_FOUND")
+    assert refused.json() == missing.json()  # no different from a grant that never was
+    assert_error(complete(crud, alice, handle), 404, "NOT_FOUND")  # nor can Alice after Bob tried
+    for user in (alice, bob):
+        assert integration_of(user) is None
+        assert grants_of(user) == []
+        assert crud.get("/integrations/google", user).json()["status"] == "disconnected"
+    assert [t["revoked"] for t in google.account(victim)["refresh_tokens"]] == [True]
+    # The state Alice holds from her consent URL is no handle either.
+    state = parse_qs(urlsplit(auth_url).query)["state"][0]
+    assert_error(complete(crud, alice, state), 404, "NOT_FOUND")
+
+
+def test_complete_takes_only_a_grant(crud: Api, alice: Caller, google: GoogleStandinClient) -> None:
+    for body in ({}, {"grant": ""}, {"grant": 7}, {"grant": "x", "uid": alice.uid}, {"grant": "x" * 1025}):
+        assert_error(crud.post("/integrations/google/complete", alice, json=body), 400, "INVALID_ARGUMENT")
 
 
 def test_disconnect_revokes_and_forgets(crud: Api, connected: Caller, google: GoogleStandinClient) -> None:
@@ -133,7 +210,52 @@ def test_disconnect_revokes_and_forgets(crud: Api, connected: Caller, google: Go
         "scopes": [],
     }
     assert all(t["revoked"] for t in google.account(EMAIL)["refresh_tokens"])
-    assert raw_firestore().collection("integrations").document(connected.uid).get().exists is False
+    assert integration_of(connected) is None
+    assert grants_of(connected) == []
+
+
+def test_a_disconnect_google_cannot_revoke_now_keeps_nothing_usable_and_is_revoked_later(
+    crud: Api, approvals: Api, connected: Caller, google: GoogleStandinClient
+) -> None:
+    google.fail("oauth.revoke", 503)
+
+    assert crud.delete("/integrations/google", connected).status_code == 204
+
+    assert crud.get("/integrations/google", connected).json()["status"] == "disconnected"
+    assert integration_of(connected) is None
+    action = email_action(connected)
+    approvals.post(f"/actions/{action['id']}/approve", connected)
+    assert wait_for_status(action["id"], "failed")["error"]["code"] == "GOOGLE_NOT_CONNECTED"
+    assert [t["revoked"] for t in google.account(EMAIL)["refresh_tokens"]] == [False]
+    [owed] = grants_of(connected)
+    assert owed["state"] == "to_revoke"
+    raw_firestore().collection("google_grants").document(owed_id(connected)).update({"revoke_after": datetime.now(UTC)})
+
+    assert crud.delete("/integrations/google", connected).status_code == 204  # disconnecting again retries
+
+    assert [t["revoked"] for t in google.account(EMAIL)["refresh_tokens"]] == [True]
+    assert grants_of(connected) == []
+
+
+def owed_id(user: Caller) -> str:
+    from google.cloud.firestore import FieldFilter
+
+    query = raw_firestore().collection("google_grants").where(filter=FieldFilter("owner_id", "==", user.uid))
+    [snapshot] = list(query.stream())
+    return str(snapshot.id)
+
+
+def test_reconnecting_another_account_revokes_the_grant_it_replaces(
+    crud: Api, connected: Caller, google: GoogleStandinClient
+) -> None:
+    other = "second@acme-success.com"
+    google.set_account(other)
+
+    done = complete(crud, connected, grant_of(connect(crud, connected)))
+
+    assert done.json()["google_email"] == other
+    assert [t["revoked"] for t in google.account(EMAIL)["refresh_tokens"]] == [True]
+    assert [t["revoked"] for t in google.account(other)["refresh_tokens"]] == [False]
 
 
 # -- the checklist ---------------------------------------------------------------------------
@@ -154,6 +276,8 @@ def test_an_approved_email_is_sent_once_with_its_message_id(
     assert message["from"].endswith(EMAIL) or EMAIL in message["from"]
     assert done["result"] == {"message_id": message["id"], "thread_id": message["threadId"]}
     assert done["error"] is None
+    assert google.account(EMAIL)["drafts"] == []  # sent as a draft, which sending deleted
+    assert google.requests("gmail.messages.list") == google.requests("gmail.messages.get") == []
 
 
 def test_an_approved_draft_appears_in_gmail_drafts(
@@ -205,6 +329,7 @@ def test_a_task_delivered_twenty_times_has_one_effect(
     assert [deliver(0) for _ in range(3)] == [200, 200, 200]
     account = google.account(EMAIL)
     assert len(account["sent"] if kind == "email.send" else account["events"]) == 1
+    assert account["drafts"] == []
 
 
 def test_ten_concurrent_approvals_send_one_email(
@@ -233,8 +358,8 @@ def test_a_worker_killed_after_sending_does_not_send_again(
     deciding = Api(
         stack.start_variant("approve_action", "to-dying-worker", {"CSCX_WORKER_URL": f"http://127.0.0.1:{port}"})
     )
-    # Gmail sends, then its answer is held back: the worker dies before it can record the send.
-    google.fail("gmail.messages.send", None, times=1, delay_ms=5000, after_effect=True)
+    # Gmail sends the draft, then its answer is held back: the worker dies before it can record the send.
+    google.fail("gmail.drafts.send", None, times=1, delay_ms=5000, after_effect=True)
     action = email_action(connected)
     assert deciding.post(f"/actions/{action['id']}/approve", connected).status_code == 202
     wait_for(lambda: len(sent(google)) == 1, what="the first send")
@@ -245,26 +370,68 @@ def test_a_worker_killed_after_sending_does_not_send_again(
     done = wait_for_status(action["id"], "executed", timeout=30)
 
     [message] = sent(google)
-    assert done["result"]["message_id"] == message["id"]
-    assert done["attempts"] >= 2  # the second found the first's e-mail in the Sent folder
+    # The second attempt found the draft it had recorded gone, so sent: the message's own id
+    # would take reading the mailbox, which the connection cannot do; its thread is the draft's.
+    assert done["result"] == {"message_id": None, "thread_id": message["threadId"]}
+    assert done["attempts"] >= 2
+    assert google.account(EMAIL)["drafts"] == []
+    # The first send is logged once its held-back answer goes out; the second attempt sent nothing.
+    wait_for(lambda: len(google.requests("gmail.drafts.send")) == 1, what="the first send's log entry")
+    assert sorted(r["api"] for r in google.requests() if r["api"].startswith("gmail.")) == [
+        "gmail.drafts.create",
+        "gmail.drafts.get",  # the second attempt's look: gone, so sent
+        "gmail.drafts.send",
+    ]
+
+
+def test_a_worker_killed_after_making_the_draft_sends_that_draft_once(
+    stack: Stack, connected: Caller, google: GoogleStandinClient
+) -> None:
+    port = free_port()
+    worker_settings = {"CSCX_EXECUTION_LEASE_SECONDS": "2"}
+    stack.start_variant("execute_action", "dies-drafting", worker_settings, port=port)
+    deciding = Api(
+        stack.start_variant("approve_action", "to-drafting-worker", {"CSCX_WORKER_URL": f"http://127.0.0.1:{port}"})
+    )
+    # Gmail saves the draft, then its answer is held back: the worker dies before recording it.
+    google.fail("gmail.drafts.create", None, times=1, delay_ms=5000, after_effect=True)
+    action = email_action(connected)
+    assert deciding.post(f"/actions/{action['id']}/approve", connected).status_code == 202
+    wait_for(lambda: len(google.account(EMAIL)["drafts"]) == 1, what="the first draft")
+    stack.kill("execute_action-dies-drafting")
+
+    stack.start_variant("execute_action", "back-drafting", worker_settings, port=port)
+    done = wait_for_status(action["id"], "executed", timeout=30)
+
+    [message] = sent(google)
+    assert message["message_id"] == f"<action-{action['id']}@cscx.app>"
+    assert done["result"] == {"message_id": message["id"], "thread_id": message["threadId"]}
+    assert google.account(EMAIL)["drafts"] == []  # the first attempt's draft was the one sent
+    wait_for(lambda: len(google.requests("gmail.drafts.create")) == 1, what="the first draft's log entry")
+    assert sorted(r["api"] for r in google.requests() if r["api"].startswith("gmail.")) == [
+        "gmail.drafts.create",
+        "gmail.drafts.list",  # the second attempt's search, by the action's Message-ID
+        "gmail.drafts.send",
+    ]
 
 
 # -- Google failing, quotas, revoked access --------------------------------------------------
 
 
 def test_a_google_503_is_retried_and_sends_once(approvals: Api, connected: Caller, google: GoogleStandinClient) -> None:
-    google.fail("gmail.messages.send", 503, times=2)
+    google.fail("gmail.drafts.send", 503, times=2)
     action = email_action(connected)
     approvals.post(f"/actions/{action['id']}/approve", connected)
     done = wait_for_status(action["id"], "executed", timeout=20)
     assert done["attempts"] == 3
     assert len(sent(google)) == 1
+    assert len(google.requests("gmail.drafts.create")) == 1  # one draft, sent by the third attempt
 
 
 def test_a_google_400_fails_the_action_without_retry(
     approvals: Api, connected: Caller, google: GoogleStandinClient
 ) -> None:
-    google.fail("gmail.messages.send", 400, times=5, reason="invalidArgument", message="Invalid To header")
+    google.fail("gmail.drafts.send", 400, times=5, reason="invalidArgument", message="Invalid To header")
     action = email_action(connected)
     approvals.post(f"/actions/{action['id']}/approve", connected)
     failed = wait_for_status(action["id"], "failed")
@@ -272,7 +439,7 @@ def test_a_google_400_fails_the_action_without_retry(
     assert failed["attempts"] == 1
     time.sleep(0.5)
     assert sent(google) == []
-    assert len(google.requests("gmail.messages.send")) == 1
+    assert len(google.requests("gmail.drafts.send")) == 1
 
 
 def test_transient_failures_on_every_attempt_fail_after_the_last(
@@ -281,7 +448,7 @@ def test_transient_failures_on_every_attempt_fail_after_the_last(
     port = free_port()
     stack.start_variant("execute_action", "three-attempts", {"CSCX_TASKS_MAX_ATTEMPTS": "3"}, port=port)
     deciding = Api(stack.start_variant("approve_action", "to-three", {"CSCX_WORKER_URL": f"http://127.0.0.1:{port}"}))
-    google.fail("gmail.messages.send", 503, times=None)
+    google.fail("gmail.drafts.send", 503, times=None)
     action = email_action(connected)
     deciding.post(f"/actions/{action['id']}/approve", connected)
     failed = wait_for_status(action["id"], "failed", timeout=20)

@@ -16,6 +16,7 @@ import os
 import re
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,7 +26,8 @@ import pytest
 import requests
 
 from common import google
-from common.collections import INTEGRATIONS
+from common.collections import GOOGLE_GRANTS, INTEGRATIONS
+from common.errors import ApiError, Code
 from common.google import calendar, gmail, oauth, tokens
 from common.log import CloudLoggingFormatter
 from common.settings import get_settings
@@ -105,15 +107,52 @@ def consent(auth_url: str) -> dict[str, str]:
     return {name: values[0] for name, values in parse_qs(urlsplit(location).query).items()}
 
 
-def connect(user: Caller) -> str:
-    """Connect the user's Google account end to end; the redirect the callback answers."""
+def callback(user: Caller) -> str:
+    """The user asks to connect and consents at Google; where the callback sends the browser."""
     redirect = consent(oauth.authorization_url(Repository(user.uid)))
     return oauth.complete_authorization(redirect.get("code"), redirect.get("state"), redirect.get("error"))
 
 
-def find_sent(token: str, action_id: str, subject: str, sent_after: datetime) -> dict[str, Any] | None:
-    message_id = gmail.message_id_for(action_id)
-    return gmail.find_sent(token, message_id=message_id, action_id=action_id, subject=subject, sent_after=sent_after)
+def grant_of(redirect: str) -> str:
+    """The one-time handle of the grant a callback parked, from the redirect to the web app."""
+    assert redirect.startswith(WEB_APP + "?"), redirect
+    query = parse_qs(urlsplit(redirect).query)
+    assert query["google"] == ["pending"], redirect
+    [handle] = query["grant"]
+    return handle
+
+
+def connect(user: Caller) -> dict[str, Any]:
+    """Connect the user's Google account end to end (consent, callback, completion); the connection."""
+    return oauth.complete_connection(Repository(user.uid), grant_of(callback(user)))
+
+
+def no_such_grant(user: Caller, handle: str) -> None:
+    with pytest.raises(ApiError) as refused:
+        oauth.complete_connection(Repository(user.uid), handle)
+    assert (refused.value.code, refused.value.message) == (Code.NOT_FOUND, "No such Google grant.")
+
+
+def _grants_of(uid: str) -> list[Any]:
+    from google.cloud.firestore import FieldFilter
+
+    return list(raw_firestore().collection("google_grants").where(filter=FieldFilter("owner_id", "==", uid)).stream())
+
+
+def grant_documents(uid: str) -> list[dict[str, Any]]:
+    """The user's parked grants and grants owed a revoke, as stored."""
+    return [snapshot.to_dict() or {} for snapshot in _grants_of(uid)]
+
+
+def make_due(user: Caller, field: str) -> None:
+    """Move the user's one grant document's `field` (expires_at, revoke_after) to the past."""
+    [snapshot] = _grants_of(user.uid)
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    Repository(user.uid).update(GOOGLE_GRANTS, str(snapshot.id), lambda _current: {field: past})
+
+
+def refresh_tokens_revoked(google_standin: GoogleStandinClient, email: str = EMAIL) -> list[bool]:
+    return [t["revoked"] for t in google_standin.account(email)["refresh_tokens"]]
 
 
 def stored(collection: str, doc_id: str) -> dict[str, Any] | None:
@@ -190,24 +229,39 @@ def test_connecting_stores_only_ciphertext_with_the_google_email_and_granted_sco
     assert auth_url.startswith(f"{get_settings().google_oauth_base}/o/oauth2/v2/auth?")
     assert asked["access_type"] == "offline"
     assert asked["prompt"] == "consent"
-    assert asked["include_granted_scopes"] == "true"
+    assert "include_granted_scopes" not in asked  # nothing an earlier consent granted rides along
     assert asked["code_challenge_method"] == "S256"
     assert asked["redirect_uri"] == get_settings().oauth_redirect_url
     assert asked["client_id"] == get_settings().google_oauth_client_id
     assert asked["scope"].split() == list(oauth.SCOPES)
-    assert re.fullmatch(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+", asked["state"])  # URL-safe as it is
+    assert re.fullmatch(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+){2}", asked["state"])  # payload.time.signature, URL-safe
     [pending] = state_documents(alice.uid)
     assert set(pending) >= {"code_verifier_enc", "expires_at"}
     assert timedelta(minutes=9) < pending["expires_at"] - datetime.now(UTC) <= timedelta(minutes=10)
 
     redirect = consent(auth_url)
     assert redirect["state"] == asked["state"]
-    assert oauth.complete_authorization(redirect["code"], redirect["state"], None) == f"{WEB_APP}?google=connected"
+    handle = grant_of(oauth.complete_authorization(redirect["code"], redirect["state"], None))
 
+    # Parked, sealed, until alice herself completes it: nothing is connected yet.
+    assert stored("integrations", alice.uid) is None
+    [parked] = grant_documents(alice.uid)
+    assert parked["state"] == "parked"
+    assert timedelta(minutes=9) < parked["expires_at"] - datetime.now(UTC) <= timedelta(minutes=10)
+    issued = secrets_at_google(google_standin)
+    assert not [secret for secret in issued if secret in json.dumps(parked, default=str) + handle]
+
+    assert oauth.complete_connection(repo, handle) == {
+        "status": "connected",
+        "google_email": EMAIL,
+        "scopes": sorted(oauth.SCOPES),
+    }
+    assert grant_documents(alice.uid) == []  # the grant is the connection now
     document = stored("integrations", alice.uid)
     assert document is not None
     assert document["owner_id"] == alice.uid
     assert document["google_email"] == EMAIL
+    assert document["google_sub"]  # the account's stable id, from userinfo
     assert set(document["scopes"]) == set(oauth.SCOPES)
     assert document["status"] == "connected"
     assert timedelta(minutes=55) < document["expires_at"] - datetime.now(UTC) <= timedelta(hours=1)
@@ -225,7 +279,7 @@ def test_connecting_stores_only_ciphertext_with_the_google_email_and_granted_sco
     public = tokens.connection(repo)
     assert public is not None
     assert (public["status"], public["google_email"]) == ("connected", EMAIL)
-    assert not [name for name in public if "token" in name or "lease" in name]
+    assert set(public) == {"status", "google_email", "scopes"}
     assert oauth.connection_status(repo) == {
         "status": "connected",
         "google_email": EMAIL,
@@ -238,12 +292,25 @@ def test_forged_state_is_refused_and_stores_nothing(
     google_standin: GoogleStandinClient, alice: Caller, bob: Caller
 ) -> None:
     redirect = consent(oauth.authorization_url(Repository(alice.uid)))
-    payload, signature = redirect["state"].split(".")
+    payload, timestamp, signature = redirect["state"].split(".")
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert claims["u"] == alice.uid
     as_bob = base64.urlsafe_b64encode(json.dumps({**claims, "u": bob.uid}).encode()).decode().rstrip("=")
     flipped = signature[:-2] + ("AA" if signature[-2:] != "AA" else "BB")
+    later = base64.urlsafe_b64encode(int(time.time() + 3600).to_bytes(4, "big")).decode().rstrip("=")
 
-    for forged in [f"{as_bob}.{signature}", f"{payload}.{flipped}", payload, "", "a.b.c", None, "é.ü"]:
+    forgeries = [
+        f"{as_bob}.{timestamp}.{signature}",  # someone else's uid under alice's signature
+        f"{payload}.{later}.{signature}",  # a later time of signing, to outlive the 10 minutes
+        f"{payload}.{timestamp}.{flipped}",
+        f"{payload}.{timestamp}",
+        payload,
+        "",
+        "a.b.c",
+        None,
+        "é.ü",
+    ]
+    for forged in forgeries:
         assert error_reason(oauth.complete_authorization(redirect["code"], forged, None)) == "invalid_state"
 
     assert stored("integrations", alice.uid) is None
@@ -266,15 +333,15 @@ def test_expired_state_is_refused_and_stores_nothing(
 
 def test_replayed_state_is_refused(google_standin: GoogleStandinClient, alice: Caller) -> None:
     redirect = consent(oauth.authorization_url(Repository(alice.uid)))
-    assert oauth.complete_authorization(redirect["code"], redirect["state"], None).endswith("google=connected")
-    first = stored("integrations", alice.uid)
+    grant_of(oauth.complete_authorization(redirect["code"], redirect["state"], None))
+    first = grant_documents(alice.uid)
 
     assert error_reason(oauth.complete_authorization(redirect["code"], redirect["state"], None)) == "invalid_state"
     # Nor with a fresh code from another consent: the state, not the code, is what is spent.
     other = consent(oauth.authorization_url(Repository(alice.uid)))
     assert error_reason(oauth.complete_authorization(other["code"], redirect["state"], None)) == "invalid_state"
     assert token_requests(google_standin) == 1
-    assert stored("integrations", alice.uid) == first
+    assert grant_documents(alice.uid) == first
 
 
 def test_state_submitted_five_times_at_once_connects_once(google_standin: GoogleStandinClient, alice: Caller) -> None:
@@ -292,8 +359,12 @@ def test_state_submitted_five_times_at_once_connects_once(google_standin: Google
     for thread in threads:
         thread.join(timeout=60)
 
-    assert sorted(answers) == [f"{WEB_APP}?google=connected", *[f"{WEB_APP}?google=error&reason=invalid_state"] * 4]
+    refused = [answer for answer in answers if "google=error" in answer]
+    assert refused == [f"{WEB_APP}?google=error&reason=invalid_state"] * 4
+    [parked] = [answer for answer in answers if answer not in refused]
+    assert oauth.complete_connection(Repository(alice.uid), grant_of(parked))["status"] == "connected"
     assert token_requests(google_standin) == 1  # the code was exchanged once
+    assert len(grant_documents(alice.uid)) == 0
 
 
 def test_state_signed_for_another_user_does_not_reach_the_first_users_nonce(
@@ -303,14 +374,15 @@ def test_state_signed_for_another_user_does_not_reach_the_first_users_nonce(
     alices = oauth._verify(redirect["state"])
     # Even a correctly signed state naming bob cannot spend alice's nonce: bob's repository
     # does not see it.
-    as_bob = oauth._sign(oauth._State(bob.uid, alices.nonce, alices.expires))
+    as_bob = oauth._sign(oauth._State(bob.uid, alices.nonce))
 
     assert error_reason(oauth.complete_authorization(redirect["code"], as_bob, None)) == "invalid_state"
-    assert stored("integrations", bob.uid) is None
-    assert stored("integrations", alice.uid) is None
+    assert grant_documents(bob.uid) == []
+    assert grant_documents(alice.uid) == []
     assert len(state_documents(alice.uid)) == 1
-    assert oauth.complete_authorization(redirect["code"], redirect["state"], None).endswith("google=connected")
-    assert stored("integrations", bob.uid) is None
+    grant_of(oauth.complete_authorization(redirect["code"], redirect["state"], None))
+    assert len(grant_documents(alice.uid)) == 1
+    assert grant_documents(bob.uid) == []
 
 
 def test_user_declining_at_google_is_sent_back_with_access_denied(
@@ -340,7 +412,8 @@ def test_consent_without_every_scope_is_refused_as_missing_scopes(
 ) -> None:
     google_standin.set_account(EMAIL, scopes=[AUTH + "gmail.compose"])  # the user unticks the rest
 
-    assert error_reason(connect(alice)) == "missing_scopes"
+    assert error_reason(callback(alice)) == "missing_scopes"
+    assert grant_documents(alice.uid) == []
     assert stored("integrations", alice.uid) is None
 
 
@@ -355,7 +428,7 @@ def test_code_google_refuses_is_exchange_failed_and_google_down_is_google_unavai
     assert error_reason(oauth.complete_authorization(redirect["code"], redirect["state"], None)) == (
         "google_unavailable"
     )
-    assert stored("integrations", alice.uid) is None
+    assert grant_documents(alice.uid) == []
 
 
 def test_disconnect_revokes_at_google_and_deletes_the_tokens(
@@ -367,24 +440,173 @@ def test_disconnect_revokes_at_google_and_deletes_the_tokens(
     oauth.disconnect(repo)
 
     assert stored("integrations", alice.uid) is None
+    assert grant_documents(alice.uid) == []  # revoked: nothing owed
     assert oauth.connection_status(repo)["status"] == "disconnected"
-    assert [t["revoked"] for t in google_standin.account(EMAIL)["refresh_tokens"]] == [True]
+    assert refresh_tokens_revoked(google_standin) == [True]
     with pytest.raises(google.NotConnected):
         tokens.access_token(repo)
     oauth.disconnect(repo)  # nothing left: nothing to do
 
 
-def test_disconnect_deletes_the_tokens_even_when_google_fails_to_revoke(
+def test_disconnect_google_cannot_answer_keeps_nothing_usable_and_the_next_connect_revokes(
     google_standin: GoogleStandinClient, alice: Caller, logs: LogCapture
 ) -> None:
     connect(alice)
+    repo = Repository(alice.uid)
     google_standin.fail("oauth.revoke", 503)
+
+    oauth.disconnect(repo)
+
+    assert stored("integrations", alice.uid) is None
+    with pytest.raises(google.NotConnected):
+        tokens.access_token(repo)
+    assert refresh_tokens_revoked(google_standin) == [False]
+    [owed] = grant_documents(alice.uid)
+    assert (owed["state"], owed["revoke_attempts"]) == ("to_revoke", 1)
+    assert timedelta(seconds=50) < owed["revoke_after"] - datetime.now(UTC) <= timedelta(minutes=1)
+    refresh_token = google_standin.account(EMAIL)["refresh_tokens"][0]["token"]
+    assert refresh_token not in json.dumps(owed, default=str)
+    with pytest.raises(tokens.InvalidCiphertextError):  # sealed to be revoked, not to be used
+        tokens.decrypt(alice.uid, "refresh_token", owed["refresh_token_enc"])
+    assert [e["status"] for e in logs.entries() if e["message"] == "Google revoke refused"] == [503]
+
+    oauth.authorization_url(repo)  # not due yet: Google is not asked
+    assert len(google_standin.requests("oauth.revoke")) == 1
+    make_due(alice, "revoke_after")
+    oauth.authorization_url(repo)  # the next connect, once due: revoked, and forgotten
+
+    assert refresh_tokens_revoked(google_standin) == [True]
+    assert grant_documents(alice.uid) == []
+    assert [r["status"] for r in google_standin.requests("oauth.revoke")] == [503, 200]
+
+
+def test_disconnect_of_a_grant_google_ended_already_owes_nothing(
+    google_standin: GoogleStandinClient, alice: Caller
+) -> None:
+    connect(alice)
+    google_standin.revoke(EMAIL)  # the user removed the app at Google
 
     oauth.disconnect(Repository(alice.uid))
 
     assert stored("integrations", alice.uid) is None
-    assert [t["revoked"] for t in google_standin.account(EMAIL)["refresh_tokens"]] == [False]
-    assert [e["status"] for e in logs.entries() if e["message"] == "Google revoke refused"] == [503]
+    assert grant_documents(alice.uid) == []
+    assert [r["status"] for r in google_standin.requests("oauth.revoke")] == [400]
+
+
+# -- completing: only who asked, once, in time -------------------------------------------------
+
+
+def test_a_grant_completed_by_another_user_connects_no_one_and_is_revoked(
+    google_standin: GoogleStandinClient, alice: Caller, bob: Caller
+) -> None:
+    victim = "victim@customer-success.test"
+    google_standin.set_account(victim)  # alice's consent link, followed by bob at Google
+    handle = grant_of(callback(alice))
+
+    no_such_grant(bob, handle)  # bob's browser comes back to the web app, signed in as bob
+
+    assert stored("integrations", alice.uid) is None
+    assert stored("integrations", bob.uid) is None
+    assert grant_documents(alice.uid) == []
+    assert grant_documents(bob.uid) == []
+    assert refresh_tokens_revoked(google_standin, victim) == [True]  # bob never meant it for alice
+    no_such_grant(alice, handle)  # and alice cannot complete it after bob tried
+    assert stored("integrations", alice.uid) is None
+
+
+def test_a_grant_presented_by_a_user_connected_to_the_same_account_is_dropped_not_revoked(
+    google_standin: GoogleStandinClient, alice: Caller, bob: Caller
+) -> None:
+    connect(bob)  # bob's own connection to csm@...
+    handle = grant_of(callback(alice))  # alice's link, followed by bob with the same account
+
+    no_such_grant(bob, handle)
+
+    assert grant_documents(alice.uid) == []
+    assert stored("integrations", alice.uid) is None
+    # Revoking the dropped grant would have ended bob's own connection: Google revokes per account.
+    assert refresh_tokens_revoked(google_standin) == [False, False]
+    assert tokens.access_token(Repository(bob.uid))
+
+
+def test_a_grant_completes_once(google_standin: GoogleStandinClient, alice: Caller) -> None:
+    handle = grant_of(callback(alice))
+    assert oauth.complete_connection(Repository(alice.uid), handle)["status"] == "connected"
+    first = stored("integrations", alice.uid)
+
+    no_such_grant(alice, handle)
+
+    assert stored("integrations", alice.uid) == first
+
+
+def test_a_grant_completed_after_10_minutes_is_refused_and_revoked(
+    google_standin: GoogleStandinClient, alice: Caller
+) -> None:
+    handle = grant_of(callback(alice))
+    make_due(alice, "expires_at")
+
+    no_such_grant(alice, handle)
+
+    assert stored("integrations", alice.uid) is None
+    assert grant_documents(alice.uid) == []
+    assert refresh_tokens_revoked(google_standin) == [True]
+
+
+def test_a_grant_never_completed_is_revoked_at_the_next_connect(
+    google_standin: GoogleStandinClient, alice: Caller
+) -> None:
+    grant_of(callback(alice))  # the browser never came back to the web app
+    make_due(alice, "expires_at")
+
+    oauth.authorization_url(Repository(alice.uid))
+
+    assert grant_documents(alice.uid) == []
+    assert refresh_tokens_revoked(google_standin) == [True]
+
+
+def test_handles_that_are_not_grants_are_404(google_standin: GoogleStandinClient, alice: Caller, bob: Caller) -> None:
+    redirect = consent(oauth.authorization_url(Repository(alice.uid)))
+    handle = grant_of(oauth.complete_authorization(redirect["code"], redirect["state"], None))
+    flipped = handle[:10] + ("A" if handle[10] != "A" else "B") + handle[11:]
+    for wrong in [flipped, handle[:-3], redirect["state"], redirect["code"], "", "x" * 2000, "é"]:
+        no_such_grant(alice, wrong)
+    # Sealed around another uid and id by someone without the key, it cannot be made either.
+    assert len(grant_documents(alice.uid)) == 1
+    assert oauth.complete_connection(Repository(alice.uid), handle)["status"] == "connected"
+
+
+def test_reconnecting_another_account_revokes_the_replaced_grant(
+    google_standin: GoogleStandinClient, alice: Caller
+) -> None:
+    connect(alice)
+    other = "other@customer-success.test"
+    google_standin.set_account(other)
+
+    assert connect(alice)["google_email"] == other
+
+    assert refresh_tokens_revoked(google_standin, EMAIL) == [True]
+    assert refresh_tokens_revoked(google_standin, other) == [False]
+    assert grant_documents(alice.uid) == []
+    assert tokens.access_token(Repository(alice.uid))
+
+
+def test_reconnecting_the_same_account_keeps_its_renewed_consent(
+    google_standin: GoogleStandinClient, alice: Caller
+) -> None:
+    connect(alice)
+    first = stored("integrations", alice.uid)
+
+    assert connect(alice)["status"] == "connected"
+
+    # Google's revoke ends every token of the account's consent: revoking the replaced refresh
+    # token would end the new one too. Nothing is revoked, nothing owed.
+    assert refresh_tokens_revoked(google_standin) == [False, False]
+    assert grant_documents(alice.uid) == []
+    second = stored("integrations", alice.uid)
+    assert first is not None
+    assert second is not None
+    assert second["refresh_token_enc"] != first["refresh_token_enc"]
+    assert tokens.access_token(Repository(alice.uid))
 
 
 # -- the access token ------------------------------------------------------------------------
@@ -411,7 +633,7 @@ def test_access_token_is_refreshed_when_it_expires_within_5_minutes_and_not_befo
     assert document is not None
     assert tokens.decrypt(alice.uid, "access_token", document["access_token_enc"]) == refreshed
     assert document["expires_at"] - datetime.now(UTC) > timedelta(minutes=55)
-    assert document["refresh_lease_until"] is None
+    assert document["refresh_lease"] is None
     assert tokens.access_token(repo) == refreshed  # and now fresh: no third request
     assert token_requests(google_standin) == 2
 
@@ -460,7 +682,7 @@ def test_revoked_refresh_token_raises_reauth_required_and_marks_needs_reauth(
     assert document is not None
     assert document["status"] == "needs_reauth"
     assert "invalid_grant" in document["last_error"]
-    assert document["refresh_lease_until"] is None
+    assert document["refresh_lease"] is None
     assert oauth.connection_status(repo) == {
         "status": "needs_reauth",
         "google_email": EMAIL,
@@ -470,8 +692,8 @@ def test_revoked_refresh_token_raises_reauth_required_and_marks_needs_reauth(
     with pytest.raises(google.ReauthRequired):
         tokens.access_token(repo)
     assert token_requests(google_standin) == asked  # marked: refused without asking Google
-    assert connect(alice).endswith("google=connected")  # connecting again heals it
-    healed = tokens.connection(repo)
+    assert connect(alice)["status"] == "connected"  # connecting again heals it
+    healed = stored("integrations", alice.uid)
     assert healed is not None
     assert (healed["status"], healed["last_error"]) == ("connected", None)
 
@@ -491,7 +713,7 @@ def test_refresh_google_cannot_serve_now_is_transient_and_releases_the_lease(
     assert not isinstance(failed.value, google.ReauthRequired)
     document = stored("integrations", alice.uid)
     assert document is not None
-    assert (document["status"], document["refresh_lease_until"]) == ("connected", None)
+    assert (document["status"], document["refresh_lease"]) == ("connected", None)
     google_standin.clear_failures()
     assert tokens.access_token(repo) == current_access_token(google_standin)
 
@@ -570,59 +792,102 @@ def test_message_carries_the_action_message_id_and_header_as_plain_utf8_text() -
     assert re.fullmatch(r"<action-[0-9a-f]{40}@cscx\.app>", gmail.message_id_for("a b"))
 
 
-def test_sent_message_is_found_by_its_message_id(google_standin: GoogleStandinClient, alice: Caller) -> None:
+def test_a_draft_is_found_by_its_message_id_and_sent_as_a_new_message(
+    google_standin: GoogleStandinClient, alice: Caller
+) -> None:
     connect(alice)
     token = tokens.access_token(Repository(alice.uid))
-    before = datetime.now(UTC)
+    message_id = gmail.message_id_for("act-1")
+    assert gmail.find_draft(token, message_id=message_id) is None
 
-    sent = gmail.send(token, message("act-1"))
+    draft = gmail.create_draft(token, message("act-1"))
+    gmail.create_draft(token, message("another-action", subject="Something else"))
+
+    [at_google, _] = google_standin.account(EMAIL)["drafts"]
+    assert draft == {
+        "draft_id": at_google["id"],
+        "message_id": at_google["message"]["id"],
+        "thread_id": at_google["message"]["threadId"],
+    }
+    assert gmail.find_draft(token, message_id=message_id) == draft
+    assert [r["query"]["q"] for r in google_standin.requests("gmail.drafts.list")] == [
+        ["rfc822msgid:action-act-1@cscx.app"]
+    ] * 2
+
+    sent = gmail.send_draft(token, draft, maybe_sent=False)
 
     [at_google] = google_standin.account(EMAIL)["sent"]
-    assert sent == {"message_id": at_google["id"], "thread_id": at_google["threadId"]}
+    assert sent == {"message_id": at_google["id"], "thread_id": draft["thread_id"]}
+    assert at_google["id"] != draft["message_id"]  # Gmail sends a draft as a new message
     assert at_google["message_id"] == "<action-act-1@cscx.app>"
     assert (at_google["to"], at_google["cc"]) == (["anna@customer.test"], ["bo@customer.test"])
     assert at_google["subject"] == "Renewal next steps"
     assert at_google["body"] == "Hi Anna,\n\nhere are the next steps for the renewal — grüße.\n"
     assert at_google["headers"]["X-CSCX-Action-Id"] == "act-1"
-    found = find_sent(token, "act-1", "Renewal next steps", before)
-    assert found == sent
-    assert [r["query"]["q"] for r in google_standin.requests("gmail.messages.list")] == [
-        ["in:sent rfc822msgid:action-act-1@cscx.app"]
-    ]
-    assert find_sent(token, "act-2", "Other", before) is None
+    assert gmail.find_draft(token, message_id=message_id) is None  # sending deleted the draft
+    assert len(google_standin.account(EMAIL)["drafts"]) == 1  # the other action's
 
 
-def test_sent_message_whose_message_id_gmail_rewrote_is_found_by_its_action_header(
+@pytest.mark.parametrize("rewrites_message_id", [False, True])
+def test_a_draft_sent_before_its_answer_was_lost_is_not_sent_again(
+    google_standin: GoogleStandinClient, alice: Caller, rewrites_message_id: bool
+) -> None:
+    connect(alice)
+    token = tokens.access_token(Repository(alice.uid))
+    google_standin.set_quirks(gmail_send_rewrites_message_id=rewrites_message_id)
+    draft = gmail.create_draft(token, message("act-lost"))
+    google_standin.fail("gmail.drafts.send", 503, after_effect=True)  # sent; the answer never arrives
+
+    with pytest.raises(google.GoogleError) as lost:
+        gmail.send_draft(token, draft, maybe_sent=False)
+    assert lost.value.transient is True
+
+    # The next attempt: the draft is gone, so it was sent. Gmail's id of the sent message would
+    # take reading the mailbox; its thread is the draft's.
+    assert gmail.send_draft(token, draft, maybe_sent=True) == {"message_id": None, "thread_id": draft["thread_id"]}
+    # And an attempt beside it that did not look first is told the draft is not found.
+    assert gmail.send_draft(token, draft, maybe_sent=False) == {"message_id": None, "thread_id": draft["thread_id"]}
+    assert len(google_standin.account(EMAIL)["sent"]) == 1
+    assert [r["status"] for r in google_standin.requests("gmail.drafts.send")] == [503, 404]
+    assert google_standin.requests("gmail.messages.list") == []  # the mailbox was never read
+
+
+def test_a_draft_whose_send_failed_before_the_effect_is_sent_by_the_next_attempt(
     google_standin: GoogleStandinClient, alice: Caller
 ) -> None:
     connect(alice)
     token = tokens.access_token(Repository(alice.uid))
-    google_standin.set_quirks(gmail_send_rewrites_message_id=True)
-    before = datetime.now(UTC)
-    gmail.send(token, message("other-action", subject="Something else"))
-    sent = gmail.send(token, message("act-9"))
-    gmail.send(token, message("later-action", subject="And another"))
-    assert google_standin.account(EMAIL)["sent"][1]["message_id"].endswith("@mail.gmail.com>")
+    draft = gmail.create_draft(token, message("act-retry"))
+    google_standin.fail("gmail.drafts.send", 503)
 
-    found = find_sent(token, "act-9", "Renewal next steps", before)
+    with pytest.raises(google.GoogleError):
+        gmail.send_draft(token, draft, maybe_sent=False)
+    sent = gmail.send_draft(token, draft, maybe_sent=True)
 
-    assert found == sent
-    never_sent = find_sent(token, "act-0", "Renewal next steps", before)
-    assert never_sent is None
+    [at_google] = google_standin.account(EMAIL)["sent"]
+    assert sent == {"message_id": at_google["id"], "thread_id": at_google["threadId"]}
+    assert google_standin.account(EMAIL)["drafts"] == []
 
 
-def test_draft_is_created_and_found_again_by_its_message_id(google_standin: GoogleStandinClient, alice: Caller) -> None:
+def test_the_connection_can_do_all_it_needs_in_gmail_and_cannot_read_the_mailbox(
+    google_standin: GoogleStandinClient, alice: Caller
+) -> None:
     connect(alice)
-    token = tokens.access_token(Repository(alice.uid))
-    assert gmail.find_draft(token, message_id=gmail.message_id_for("draft-1")) is None
+    [issued] = google_standin.account(EMAIL)["access_tokens"]
+    assert set(issued["scopes"]) == set(oauth.SCOPES)
+    assert [scope for scope in issued["scopes"] if "gmail" in scope] == [AUTH + "gmail.compose"]
+    users = google.service("gmail", "v1", issued["token"]).users()
 
-    draft = gmail.create_draft(token, message("draft-1"))
-
-    [at_google] = google_standin.account(EMAIL)["drafts"]
-    assert draft == {"draft_id": at_google["id"], "message_id": at_google["message"]["id"]}
-    assert at_google["message"]["message_id"] == "<action-draft-1@cscx.app>"
-    assert google_standin.account(EMAIL)["sent"] == []
-    assert gmail.find_draft(token, message_id=gmail.message_id_for("draft-1")) == draft
+    draft = gmail.create_draft(issued["token"], message("act-scopes"))
+    assert gmail.find_draft(issued["token"], message_id=gmail.message_id_for("act-scopes")) == draft
+    gmail.send_draft(issued["token"], draft, maybe_sent=True)
+    for reading in (
+        users.messages().list(userId="me", q="in:sent"),
+        users.messages().get(userId="me", id=google_standin.account(EMAIL)["sent"][0]["id"]),
+    ):
+        with pytest.raises(google.GoogleError) as refused:
+            google.execute(reading)
+        assert (refused.value.status, refused.value.reason) == (403, "insufficientPermissions")
 
 
 def test_gmail_503_is_transient_400_permanent_and_401_reauth(
@@ -631,26 +896,27 @@ def test_gmail_503_is_transient_400_permanent_and_401_reauth(
     connect(alice)
     token = tokens.access_token(Repository(alice.uid))
 
-    google_standin.fail("gmail.messages.send", 503)
+    google_standin.fail("gmail.drafts.create", 503)
     with pytest.raises(google.GoogleError) as unavailable:
-        gmail.send(token, message("a-503"))
+        gmail.create_draft(token, message("a-503"))
     assert (unavailable.value.transient, unavailable.value.status) == (True, 503)
-    assert google_standin.account(EMAIL)["sent"] == []  # and not retried behind the caller's back
+    assert google_standin.account(EMAIL)["drafts"] == []  # and not retried behind the caller's back
 
+    without_recipients = gmail.create_draft(token, message("a-400", to=[], cc=[]))
     with pytest.raises(google.GoogleError) as refused:
-        gmail.send(token, message("a-400", to=[], cc=[]))
+        gmail.send_draft(token, without_recipients, maybe_sent=False)
     assert (refused.value.transient, refused.value.status) == (False, 400)
     assert "Recipient address required" in refused.value.message
 
-    google_standin.fail("gmail.messages.send", 429)
+    google_standin.fail("gmail.drafts.send", 429)
     with pytest.raises(google.GoogleError) as throttled:
-        gmail.send(token, message("a-429"))
+        gmail.send_draft(token, gmail.create_draft(token, message("a-429")), maybe_sent=False)
     assert throttled.value.transient is True
 
     google_standin.expire_tokens(EMAIL)
     with pytest.raises(google.ReauthRequired):
-        gmail.send(token, message("a-401"))
-    assert len(google_standin.requests("gmail.messages.send")) == 4
+        gmail.create_draft(token, message("a-401"))
+    assert google_standin.account(EMAIL)["sent"] == []
 
 
 def test_google_unreachable_is_transient(google_standin: GoogleStandinClient, fresh_instance: Instance) -> None:
@@ -659,7 +925,7 @@ def test_google_unreachable_is_transient(google_standin: GoogleStandinClient, fr
         closed_port = probe.getsockname()[1]
     fresh_instance(CSCX_GOOGLE_API_BASE=f"http://127.0.0.1:{closed_port}")
     with pytest.raises(google.GoogleError) as unreachable:
-        gmail.send("ya29.any", message("unreachable"))
+        gmail.create_draft("ya29.any", message("unreachable"))
     assert (unreachable.value.transient, unreachable.value.reason) == (True, "connection")
 
 
@@ -776,13 +1042,14 @@ def test_no_token_or_code_reaches_the_logs(
     redirect = consent(oauth.authorization_url(repo))
     [pending] = state_documents(alice.uid)
     verifier = tokens.decrypt(alice.uid, "code_verifier", pending["code_verifier_enc"])
-    assert oauth.complete_authorization(redirect["code"], redirect["state"], None).endswith("google=connected")
+    handle = grant_of(oauth.complete_authorization(redirect["code"], redirect["state"], None))
+    oauth.complete_connection(repo, handle)
     set_expiry(alice, datetime.now(UTC) + timedelta(minutes=1))
     token = tokens.access_token(repo)  # a refresh
-    gmail.send(token, message("log-1"))
-    google_standin.fail("gmail.messages.send", 400)
+    gmail.send_draft(token, gmail.create_draft(token, message("log-1")), maybe_sent=False)
+    google_standin.fail("gmail.drafts.send", 400)
     with pytest.raises(google.GoogleError):
-        gmail.send(token, message("log-2"))
+        gmail.send_draft(token, gmail.create_draft(token, message("log-2")), maybe_sent=True)
     google_standin.revoke(EMAIL)
     set_expiry(alice, datetime.now(UTC) + timedelta(minutes=1))
     with pytest.raises(google.ReauthRequired):
@@ -791,7 +1058,7 @@ def test_no_token_or_code_reaches_the_logs(
 
     entries = logs.entries()  # every line is one JSON object
     assert {"Google connected", "Google access token refreshed"} <= {e["message"] for e in entries}
-    issued = [*secrets_at_google(google_standin), verifier]
-    assert len(issued) >= 5  # the code, two access tokens, the refresh token, the PKCE verifier
+    issued = [*secrets_at_google(google_standin), verifier, handle]
+    assert len(issued) >= 6  # the code, two access tokens, the refresh token, the PKCE verifier, the grant
     leaked = [secret for secret in issued if secret in logs.text]
     assert leaked == []

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from common.collections import CONTRACTS, MESSAGES, SESSIONS
+from common.google import grants
 from tests.conftest import Api, Caller, assert_error, raw_firestore, seed_action
 from tests.routes import ServedRoute, user_routes
 
@@ -435,3 +437,36 @@ def test_profile_is_the_callers_own(crud: Api, alice: Caller, bob: Caller) -> No
     assert bob_patch.status_code == 200, bob_patch.text
     assert bob_patch.json()["id"] == bob.uid
     assert crud.get("/profile", alice).json() == alices
+
+
+# -- an object named in a body: a parked Google grant ------------------------------------------
+
+
+def test_other_user_presenting_alices_google_grant_gets_what_a_missing_one_gets_and_ends_it(
+    crud: Api, alice: Caller, bob: Caller
+) -> None:
+    tag = uuid.uuid4().hex[:10]
+    handle = grants.park(
+        alice.uid,
+        grants.Granted(
+            google_email=f"alice-{tag}@gmail.test",
+            google_sub=f"sub-{tag}",
+            scopes=["openid"],
+            access_token=f"ya29.{tag}",
+            refresh_token=f"1//0{tag}",
+            expires_at=datetime.now(UTC) + timedelta(hours=1),
+        ),
+    )
+    missing = crud.post("/integrations/google/complete", bob, json={"grant": handle[::-1]})
+
+    taken = crud.post("/integrations/google/complete", bob, json={"grant": handle})
+
+    assert_error(missing, 404, "NOT_FOUND")
+    assert_error(taken, 404, "NOT_FOUND")
+    assert taken.json() == missing.json()
+    _assert_reveals_nothing(taken, [tag, alice.uid, alice.email])
+    assert crud.get("/integrations/google", bob).json()["status"] == "disconnected"
+    # Presented by someone else, Alice's grant is ended: only who asked may complete, and only
+    # before anyone else tried.
+    assert_error(crud.post("/integrations/google/complete", alice, json={"grant": handle}), 404, "NOT_FOUND")
+    assert crud.get("/integrations/google", alice).json()["status"] == "disconnected"

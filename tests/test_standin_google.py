@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,7 @@ REDIRECT_URI = "http://127.0.0.1:8081/integrations/google/callback"
 EMAIL = "csm@cscx.test"
 
 AUTH = "https://www.googleapis.com/auth/"
-GMAIL_COMPOSE = AUTH + "gmail.compose"  # drafts.create and messages.send
+GMAIL_COMPOSE = AUTH + "gmail.compose"  # drafts (create, list, get, send) and messages.send
 GMAIL_READONLY = AUTH + "gmail.readonly"  # messages.list with q= (gmail.metadata may not search)
 CALENDAR_EVENTS_OWNED = AUTH + "calendar.events.owned"  # events.insert on the user's own calendars
 CALENDAR_FREEBUSY = AUTH + "calendar.freebusy"
@@ -437,6 +437,82 @@ def test_send_without_recipients_is_400(standin: GoogleStandin, google: GoogleSt
         service.users().messages().send(userId="me", body={"raw": raw_mime(to="", cc="")}).execute()
     assert (refused.value.status_code, refused.value.reason) == (400, "Recipient address required")
     assert google.account(EMAIL)["sent"] == []
+
+
+@pytest.mark.usefixtures("insecure_transport")
+def test_a_sent_draft_becomes_a_new_message_in_its_thread_and_is_gone(
+    standin: GoogleStandin, google: GoogleStandinClient
+) -> None:
+    drafts = gmail(standin.url, connect(standin.url, ["openid", GMAIL_COMPOSE])).users().drafts()
+    draft = drafts.create(userId="me", body={"message": {"raw": raw_mime()}}).execute()
+    drafts.create(userId="me", body={"message": {"raw": raw_mime("<other@cscx.test>")}}).execute()
+    found = drafts.list(userId="me", q=f"rfc822msgid:{MESSAGE_ID.strip('<>')}").execute()
+    message = {"id": draft["message"]["id"], "threadId": draft["message"]["threadId"]}
+    assert found == {"drafts": [{"id": draft["id"], "message": message}], "resultSizeEstimate": 1}
+
+    sent = drafts.send(userId="me", body={"id": draft["id"]}).execute()
+
+    assert sent["labelIds"] == ["SENT"]
+    assert sent["id"] != draft["message"]["id"]  # a new message, as Gmail's guide says
+    assert sent["threadId"] == draft["message"]["threadId"]
+    [at_google] = google.account(EMAIL)["sent"]
+    assert (at_google["id"], at_google["message_id"]) == (sent["id"], MESSAGE_ID)
+    assert [d["message"]["message_id"] for d in google.account(EMAIL)["drafts"]] == ["<other@cscx.test>"]
+    assert drafts.list(userId="me", q=f"rfc822msgid:{MESSAGE_ID}").execute() == {"resultSizeEstimate": 0}
+    for gone in (drafts.get(userId="me", id=draft["id"]), drafts.send(userId="me", body={"id": draft["id"]})):
+        with pytest.raises(HttpError) as missing:
+            gone.execute()
+        assert (missing.value.status_code, missing.value.reason) == (404, "Requested entity was not found.")
+    assert len(google.account(EMAIL)["sent"]) == 1
+
+
+@pytest.mark.usefixtures("insecure_transport")
+def test_a_draft_without_recipients_is_not_sent_and_stays(standin: GoogleStandin, google: GoogleStandinClient) -> None:
+    drafts = gmail(standin.url, connect(standin.url)).users().drafts()
+    draft = drafts.create(userId="me", body={"message": {"raw": raw_mime(to="", cc="")}}).execute()
+    with pytest.raises(HttpError) as refused:
+        drafts.send(userId="me", body={"id": draft["id"]}).execute()
+    assert (refused.value.status_code, refused.value.reason) == (400, "Recipient address required")
+    assert google.account(EMAIL)["sent"] == []
+    assert [d["id"] for d in google.account(EMAIL)["drafts"]] == [draft["id"]]
+
+
+# Each Gmail scope a connection might hold, tried on every Gmail method the stand-in serves.
+TRIED_GMAIL_SCOPES = ["gmail.compose", "gmail.send", "gmail.readonly", "gmail.metadata", "gmail.modify"]
+
+
+@pytest.mark.parametrize("scope", TRIED_GMAIL_SCOPES)
+@pytest.mark.usefixtures("insecure_transport")
+def test_each_gmail_method_serves_exactly_the_scopes_the_discovery_document_lists(
+    standin: GoogleStandin, google: GoogleStandinClient, scope: str
+) -> None:
+    full = gmail(standin.url, connect(standin.url, ["openid", AUTH + "gmail.modify"])).users()
+    users = gmail(standin.url, connect(standin.url, ["openid", AUTH + scope])).users()
+    sent_id = full.messages().send(userId="me", body={"raw": raw_mime("<sent@cscx.test>")}).execute()["id"]
+
+    def draft_id() -> str:
+        return str(full.drafts().create(userId="me", body={"message": {"raw": raw_mime()}}).execute()["id"])
+
+    calls: dict[str, Callable[[], Any]] = {
+        "gmail.drafts.create": lambda: users.drafts().create(userId="me", body={"message": {"raw": raw_mime()}}),
+        "gmail.drafts.list": lambda: users.drafts().list(userId="me", q=f"rfc822msgid:{MESSAGE_ID}"),
+        "gmail.drafts.get": lambda: users.drafts().get(userId="me", id=draft_id(), format="minimal"),
+        "gmail.drafts.send": lambda: users.drafts().send(userId="me", body={"id": draft_id()}),
+        "gmail.messages.send": lambda: users.messages().send(userId="me", body={"raw": raw_mime()}),
+        "gmail.messages.list": lambda: users.messages().list(userId="me", labelIds=["SENT"]),
+        "gmail.messages.get": lambda: users.messages().get(userId="me", id=sent_id, format="metadata"),
+    }
+    assert set(calls) == {api for api in METHOD_SCOPES if api.startswith("gmail.")}
+    for api, call in calls.items():
+        if AUTH + scope in METHOD_SCOPES[api]:
+            call().execute()
+        else:
+            with pytest.raises(HttpError) as refused:
+                call().execute()
+            assert (refused.value.status_code, refused.value.error_details[0]["reason"]) == (
+                403,
+                "insufficientPermissions",
+            ), api
 
 
 @pytest.mark.usefixtures("insecure_transport")

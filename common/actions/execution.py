@@ -4,11 +4,12 @@ Cloud Tasks delivers at least once, so a delivery first claims the action in a t
 (`approved → executing`, with a lease and a claim id): a second delivery meanwhile finds it
 held and is told to come back; one after it finds it done and is a no-op. The effect is made
 idempotent where Google allows it (an event id derived from the action; a task document named
-after it, created in the transaction that records it) and checked for where it does not: an
-e-mail carries a Message-ID derived from the action, and any attempt after the first looks in
-the Sent folder (or the drafts) before sending again, since a worker may have died, or lost
-Google's answer, after the effect. A transient failure hands the action back for Cloud Tasks to
-retry (503) until the last attempt, which fails it; a permanent one fails it at once (200).
+after it, created in the transaction that records it; an e-mail sent as a draft recorded on the
+action, which Gmail sends once) and found again where it does not: a draft carries a Message-ID
+derived from the action, so an attempt after the first finds the draft an earlier one made,
+since a worker may have died, or lost Google's answer, after the effect. A transient failure
+hands the action back for Cloud Tasks to retry (503) until the last attempt, which fails it; a
+permanent one fails it at once (200).
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ def execute(delivery: Delivery) -> DeliveryOutcome:
         result = _perform(repo, claimed)
     except google.GoogleError as error:
         return _after_failure(repo, claimed, error, delivery)
+    except _ClaimLostError:
+        return DeliveryOutcome("lost-claim")
     return _record(repo, claimed, result)
 
 
@@ -188,24 +191,29 @@ def _perform(repo: Repository, claimed: _HeldAction) -> dict[str, Any]:
         message_id=message_id,
         action_id=action["id"],
     )
-    if action["type"] == ActionType.EMAIL_DRAFT:
-        if claimed.resumed:
-            found = gmail.find_draft(token, message_id=message_id)
-            if found is not None:
-                return found
-        return gmail.create_draft(token, message)
-    if claimed.resumed:
-        sent = gmail.find_sent(
-            token,
-            message_id=message_id,
-            action_id=action["id"],
-            subject=payload["subject"],
-            sent_after=action["first_attempt_at"] - timedelta(minutes=5),
-        )
-        if sent is not None:
-            logger.info("found already sent", extra={"fields": {"action_id": action["id"]}})
-            return sent
-    return gmail.send(token, message)
+    # Only a draft CSCX recorded on the action is ever sent, and Gmail sends a draft once: a
+    # draft made by an attempt that died before recording it is found again here, never sent
+    # beside a second one (README, "Exactly once without reading the mailbox").
+    recorded: gmail.Draft | None = action.get("draft")
+    draft = recorded
+    if draft is None:
+        draft = gmail.find_draft(token, message_id=message_id) if claimed.resumed else None
+        if draft is None:
+            draft = gmail.create_draft(token, message)
+        if action["type"] == ActionType.EMAIL_DRAFT:
+            return {"draft_id": draft["draft_id"], "message_id": draft["message_id"]}
+        if not _note(repo, claimed, {"draft": dict(draft)}):
+            raise _ClaimLostError()
+    return gmail.send_draft(token, draft, maybe_sent=recorded is not None)
+
+
+class _ClaimLostError(Exception):
+    """Another delivery took the action over (this one's lease ran out): it carries on."""
+
+
+def _note(repo: Repository, claimed: _HeldAction, changes: dict[str, Any]) -> bool:
+    """Write `changes` on the action while this delivery still holds it; whether it did."""
+    return _finish(repo, claimed, changes, "noted").status == "noted"
 
 
 def _create_task(repo: Repository, claimed: _HeldAction) -> DeliveryOutcome:

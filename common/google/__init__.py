@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import socket
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -15,16 +14,6 @@ logger = get_logger(__name__)
 API_TIMEOUT_SECONDS = 30.0
 # Reasons Google gives with a 403 that mean "slow down", not "forbidden".
 _RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"})
-
-
-def b64(data: bytes) -> str:
-    """URL-safe base64 without padding."""
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
-
-
-def unb64(text: str) -> bytes:
-    """The bytes of `b64`'s text; ValueError when it is not that."""
-    return base64.urlsafe_b64decode(text.encode("ascii") + b"=" * (-len(text) % 4))
 
 
 def utc(moment: datetime) -> datetime:

@@ -1,10 +1,12 @@
-"""Gmail for approved e-mail actions: the MIME message, drafts, sending, and finding what was sent.
+"""Gmail for approved e-mail actions: the MIME message, and drafts: made, found again, sent.
 
-A message carries a Message-ID and an X-CSCX-Action-Id header derived from its action, so a
-later attempt can tell whether an earlier one already sent it: first by `rfc822msgid:` in the
-Sent folder, then, because Gmail is reported to replace a client's Message-ID on send, by the
-action header of what was sent since the first attempt. Sending and drafting are not retried
-here (a retry after a lost answer would send twice); searches are.
+Every e-mail is sent as a draft (drafts.create, then drafts.send), which makes a send exactly
+once with gmail.compose alone, without reading the mailbox. A message carries a Message-ID and an
+X-CSCX-Action-Id header derived from its action; its draft is found again by that Message-ID
+(drafts.list with `rfc822msgid:`). Sending a draft deletes it, and Gmail sends each draft once:
+a draft that is gone was sent (README, "Exactly once without reading the mailbox"). Creating
+and sending are not retried here (a retry after a lost answer would make a second draft);
+searches and reads are.
 """
 
 from __future__ import annotations
@@ -15,11 +17,11 @@ import email.utils
 import hashlib
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, TypedDict
 
-from common.google import GoogleError, InvalidMessage, execute, service, utc
+from common.google import GoogleError, InvalidMessage, execute, service
 from common.log import get_logger
 
 logger = get_logger(__name__)
@@ -27,12 +29,6 @@ logger = get_logger(__name__)
 ACTION_HEADER = "X-CSCX-Action-Id"
 MESSAGE_ID_DOMAIN = "cscx.app"
 _READ_RETRIES = 2
-_PAGE_SIZE = 100
-# The Sent-folder scan after a rewritten Message-ID stops after this many messages: far more
-# than a user sends between two attempts of one action.
-_SCAN_LIMIT = 500
-# Gmail's internalDate is its clock, sent_after ours: allow for the difference.
-_CLOCK_SKEW = timedelta(minutes=2)
 _SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,200}")
 # Gmail's reasons for a 400 that refuses the message itself ("Invalid To header", "Recipient
 # address required"); another 400 (failedPrecondition: no Gmail for the account) is not about it.
@@ -40,6 +36,14 @@ _REFUSED_MESSAGE_REASONS = frozenset({"invalidArgument", "badRequest", "invalid"
 # What the MIME library raises for a header or address it cannot write (HeaderWriteError, a
 # MessageError, in later Pythons; ValueError in 3.11).
 _UNWRITABLE = (ValueError, TypeError, email.errors.MessageError)
+
+
+class Draft(TypedDict):
+    """A draft in the user's Gmail: its id, and the id and thread of the message it holds."""
+
+    draft_id: str
+    message_id: str
+    thread_id: str
 
 
 def message_id_for(action_id: str) -> str:
@@ -93,17 +97,40 @@ def _ascii_address(address: str) -> str:
     return str(ascii_address)
 
 
-def create_draft(token: str, message: EmailMessage) -> dict[str, Any]:
-    """Save `message` as a draft: {"draft_id", "message_id"} (Gmail's ids)."""
+def create_draft(token: str, message: EmailMessage) -> Draft:
+    """Save `message` as a draft in the user's Gmail."""
     drafts = service("gmail", "v1", token).users().drafts()
-    draft = _unless_refused(lambda: execute(drafts.create(userId="me", body={"message": {"raw": _raw(message)}})))
-    return {"draft_id": str(draft.get("id", "")), "message_id": str((draft.get("message") or {}).get("id", ""))}
+    return _draft(
+        _unless_refused(lambda: execute(drafts.create(userId="me", body={"message": {"raw": _raw(message)}})))
+    )
 
 
-def send(token: str, message: EmailMessage) -> dict[str, Any]:
-    """Send `message`: {"message_id", "thread_id"} (Gmail's ids)."""
-    messages = service("gmail", "v1", token).users().messages()
-    sent = _unless_refused(lambda: execute(messages.send(userId="me", body={"raw": _raw(message)})))
+def find_draft(token: str, *, message_id: str) -> Draft | None:
+    """The draft holding the message with this Message-ID, None when there is none (any more)."""
+    drafts = service("gmail", "v1", token).users().drafts()
+    query = f"rfc822msgid:{message_id.strip('<>')}"
+    found = execute(drafts.list(userId="me", q=query, maxResults=10), retries=_READ_RETRIES).get("drafts") or []
+    return _draft(found[0]) if found else None
+
+
+def send_draft(token: str, draft: Draft, *, maybe_sent: bool) -> dict[str, Any]:
+    """Send the draft: {"message_id", "thread_id"} of the message Gmail sent.
+
+    With `maybe_sent` (an earlier attempt may have sent it and lost the answer), the draft is
+    looked up first. A draft that is gone was sent: sending deletes it, and the message then has
+    an id of its own that only reading the mailbox could tell, so `message_id` is None and
+    `thread_id` is the draft's. (The CSM sending the draft from Gmail, or discarding it, also
+    makes it gone; neither is a reason to send it again.)
+    """
+    drafts = service("gmail", "v1", token).users().drafts()
+    if maybe_sent and not _exists(drafts, draft["draft_id"]):
+        return _sent_before(draft)
+    try:
+        sent = _unless_refused(lambda: execute(drafts.send(userId="me", body={"id": draft["draft_id"]})))
+    except GoogleError as error:
+        if error.status == 404:  # sent between the look-up and now, by an attempt beside this one
+            return _sent_before(draft)
+        raise
     return {"message_id": str(sent.get("id", "")), "thread_id": str(sent.get("threadId", ""))}
 
 
@@ -117,76 +144,28 @@ def _unless_refused(call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         raise
 
 
-def find_sent(
-    token: str, *, message_id: str, action_id: str, subject: str, sent_after: datetime
-) -> dict[str, Any] | None:
-    """The message an earlier attempt sent, {"message_id", "thread_id"}, or None if none was.
-
-    By Message-ID in the Sent folder first; failing that, the Sent folder newest first back
-    to `sent_after`, each message's action header read (format=metadata) until one matches.
-    """
-    messages = service("gmail", "v1", token).users().messages()
-    query = f"in:sent rfc822msgid:{message_id.strip('<>')}"
-    found = execute(messages.list(userId="me", q=query, maxResults=1), retries=_READ_RETRIES).get("messages") or []
-    if found:
-        return {"message_id": str(found[0]["id"]), "thread_id": str(found[0].get("threadId", ""))}
-    return _scan_sent(messages, action_id=action_id, subject=subject, since=utc(sent_after) - _CLOCK_SKEW)
+def _exists(drafts: Any, draft_id: str) -> bool:
+    try:
+        execute(drafts.get(userId="me", id=draft_id, format="minimal"), retries=_READ_RETRIES)
+    except GoogleError as error:
+        if error.status == 404:
+            return False
+        raise
+    return True
 
 
-def find_draft(token: str, *, message_id: str) -> dict[str, Any] | None:
-    """The draft an earlier attempt saved with this Message-ID, {"draft_id", "message_id"}, or None."""
-    users = service("gmail", "v1", token).users()
-    query = f"in:drafts rfc822msgid:{message_id.strip('<>')}"
-    found = execute(users.messages().list(userId="me", q=query, maxResults=10), retries=_READ_RETRIES)
-    wanted = {str(m["id"]) for m in found.get("messages") or []}
-    if not wanted:
-        return None
-    # The search gives the draft's message; the draft's own id comes from the drafts list.
-    page_token: str | None = None
-    while True:
-        page = execute(
-            users.drafts().list(userId="me", maxResults=_PAGE_SIZE, pageToken=page_token), retries=_READ_RETRIES
-        )
-        for draft in page.get("drafts") or []:
-            message = draft.get("message") or {}
-            if str(message.get("id")) in wanted:
-                return {"draft_id": str(draft["id"]), "message_id": str(message["id"])}
-        page_token = page.get("nextPageToken")
-        if not page_token:
-            return None
+def _sent_before(draft: Draft) -> dict[str, Any]:
+    logger.info("draft sent by an earlier attempt", extra={"fields": {"draft_id": draft["draft_id"]}})
+    return {"message_id": None, "thread_id": draft["thread_id"]}
 
 
-def _scan_sent(messages: Any, *, action_id: str, subject: str, since: datetime) -> dict[str, Any] | None:
-    """The Sent folder, newest first back to `since`, searched for the action header."""
-    since_ms = int(since.timestamp() * 1000)
-    wanted_subject = _one_line(subject)
-    page_token: str | None = None
-    examined = 0
-    while examined < _SCAN_LIMIT:
-        page = execute(
-            messages.list(userId="me", q="in:sent", maxResults=_PAGE_SIZE, pageToken=page_token),
-            retries=_READ_RETRIES,
-        )
-        for listed in page.get("messages") or []:
-            examined += 1
-            headers_wanted = [ACTION_HEADER, "Subject"]
-            request = messages.get(userId="me", id=listed["id"], format="metadata", metadataHeaders=headers_wanted)
-            metadata = execute(request, retries=_READ_RETRIES)
-            headers = {h["name"].lower(): h["value"] for h in (metadata.get("payload") or {}).get("headers") or []}
-            if headers.get(ACTION_HEADER.lower()) == action_id:
-                logger.info("sent message found by its action header", extra={"fields": {"action_id": action_id}})
-                return {"message_id": str(metadata["id"]), "thread_id": str(metadata.get("threadId", ""))}
-            if ACTION_HEADER.lower() not in headers and headers.get("subject") == wanted_subject:
-                # Ours by its subject yet without our header: if Gmail ever drops the header,
-                # this log line is how we learn it.
-                logger.warning("sent message with the action's subject lacks the action header")
-            if int(metadata.get("internalDate") or 0) < since_ms:
-                return None  # older than the first attempt: nothing further back can be ours
-        page_token = page.get("nextPageToken")
-        if not page_token:
-            return None
-    logger.warning("Sent-folder scan stopped at its limit", extra={"fields": {"action_id": action_id}})
-    return None
+def _draft(resource: dict[str, Any]) -> Draft:
+    message = resource.get("message") or {}
+    return {
+        "draft_id": str(resource.get("id", "")),
+        "message_id": str(message.get("id", "")),
+        "thread_id": str(message.get("threadId", "")),
+    }
 
 
 def _one_line(text: str) -> str:
@@ -195,7 +174,4 @@ def _one_line(text: str) -> str:
 
 
 def _raw(message: EmailMessage) -> str:
-    try:
-        return base64.urlsafe_b64encode(message.as_bytes()).decode()
-    except _UNWRITABLE as error:
-        raise InvalidMessage(f"The e-mail cannot be written: {error}") from None
+    return base64.urlsafe_b64encode(message.as_bytes()).decode()

@@ -1,34 +1,31 @@
-"""Connecting a user's Google account: the consent URL, the callback that stores the grant, disconnecting.
+"""Connecting a user's Google account: the consent URL, and the callback that parks what Google granted.
 
 The callback is a browser redirect without an ID token; its `state` is what says who asked
-(DESIGN §2). A state is ``<payload>.<signature>``, both base64url: the payload is the uid, a
-nonce and the expiry (10 minutes), signed with HMAC-SHA256 under a key derived from
-CSCX_CURSOR_KEY for this purpose alone (HMAC(CSCX_CURSOR_KEY, "cscx/oauth-state/v1")), so
-nothing signed for a list cursor can pass for a state. The nonce names an `oauth_states`
-document of that uid holding the PKCE code verifier (sealed like the tokens); the callback
-deletes it in a transaction before the code is exchanged, so a state works once.
+(DESIGN §2). A state is the uid and a nonce, signed and timed by `common.sealing` (itsdangerous,
+with CSCX_CURSOR_KEY for this purpose alone) and good for 10 minutes. The nonce names an
+`oauth_states` document of that uid holding the PKCE code verifier (sealed like the tokens); the
+callback deletes it in a transaction before the code is exchanged, so a state works once. What
+Google granted is then parked for that uid (`grants.park`), and the browser sent to the web app
+with the parked grant's one-time handle: the connection is made only when the same uid completes
+it with its own token (`grants.complete`).
 """
 
 from __future__ import annotations
 
-import binascii
 import functools
-import hashlib
-import hmac
 import ipaddress
-import json
 import logging
 import os
 import re
 import secrets
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from common import sealing
 from common.collections import OAUTH_STATES
-from common.google import b64, oauth_url, tokens, unb64
+from common.google import grants, oauth_url, tokens
 from common.log import get_logger
 from common.settings import Settings, get_settings
 from common.store import Repository, TenantTransaction
@@ -41,9 +38,11 @@ logger = get_logger(__name__)
 _AUTH = "https://www.googleapis.com/auth/"
 # The smallest set for what the worker and the agent do (scopes per method from the APIs'
 # discovery documents):
-#   gmail.compose          drafts.create and messages.send (gmail.send alone cannot make drafts);
-#   gmail.readonly         messages.list with q= (the Sent-folder check by rfc822msgid:) and
-#                          messages.get; gmail.metadata may not search with q;
+#   gmail.compose          drafts.create, drafts.list (with q=, to find an action's draft again by
+#                          its Message-ID), drafts.get and drafts.send: every e-mail is sent as a
+#                          draft, which keeps a send exactly once without reading the mailbox
+#                          (gmail.send alone cannot make drafts; gmail.readonly is not asked:
+#                          README, "Exactly once without reading the mailbox");
 #   calendar.events.owned  events.insert and events.get on calendars the user owns, which
 #                          primary is; conferenceData (the Meet link) is a field of the event and
 #                          needs nothing more. calendar.events would add the calendars merely
@@ -54,7 +53,6 @@ SCOPES: tuple[str, ...] = (
     "openid",
     _AUTH + "userinfo.email",
     _AUTH + "gmail.compose",
-    _AUTH + "gmail.readonly",
     _AUTH + "calendar.events.owned",
     _AUTH + "calendar.freebusy",
 )
@@ -79,6 +77,7 @@ _GOOGLE_REASONS = frozenset(
 )
 _TRANSIENT_OAUTH_ERRORS = frozenset({"server_error", "temporarily_unavailable", "internal_failure"})
 _NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+_STATE_PURPOSE = "cscx/oauth-state/v2"
 
 
 class _RefusedError(Exception):
@@ -93,24 +92,28 @@ class _RefusedError(Exception):
 class _State:
     uid: str
     nonce: str
-    expires: int  # seconds since the epoch
 
 
 # -- the consent URL -------------------------------------------------------------------------
 
 
 def authorization_url(repo: Repository) -> str:
-    """Google's consent URL for the user of `repo`, with a fresh signed, single-use state."""
+    """Google's consent URL for the user of `repo`, with a fresh signed, single-use state.
+
+    Grants of the user's owed a revoke are tried first (`grants.revoke_owed`).
+    """
+    grants.revoke_owed(repo)
     settings = get_settings()
     nonce = secrets.token_urlsafe(24)
     expires = datetime.now(UTC) + STATE_LIFETIME
-    state = _sign(_State(repo.uid, nonce, int(expires.timestamp())))
+    state = _sign(_State(repo.uid, nonce))
     flow = _flow(settings)
+    # No include_granted_scopes: the token carries what is asked here and nothing a consent to
+    # an earlier version of the app may have granted.
     url, _ = flow.authorization_url(
         state=state,
         access_type="offline",
         prompt="consent",  # a refresh token every time, also on a reconnect
-        include_granted_scopes="true",
     )
     # The verifier was generated by authorization_url (PKCE S256): keep it for the callback.
     sealed = tokens.encrypt(repo.uid, "code_verifier", str(flow.code_verifier))
@@ -122,10 +125,11 @@ def authorization_url(repo: Repository) -> str:
 
 
 def complete_authorization(code: str | None, state: str | None, error: str | None) -> str:
-    """Finish a consent and say where to send the browser: the web app with ?google=connected,
+    """Take Google's answer to a consent and say where to send the browser: the web app with
+    ?google=pending&grant=<one-time handle> (the grant parked for the state's uid to complete),
     or ?google=error&reason=<code>. Never raises for a bad state, code or answer from Google."""
     try:
-        _complete(code, state, error)
+        handle = _park(code, state, error)
     except _RefusedError as refused:
         logger.info("Google connection refused", extra={"fields": {"reason": refused.reason}})
         return _web_app_url(google="error", reason=refused.reason)
@@ -133,14 +137,16 @@ def complete_authorization(code: str | None, state: str | None, error: str | Non
         # Only the type: a message might quote a request, and requests here carry secrets.
         logger.error("Google connection failed", extra={"fields": {"error": type(failure).__name__}})
         return _web_app_url(google="error", reason="internal_error")
-    return _web_app_url(google="connected")
+    return _web_app_url(google="pending", grant=handle)
 
 
-def _complete(code: str | None, state: str | None, error: str | None) -> None:
-    parsed = _verify(state)
+def _park(code: str | None, state: str | None, error: str | None) -> str:
+    try:
+        parsed = _verify(state)
+    except _ExpiredStateError as expired:
+        _consume(expired.state)  # whatever happens next, the state is spent
+        raise _RefusedError("expired_state") from None
     verifier = _consume(parsed)  # before anything else: whatever happens next, the state is spent
-    if parsed.expires <= time.time():
-        raise _RefusedError("expired_state")
     if verifier is None:
         raise _RefusedError("invalid_state")  # used already (or never issued under this uid)
     if error:
@@ -157,15 +163,20 @@ def _complete(code: str | None, state: str | None, error: str | None) -> None:
     refresh_token = str(granted.get("refresh_token") or "")
     if not access_token or not refresh_token:
         raise _RefusedError("exchange_failed")  # offline access with prompt=consent always has both
-    tokens.store_connection(
-        Repository(parsed.uid),
-        google_email=_google_email(access_token),
-        scopes=sorted(scopes),
-        access_token=access_token,
-        refresh_token=refresh_token,
-        expires_at=_expiry(granted),
+    google_email, google_sub = _google_account(access_token)
+    handle = grants.park(
+        parsed.uid,
+        grants.Granted(
+            google_email=google_email,
+            google_sub=google_sub,
+            scopes=sorted(scopes),
+            access_token=access_token,
+            refresh_token=refresh_token,
+            expires_at=_expiry(granted),
+        ),
     )
-    logger.info("Google connected", extra={"fields": {"uid": parsed.uid}})
+    logger.info("Google consent parked for its user to complete", extra={"fields": {"uid": parsed.uid}})
+    return handle
 
 
 def _consume(parsed: _State) -> str | None:
@@ -208,8 +219,8 @@ def _exchange(code: str, verifier: str) -> dict[str, Any]:
     return dict(token)
 
 
-def _google_email(access_token: str) -> str:
-    """The account's address, from OpenID Connect userinfo."""
+def _google_account(access_token: str) -> tuple[str, str]:
+    """The account's address and its stable id at Google (`sub`), from OpenID Connect userinfo."""
     import requests
 
     try:
@@ -224,10 +235,11 @@ def _google_email(access_token: str) -> str:
         raise _RefusedError("google_unavailable")
     info = answer.json() if answer.ok else {}
     email = info.get("email") if isinstance(info, dict) else None
-    if not isinstance(email, str) or "@" not in email:
+    sub = info.get("sub") if isinstance(info, dict) else None
+    if not isinstance(email, str) or "@" not in email or not isinstance(sub, str) or not sub:
         logger.info("Google userinfo without an e-mail", extra={"fields": {"status": answer.status_code}})
         raise _RefusedError("userinfo_failed")
-    return email
+    return email, sub
 
 
 def _scopes(value: object) -> set[str]:
@@ -256,71 +268,52 @@ def _web_app_url(**params: str) -> str:
 
 def connection_status(repo: Repository) -> dict[str, Any]:
     """GET /integrations/google: {"status": "connected" | "needs_reauth" | "disconnected", "google_email", "scopes"}."""
-    stored = tokens.connection(repo)
-    if stored is None:
-        return {"status": "disconnected", "google_email": None, "scopes": []}
-    return {
-        "status": stored.get("status") or tokens.NEEDS_REAUTH,
-        "google_email": stored.get("google_email"),
-        "scopes": list(stored.get("scopes") or []),
-    }
+    return tokens.connection(repo) or {"status": "disconnected", "google_email": None, "scopes": []}
 
 
-# -- disconnecting ---------------------------------------------------------------------------
+def complete_connection(repo: Repository, handle: str) -> dict[str, Any]:
+    """POST /integrations/google/complete: the parked grant `handle` names becomes the caller's
+    connection (404 unless the caller is who asked to connect); the connection as GET answers it."""
+    grants.complete(repo, handle)
+    return connection_status(repo)
 
 
 def disconnect(repo: Repository) -> None:
-    """Revoke the user's grant at Google, then delete the stored tokens (even if Google failed)."""
-    import requests
-
-    refresh_token = tokens.stored_refresh_token(repo)
-    if refresh_token:
-        try:
-            answer = requests.post(oauth_url("revoke"), data={"token": refresh_token}, timeout=_HTTP_TIMEOUT_SECONDS)
-        except requests.RequestException as error:
-            logger.warning("Google revoke unreachable", extra={"fields": {"error": type(error).__name__}})
-        else:
-            if not answer.ok:
-                # 400 invalid_token: revoked already (by the user at Google, say); nothing left to undo.
-                logger.warning("Google revoke refused", extra={"fields": {"status": answer.status_code}})
-    tokens.delete_connection(repo)
-    logger.info("Google disconnected", extra={"fields": {"uid": repo.uid}})
+    """DELETE /integrations/google: nothing of the connection stays usable; its grant is revoked at Google."""
+    grants.disconnect(repo)
 
 
 # -- the state -------------------------------------------------------------------------------
 
 
-@functools.cache
-def _state_key(cursor_key: bytes) -> bytes:
-    return hmac.new(cursor_key, b"cscx/oauth-state/v1", hashlib.sha256).digest()
-
-
-def _signature(encoded: str) -> bytes:
-    return hmac.new(_state_key(get_settings().cursor_key), encoded.encode(), hashlib.sha256).digest()
+class _ExpiredStateError(Exception):
+    def __init__(self, state: _State) -> None:
+        super().__init__("expired state")
+        self.state = state
 
 
 def _sign(state: _State) -> str:
-    payload = json.dumps({"u": state.uid, "n": state.nonce, "e": state.expires}, separators=(",", ":")).encode()
-    encoded = b64(payload)
-    return f"{encoded}.{b64(_signature(encoded))}"
+    return sealing.sign(get_settings().cursor_key, _STATE_PURPOSE, {"u": state.uid, "n": state.nonce})
 
 
 def _verify(state: str | None) -> _State:
-    """The state's contents if we signed it; _RefusedError("invalid_state") otherwise (expiry is checked later)."""
-    if not state or len(state) > 1024 or state.count(".") != 1:
+    """The state's contents if we signed it within its lifetime; _ExpiredStateError when we signed
+    it longer ago; _RefusedError("invalid_state") otherwise."""
+    if not state or len(state) > 1024:
         raise _RefusedError("invalid_state")
-    encoded, _, signature = state.partition(".")
-    expected = _signature(encoded)
     try:
-        given = unb64(signature)
-    except (ValueError, binascii.Error):
+        payload = sealing.verify(get_settings().cursor_key, _STATE_PURPOSE, state, STATE_LIFETIME)
+    except sealing.ExpiredError as expired:
+        raise _ExpiredStateError(_parsed(expired.value)) from None
+    except sealing.BadSignatureError:
         raise _RefusedError("invalid_state") from None
-    if not hmac.compare_digest(expected, given):
-        raise _RefusedError("invalid_state")
+    return _parsed(payload)
+
+
+def _parsed(payload: Any) -> _State:
     try:
-        payload = json.loads(unb64(encoded))
-        parsed = _State(str(payload["u"]), str(payload["n"]), int(payload["e"]))
-    except (ValueError, KeyError, TypeError, binascii.Error):
+        parsed = _State(str(payload["u"]), str(payload["n"]))
+    except (KeyError, TypeError):
         raise _RefusedError("invalid_state") from None  # signed by us, so only a change of format gets here
     if not parsed.uid or not _NONCE.fullmatch(parsed.nonce):
         raise _RefusedError("invalid_state")

@@ -1,40 +1,40 @@
-"""A user's stored Google connection: tokens encrypted at rest, and a valid access token on demand.
+"""A user's stored Google connection: its typed record, tokens sealed at rest, and a valid access token on demand.
 
-The connection is the `integrations/{uid}` document (DESIGN §3). Its tokens are sealed with
-AES-256-GCM under CSCX_TOKEN_ENCRYPTION_KEY, the uid and field name bound in as associated data,
-so a ciphertext copied to another user or field does not open. An access token that expires
-within 5 minutes is refreshed by one caller at a time per user: a short lease written as a
-compare-and-set on the document; the others wait for the new token rather than refreshing too.
+The connection is the `integrations/{uid}` document (DESIGN §3), read as an `Integration`. Its
+tokens are sealed (AES-256-GCM, `common.sealing`) under CSCX_TOKEN_ENCRYPTION_KEY with the uid
+and field name as associated data, so a ciphertext copied to another user or field does not
+open. An access token that expires within 5 minutes is refreshed by one caller at a time per
+user, under a `common.lease` lease on the document; the others wait for the new token rather
+than refreshing too.
 """
 
 from __future__ import annotations
 
-import binascii
+import enum
 import functools
 import json
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
+from pydantic import BaseModel, ConfigDict
+
+from common import lease, sealing
 from common.collections import INTEGRATIONS
 from common.errors import ApiError, Code, ConfigurationError
-from common.google import GoogleError, NotConnected, ReauthRequired, b64, oauth_url, unb64, utc
+from common.google import GoogleError, NotConnected, ReauthRequired, oauth_url, utc
+from common.lease import Lease
 from common.log import get_logger
 from common.settings import get_settings
-from common.store import Repository, TenantTransaction
+from common.store import Repository
 
 logger = get_logger(__name__)
 
-CONNECTED = "connected"
-NEEDS_REAUTH = "needs_reauth"
-# What never leaves this module: the sealed tokens, and the refresh lease (bookkeeping).
-_PRIVATE_FIELDS = frozenset({"access_token_enc", "refresh_token_enc", "refresh_lease_until"})
-
 REFRESH_MARGIN = timedelta(minutes=5)  # DESIGN §6: refreshed when it expires within 5 minutes
-REFRESH_LEASE = timedelta(seconds=20)  # longer than a refresh takes, google-auth's own retries included
+REFRESH_LEASE_SECONDS = 20.0  # longer than a refresh takes, google-auth's own retries included
+REFRESH_LEASE_FIELD = "refresh_lease"
 REFRESH_WAIT_SECONDS = 10.0  # how long a caller without the lease waits for the holder's token
 _POLL_SECONDS = 0.2
 _TOKEN_TIMEOUT_SECONDS = 10.0
@@ -50,36 +50,31 @@ class InvalidCiphertextError(ValueError):
 
 def encrypt(uid: str, field: str, plaintext: str) -> str:
     """`plaintext` sealed for `uid`'s `field`: ``v1.<nonce>.<ciphertext>``, base64url without padding."""
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-    nonce = os.urandom(12)  # 96 bits, random per seal: never reused under one key in practice
-    sealed = AESGCM(_key()).encrypt(nonce, plaintext.encode(), _associated_data(uid, field))
-    return ".".join((_CIPHER_VERSION, b64(nonce), b64(sealed)))
+    sealed = sealing.seal(key(), plaintext.encode(), _associated_data(uid, field))
+    nonce, body = sealed[: sealing.NONCE_BYTES], sealed[sealing.NONCE_BYTES :]
+    return ".".join((_CIPHER_VERSION, sealing.b64encode(nonce), sealing.b64encode(body)))
 
 
 def decrypt(uid: str, field: str, token: str) -> str:
     """The plaintext `encrypt(uid, field, ...)` sealed; InvalidCiphertextError for anything else."""
-    from cryptography.exceptions import InvalidTag
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
     version, _, rest = token.partition(".")
-    nonce_text, _, sealed_text = rest.partition(".")
-    if version != _CIPHER_VERSION or not nonce_text or not sealed_text:
+    nonce_text, _, body_text = rest.partition(".")
+    if version != _CIPHER_VERSION or not nonce_text or not body_text:
         raise InvalidCiphertextError(f"the stored {field} is not a sealed token")
     try:
-        nonce, sealed = unb64(nonce_text), unb64(sealed_text)
-        plaintext = AESGCM(_key()).decrypt(nonce, sealed, _associated_data(uid, field))
-    except (InvalidTag, ValueError, binascii.Error):
+        sealed = sealing.b64decode(nonce_text) + sealing.b64decode(body_text)
+        return sealing.unseal(key(), sealed, _associated_data(uid, field)).decode()
+    except ValueError:  # sealing.UnsealableError, bad base64, a plaintext that is not UTF-8
         # The message names the field only: neither the value nor any of its bytes.
         raise InvalidCiphertextError(f"the stored {field} cannot be decrypted with this key for this user") from None
-    return plaintext.decode()
 
 
-def _key() -> bytes:
-    key = get_settings().token_encryption_key
-    if len(key) != 32:
+def key() -> bytes:
+    """The key Google token material is sealed under (CSCX_TOKEN_ENCRYPTION_KEY)."""
+    configured = get_settings().token_encryption_key
+    if len(configured) != 32:
         raise ConfigurationError("CSCX_TOKEN_ENCRYPTION_KEY is required (32 bytes in base64) to store Google tokens")
-    return key
+    return configured
 
 
 def _associated_data(uid: str, field: str) -> bytes:
@@ -87,78 +82,116 @@ def _associated_data(uid: str, field: str) -> bytes:
     return json.dumps(["cscx/google-token", _CIPHER_VERSION, uid, field]).encode()
 
 
-# -- the connection --------------------------------------------------------------------------
+# -- the record ------------------------------------------------------------------------------
 
 
-def store_connection(
-    repo: Repository,
+class Status(enum.StrEnum):
+    CONNECTED = "connected"
+    NEEDS_REAUTH = "needs_reauth"
+
+
+CONNECTED = Status.CONNECTED
+NEEDS_REAUTH = Status.NEEDS_REAUTH
+
+
+class Integration(BaseModel):
+    """`integrations/{uid}` as the server keeps it: one user's Google connection (DESIGN §3)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    owner_id: str
+    google_email: str = ""
+    google_sub: str = ""  # the account's stable id at Google (its e-mail may change)
+    scopes: tuple[str, ...] = ()
+    access_token_enc: str = ""
+    refresh_token_enc: str = ""
+    expires_at: datetime | None = None  # of the access token
+    status: Status = Status.NEEDS_REAUTH
+    last_error: str | None = None
+    refresh_lease: dict[str, Any] | None = None  # common.lease's {holder, until} while a refresh runs
+
+    def fresh(self, now: datetime | None = None) -> bool:
+        """Whether the access token is good for more than the refresh margin."""
+        return self.expires_at is not None and utc(self.expires_at) > (now or datetime.now(UTC)) + REFRESH_MARGIN
+
+    def refreshing(self) -> bool:
+        return lease.held({REFRESH_LEASE_FIELD: self.refresh_lease}, REFRESH_LEASE_FIELD)
+
+    def require_connected(self) -> None:
+        if self.status is not Status.CONNECTED:
+            raise ReauthRequired()
+
+    def public(self) -> dict[str, Any]:
+        """What the web app may see: never a token, nor the refresh bookkeeping."""
+        return {"status": self.status.value, "google_email": self.google_email or None, "scopes": list(self.scopes)}
+
+
+class IntegrationFields(TypedDict, total=False):
+    """The fields of `integrations/{uid}` the server writes (keys checked by mypy)."""
+
+    google_email: str
+    google_sub: str
+    scopes: list[str]
+    access_token_enc: str
+    refresh_token_enc: str
+    expires_at: datetime
+    status: str
+    last_error: str | None
+    refresh_lease: None
+
+
+def read(repo: Repository) -> Integration | None:
+    """The user's connection, None when there is none."""
+    stored = repo.find(INTEGRATIONS, repo.uid)
+    return None if stored is None else Integration.model_validate(stored)
+
+
+def connection_fields(
+    uid: str,
     *,
     google_email: str,
+    google_sub: str,
     scopes: list[str],
     access_token: str,
     refresh_token: str,
     expires_at: datetime,
-) -> None:
-    """Create or replace the user's connection, status connected, its tokens sealed."""
-    uid = repo.uid
-    fields: dict[str, Any] = {
+) -> IntegrationFields:
+    """A connected `integrations/{uid}`, its tokens sealed: what a completed consent writes."""
+    return {
         "google_email": google_email,
+        "google_sub": google_sub,
         "scopes": sorted(set(scopes)),
         "access_token_enc": encrypt(uid, "access_token", access_token),
         "refresh_token_enc": encrypt(uid, "refresh_token", refresh_token),
         "expires_at": utc(expires_at),
-        "status": CONNECTED,
+        "status": Status.CONNECTED.value,
         "last_error": None,
-        "refresh_lease_until": None,
+        "refresh_lease": None,
     }
-
-    def replace(t: TenantTransaction) -> None:
-        current = t.find(INTEGRATIONS, uid)
-        if current is None:
-            t.create(INTEGRATIONS, fields, doc_id=uid)
-        else:
-            t.update(INTEGRATIONS, current, fields)
-
-    repo.run_transaction(replace)
 
 
 def connection(repo: Repository) -> dict[str, Any] | None:
-    """The user's connection without its tokens (status, google_email, scopes, ...), None when there is none."""
-    stored = repo.find(INTEGRATIONS, repo.uid)
-    if stored is None:
-        return None
-    return {name: value for name, value in stored.items() if name not in _PRIVATE_FIELDS}
+    """The user's connection as the web app may see it ({status, google_email, scopes}), None when there is none."""
+    stored = read(repo)
+    return None if stored is None else stored.public()
 
 
-def delete_connection(repo: Repository) -> None:
-    """Forget the user's connection and its tokens (revoking at Google is oauth.disconnect's job)."""
-    try:
-        repo.delete(INTEGRATIONS, repo.uid)
-    except ApiError as error:
-        if error.code is not Code.NOT_FOUND:
-            raise
-
-
-def stored_refresh_token(repo: Repository) -> str | None:
-    """The user's refresh token, for revoking it; None when there is none or it does not open."""
-    stored = repo.find(INTEGRATIONS, repo.uid)
-    if stored is None or not stored.get("refresh_token_enc"):
+def refresh_token_of(record: Integration) -> str | None:
+    """The connection's refresh token, for revoking it; None when there is none or it does not open."""
+    if not record.refresh_token_enc:
         return None
     try:
-        return decrypt(repo.uid, "refresh_token", stored["refresh_token_enc"])
+        return decrypt(record.owner_id, "refresh_token", record.refresh_token_enc)
     except InvalidCiphertextError:
-        logger.warning("stored refresh token unreadable", extra={"fields": {"uid": repo.uid}})
+        logger.warning("stored refresh token unreadable", extra={"fields": {"uid": record.owner_id}})
         return None
 
 
 def mark_needs_reauth(repo: Repository, reason: str) -> None:
     """Google no longer honours the grant: the user must connect again (their tokens are kept for revoking)."""
+    changes: IntegrationFields = {"status": Status.NEEDS_REAUTH.value, "last_error": reason, "refresh_lease": None}
     try:
-        repo.update(
-            INTEGRATIONS,
-            repo.uid,
-            lambda _current: {"status": NEEDS_REAUTH, "last_error": reason, "refresh_lease_until": None},
-        )
+        repo.update(INTEGRATIONS, repo.uid, lambda _current: dict(changes))
     except ApiError as error:
         if error.code is not Code.NOT_FOUND:
             raise
@@ -191,65 +224,56 @@ def access(repo: Repository) -> Access:
     """
     deadline = time.monotonic() + REFRESH_WAIT_SECONDS
     while True:
-        stored = repo.find(INTEGRATIONS, repo.uid)
+        stored = read(repo)
         if stored is None:
             raise NotConnected()
-        _require_connected(stored)
-        if _fresh(stored):
+        stored.require_connected()
+        if stored.fresh():
             return _access(repo, stored)
-        # While a lease runs, only read: a lease attempt per poll would race the holder's write.
-        leased = None if _leased(stored) else _take_refresh_lease(repo)
-        if leased is not None:
-            held, current = leased
-            if held:
-                return Access(_refresh(repo, current), str(current.get("google_email") or ""))
-            return _access(repo, current)
+        # While a lease runs, only read: an attempt to take it per poll would race the holder's writes.
+        if not stored.refreshing():
+            refresher = Lease(repo, INTEGRATIONS, repo.uid, seconds=REFRESH_LEASE_SECONDS, field=REFRESH_LEASE_FIELD)
+            held = _take(refresher)
+            if held is not None:
+                return Access(_refresh(repo, held, refresher), held.google_email)
         if time.monotonic() >= deadline:
             return _after_waiting(repo, stored)
         time.sleep(_POLL_SECONDS)
 
 
-def _access(repo: Repository, stored: Mapping[str, Any]) -> Access:
-    return Access(_open(repo, stored, "access_token"), str(stored.get("google_email") or ""))
+def _access(repo: Repository, stored: Integration) -> Access:
+    return Access(_open(repo, stored, "access_token"), stored.google_email)
 
 
-def _take_refresh_lease(repo: Repository) -> tuple[bool, dict[str, Any]] | None:
-    """(True, document) when this caller now holds the refresh lease; (False, document) when the
-    token is fresh already (someone refreshed it meanwhile); None when another caller holds the
-    lease, or kept winning the race for it: look again shortly.
+def _take(refresher: Lease) -> Integration | None:
+    """The connection, now held by `refresher` for a refresh; None when another caller holds the
+    lease, the token is fresh already (someone refreshed it meanwhile), or others kept winning
+    the race for it: look again shortly.
 
-    The lease is taken by a compare-and-set write (Repository.update: the write holds only if
-    the document is still as read), not a read-write transaction: concurrent transactions on
-    one document hold read locks that each other's lease writes wait for (the emulator stalls
-    them for ~10 s), while a losing compare-and-set fails at once and reads the winner's lease.
+    The lease is a compare-and-set write (`common.lease`), not a read-write transaction:
+    concurrent transactions on one document hold read locks that each other's writes wait for
+    (the emulator stalls them for ~10 s), while a losing compare-and-set fails at once and reads
+    the winner's lease.
     """
     now = datetime.now(UTC)
-    outcome: list[tuple[bool, dict[str, Any]] | None] = [None]
 
-    def take(current: dict[str, Any]) -> dict[str, Any]:
-        # Called again on the new state when another writer got in first: the last call decides.
-        _require_connected(current)
-        if _fresh(current, now):
-            outcome[0] = (False, current)
-            return {}
-        if _leased(current, now):
-            outcome[0] = None
-            return {}
-        outcome[0] = (True, current)
-        return {"refresh_lease_until": now + REFRESH_LEASE}
+    def needs_refresh(current: dict[str, Any]) -> dict[str, Any] | None:
+        record = Integration.model_validate(current)
+        record.require_connected()
+        return None if record.fresh(now) else {}
 
     try:
-        repo.update(INTEGRATIONS, repo.uid, take)
+        taken = refresher.take(needs_refresh)
     except ApiError as error:
         if error.code is Code.NOT_FOUND:
             raise NotConnected() from None
         if error.code is not Code.ABORTED:
             raise
         return None
-    return outcome[0]
+    return None if taken is None else Integration.model_validate(taken)
 
 
-def _refresh(repo: Repository, stored: Mapping[str, Any]) -> str:
+def _refresh(repo: Repository, stored: Integration, refresher: Lease) -> str:
     """Refresh with the stored refresh token while holding the lease; store and return the new token."""
     from google.auth import exceptions as auth_exceptions
     from google.auth.transport.requests import Request
@@ -273,7 +297,7 @@ def _refresh(repo: Repository, stored: Mapping[str, Any]) -> str:
         if oauth_error == "invalid_grant":
             mark_needs_reauth(repo, "Google refused the refresh token (invalid_grant): access was revoked or expired.")
             raise ReauthRequired() from None
-        _release_lease(repo)
+        _let_go(refresher)
         transient = bool(getattr(error, "retryable", False))
         logger.warning(
             "Google token refresh failed",
@@ -283,31 +307,24 @@ def _refresh(repo: Repository, stored: Mapping[str, Any]) -> str:
             "Google refused to refresh the access token.", transient=transient, reason=oauth_error
         ) from None
     except auth_exceptions.TransportError:
-        _release_lease(repo)
+        _let_go(refresher)
         logger.warning("Google token endpoint unreachable", extra={"fields": {"uid": repo.uid}})
         message = "Google's token endpoint could not be reached."
         raise GoogleError(message, transient=True, reason="connection") from None
 
     token = str(credentials.token)
     expiry = credentials.expiry  # naive UTC in google-auth
-    expires_at = expiry.replace(tzinfo=UTC) if expiry is not None else datetime.now(UTC) + timedelta(minutes=55)
-    fields: dict[str, Any] = {
+    refreshed: IntegrationFields = {
         "access_token_enc": encrypt(repo.uid, "access_token", token),
-        "expires_at": expires_at,
-        "refresh_lease_until": None,
+        "expires_at": expiry.replace(tzinfo=UTC) if expiry is not None else datetime.now(UTC) + timedelta(minutes=55),
         "last_error": None,
     }
     if credentials.refresh_token and credentials.refresh_token != refresh_token:
-        fields["refresh_token_enc"] = encrypt(repo.uid, "refresh_token", credentials.refresh_token)
-
-    def record(current: dict[str, Any]) -> dict[str, Any]:
-        # A reconnect meanwhile stored another grant: keep it, this token still serves this call.
-        if current.get("refresh_token_enc") != stored.get("refresh_token_enc"):
-            return {}
-        return fields
-
+        refreshed["refresh_token_enc"] = encrypt(repo.uid, "refresh_token", credentials.refresh_token)
     try:
-        repo.update(INTEGRATIONS, repo.uid, record)
+        # Written only while the lease is ours: a reconnect meanwhile stored another grant (and
+        # dropped the lease), which stays; this token still serves this call.
+        refresher.release(dict(refreshed))
     except ApiError as error:
         if error.code is Code.NOT_FOUND:
             raise NotConnected() from None  # disconnected while refreshing: the grant is revoked
@@ -316,20 +333,19 @@ def _refresh(repo: Repository, stored: Mapping[str, Any]) -> str:
     return token
 
 
-def _after_waiting(repo: Repository, stored: Mapping[str, Any]) -> Access:
+def _after_waiting(repo: Repository, stored: Integration) -> Access:
     """No fresh token within the wait (`stored`, as last read): the current one if it still works
     for a while, else try later."""
-    expires_at = stored.get("expires_at")
-    if expires_at is not None and utc(expires_at) > datetime.now(UTC) + timedelta(seconds=60):
+    if stored.expires_at is not None and utc(stored.expires_at) > datetime.now(UTC) + timedelta(seconds=60):
         return _access(repo, stored)
     raise GoogleError("Another refresh of the Google token is taking too long.", transient=True, reason="refresh_busy")
 
 
-def _release_lease(repo: Repository) -> None:
+def _let_go(refresher: Lease) -> None:
     try:
-        repo.update(INTEGRATIONS, repo.uid, lambda _current: {"refresh_lease_until": None})
+        refresher.release()
     except ApiError:
-        logger.warning("refresh lease not released; it lapses on its own", extra={"fields": {"uid": repo.uid}})
+        logger.warning("refresh lease not released; it lapses on its own", extra={"fields": {"uid": refresher.doc_id}})
 
 
 def _oauth_error_code(error: Exception) -> str:
@@ -341,30 +357,10 @@ def _oauth_error_code(error: Exception) -> str:
     return "invalid_grant" if text.startswith("invalid_grant") else ""
 
 
-# -- helpers ---------------------------------------------------------------------------------
-
-
-def _require_connected(stored: Mapping[str, Any]) -> None:
-    if stored.get("status") != CONNECTED:
-        raise ReauthRequired()
-
-
-def _fresh(stored: Mapping[str, Any], now: datetime | None = None) -> bool:
-    expires_at = stored.get("expires_at")
-    now = now or datetime.now(UTC)
-    return expires_at is not None and utc(expires_at) > now + REFRESH_MARGIN
-
-
-def _leased(stored: Mapping[str, Any], now: datetime | None = None) -> bool:
-    """Whether a refresh lease is running (taken by anyone, this caller included)."""
-    lease = stored.get("refresh_lease_until")
-    return lease is not None and utc(lease) > (now or datetime.now(UTC))
-
-
-def _open(repo: Repository, stored: Mapping[str, Any], field: str) -> str:
+def _open(repo: Repository, stored: Integration, field: str) -> str:
     """A sealed field of the connection; one that does not open can only be fixed by connecting again."""
     try:
-        return decrypt(repo.uid, field, str(stored.get(f"{field}_enc") or ""))
+        return decrypt(repo.uid, field, str(getattr(stored, f"{field}_enc")))
     except InvalidCiphertextError:
         mark_needs_reauth(repo, f"The stored {field.replace('_', ' ')} could not be decrypted.")
         raise ReauthRequired() from None

@@ -174,6 +174,16 @@ def google_callback(ctx: Context) -> RedirectReply:
     return RedirectReply(location, headers={"Referrer-Policy": "no-referrer"})
 
 
+# The browser is back from Google with ?google=pending&grant=...: the same user, with its own
+# token, makes the parked grant its connection; anyone else gets 404 and ends the grant.
+@router.route("POST", "/integrations/google/complete", auth=REVOCATION_CHECKED)
+def complete_google(ctx: Context) -> Reply:
+    from common.google import oauth
+
+    completion = ctx.parse(models.GoogleCompletion)
+    return Reply(oauth.complete_connection(ctx.repo, completion.grant))
+
+
 @router.route("DELETE", "/integrations/google", auth=REVOCATION_CHECKED)
 def disconnect_google(ctx: Context) -> Reply:
     from common.google import oauth

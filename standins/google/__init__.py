@@ -8,7 +8,7 @@ and ``CSCX_GOOGLE_API_BASE``:
 
     GET  /o/oauth2/v2/auth                       consent (automatic), 302 to redirect_uri
     POST /token     POST /revoke     GET /v1/userinfo (and /oauth2/v3/userinfo)
-    POST /gmail/v1/users/{userId}/drafts         GET .../drafts, .../drafts/{id}
+    POST /gmail/v1/users/{userId}/drafts         GET .../drafts?q=..., .../drafts/{id}; POST .../drafts/send
     POST /gmail/v1/users/{userId}/messages/send  GET .../messages?q=rfc822msgid:..., .../messages/{id}
     POST /calendar/v3/calendars/{calendarId}/events   GET|DELETE .../events/{eventId}
     POST /calendar/v3/freeBusy

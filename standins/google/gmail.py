@@ -1,5 +1,8 @@
-"""Gmail v1 as the stand-in serves it: drafts created, listed and read; messages sent, searched by
-Message-ID (`rfc822msgid:`) and read in each format, with Gmail's threading and header stamping.
+"""Gmail v1 as the stand-in serves it: drafts created, listed (and searched), read and sent; messages
+sent, searched by Message-ID (`rfc822msgid:`) and read in each format, with Gmail's threading and
+header stamping. Which scope allows which method is `scopes.METHOD_SCOPES`, checked around every
+handler; what a scope allows within a method (gmail.metadata: no `q`, no message bodies) is
+checked here.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import html
 import re
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from email.message import EmailMessage, Message
 from typing import Any, cast
@@ -55,6 +58,41 @@ def send_message(call: Call) -> Reply:
     with call.state.lock:
         stored = _store_message(call.state, account, call.json(), ["SENT"], sending=True)
     return json_reply(200, {"id": stored.id, "threadId": stored.thread_id, "labelIds": ["SENT"]})
+
+
+def send_draft(call: Call) -> Reply:
+    """drafts.send: the draft is deleted and its message sent as a new message (a new id, the
+    SENT label, the draft's thread), which is what Gmail answers; a draft sent (or deleted)
+    already is not found."""
+    account = _gmail_user(call)
+    body = call.json()
+    draft_id = body.get("id")
+    if not isinstance(draft_id, str) or not draft_id:
+        raise api_error(400, "Invalid draft", "invalidArgument")
+    with call.state.lock:
+        draft = next((m for m in account.messages if m.draft_id == draft_id), None)
+        if draft is None:
+            raise api_error(404, "Requested entity was not found.", "notFound")
+        if body.get("message"):
+            # Gmail would replace the draft's content first; nothing here sends a draft that way.
+            raise api_error(400, "The Google stand-in sends drafts as they are (no message)", "invalidArgument")
+        mime = draft.parsed
+        if not [*addresses(mime, "To"), *addresses(mime, "Cc"), *addresses(mime, "Bcc")]:
+            raise api_error(400, "Recipient address required", "invalidArgument")
+        if call.state.quirks.get("gmail_send_rewrites_message_id"):
+            del mime["Message-ID"]
+            mime["Message-ID"] = f"<CA+{secrets.token_urlsafe(33)}@mail.gmail.com>"
+        account.messages.remove(draft)
+        sent = StoredMessage(
+            id=_new_gmail_id(),
+            thread_id=draft.thread_id,
+            label_ids=["SENT"],
+            raw=mime.as_bytes(),
+            internal_date_ms=int(time.time() * 1000),
+            history_id=account.next_history_id(),
+        )
+        account.messages.append(sent)
+    return json_reply(200, {"id": sent.id, "threadId": sent.thread_id, "labelIds": ["SENT"]})
 
 
 def _store_message(
@@ -125,9 +163,11 @@ def get_draft(call: Call) -> Reply:
 
 
 def list_drafts(call: Call) -> Reply:
+    """Every draft, newest first, or those the ``q`` search finds (every scope of the method may search)."""
     account = _gmail_user(call)
+    matches = _search(call.arg("q") or "", set())
     with call.state.lock:
-        drafts = [m for m in reversed(account.messages) if m.draft_id]
+        drafts = [m for m in reversed(account.messages) if m.draft_id and matches(m)]
         items = [{"id": m.draft_id, "message": {"id": m.id, "threadId": m.thread_id}} for m in drafts]
     return json_reply(200, _page(call, "drafts", items))
 
@@ -139,8 +179,16 @@ def list_messages(call: Call) -> Reply:
     query = call.arg("q") or ""
     if query and not set(call.token.scopes) & (METHOD_SCOPES["gmail.messages.list"] - {GMAIL_METADATA}):
         raise api_error(403, "Metadata scope does not support 'q' parameter", "forbidden")
+    matches = _search(query, {label.upper() for label in call.query.get("labelIds", [])})
+    with call.state.lock:
+        items = [{"id": m.id, "threadId": m.thread_id} for m in reversed(account.messages) if matches(m)]
+    return json_reply(200, _page(call, "messages", items))
+
+
+def _search(query: str, labels: set[str]) -> Callable[[StoredMessage], bool]:
+    """What a Gmail search finds, for the terms the stand-in knows: ``rfc822msgid:`` and ``in:``/
+    ``is:``/``label:`` sent or drafts, all of them required."""
     wanted_ids: list[str] = []
-    labels = {label.upper() for label in call.query.get("labelIds", [])}
     for term in query.split():
         name, _, value = term.partition(":")
         if name.lower() == "rfc822msgid" and value:
@@ -149,14 +197,12 @@ def list_messages(call: Call) -> Reply:
             labels.add("SENT" if value.lower() == "sent" else "DRAFT")
         else:
             raise api_error(400, f"The Google stand-in does not support the search term {term!r}", "invalidArgument")
-    with call.state.lock:
-        found = [
-            m
-            for m in reversed(account.messages)
-            if labels <= set(m.label_ids) and all(m.message_id.strip("<>").lower() == wanted for wanted in wanted_ids)
-        ]
-        items = [{"id": m.id, "threadId": m.thread_id} for m in found]
-    return json_reply(200, _page(call, "messages", items))
+
+    def matches(message: StoredMessage) -> bool:
+        found = message.message_id.strip("<>").lower()
+        return labels <= set(message.label_ids) and all(found == wanted for wanted in wanted_ids)
+
+    return matches
 
 
 def _page(call: Call, key: str, items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -250,6 +296,7 @@ ROUTES = (
     route("POST", _USER + r"/drafts", create_draft, "gmail.drafts.create", bearer=True),
     route("GET", _USER + r"/drafts", list_drafts, "gmail.drafts.list", bearer=True),
     route("GET", _USER + r"/drafts/(?P<id>[^/]+)", get_draft, "gmail.drafts.get", bearer=True),
+    route("POST", _USER + r"/drafts/send", send_draft, "gmail.drafts.send", bearer=True),
     route("POST", _USER + r"/messages/send", send_message, "gmail.messages.send", bearer=True),
     route("GET", _USER + r"/messages", list_messages, "gmail.messages.list", bearer=True),
     route("GET", _USER + r"/messages/(?P<id>[^/]+)", get_message, "gmail.messages.get", bearer=True),

@@ -30,6 +30,7 @@ METHOD_SCOPES: dict[str, frozenset[str]] = {
     "gmail.drafts.create": _scopes(MAIL, "gmail.addons.current.action.compose", "gmail.compose", "gmail.modify"),
     "gmail.drafts.get": _scopes(MAIL, "gmail.compose", "gmail.modify", "gmail.readonly"),
     "gmail.drafts.list": _scopes(MAIL, "gmail.compose", "gmail.modify", "gmail.readonly"),
+    "gmail.drafts.send": _scopes(MAIL, "gmail.addons.current.action.compose", "gmail.compose", "gmail.modify"),
     "gmail.messages.send": _scopes(
         MAIL, "gmail.addons.current.action.compose", "gmail.compose", "gmail.modify", "gmail.send"
     ),

@@ -85,7 +85,8 @@ class _RequestHandler(JsonHandler):
             reply = api_error(500, "Internal error in the Google stand-in", "backendError").reply
         if route is not None and route.api is not None:
             # Recorded before the answer goes out: a client that reads the log once it has its
-            # answer always finds its request there.
+            # answer always finds its request there, and Google served the request even when its
+            # caller is gone by the time the answer goes out (a worker killed while waiting).
             self._record(state, route.api, call, reply, injected)
         self.send(reply.status, reply.body, content_type=reply.content_type, headers=reply.headers)
 

@@ -85,6 +85,7 @@ INTEGRATIONS = OwnedCollection("integrations", id_is_uid=True)
 SERVER_ONLY = [
     INTEGRATIONS,
     OwnedCollection("oauth_states"),
+    OwnedCollection("google_grants"),
     OwnedCollection("quotas"),
     OwnedCollection("idempotency_keys"),
 ]
