@@ -20,7 +20,7 @@ from tests.chat_support import Chat
 from tests.conftest import Api, Caller, assert_error, raw_firestore
 from tests.test_approvals import stored_action, wait_for_status
 from tests.test_chat import WIRE, checked, model_text
-from tests.test_google_actions import EMAIL, WEB_APP, connect, email_action, sent
+from tests.test_google_actions import EMAIL, complete, connect, email_action, grant_of, sent
 
 # Every line separator DESIGN §6 names, and the three more that Python's email refuses too.
 SEPARATORS = ["\r", "\n", "\x85", "\u2028", "\u2029", "\v", "\f", "\x1c", "\x1d", "\x1e"]
@@ -42,7 +42,8 @@ def approvals(stack: Stack) -> Api:
 
 @pytest.fixture
 def connected(crud: Api, alice: Caller, google: GoogleStandinClient) -> Caller:
-    assert connect(crud, alice) == f"{WEB_APP}?google=connected"
+    done = complete(crud, alice, grant_of(connect(crud, alice)))
+    assert done.status_code == 200, done.text
     return alice
 
 
