@@ -261,8 +261,9 @@ class MessagePublic(Stored):
 
 
 class ActionPublic(Stored):
-    # The worker's bookkeeping: its claim and lease, when the task went out, when it first ran.
-    hidden = frozenset({"claim_id", "lease_until", "enqueued_at", "first_attempt_at"})
+    # The server's bookkeeping (actions.records.ActionRecord): the executing delivery's lease, when
+    # the task went out, when the effect was first tried.
+    hidden = frozenset({"lease", "enqueued_at", "first_attempt_at"})
     type: ActionType
     payload: dict[str, Any]
     summary: str

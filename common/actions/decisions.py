@@ -15,6 +15,7 @@ from typing import Any
 
 from common import cloud_tasks, models, resources
 from common.actions import risk_of, summary_of, validate_payload
+from common.actions.records import ActionFields, ActionRecord
 from common.auth import User
 from common.collections import ACTIONS
 from common.errors import ApiError, Code
@@ -59,7 +60,7 @@ def propose(
     risk = risk_of(action_type)
     now = datetime.now(UTC)
     automatic = risk is Risk.LOW and action_type.value in auto_approve
-    document: dict[str, Any] = {
+    document: ActionFields = {
         "type": action_type.value,
         "payload": stored_payload,
         "summary": summary_of(action_type, stored_payload),
@@ -100,14 +101,13 @@ def get_action(repo: Repository, action_id: str) -> models.ActionPublic:
     return models.ActionPublic.of(repo.get(ACTIONS, action_id))
 
 
-def _expired(action: Mapping[str, Any]) -> ApiError:
-    return ApiError(
-        Code.ABORTED, f"The action expired at {action['expires_at'].isoformat()}; it can no longer be decided."
-    )
+def _expired(action: ActionRecord) -> ApiError:
+    expired_at = action.expires_at.isoformat()
+    return ApiError(Code.ABORTED, f"The action expired at {expired_at}; it can no longer be decided.")
 
 
-def _decided(action: Mapping[str, Any]) -> ApiError:
-    return ApiError(Code.ABORTED, f"The action is already {action['status']}.")
+def _decided(action: ActionRecord) -> ApiError:
+    return ApiError(Code.ABORTED, f"The action is already {action.status.value}.")
 
 
 def approve(
@@ -117,10 +117,10 @@ def approve(
     `along` (an idempotency key's record) is stored with the decision."""
     payload = None
     if edit is not None:  # validated against the action's type, a 400 before anything
-        action_type = ActionType(repo.get(ACTIONS, action_id)["type"])
+        action_type = ActionRecord.of(repo.get(ACTIONS, action_id)).type
         payload = validate_payload(repo, action_type, edit)
     now = datetime.now(UTC)
-    changes: dict[str, Any] = {"status": ActionStatus.APPROVED.value, "decided_at": now, "decided_by": user.uid}
+    changes: ActionFields = {"status": ActionStatus.APPROVED.value, "decided_at": now, "decided_by": user.uid}
     if payload is not None:
         changes |= {
             "payload": payload,
@@ -130,22 +130,25 @@ def approve(
     action, decided = _decide(repo, action_id, changes, now, along)
     if decided:
         return enqueue(repo, action)
-    if action["status"] not in APPROVED_STATES:
-        raise _decided(action)
-    if payload is not None and payload != action["payload"]:
+    record = ActionRecord.of(action)
+    if record.status not in APPROVED_STATES:
+        raise _decided(record)
+    if payload is not None and payload != record.payload:
         raise ApiError(Code.ABORTED, "The action was already approved as it was; it cannot be edited now.")
-    if action["status"] == ActionStatus.APPROVED and action.get("enqueued_at") is None:
-        decided_at = action.get("decided_at") or now
-        if now - decided_at > REENQUEUE_AFTER:  # the approving request died before enqueueing
-            return enqueue(repo, action)
+    waited = now - (record.decided_at or now)
+    if record.status is ActionStatus.APPROVED and record.enqueued_at is None and waited > REENQUEUE_AFTER:
+        return enqueue(repo, action)  # the approving request died before enqueueing
     return models.ActionPublic.of(action)
 
 
 def enqueue(repo: Repository, action: dict[str, Any]) -> models.ActionPublic:
     """Send an approved action to the worker: one task, named after the action."""
     cloud_tasks.enqueue_for_worker("/execute", execute_task_id(action["id"]), worker_body(repo, action["id"]))
-    stamped = repo.update(ACTIONS, action["id"], lambda _: {"enqueued_at": datetime.now(UTC)})
-    return models.ActionPublic.of(stamped)
+
+    def stamp(_: dict[str, Any]) -> ActionFields:
+        return {"enqueued_at": datetime.now(UTC)}
+
+    return models.ActionPublic.of(repo.update(ACTIONS, action["id"], stamp))
 
 
 def reject(
@@ -153,20 +156,20 @@ def reject(
 ) -> models.ActionPublic:
     """Reject a pending action; `along` (an idempotency key's record) is stored with the decision."""
     now = datetime.now(UTC)
-    changes = {
+    changes: ActionFields = {
         "status": ActionStatus.REJECTED.value,
         "decided_at": now,
         "decided_by": user.uid,
         "reject_reason": reason,
     }
     action, decided = _decide(repo, action_id, changes, now, along)
-    if not decided and action["status"] != ActionStatus.REJECTED:
-        raise _decided(action)
+    if not decided and ActionRecord.of(action).status is not ActionStatus.REJECTED:
+        raise _decided(ActionRecord.of(action))
     return models.ActionPublic.of(action)
 
 
 def _decide(
-    repo: Repository, action_id: str, changes: dict[str, Any], now: datetime, along: Companion | None
+    repo: Repository, action_id: str, changes: ActionFields, now: datetime, along: Companion | None
 ) -> tuple[dict[str, Any], bool]:
     """Apply a decision's `changes` to a pending action: the action, and whether this request
     decided it (False: it was no longer pending). One found past its expiry is expired, a 409.
@@ -177,12 +180,13 @@ def _decide(
     """
     outcome = ""
 
-    def decide(action: dict[str, Any]) -> dict[str, Any]:
+    def decide(current: dict[str, Any]) -> ActionFields:
         nonlocal outcome
-        if action["status"] != ActionStatus.PENDING:
+        action = ActionRecord.of(current)
+        if action.status is not ActionStatus.PENDING:
             outcome = "unchanged"
             return {}
-        if action["expires_at"] <= now:
+        if action.expires_at <= now:
             outcome = "expired"
             return {"status": ActionStatus.EXPIRED.value}
         outcome = "decided"
@@ -190,7 +194,7 @@ def _decide(
 
     action = repo.update(ACTIONS, action_id, decide, along=along)
     if outcome == "expired":
-        raise _expired(action)
+        raise _expired(ActionRecord.of(action))
     return action, outcome == "decided"
 
 
@@ -206,18 +210,18 @@ def expire_if_due(repo: Repository, action_id: str) -> tuple[bool, str]:
     now = datetime.now(UTC)
     due = True
 
-    def expire(action: dict[str, Any]) -> dict[str, Any]:
+    def expire(current: dict[str, Any]) -> ActionFields:
         nonlocal due
-        due = action["expires_at"] <= now
-        if action["status"] != ActionStatus.PENDING or not due:
+        action = ActionRecord.of(current)
+        due = action.expires_at <= now
+        if action.status is not ActionStatus.PENDING or not due:
             return {}
         return {"status": ActionStatus.EXPIRED.value}
 
     try:
-        action = repo.update(ACTIONS, action_id, expire)
+        status = ActionRecord.of(repo.update(ACTIONS, action_id, expire)).status
     except ApiError as error:
         if error.code is Code.NOT_FOUND:
             return True, "deleted"
         raise
-    status = str(action["status"])
-    return (status != ActionStatus.PENDING or due), status
+    return (status is not ActionStatus.PENDING or due), status.value
