@@ -98,6 +98,12 @@ class Risk(enum.StrEnum):
 LOW_RISK_ACTIONS = frozenset({ActionType.TASK_CREATE, ActionType.EMAIL_DRAFT})
 
 
+class RecipientRole(enum.StrEnum):
+    TO = "to"
+    CC = "cc"
+    ATTENDEE = "attendee"
+
+
 class MessageRole(enum.StrEnum):
     USER = "user"
     ASSISTANT = "assistant"
@@ -260,6 +266,18 @@ class MessagePublic(Stored):
     error: str | None = None
 
 
+class Recipient(BaseModel):
+    """Someone an action's e-mail or meeting reaches, and whether the CSM knows them (DESIGN §6):
+    the customer's primary contact or a stakeholder, or an address at the customer's domain or
+    the CSM's own (`actions.recipients`)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    email: str
+    role: RecipientRole
+    known: bool
+
+
 class ActionPublic(Stored):
     # The server's bookkeeping (actions.records.ActionRecord): the executing delivery's lease, when
     # the task went out, when the effect was first tried.
@@ -267,6 +285,7 @@ class ActionPublic(Stored):
     type: ActionType
     payload: dict[str, Any]
     summary: str
+    recipients: list[Recipient] = []  # every address it reaches; absent from actions stored before they were judged
     session_id: str | None
     tool_call_id: str | None
     customer_id: str | None

@@ -15,6 +15,7 @@ from typing import Any
 
 from common import cloud_tasks, models, resources
 from common.actions import risk_of, summary_of, validate_payload
+from common.actions.recipients import recipients_of
 from common.actions.records import ActionFields, ActionRecord
 from common.auth import User
 from common.collections import ACTIONS
@@ -55,15 +56,18 @@ def propose(
     auto_approve: list[str],
 ) -> models.ActionPublic:
     """Store the agent's proposal: `pending`, or `approved` at once for a low-risk type the CSM
-    listed in `preferences.auto_approve` (a high-risk type never is, whatever the list says)."""
+    listed in `preferences.auto_approve` and whose every recipient is known (a high-risk type
+    never is, whatever the list says: DESIGN §6)."""
     stored_payload = validate_payload(repo, action_type, payload)
+    reached = recipients_of(repo, action_type, stored_payload)
     risk = risk_of(action_type)
     now = datetime.now(UTC)
-    automatic = risk is Risk.LOW and action_type.value in auto_approve
+    automatic = risk is Risk.LOW and action_type.value in auto_approve and all(r.known for r in reached)
     document: ActionFields = {
         "type": action_type.value,
         "payload": stored_payload,
-        "summary": summary_of(action_type, stored_payload),
+        "summary": summary_of(action_type, stored_payload, reached),
+        "recipients": [r.model_dump(mode="json") for r in reached],
         "session_id": session_id,
         "tool_call_id": tool_call_id,
         "customer_id": stored_payload.get("customer_id"),
@@ -121,10 +125,12 @@ def approve(
         payload = validate_payload(repo, action_type, edit)
     now = datetime.now(UTC)
     changes: ActionFields = {"status": ActionStatus.APPROVED.value, "decided_at": now, "decided_by": user.uid}
-    if payload is not None:
+    if payload is not None:  # who it reaches, judged again
+        reached = recipients_of(repo, action_type, payload)
         changes |= {
             "payload": payload,
-            "summary": summary_of(action_type, payload),
+            "summary": summary_of(action_type, payload, reached),
+            "recipients": [r.model_dump(mode="json") for r in reached],
             "customer_id": payload.get("customer_id"),
         }
     action, decided = _decide(repo, action_id, changes, now, along)

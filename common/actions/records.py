@@ -15,7 +15,7 @@ from typing import Any, Self, TypedDict
 
 from pydantic import BaseModel, ConfigDict
 
-from common.models import ActionStatus, ActionType, Risk
+from common.models import ActionStatus, ActionType, Recipient, Risk
 
 
 class LeaseRecord(BaseModel):
@@ -39,6 +39,7 @@ class ActionRecord(BaseModel):
     type: ActionType
     payload: dict[str, Any]
     summary: str
+    recipients: list[Recipient] = []
     session_id: str | None = None
     tool_call_id: str | None = None
     customer_id: str | None = None
@@ -67,6 +68,7 @@ class ActionFields(TypedDict, total=False):
     type: str
     payload: dict[str, Any]
     summary: str
+    recipients: list[dict[str, Any]]
     session_id: str | None
     tool_call_id: str | None
     customer_id: str | None
