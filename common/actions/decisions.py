@@ -5,7 +5,8 @@ action is still as it was read), so concurrent decisions on one action agree: ap
 gives the same action and one task, and a decision after `expires_at` is refused and expires
 the action. An approval enqueues one Cloud Task, named after the action, for the worker; a
 proposal schedules another for its expiry time, so an action expires when it should even when
-nobody looks at it."""
+nobody looks at it. An approval whose task did not go out (the queue unavailable) is enqueued
+again by a retry with its Idempotency-Key, by an approval 30 s later, or by the sweep."""
 
 from __future__ import annotations
 
@@ -80,6 +81,7 @@ def propose(
         "attempts": 0,
         "result": None,
         "error": None,
+        "enqueued_at": None,  # stored null, so the sweep's query finds an approval whose task never went
     }
     created = repo.create(ACTIONS, document)
     action = models.ActionPublic.of(created)
@@ -89,8 +91,8 @@ def propose(
         else:
             schedule_expiry(repo, action)
     except ApiError as error:
-        # Stored all the same: a decision after its expiry is refused anyway, and an approval
-        # whose task did not go out is sent again when approved again.
+        # Stored all the same, and not forgotten: the sweep enqueues an approval whose task did
+        # not go out, and expires a proposal past its expiry (a decision after it is refused).
         logger.warning("action task not enqueued", extra={"fields": {"action_id": action.id, "error": error.message}})
     return action
 
@@ -124,7 +126,12 @@ def approve(
         action_type = ActionRecord.of(repo.get(ACTIONS, action_id)).type
         payload = validate_payload(repo, action_type, edit)
     now = datetime.now(UTC)
-    changes: ActionFields = {"status": ActionStatus.APPROVED.value, "decided_at": now, "decided_by": user.uid}
+    changes: ActionFields = {
+        "status": ActionStatus.APPROVED.value,
+        "decided_at": now,
+        "decided_by": user.uid,
+        "enqueued_at": None,  # not yet: the sweep finds it if the enqueue below fails
+    }
     if payload is not None:  # who it reaches, judged again
         reached = recipients_of(repo, action_type, payload)
         changes |= {
@@ -145,6 +152,24 @@ def approve(
     if record.status is ActionStatus.APPROVED and record.enqueued_at is None and waited > REENQUEUE_AFTER:
         return enqueue(repo, action)  # the approving request died before enqueueing
     return models.ActionPublic.of(action)
+
+
+def approval_read_back(repo: Repository, action_id: str) -> models.ActionPublic:
+    """What a retried approval answers when the first request stored its decision but not its
+    answer (its enqueue failed, say): the action, its task enqueued if none is known to have
+    gone out — Cloud Tasks refuses a second task of the name, so one that did go out unrecorded
+    is not doubled."""
+    return enqueue_if_unsent(repo, action_id)[0]
+
+
+def enqueue_if_unsent(repo: Repository, action_id: str) -> tuple[models.ActionPublic, bool]:
+    """The action, and whether its task was enqueued now: an approved one whose task is not known
+    to have gone out (`enqueued_at` null) is enqueued."""
+    action = repo.get(ACTIONS, action_id)
+    record = ActionRecord.of(action)
+    if record.status is ActionStatus.APPROVED and record.enqueued_at is None:
+        return enqueue(repo, action), True
+    return models.ActionPublic.of(action), False
 
 
 def enqueue(repo: Repository, action: dict[str, Any]) -> models.ActionPublic:

@@ -42,7 +42,9 @@ def get_action(ctx: Context, action_id: str) -> Reply:
     return Reply.resource(decisions.get_action(ctx.repo, action_id))
 
 
-@router.route("POST", "/actions/{action_id}/approve", auth=DECIDING, idempotent=Replay(decisions.get_action, 202))
+@router.route(
+    "POST", "/actions/{action_id}/approve", auth=DECIDING, idempotent=Replay(decisions.approval_read_back, 202)
+)
 def approve(ctx: Context, action_id: str, along: Companion | None) -> Reply:
     request = ctx.parse(models.ApproveRequest, optional=True)
     assert ctx.user is not None
