@@ -459,6 +459,12 @@ class RejectRequest(Strict):
     reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)] | None = None
 
 
+class SweepRequest(BaseModel):
+    """What Cloud Scheduler sends the worker's `/sweep`: nothing (`{}`, or no body)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
 class WorkerTask(BaseModel):
     """What a Cloud Task tells the worker: the action, and whose it is (it is read as that user's).
     Not a client's input: only Cloud Tasks calls the worker."""

@@ -65,6 +65,7 @@ class Settings:
     max_documents: int = 10_000  # per user and collection (customers, tasks, contracts, sessions)
     delete_batch_limit: int = 2_000  # documents one request deletes before it asks to be retried
     execution_lease_seconds: float = 60.0
+    sweep_limit: int = 100  # actions of each kind one call of the worker's sweep handles
 
     def require(self, *names: str) -> None:
         """Fail the cold start of a function that needs these settings when one is missing."""
@@ -199,6 +200,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_documents=_number(env, "CSCX_MAX_DOCUMENTS", 10_000, 1, 10_000_000),
         delete_batch_limit=_number(env, "CSCX_DELETE_BATCH_LIMIT", 2_000, 1, 100_000),
         execution_lease_seconds=_number(env, "CSCX_EXECUTION_LEASE_SECONDS", 60.0, 1.0, 3600.0),
+        sweep_limit=_number(env, "CSCX_SWEEP_LIMIT", 100, 1, 1_000),
     )
 
 
