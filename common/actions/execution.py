@@ -127,7 +127,7 @@ def _claim(repo: Repository, action_id: str) -> _HeldAction | DeliveryOutcome:
         if error.code is Code.NOT_FOUND:
             return DeliveryOutcome("gone")
         raise
-    if action is None:  # another delivery holds it: come back later
+    if action is None:  # in no state to be carried out, or another delivery holds it (come back later)
         return refusal or DeliveryOutcome("busy", retry=True)
     record = ActionRecord.of(action)
     claimed = _HeldAction(action, record, lease, resumed=record.attempts > 1)
