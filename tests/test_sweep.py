@@ -21,12 +21,14 @@ import pytest
 
 from scripts.stack import Stack, free_port
 from standins.client import StandinClient
+from standins.google_client import GoogleStandinClient
 from tests import tokens
 from tests.chat_support import Chat
 from tests.conftest import Api, Caller, assert_error, raw_firestore, seed_action
 from tests.routes import served_routes
-from tests.test_approvals import agent_tasks, stored_action, wait_for_status
+from tests.test_approvals import agent_tasks, stored_action, wait_for, wait_for_status
 from tests.test_chat import queued_tasks
+from tests.test_google_actions import EMAIL, connect, email_action
 from tests.test_recipients import actions_of
 
 KEY = {"Idempotency-Key": "approve-renewal-task"}
@@ -299,3 +301,32 @@ def test_the_sweep_admits_exactly_the_callers_execute_admits(
 
     assert admitted.status_code == 200, admitted.text
     assert admitted.json() == {**NOTHING, "expired": 1}
+
+
+# -- a live execution is left alone -----------------------------------------------------------
+
+
+def test_a_slow_google_call_keeps_its_lease_and_is_not_redriven(stack: Stack, crud: Api, alice: Caller) -> None:
+    google = GoogleStandinClient(f"http://127.0.0.1:{stack.ports.google}")
+    google.reset()
+    google.set_account(EMAIL)
+    assert connect(crud, alice).endswith("?google=connected")
+    port = free_port()
+    short_lease = {"CSCX_EXECUTION_LEASE_SECONDS": "2"}
+    worker = Api(stack.start_variant("execute_action", "short-lease", short_lease, port=port))
+    deciding = Api(stack.start_variant("approve_action", "to-short-lease", {"CSCX_WORKER_URL": worker.base_url}))
+    google.fail("gmail.messages.send", None, times=1, delay_ms=6000)  # Gmail takes 6 s to answer
+    action = email_action(alice)
+
+    assert deciding.post(f"/actions/{action['id']}/approve", alice).status_code == 202
+    started = wait_for_status(action["id"], "executing")["first_attempt_at"]
+    wait_for(lambda: datetime.now(UTC) > started + timedelta(seconds=3), what="the first lease to have run out")
+
+    held = stored_action(action["id"])
+    assert held["status"] == "executing", "Gmail is still at it"
+    assert held["lease"]["until"] > datetime.now(UTC), "renewed meanwhile"
+    assert sweep(worker) == NOTHING, "nothing to re-drive"
+    done = wait_for_status(action["id"], "executed", timeout=20)
+    assert done["attempts"] == 1
+    assert len(google.account(EMAIL)["sent"]) == 1
+    google.reset()

@@ -72,7 +72,8 @@ def execute(delivery: Delivery) -> DeliveryOutcome:
     if claimed.record.type is ActionType.TASK_CREATE:
         return _create_task(repo, claimed)
     try:
-        result = _perform(repo, claimed)
+        with claimed.lease.kept():  # a slow call to Google keeps the action held: nobody re-drives it meanwhile
+            result = _perform(repo, claimed)
     except google.GoogleError as error:
         return _after_failure(repo, claimed, error, delivery)
     return _record(repo, claimed, result)

@@ -75,6 +75,7 @@ locals {
     "CSCX_RATE_LIMIT_PER_MINUTE",
     "CSCX_MAX_DOCUMENTS",
     "CSCX_DELETE_BATCH_LIMIT",
+    "CSCX_SWEEP_LIMIT",
   ]
 
   # Settings the code reads that are never set deployed, and why.
