@@ -177,9 +177,10 @@ class Anyone:
 
 @dataclass(frozen=True)
 class CloudTasks:
-    """Cloud Tasks delivering a task: an OIDC token Google signed for the tasks service account,
-    addressed to the worker's URL. The Cloud Tasks emulator sends no token, so a demo project
-    without a configured service account accepts unauthenticated deliveries (and only then)."""
+    """Cloud Tasks delivering a task (or Cloud Scheduler calling the worker's sweep, as the same
+    account): an OIDC token Google signed for the tasks service account, addressed to the
+    worker's URL. The Cloud Tasks emulator sends no token, so a demo project without a configured
+    service account accepts unauthenticated deliveries (and only then)."""
 
     check_revoked: bool = False
 

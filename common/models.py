@@ -98,6 +98,12 @@ class Risk(enum.StrEnum):
 LOW_RISK_ACTIONS = frozenset({ActionType.TASK_CREATE, ActionType.EMAIL_DRAFT})
 
 
+class RecipientRole(enum.StrEnum):
+    TO = "to"
+    CC = "cc"
+    ATTENDEE = "attendee"
+
+
 class MessageRole(enum.StrEnum):
     USER = "user"
     ASSISTANT = "assistant"
@@ -261,12 +267,26 @@ class MessagePublic(Stored):
     error: str | None = None
 
 
+class Recipient(BaseModel):
+    """Someone an action's e-mail or meeting reaches, and whether the CSM knows them (DESIGN §6):
+    the customer's primary contact or a stakeholder, or an address at the customer's domain or
+    the CSM's own (`actions.recipients`)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    email: str
+    role: RecipientRole
+    known: bool
+
+
 class ActionPublic(Stored):
-    # The worker's bookkeeping: its claim and lease, when the task went out, when it first ran.
-    hidden = frozenset({"claim_id", "lease_until", "enqueued_at", "first_attempt_at"})
+    # The server's bookkeeping (actions.records.ActionRecord): the executing delivery's lease, when
+    # the task went out, when the effect was first tried.
+    hidden = frozenset({"lease", "enqueued_at", "first_attempt_at", "draft"})
     type: ActionType
     payload: dict[str, Any]
     summary: str
+    recipients: list[Recipient] = []  # every address it reaches; absent from actions stored before they were judged
     session_id: str | None
     tool_call_id: str | None
     customer_id: str | None
@@ -444,6 +464,12 @@ class GoogleCompletion(Strict):
     """`POST /integrations/google/complete`: the one-time handle of a grant the OAuth callback parked."""
 
     grant: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+
+
+class SweepRequest(BaseModel):
+    """What Cloud Scheduler sends the worker's `/sweep`: nothing (`{}`, or no body)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
 
 class WorkerTask(BaseModel):

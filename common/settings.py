@@ -267,6 +267,13 @@ class Settings(BaseModel):
         ge=1.0,
         le=3600.0,
     )
+    sweep_limit: int = setting(
+        "CSCX_SWEEP_LIMIT",
+        100,
+        "actions of each kind one call of the worker's /sweep handles, across all users; the rest is the next call's",
+        ge=1,
+        le=1000,
+    )
     # Reading a contract's text (DESIGN §8): the reader process's memory and time.
     parse_memory_mb: int = setting(
         "CSCX_PARSE_MEMORY_MB",

@@ -4,6 +4,10 @@ A `Repository` is built with the caller's uid and every query it issues carries
 `owner_id == uid`; a document owned by someone else is reported exactly like a missing one.
 Writes keep the common fields (`owner_id`, `created_at`, `updated_at`, `version`) and use
 Firestore preconditions so that concurrent updates are compare-and-set.
+
+One read is no tenant's, and it is here alone: `across_tenants`, for the server's own rounds
+over every user's documents (the sweep of actions). It names documents — owner and id — and
+reads nothing of them; whatever is then done with one goes through its owner's Repository.
 """
 
 from __future__ import annotations
@@ -548,6 +552,41 @@ class TenantTransaction:
 
     def delete(self, kind: Kind, doc_id: str) -> None:
         self._transaction.delete(self._repo._collection(kind).document(doc_id))
+
+
+# -- across tenants -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Owned:
+    """A document named across tenants: whose it is and its id, nothing of what it holds."""
+
+    owner_id: str
+    doc_id: str
+
+
+@_database_errors
+def across_tenants(kind: Kind, filters: Sequence[Filter], *, order_by: str, limit: int) -> list[Owned]:
+    """At most `limit` documents of `kind` matching `filters`, lowest `order_by` first, whoever owns
+    them: the one read that is no tenant's. Only their owners and ids leave Firestore.
+
+    For the server's own rounds over every user's documents, never for a request's: each document
+    named is then read and changed through `Repository(owner_id)`, as its owner's.
+    """
+    from google.cloud.firestore import FieldFilter, Query
+
+    if kind.parent is not None:
+        raise ValueError(f"{kind.name}: only top-level collections are read across tenants")
+    query: Any = _firestore_client().collection(kind.path())
+    for f in filters:
+        query = query.where(filter=FieldFilter(f.field, f.op, f.value))
+    query = query.order_by(order_by, direction=Query.ASCENDING).select(["owner_id"]).limit(limit)
+    owned = []
+    for snapshot in query.stream(**_call_options(get_settings().firestore_timeout_seconds)):
+        owner = (snapshot.to_dict() or {}).get("owner_id")
+        if isinstance(owner, str) and owner:
+            owned.append(Owned(owner, snapshot.id))
+    return owned
 
 
 # -- the one shape of every write ------------------------------------------------------------

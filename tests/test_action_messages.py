@@ -20,7 +20,7 @@ from tests.chat_support import Chat
 from tests.conftest import Api, Caller, assert_error, raw_firestore
 from tests.test_approvals import stored_action, wait_for_status
 from tests.test_chat import WIRE, checked, model_text
-from tests.test_google_actions import EMAIL, complete, connect, email_action, grant_of, sent
+from tests.test_google_actions import EMAIL, connect_and_complete, email_action, sent
 
 # Every line separator DESIGN §6 names, and the three more that Python's email refuses too.
 SEPARATORS = ["\r", "\n", "\x85", "\u2028", "\u2029", "\v", "\f", "\x1c", "\x1d", "\x1e"]
@@ -42,8 +42,7 @@ def approvals(stack: Stack) -> Api:
 
 @pytest.fixture
 def connected(crud: Api, alice: Caller, google: GoogleStandinClient) -> Caller:
-    done = complete(crud, alice, grant_of(connect(crud, alice)))
-    assert done.status_code == 200, done.text
+    connect_and_complete(crud, alice)
     return alice
 
 
@@ -142,8 +141,8 @@ def test_a_message_the_mime_library_refuses_fails_with_invalid_message_at_the_fi
     assert failed["error"]["code"] == "INVALID_MESSAGE"
     assert "cannot be written" in failed["error"]["message"]
     assert failed["attempts"] == 1  # answered 200: Cloud Tasks did not come back
-    assert failed["lease_until"] is None
-    assert google.requests("gmail.messages.send") == google.requests("gmail.drafts.create") == []
+    assert failed["lease"] is None
+    assert google.requests("gmail.drafts.create") == google.requests("gmail.drafts.send") == []
     # Delivered again (as Cloud Tasks may), it is a 200 that does nothing.
     body = {"action_id": action["id"], "owner_id": connected.uid}
     assert requests.post(f"{stack.url('execute_action')}/execute", json=body, timeout=30).status_code == 200

@@ -69,10 +69,15 @@ def complete(crud: Api, user: Caller, handle: str) -> requests.Response:
     return crud.post("/integrations/google/complete", user, json={"grant": handle})
 
 
+def connect_and_complete(crud: Api, user: Caller) -> None:
+    """The whole connection, as the console makes it: the round trip, then the complete step."""
+    done = complete(crud, user, grant_of(connect(crud, user)))
+    assert done.status_code == 200, done.text
+
+
 @pytest.fixture
 def connected(crud: Api, alice: Caller, google: GoogleStandinClient) -> Caller:
-    done = complete(crud, alice, grant_of(connect(crud, alice)))
-    assert done.status_code == 200, done.text
+    connect_and_complete(crud, alice)
     return alice
 
 

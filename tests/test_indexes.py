@@ -9,12 +9,13 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from common import resources
-from common.actions import decisions
+from common.actions import decisions, sweep
 from common.agent import sessions
 from common.collections import ACTIONS, CONTRACTS, CUSTOMERS, MESSAGES, SESSIONS, TASKS, Kind, Order
 from common.contracts import records
@@ -104,6 +105,23 @@ def test_list_query_has_a_composite_index(query: tuple[str, Sequence[Filter], Or
         if {name for name, _ in fields[: len(equality)]} == equality and fields[len(equality) :] == ordered:
             return
     pytest.fail(f"no index on {group} for equality {sorted(equality)} then {ordered}")
+
+
+@pytest.mark.parametrize("sweep_round", sweep.ROUNDS, ids=lambda r: r.name)
+def test_each_round_of_the_sweep_has_a_composite_index(sweep_round: sweep.Round) -> None:
+    """The sweep's queries are across tenants: its equality filters, then the order's field (its
+    range filter's), without owner_id."""
+    filters = sweep_round.filters(datetime.now(UTC))
+    equality = {f.field for f in filters if f.op in EQUALITY}
+    ranges = {f.field for f in filters if f.op not in EQUALITY}
+    assert ranges <= {sweep_round.order_by}, "a range filter must be on the order's field"
+    wanted = [*sorted(equality), sweep_round.order_by]
+    for group, fields in _indexes():
+        names = [name for name, _ in fields]
+        if group == ACTIONS.collection and set(names[:-1]) == equality and names[-1] == sweep_round.order_by:
+            assert fields[-1][1] == "ASCENDING", "the sweep takes the oldest first"
+            return
+    pytest.fail(f"no index on actions for {wanted}")
 
 
 def test_recording_covers_every_list_order() -> None:

@@ -2,20 +2,22 @@
 
 Each type has a payload model, validated the same way whether the agent proposes it or the CSM
 edits it before approving; a risk (high for what leaves the building: sending, booking); and a
-one-line summary for the approval card. The states and their transitions are in
-`decisions.py` (propose, approve, reject, expire), the execution in `execution.py`.
+one-line summary for the approval card, naming everyone it reaches (`recipients.py` judges
+whether the CSM knows them). The states and their transitions are in `decisions.py` (propose,
+approve, reject, expire), the execution in `execution.py`, the sweep in `sweep.py`.
 """
 
 from __future__ import annotations
 
 import re
 import zoneinfo
+from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, EmailStr, Field, StringConstraints, model_validator
 
-from common.models import LOW_RISK_ACTIONS, ActionType, DocumentId, Priority, Risk, Strict
+from common.models import LOW_RISK_ACTIONS, ActionType, DocumentId, Priority, Recipient, RecipientRole, Risk, Strict
 from common.resources import require_customer
 from common.store import Repository
 from common.validation import parse_value
@@ -115,16 +117,23 @@ def validate_payload(repo: Repository, action_type: ActionType, payload: Any) ->
     return model.model_dump(mode="json")
 
 
-def summary_of(action_type: ActionType, payload: dict[str, Any]) -> str:
-    """One line for the approval card."""
+def summary_of(action_type: ActionType, payload: dict[str, Any], recipients: Sequence[Recipient]) -> str:
+    """One line for the approval card: every recipient or attendee named (`recipients`, from
+    `recipients.recipients_of`), each unknown one marked so; only the subject or title is cut."""
+
+    def named(role: RecipientRole) -> str:
+        return ", ".join(r.email + ("" if r.known else " (unknown)") for r in recipients if r.role is role)
+
     if action_type in {ActionType.EMAIL_DRAFT, ActionType.EMAIL_SEND}:
         verb = "Draft" if action_type is ActionType.EMAIL_DRAFT else "Send"
-        to = payload["to"]
-        recipients = ", ".join(to[:3]) + (f" and {len(to) - 3} more" if len(to) > 3 else "")
-        line = f"{verb} an e-mail to {recipients}: {payload['subject']}"
-    elif action_type is ActionType.MEETING_BOOK:
-        line = f"Book “{payload['title']}” at {payload['start']} with {len(payload['attendees'])} attendee(s)"
-    else:
-        due = f", due {payload['due_date']}" if payload.get("due_date") else ""
-        line = f"Create the task “{payload['title']}”{due}"
-    return line if len(line) <= 200 else line[:199] + "…"
+        cc = named(RecipientRole.CC)
+        return f"{verb} an e-mail to {named(RecipientRole.TO)}{f', cc {cc}' if cc else ''}: {_cut(payload['subject'])}"
+    if action_type is ActionType.MEETING_BOOK:
+        attendees = named(RecipientRole.ATTENDEE) or "no attendees"
+        return f"Book “{_cut(payload['title'])}” at {payload['start']} with {attendees}"
+    due = f", due {payload['due_date']}" if payload.get("due_date") else ""
+    return _cut(f"Create the task “{payload['title']}”{due}", 200)
+
+
+def _cut(text: str, length: int = 120) -> str:
+    return text if len(text) <= length else text[: length - 1] + "…"

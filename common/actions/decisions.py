@@ -5,7 +5,8 @@ action is still as it was read), so concurrent decisions on one action agree: ap
 gives the same action and one task, and a decision after `expires_at` is refused and expires
 the action. An approval enqueues one Cloud Task, named after the action, for the worker; a
 proposal schedules another for its expiry time, so an action expires when it should even when
-nobody looks at it."""
+nobody looks at it. An approval whose task did not go out (the queue unavailable) is enqueued
+again by a retry with its Idempotency-Key, by an approval 30 s later, or by the sweep."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from typing import Any
 
 from common import cloud_tasks, models, resources
 from common.actions import risk_of, summary_of, validate_payload
+from common.actions.recipients import recipients_of
+from common.actions.records import ActionFields, ActionRecord
 from common.auth import User
 from common.collections import ACTIONS
 from common.errors import ApiError, Code
@@ -54,15 +57,18 @@ def propose(
     auto_approve: list[str],
 ) -> models.ActionPublic:
     """Store the agent's proposal: `pending`, or `approved` at once for a low-risk type the CSM
-    listed in `preferences.auto_approve` (a high-risk type never is, whatever the list says)."""
+    listed in `preferences.auto_approve` and whose every recipient is known (a high-risk type
+    never is, whatever the list says: DESIGN §6)."""
     stored_payload = validate_payload(repo, action_type, payload)
+    reached = recipients_of(repo, action_type, stored_payload)
     risk = risk_of(action_type)
     now = datetime.now(UTC)
-    automatic = risk is Risk.LOW and action_type.value in auto_approve
-    document: dict[str, Any] = {
+    automatic = risk is Risk.LOW and action_type.value in auto_approve and all(r.known for r in reached)
+    document: ActionFields = {
         "type": action_type.value,
         "payload": stored_payload,
-        "summary": summary_of(action_type, stored_payload),
+        "summary": summary_of(action_type, stored_payload, reached),
+        "recipients": [r.model_dump(mode="json") for r in reached],
         "session_id": session_id,
         "tool_call_id": tool_call_id,
         "customer_id": stored_payload.get("customer_id"),
@@ -75,6 +81,7 @@ def propose(
         "attempts": 0,
         "result": None,
         "error": None,
+        "enqueued_at": None,  # stored null, so the sweep's query finds an approval whose task never went
     }
     created = repo.create(ACTIONS, document)
     action = models.ActionPublic.of(created)
@@ -84,8 +91,8 @@ def propose(
         else:
             schedule_expiry(repo, action)
     except ApiError as error:
-        # Stored all the same: a decision after its expiry is refused anyway, and an approval
-        # whose task did not go out is sent again when approved again.
+        # Stored all the same, and not forgotten: the sweep enqueues an approval whose task did
+        # not go out, and expires a proposal past its expiry (a decision after it is refused).
         logger.warning("action task not enqueued", extra={"fields": {"action_id": action.id, "error": error.message}})
     return action
 
@@ -100,14 +107,13 @@ def get_action(repo: Repository, action_id: str) -> models.ActionPublic:
     return models.ActionPublic.of(repo.get(ACTIONS, action_id))
 
 
-def _expired(action: Mapping[str, Any]) -> ApiError:
-    return ApiError(
-        Code.ABORTED, f"The action expired at {action['expires_at'].isoformat()}; it can no longer be decided."
-    )
+def _expired(action: ActionRecord) -> ApiError:
+    expired_at = action.expires_at.isoformat()
+    return ApiError(Code.ABORTED, f"The action expired at {expired_at}; it can no longer be decided.")
 
 
-def _decided(action: Mapping[str, Any]) -> ApiError:
-    return ApiError(Code.ABORTED, f"The action is already {action['status']}.")
+def _decided(action: ActionRecord) -> ApiError:
+    return ApiError(Code.ABORTED, f"The action is already {action.status.value}.")
 
 
 def approve(
@@ -117,35 +123,63 @@ def approve(
     `along` (an idempotency key's record) is stored with the decision."""
     payload = None
     if edit is not None:  # validated against the action's type, a 400 before anything
-        action_type = ActionType(repo.get(ACTIONS, action_id)["type"])
+        action_type = ActionRecord.of(repo.get(ACTIONS, action_id)).type
         payload = validate_payload(repo, action_type, edit)
     now = datetime.now(UTC)
-    changes: dict[str, Any] = {"status": ActionStatus.APPROVED.value, "decided_at": now, "decided_by": user.uid}
-    if payload is not None:
+    changes: ActionFields = {
+        "status": ActionStatus.APPROVED.value,
+        "decided_at": now,
+        "decided_by": user.uid,
+        "enqueued_at": None,  # not yet: the sweep finds it if the enqueue below fails
+    }
+    if payload is not None:  # who it reaches, judged again
+        reached = recipients_of(repo, action_type, payload)
         changes |= {
             "payload": payload,
-            "summary": summary_of(action_type, payload),
+            "summary": summary_of(action_type, payload, reached),
+            "recipients": [r.model_dump(mode="json") for r in reached],
             "customer_id": payload.get("customer_id"),
         }
     action, decided = _decide(repo, action_id, changes, now, along)
     if decided:
         return enqueue(repo, action)
-    if action["status"] not in APPROVED_STATES:
-        raise _decided(action)
-    if payload is not None and payload != action["payload"]:
+    record = ActionRecord.of(action)
+    if record.status not in APPROVED_STATES:
+        raise _decided(record)
+    if payload is not None and payload != record.payload:
         raise ApiError(Code.ABORTED, "The action was already approved as it was; it cannot be edited now.")
-    if action["status"] == ActionStatus.APPROVED and action.get("enqueued_at") is None:
-        decided_at = action.get("decided_at") or now
-        if now - decided_at > REENQUEUE_AFTER:  # the approving request died before enqueueing
-            return enqueue(repo, action)
+    waited = now - (record.decided_at or now)
+    if record.status is ActionStatus.APPROVED and record.enqueued_at is None and waited > REENQUEUE_AFTER:
+        return enqueue(repo, action)  # the approving request died before enqueueing
     return models.ActionPublic.of(action)
+
+
+def approval_read_back(repo: Repository, action_id: str) -> models.ActionPublic:
+    """What a retried approval answers when the first request stored its decision but not its
+    answer (its enqueue failed, say): the action, its task enqueued if none is known to have
+    gone out — Cloud Tasks refuses a second task of the name, so one that did go out unrecorded
+    is not doubled."""
+    return enqueue_if_unsent(repo, action_id)[0]
+
+
+def enqueue_if_unsent(repo: Repository, action_id: str) -> tuple[models.ActionPublic, bool]:
+    """The action, and whether its task was enqueued now: an approved one whose task is not known
+    to have gone out (`enqueued_at` null) is enqueued."""
+    action = repo.get(ACTIONS, action_id)
+    record = ActionRecord.of(action)
+    if record.status is ActionStatus.APPROVED and record.enqueued_at is None:
+        return enqueue(repo, action), True
+    return models.ActionPublic.of(action), False
 
 
 def enqueue(repo: Repository, action: dict[str, Any]) -> models.ActionPublic:
     """Send an approved action to the worker: one task, named after the action."""
     cloud_tasks.enqueue_for_worker("/execute", execute_task_id(action["id"]), worker_body(repo, action["id"]))
-    stamped = repo.update(ACTIONS, action["id"], lambda _: {"enqueued_at": datetime.now(UTC)})
-    return models.ActionPublic.of(stamped)
+
+    def stamp(_: dict[str, Any]) -> ActionFields:
+        return {"enqueued_at": datetime.now(UTC)}
+
+    return models.ActionPublic.of(repo.update(ACTIONS, action["id"], stamp))
 
 
 def reject(
@@ -153,20 +187,20 @@ def reject(
 ) -> models.ActionPublic:
     """Reject a pending action; `along` (an idempotency key's record) is stored with the decision."""
     now = datetime.now(UTC)
-    changes = {
+    changes: ActionFields = {
         "status": ActionStatus.REJECTED.value,
         "decided_at": now,
         "decided_by": user.uid,
         "reject_reason": reason,
     }
     action, decided = _decide(repo, action_id, changes, now, along)
-    if not decided and action["status"] != ActionStatus.REJECTED:
-        raise _decided(action)
+    if not decided and ActionRecord.of(action).status is not ActionStatus.REJECTED:
+        raise _decided(ActionRecord.of(action))
     return models.ActionPublic.of(action)
 
 
 def _decide(
-    repo: Repository, action_id: str, changes: dict[str, Any], now: datetime, along: Companion | None
+    repo: Repository, action_id: str, changes: ActionFields, now: datetime, along: Companion | None
 ) -> tuple[dict[str, Any], bool]:
     """Apply a decision's `changes` to a pending action: the action, and whether this request
     decided it (False: it was no longer pending). One found past its expiry is expired, a 409.
@@ -177,12 +211,13 @@ def _decide(
     """
     outcome = ""
 
-    def decide(action: dict[str, Any]) -> dict[str, Any]:
+    def decide(current: dict[str, Any]) -> ActionFields:
         nonlocal outcome
-        if action["status"] != ActionStatus.PENDING:
+        action = ActionRecord.of(current)
+        if action.status is not ActionStatus.PENDING:
             outcome = "unchanged"
             return {}
-        if action["expires_at"] <= now:
+        if action.expires_at <= now:
             outcome = "expired"
             return {"status": ActionStatus.EXPIRED.value}
         outcome = "decided"
@@ -190,7 +225,7 @@ def _decide(
 
     action = repo.update(ACTIONS, action_id, decide, along=along)
     if outcome == "expired":
-        raise _expired(action)
+        raise _expired(ActionRecord.of(action))
     return action, outcome == "decided"
 
 
@@ -206,18 +241,18 @@ def expire_if_due(repo: Repository, action_id: str) -> tuple[bool, str]:
     now = datetime.now(UTC)
     due = True
 
-    def expire(action: dict[str, Any]) -> dict[str, Any]:
+    def expire(current: dict[str, Any]) -> ActionFields:
         nonlocal due
-        due = action["expires_at"] <= now
-        if action["status"] != ActionStatus.PENDING or not due:
+        action = ActionRecord.of(current)
+        due = action.expires_at <= now
+        if action.status is not ActionStatus.PENDING or not due:
             return {}
         return {"status": ActionStatus.EXPIRED.value}
 
     try:
-        action = repo.update(ACTIONS, action_id, expire)
+        status = ActionRecord.of(repo.update(ACTIONS, action_id, expire)).status
     except ApiError as error:
         if error.code is Code.NOT_FOUND:
             return True, "deleted"
         raise
-    status = str(action["status"])
-    return (status != ActionStatus.PENDING or due), status
+    return (status is not ActionStatus.PENDING or due), status.value

@@ -1,7 +1,7 @@
 """The worker: carries out an approved action exactly once in effect (DESIGN §6).
 
-Cloud Tasks delivers at least once, so a delivery first claims the action in a transaction
-(`approved → executing`, with a lease and a claim id): a second delivery meanwhile finds it
+Cloud Tasks delivers at least once, so a delivery first claims the action by compare-and-set
+(`approved → executing`, holding its lease, `common.lease`): a second delivery meanwhile finds it
 held and is told to come back; one after it finds it done and is a no-op. The effect is made
 idempotent where Google allows it (an event id derived from the action; a task document named
 after it, created in the transaction that records it; an e-mail sent as a draft recorded on the
@@ -14,18 +14,21 @@ permanent one fails it at once (200).
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from common import google, models, resources
+from common.actions import TaskPayload
+from common.actions.records import ActionFields, ActionRecord
 from common.collections import ACTIONS, QUOTAS, TASKS
 from common.errors import ApiError, Code
+from common.lease import Lease
 from common.log import get_logger
 from common.models import ActionStatus, ActionType
 from common.settings import get_settings
 from common.store import Repository, TenantTransaction
+from common.validation import parse_value
 
 logger = get_logger(__name__)
 
@@ -56,8 +59,9 @@ class DeliveryOutcome:
 
 @dataclass(frozen=True)
 class _HeldAction:
-    action: dict[str, Any]
-    claim_id: str
+    action: dict[str, Any]  # the document as claimed
+    record: ActionRecord  # the same, typed
+    lease: Lease  # this delivery's hold on it
     resumed: bool  # an earlier attempt may have made the effect already
 
 
@@ -66,10 +70,11 @@ def execute(delivery: Delivery) -> DeliveryOutcome:
     claimed = _claim(repo, delivery.action_id)
     if isinstance(claimed, DeliveryOutcome):
         return claimed
-    if claimed.action["type"] == ActionType.TASK_CREATE:
+    if claimed.record.type is ActionType.TASK_CREATE:
         return _create_task(repo, claimed)
     try:
-        result = _perform(repo, claimed)
+        with claimed.lease.kept():  # a slow call to Google keeps the action held: nobody re-drives it meanwhile
+            result = _perform(repo, claimed)
     except google.GoogleError as error:
         return _after_failure(repo, claimed, error, delivery)
     except _ClaimLostError:
@@ -101,42 +106,38 @@ def _after_failure(
 def _claim(repo: Repository, action_id: str) -> _HeldAction | DeliveryOutcome:
     """Hold the action for this delivery, or say why there is nothing to do (or not yet).
 
-    A compare-and-set on the action: concurrent deliveries do not wait on each other's locks,
-    and the one that wins holds it; the others find it held.
+    The lease is taken by compare-and-set on the action: concurrent deliveries do not wait on
+    each other's locks, and the one that wins holds it; the others find it held. A lease that
+    ran out (its delivery died) is taken over, and the effect looked for before it is made again.
     """
     now = datetime.now(UTC)
-    settings = get_settings()
-    claim_id = uuid.uuid4().hex
+    lease = Lease(repo, ACTIONS, action_id, seconds=get_settings().execution_lease_seconds)
     refusal: DeliveryOutcome | None = None
 
-    def claim(action: dict[str, Any]) -> dict[str, Any]:
+    def claim(current: dict[str, Any]) -> ActionFields | None:
         nonlocal refusal
-        status = action["status"]
-        if status == ActionStatus.EXECUTING and (action.get("lease_until") or now) > now:
-            refusal = DeliveryOutcome("busy", retry=True)  # another delivery holds it: come back later
-            return {}
-        if status not in {ActionStatus.APPROVED, ActionStatus.EXECUTING}:
-            refusal = DeliveryOutcome(str(status))  # done, refused, or never approved: nothing to do
-            return {}
+        action = ActionRecord.of(current)
+        if action.status not in {ActionStatus.APPROVED, ActionStatus.EXECUTING}:
+            refusal = DeliveryOutcome(action.status.value)  # done, refused, or never approved: nothing to do
+            return None
         refusal = None
         return {
             "status": ActionStatus.EXECUTING.value,
-            "claim_id": claim_id,
-            "lease_until": now + timedelta(seconds=settings.execution_lease_seconds),
-            "attempts": int(action.get("attempts") or 0) + 1,
-            "first_attempt_at": action.get("first_attempt_at") or now,
+            "attempts": action.attempts + 1,
+            "first_attempt_at": action.first_attempt_at or now,
         }
 
     try:
-        action = repo.update(ACTIONS, action_id, claim)
+        action = lease.take(claim)
     except ApiError as error:
         if error.code is Code.NOT_FOUND:
             return DeliveryOutcome("gone")
         raise
-    if refusal is not None:
-        return refusal
-    claimed = _HeldAction(action, claim_id, resumed=int(action["attempts"]) > 1)
-    quota = QUOTA_FIELDS.get(ActionType(action["type"]))
+    if action is None:  # in no state to be carried out, or another delivery holds it (come back later)
+        return refusal or DeliveryOutcome("busy", retry=True)
+    record = ActionRecord.of(action)
+    claimed = _HeldAction(action, record, lease, resumed=record.attempts > 1)
+    quota = QUOTA_FIELDS.get(record.type)
     if quota and not claimed.resumed and not repo.run_transaction(lambda t: _within_quota(t, quota, now)):
         message = f"The daily limit of {quota.replace('_', ' ')} is reached; nothing was sent."
         return _fail(repo, claimed, "QUOTA_EXCEEDED", message)
@@ -202,7 +203,7 @@ def _perform(repo: Repository, claimed: _HeldAction) -> dict[str, Any]:
             draft = gmail.create_draft(token, message)
         if action["type"] == ActionType.EMAIL_DRAFT:
             return {"draft_id": draft["draft_id"], "message_id": draft["message_id"]}
-        if not _note(repo, claimed, {"draft": dict(draft)}):
+        if not _note(claimed, {"draft": {key: str(value) for key, value in draft.items()}}):
             raise _ClaimLostError()
     return gmail.send_draft(token, draft, maybe_sent=recorded is not None)
 
@@ -211,42 +212,50 @@ class _ClaimLostError(Exception):
     """Another delivery took the action over (this one's lease ran out): it carries on."""
 
 
-def _note(repo: Repository, claimed: _HeldAction, changes: dict[str, Any]) -> bool:
-    """Write `changes` on the action while this delivery still holds it; whether it did."""
-    return _finish(repo, claimed, changes, "noted").status == "noted"
+def _note(claimed: _HeldAction, changes: ActionFields) -> bool:
+    """Write `changes` on the action while this delivery still holds it (its lease renewed with
+    them, not let go); whether it did."""
+
+    def still_executing(current: dict[str, Any]) -> ActionFields | None:
+        return changes if current.get("status") == ActionStatus.EXECUTING else None
+
+    return claimed.lease.take(still_executing) is not None
 
 
 def _create_task(repo: Repository, claimed: _HeldAction) -> DeliveryOutcome:
     """The task and the action's record in one transaction: created once, whatever happens."""
-    action = claimed.action
-    payload = action["payload"]
-    task = models.TaskCreate.model_validate(
-        {k: payload.get(k) for k in ("title", "due_date", "priority", "customer_id") if payload.get(k) is not None},
-        strict=False,
+    payload = parse_value(TaskPayload, claimed.record.payload)
+    task = models.TaskCreate(
+        title=payload.title, due_date=payload.due_date, priority=payload.priority, customer_id=payload.customer_id
     )
-    task_id = f"action-{action['id']}"
+    action_id = claimed.record.id
+    task_id = f"action-{action_id}"
 
     def create(t: TenantTransaction) -> DeliveryOutcome:
-        current = t.get(ACTIONS, action["id"])
-        if current.get("claim_id") != claimed.claim_id or current["status"] != ActionStatus.EXECUTING:
+        current = t.get(ACTIONS, action_id)
+        if not claimed.lease.ours(current) or ActionRecord.of(current).status is not ActionStatus.EXECUTING:
             return DeliveryOutcome("lost-claim")
         if task.customer_id:
             try:
                 resources.require_customer(t, task.customer_id)
             except ApiError:
-                error = {"code": "CUSTOMER_GONE", "message": "The task's customer was deleted."}
-                t.update(ACTIONS, current, {"status": ActionStatus.FAILED.value, "error": error, "lease_until": None})
+                gone: ActionFields = {
+                    "status": ActionStatus.FAILED.value,
+                    "error": {"code": "CUSTOMER_GONE", "message": "The task's customer was deleted."},
+                    "lease": None,
+                }
+                t.update(ACTIONS, current, gone)
                 return DeliveryOutcome(ActionStatus.FAILED.value)
         t.create(TASKS, resources.task_document(task, models.TaskSource.AGENT), doc_id=task_id)
-        t.update(ACTIONS, current, _executed({"task_id": task_id}))
+        t.update(ACTIONS, current, {**_executed({"task_id": task_id}), "lease": None})
         return DeliveryOutcome(ActionStatus.EXECUTED.value)
 
     result: DeliveryOutcome = repo.run_transaction(create)
     return result
 
 
-def _executed(result: dict[str, Any]) -> dict[str, Any]:
-    return {"status": ActionStatus.EXECUTED.value, "result": result, "error": None, "lease_until": None}
+def _executed(result: dict[str, Any]) -> ActionFields:
+    return {"status": ActionStatus.EXECUTED.value, "result": result, "error": None}
 
 
 def _record(repo: Repository, claimed: _HeldAction, result: dict[str, Any]) -> DeliveryOutcome:
@@ -254,24 +263,18 @@ def _record(repo: Repository, claimed: _HeldAction, result: dict[str, Any]) -> D
 
 
 def _fail(repo: Repository, claimed: _HeldAction, code: str, message: str) -> DeliveryOutcome:
-    logger.info("action failed", extra={"fields": {"action_id": claimed.action["id"], "code": code}})
-    changes = {"status": ActionStatus.FAILED.value, "error": {"code": code, "message": message}, "lease_until": None}
+    logger.info("action failed", extra={"fields": {"action_id": claimed.record.id, "code": code}})
+    changes: ActionFields = {"status": ActionStatus.FAILED.value, "error": {"code": code, "message": message}}
     return _finish(repo, claimed, changes, ActionStatus.FAILED.value)
 
 
 def _release(repo: Repository, claimed: _HeldAction) -> None:
     """Hand the action back for the next delivery (which will check for an effect already made)."""
-    _finish(repo, claimed, {"status": ActionStatus.APPROVED.value, "lease_until": None}, "released")
+    _finish(repo, claimed, {"status": ActionStatus.APPROVED.value}, "released")
 
 
-def _finish(repo: Repository, claimed: _HeldAction, changes: dict[str, Any], status: str) -> DeliveryOutcome:
-    held = False
-
-    def finish(current: dict[str, Any]) -> dict[str, Any]:
-        nonlocal held
-        # Not ours if our lease ran out and another delivery took over: it records the outcome.
-        held = current.get("claim_id") == claimed.claim_id
-        return changes if held else {}
-
-    repo.update(ACTIONS, claimed.action["id"], finish)
-    return DeliveryOutcome(status if held else "lost-claim")
+def _finish(repo: Repository, claimed: _HeldAction, changes: ActionFields, status: str) -> DeliveryOutcome:
+    """Let go of the action with `changes`, if it is still ours: not if our lease ran out and another
+    delivery took over, which records the outcome."""
+    released = claimed.lease.release(changes)
+    return DeliveryOutcome(status if released is not None else "lost-claim")

@@ -1,5 +1,5 @@
 """approve_action: the CSM's approvals (entry point approve_action) and the Cloud Tasks worker that
-executes approved actions (entry point execute_action), DESIGN §6."""
+executes approved actions and sweeps up after lost ones (entry point execute_action), DESIGN §6."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import flask
 import functions_framework
 
 from common import models
-from common.actions import decisions, execution
+from common.actions import decisions, execution, sweep
 from common.auth import CloudTasks, FirebaseUser
 from common.http import Context, Reply, function_router
 from common.idempotency import Replay
@@ -42,7 +42,9 @@ def get_action(ctx: Context, action_id: str) -> Reply:
     return Reply.resource(decisions.get_action(ctx.repo, action_id))
 
 
-@router.route("POST", "/actions/{action_id}/approve", auth=DECIDING, idempotent=Replay(decisions.get_action, 202))
+@router.route(
+    "POST", "/actions/{action_id}/approve", auth=DECIDING, idempotent=Replay(decisions.approval_read_back, 202)
+)
 def approve(ctx: Context, action_id: str, along: Companion | None) -> Reply:
     request = ctx.parse(models.ApproveRequest, optional=True)
     assert ctx.user is not None
@@ -80,6 +82,13 @@ def expire(ctx: Context) -> Reply:
     body = ctx.parse(models.WorkerTask)
     done, status = decisions.expire_if_due(Repository(body.owner_id), body.action_id)
     return _answer(status, not done)
+
+
+@worker.route("POST", "/sweep", auth=CloudTasks())
+def sweep_actions(ctx: Context) -> Reply:
+    """Cloud Scheduler, every 5 minutes, with the same OIDC token as Cloud Tasks (DESIGN §6)."""
+    ctx.parse(models.SweepRequest, optional=True)
+    return Reply(sweep.sweep().body())
 
 
 @functions_framework.http

@@ -96,6 +96,7 @@ locals {
     "CSCX_DELETE_BATCH_LIMIT",
     "CSCX_PARSE_MEMORY_MB",
     "CSCX_PARSE_SECONDS",
+    "CSCX_SWEEP_LIMIT",
   ]
 
   # Settings the code reads that are never set deployed, and why.
