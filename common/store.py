@@ -383,6 +383,43 @@ class Repository:
         reference.update({**write, "version": Increment(1), "updated_at": SERVER_TIMESTAMP}, **self._calls)
 
     @_database_errors
+    def add(
+        self, kind: Kind, doc_id: str, counts: Mapping[str, int], fields: Mapping[str, Any] | None = None
+    ) -> dict[str, int]:
+        """Add `counts` to the counters of a document keyed by the tenant (its id starts with their
+        uid), created with `fields` and the counts if it is not there; the counters' totals after.
+
+        The additions are Firestore increments, applied by the database itself: concurrent adds
+        never lose one another, nothing is read first (one round trip once the document exists),
+        and the totals come back in the commit's answer.
+        """
+        from google.api_core import exceptions as gexc
+        from google.cloud.firestore import SERVER_TIMESTAMP, Increment
+
+        if not doc_id.startswith(self.uid):
+            raise ValueError("counters are kept in documents keyed by their owner's uid")
+        reference = self._collection(kind).document(doc_id)
+        changes: dict[str, Any] = {name: Increment(count) for name, count in counts.items()}
+        changes |= {"version": Increment(1), "updated_at": SERVER_TIMESTAMP}
+        for _ in range(3):
+            try:
+                batch = self._db.batch()
+                batch.update(reference, changes)
+                result = batch.commit(**self._calls)[0]
+            except gexc.NotFound:
+                try:
+                    self.create(kind, {**(fields or {}), **counts}, doc_id=doc_id)
+                except ApiError as error:
+                    if error.code is not Code.ALREADY_EXISTS:
+                        raise
+                    continue  # created meanwhile by a concurrent add: add to it
+                return dict(counts)
+            # The client sends field transforms ordered by field path, and the results come in that order.
+            totals = dict(zip(sorted(changes), result.transform_results, strict=True))
+            return {name: int(totals[name].integer_value) for name in counts}
+        raise _busy()
+
+    @_database_errors
     def delete(self, kind: Kind, doc_id: str, *, if_match: int | None = None) -> dict[str, Any]:
         """Delete an owned document as a compare-and-set against the version read.
 

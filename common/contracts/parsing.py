@@ -12,12 +12,12 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
-from common import files, models, resources
+from common import files, models, resources, usage
 from common.collections import CONTRACTS, CUSTOMERS, PROFILES
-from common.contracts import records, terms, text
+from common.contracts import reading, records, terms, text
 from common.errors import ApiError, Code
 from common.http import Upload
-from common.llm import ModelRequest, ProviderError, ToolCallDone, ToolSpec, Upstream, UserTurn
+from common.llm import ModelRequest, Provider, ProviderError, ToolCallDone, ToolSpec, Upstream, UserTurn
 from common.llm.providers import provider
 from common.log import get_logger
 from common.models import ContractStatus
@@ -61,6 +61,10 @@ def upload(repo: Repository, body: Upload, *, along: Companion | None = None) ->
     title = (body.fields.get("title") or "").strip()[:300] or None
     digest = hashlib.sha256(data).hexdigest()
     contract_id = f"{customer_id}-{digest[:40]}"
+    daily = usage.today(repo)
+    if daily.spent and (stored := repo.find(CONTRACTS, contract_id)) is not None:
+        return models.ContractPublic.of(stored), False  # the same file again calls no model
+    meter = usage.Meter(repo, daily)  # 429 when today's model budget is spent, before anything is stored
     file_name = (file.filename or f"contract.{kind}").rsplit("/", 1)[-1][:200]
     path = records.file_path(repo.uid, contract_id, file_name)
     document = {
@@ -88,7 +92,7 @@ def upload(repo: Repository, body: Upload, *, along: Companion | None = None) ->
     except ApiError:
         repo.delete(CONTRACTS, contract_id)  # nothing half-stored: the upload can simply be retried
         raise
-    return _parse(repo, contract_id, data, kind, previous=None), True
+    return _parse(repo, contract_id, data, kind, meter=meter, previous=None), True
 
 
 def reparse(repo: Repository, contract_id: str) -> models.ContractPublic:
@@ -96,14 +100,21 @@ def reparse(repo: Repository, contract_id: str) -> models.ContractPublic:
     current = repo.get(CONTRACTS, contract_id)
     if current.get("status") == ContractStatus.PARSING:
         raise ApiError(Code.ABORTED, "The contract is being parsed right now; try again when it is done.")
+    meter = usage.Meter(repo, usage.today(repo))  # 429 when today's model budget is spent
     data = records.read_file(current)
     repo.update(CONTRACTS, contract_id, lambda _: {"status": ContractStatus.PARSING.value})
     kind = text.detect_kind(data)
-    return _parse(repo, contract_id, data, kind, previous=current.get("extracted"))
+    return _parse(repo, contract_id, data, kind, meter=meter, previous=current.get("extracted"))
 
 
 def _parse(
-    repo: Repository, contract_id: str, data: bytes, kind: text.FileKind | None, previous: dict[str, Any] | None
+    repo: Repository,
+    contract_id: str,
+    data: bytes,
+    kind: text.FileKind | None,
+    *,
+    meter: usage.Meter,
+    previous: dict[str, Any] | None,
 ) -> models.ContractPublic:
     """Read the text, extract the terms, record `parsed` (or `failed`, with why)."""
     try:
@@ -112,10 +123,20 @@ def _parse(
         _record_failure(repo, contract_id, error.message)
         raise ApiError(Code.UNPROCESSABLE_ENTITY, error.message) from None
     try:
-        extracted, model = _extract_terms(repo, document)
+        extracted, model = _extract_terms(repo, document, meter)
     except (ProviderError, terms.TermsError) as error:
         message = f"The terms could not be extracted ({_reason(error)}); try again with reparse."
         return models.ContractPublic.of(_record_failure(repo, contract_id, message))
+    except usage.BudgetSpentError:
+        # Terms from the parts read so far would pass for the contract's while the rest went
+        # unread: nothing is kept, and a reparse's earlier terms stay as they were.
+        message = (
+            "Today's model budget ran out while the terms were being read, so none were kept; "
+            "reparse the contract after 00:00 UTC, when the budget renews."
+        )
+        return models.ContractPublic.of(_record_failure(repo, contract_id, message))
+    finally:
+        meter.settle(contract_id=contract_id)
     extracted = terms.keep_corrections(previous, extracted)
     now = datetime.now(UTC)
     fields = {
@@ -139,8 +160,8 @@ def _record_failure(repo: Repository, contract_id: str, message: str) -> dict[st
     return repo.update(CONTRACTS, contract_id, lambda _: fields)
 
 
-def _extract_terms(repo: Repository, document: text.Document) -> tuple[dict[str, Any], str]:
-    """The verified terms of every run of pages, merged; and the model that read them."""
+def _extract_terms(repo: Repository, document: text.Document, meter: usage.Meter) -> tuple[dict[str, Any], str]:
+    """The verified terms of every run of pages the model reads, merged; and the model that read them."""
     settings = get_settings()
     profile = repo.get(PROFILES, repo.uid)
     provider_name = str((profile.get("preferences") or {}).get("default_provider") or "claude")
@@ -148,7 +169,7 @@ def _extract_terms(repo: Repository, document: text.Document) -> tuple[dict[str,
     reader = provider(provider_name)
     tool = ToolSpec(TOOL, terms.TOOL_DESCRIPTION, terms.tool_input_schema())
     partials = []
-    for part in terms.chunks(document):
+    for part in terms.chunks(reading.for_model(document, settings.contract_model_chars)):
         pages = "\n\n".join(f"[page {page.number}]\n{page.text}" for page in part.pages)
         request = ModelRequest(
             model=model,
@@ -158,26 +179,33 @@ def _extract_terms(repo: Repository, document: text.Document) -> tuple[dict[str,
             max_output_tokens=settings.max_output_tokens,
             force_tool=TOOL,
         )
-        raw = _call(reader, request)
+        raw = _call(reader, request, meter)
         partials.append(terms.verify(raw, part))
     return terms.merge(partials), model
 
 
-def _call(reader: Any, request: ModelRequest) -> Any:
-    """The input of the model's forced tool call (retried once if the model could not be reached)."""
+def _call(reader: Provider, request: ModelRequest, meter: usage.Meter) -> Any:
+    """The input of the model's forced tool call (retried once if the model could not be reached),
+    the call read to its end so that its usage is counted."""
     for attempt in range(2):
+        count = meter.call(reader.name, request)
         upstream = Upstream()
+        recorded = None
         try:
             for event in reader.stream(request, upstream):
-                if isinstance(event, ToolCallDone) and event.call.name == TOOL:
-                    return event.call.input
-            raise terms.TermsError("the model did not record the terms")
+                count.take(event)
+                if isinstance(event, ToolCallDone) and event.call.name == TOOL and recorded is None:
+                    recorded = event.call.input
+            if recorded is None:
+                raise terms.TermsError("the model did not record the terms")
+            return recorded
         except ProviderError as error:
             if not error.retryable or attempt == 1:
                 raise
             logger.info("contract extraction retried", extra={"fields": {"error": error.message}})
         finally:
             upstream.close()
+            count.end()
     raise AssertionError("unreachable")
 
 

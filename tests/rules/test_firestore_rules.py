@@ -86,6 +86,7 @@ SERVER_ONLY = [
     INTEGRATIONS,
     OwnedCollection("oauth_states"),
     OwnedCollection("quotas"),
+    OwnedCollection("usage"),
     OwnedCollection("idempotency_keys"),
 ]
 EVERY_COLLECTION = [*CLIENT_READABLE, *SERVER_ONLY]
