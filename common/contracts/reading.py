@@ -10,7 +10,7 @@ and passages are taken in this order until the cap is reached: the document's fi
 its last, then the others by how densely they hold term cues (amounts, dates, durations,
 e-mail addresses, and words such as renew, terminate, notice, fee, payment, governed by) per
 character, the earlier first on a tie. A passage that does not fit whole is cut to the room
-left, and the taking stops. What is taken goes to the model in document order, with its page
+left (where a line or word ends), and the taking stops. What is taken goes to the model in document order, with its page
 numbers, so evidence still names the right page; where a page lost passages, `[…]` marks the gap.
 """
 
@@ -77,7 +77,7 @@ def for_model(document: Document, max_chars: int) -> Document:
             room -= cost
             continue
         if room > 2 * len(GAP):
-            taken[passage.index] = _cut(passage.text, room - 2 * len(GAP))
+            taken[passage.index] = _cut(passage.text, room - 2 * len(GAP)) + GAP  # its rest left out
         break
     return Document(document.kind, _pages(passages, taken))
 
@@ -131,6 +131,6 @@ def _pages(passages: list[_Passage], taken: dict[int, str]) -> tuple[Page, ...]:
         page = parts.setdefault(passage.page, [])
         if passage.index in taken:
             page.append(taken[passage.index])
-        elif not page or page[-1] != GAP:
+        elif not page or not page[-1].endswith(GAP):
             page.append(GAP)
     return tuple(Page(number, "".join(texts)) for number, texts in parts.items() if any(t != GAP for t in texts))
