@@ -198,7 +198,7 @@ class Settings(BaseModel):
     )
     daily_token_budget: int = setting(
         "CSCX_DAILY_TOKEN_BUDGET",
-        25_000_000,
+        30_000_000,
         "model tokens (input and output, as the providers report them) each user may spend per UTC day, chat and "
         "contracts together; spent, a request that would call a model is `429` with `Retry-After` (README: model "
         "spend)",

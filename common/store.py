@@ -194,6 +194,19 @@ class Repository:
         return _or_none(lambda: self.get(kind, doc_id))
 
     @_database_errors
+    def find_keyed(self, kind: Kind, doc_id: str) -> dict[str, Any] | None:
+        """The tenant's document `doc_id` of a kind keyed by its owner (the id starts with their
+        uid, as `add`'s counters are), or None: read by reference, one lookup and no query, since
+        the id asked for can only be the caller's own."""
+        _require_keyed(self.uid, doc_id)
+        snapshot = self._collection(kind).document(doc_id).get(**self._calls)
+        self.documents_read += 1
+        data = snapshot.to_dict() if snapshot.exists else None
+        if data is None or data.get("owner_id") != self.uid:
+            return None
+        return {"id": snapshot.id, **data}
+
+    @_database_errors
     def require(self, kind: Kind, doc_id: str) -> None:
         """404 unless the tenant has `kind` document `doc_id`, asked by the owner-scoped query
         with only the document's name returned: nothing of another user's document leaves
@@ -396,8 +409,7 @@ class Repository:
         from google.api_core import exceptions as gexc
         from google.cloud.firestore import SERVER_TIMESTAMP, Increment
 
-        if not doc_id.startswith(self.uid):
-            raise ValueError("counters are kept in documents keyed by their owner's uid")
+        _require_keyed(self.uid, doc_id)
         reference = self._collection(kind).document(doc_id)
         changes: dict[str, Any] = {name: Increment(count) for name, count in counts.items()}
         changes |= {"version": Increment(1), "updated_at": SERVER_TIMESTAMP}
@@ -614,6 +626,11 @@ def _next_version(current: Mapping[str, Any], fields: Mapping[str, Any]) -> dict
 
     write = {k: v for k, v in fields.items() if k not in SERVER_FIELDS}
     return {**write, "version": current["version"] + 1, "updated_at": SERVER_TIMESTAMP}
+
+
+def _require_keyed(uid: str, doc_id: str) -> None:
+    if not doc_id.startswith(f"{uid}-"):
+        raise ValueError("a document keyed by its owner has an id that starts with their uid")
 
 
 def _back_off(attempt: int) -> None:

@@ -68,7 +68,7 @@ class DailyUsage:
 def today(repo: Repository) -> DailyUsage:
     """The caller's tokens of today (UTC) and the budget: one read."""
     day = datetime.now(UTC).date()
-    stored = repo.find(USAGE, _day_id(repo.uid, day))
+    stored = repo.find_keyed(USAGE, _day_id(repo.uid, day))
     return DailyUsage(day, int((stored or {}).get("tokens_used") or 0), get_settings().daily_token_budget)
 
 

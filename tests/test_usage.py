@@ -81,7 +81,7 @@ def test_usage_counts_every_model_call_as_claude_and_gemini_report_it(
     assert usage_of(crud, alice) == {
         "day": today.isoformat(),
         "tokens_used": 340 + 560 + 300,  # Gemini's thoughts are output too
-        "token_budget": 25_000_000,
+        "token_budget": 30_000_000,
         "resets_at": f"{today + timedelta(days=1)}T00:00:00Z",
     }
     turns = [line for line in log_lines(stack, "chat_stream") if line.get("message") == "model usage"]
