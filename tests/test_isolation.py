@@ -435,3 +435,16 @@ def test_profile_is_the_callers_own(crud: Api, alice: Caller, bob: Caller) -> No
     assert bob_patch.status_code == 200, bob_patch.text
     assert bob_patch.json()["id"] == bob.uid
     assert crud.get("/profile", alice).json() == alices
+
+
+# -- model usage -------------------------------------------------------------------------
+
+
+def test_usage_is_the_callers_own(chat: Any, crud: Api, models: Any, alice: Caller, bob: Caller) -> None:
+    models.script({"steps": [{"text": "Hello."}], "usage": {"input_tokens": 120, "output_tokens": 5}})
+    assert chat.send(alice, message="Hello").done
+
+    assert crud.get("/usage", alice).json()["tokens_used"] == 125
+    bobs = crud.get("/usage", bob)
+    assert bobs.status_code == 200, bobs.text
+    assert bobs.json()["tokens_used"] == 0

@@ -92,14 +92,6 @@ def test_usage_counts_every_model_call_as_claude_and_gemini_report_it(
     ]
 
 
-def test_usage_is_the_callers_own(chat: Chat, crud: Api, models: StandinClient, alice: Caller, bob: Caller) -> None:
-    models.script(turn("claude", {"text": "Hello."}, input_tokens=120, output_tokens=5))
-    checked(chat.send(alice, message="Hello"))
-
-    assert usage_of(crud, alice)["tokens_used"] == 125
-    assert usage_of(crud, bob)["tokens_used"] == 0
-
-
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_a_stopped_turn_still_counts_what_it_spent(
     stack: Stack, chat: Chat, crud: Api, models: StandinClient, alice: Caller, provider: str
