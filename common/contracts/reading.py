@@ -25,27 +25,23 @@ PASSAGE_CHARS = 4_000
 GAP = "\n[…]\n"
 
 _MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
-_CUES = re.compile(
-    "|".join(
-        (
-            r"[$€£¥]\s?\d",
-            r"\b(?:USD|EUR|GBP|CAD|AUD|CHF|JPY|INR|SEK|NOK|DKK)\b",
-            r"\b\d{4}-\d{2}-\d{2}\b",
-            r"\b\d{1,2}/\d{1,2}/\d{2,4}\b",
-            rf"\b{_MONTH}\s+\d{{1,2}},?\s+\d{{4}}\b",
-            rf"\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}\s+\d{{4}}\b",
-            r"\b\d+\s*(?:\(\w+\)\s*)?(?:calendar\s+|business\s+)?(?:days?|months?|years?)\b",
-            r"\b(?:effective\s+date|commencement|initial\s+term|renew\w*|terminat\w*|notice|expir\w*)",
-            r"\b(?:fees?|price|pricing|payments?|payable|invoic\w*|net\s?\d+|subscription|total|contract\s+value)\b",
-            r"\b(?:seats?|licen[cs]es?|quantity|entitlements?|per\s+(?:user|month|year|annum))\b",
-            r"\b(?:governing\s+law|governed\s+by|laws\s+of|jurisdiction)\b",
-            r"\bby\s+and\s+between\b",
-            r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+",
-            r"\b(?:title|signature|signed|name)\s*:",
-        )
-    ),
-    re.IGNORECASE,
+# Cues that start a word, tried only where a word starts (the scan is linear in the text).
+_WORD_CUES = (
+    r"(?:usd|eur|gbp|cad|aud|chf|jpy|inr|sek|nok|dkk)\b",
+    r"\d{4}-\d{2}-\d{2}\b",
+    r"\d{1,2}/\d{1,2}/\d{2,4}\b",
+    rf"{_MONTH}\s+\d{{1,2}},?\s+\d{{4}}\b",
+    rf"\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}\s+\d{{4}}\b",
+    r"\d+\s*(?:\(\w+\)\s*)?(?:calendar\s+|business\s+)?(?:days?|months?|years?)\b",
+    r"(?:effective\s+date|commencement|initial\s+term|renew|terminat|notice|expir)",
+    r"(?:fees?|price|pricing|payments?|payable|invoic|net\s?\d+|subscription|total|contract\s+value)\b",
+    r"(?:seats?|licen[cs]es?|quantity|entitlements?|per\s+(?:user|month|year|annum))\b",
+    r"(?:governing\s+law|governed\s+by|laws\s+of|jurisdiction)\b",
+    r"by\s+and\s+between\b",
+    r"(?:title|signature|signed|name)\s*:",
 )
+# Amounts, e-mail addresses (by their domain), and the cues above.
+_CUES = re.compile(rf"[$€£¥]\s?\d|@[\w-]+\.\w|\b(?=\w)(?:{'|'.join(_WORD_CUES)})", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
