@@ -79,8 +79,9 @@ INTEGRATIONS = Kind("Google connection", "integrations")  # sealed Google tokens
 OAUTH_STATES = Kind("OAuth state", "oauth_states")  # a connection being made (its PKCE verifier)
 GOOGLE_GRANTS = Kind("Google grant", "google_grants")  # sealed grants parked for completion, or owed a revoke
 QUOTAS = Kind("daily quota", "quotas")  # e-mails sent and meetings booked, per user and UTC day
+USAGE = Kind("daily model usage", "usage")  # model tokens spent, per user and UTC day (common/usage.py)
 IDEMPOTENCY_KEYS = Kind("idempotency key", "idempotency_keys")  # first answers, kept 24 h
 
 OWNER_READABLE = (PROFILES, CUSTOMERS, CONTRACTS, TASKS, SESSIONS, MESSAGES, ACTIONS)
-SERVER_ONLY = (INTEGRATIONS, OAUTH_STATES, GOOGLE_GRANTS, QUOTAS, IDEMPOTENCY_KEYS)
+SERVER_ONLY = (INTEGRATIONS, OAUTH_STATES, GOOGLE_GRANTS, QUOTAS, USAGE, IDEMPOTENCY_KEYS)
 EVERY_COLLECTION = (*OWNER_READABLE, *SERVER_ONLY)

@@ -196,6 +196,23 @@ class Settings(BaseModel):
     max_output_tokens: int = setting(
         "CSCX_MAX_OUTPUT_TOKENS", 4096, "the most one model call may write", ge=256, le=64_000
     )
+    daily_token_budget: int = setting(
+        "CSCX_DAILY_TOKEN_BUDGET",
+        30_000_000,
+        "model tokens (input and output, as the providers report them) each user may spend per UTC day, chat and "
+        "contracts together; spent, a request that would call a model is `429` with `Retry-After` (README: model "
+        "spend)",
+        ge=0,
+        le=10_000_000_000,
+    )
+    contract_model_chars: int = setting(
+        "CSCX_CONTRACT_MODEL_CHARS",
+        400_000,
+        "the most characters of one contract's text the model reads, the pages likeliest to hold its terms first "
+        "(README: model spend)",
+        ge=1_000,
+        le=2_000_000,
+    )
     stream_lease_seconds: float = setting(
         "CSCX_STREAM_LEASE_SECONDS",
         30.0,

@@ -198,6 +198,19 @@ class Repository:
         return _or_none(lambda: self.get(kind, doc_id))
 
     @_database_errors
+    def find_keyed(self, kind: Kind, doc_id: str) -> dict[str, Any] | None:
+        """The tenant's document `doc_id` of a kind keyed by its owner (the id starts with their
+        uid, as `add`'s counters are), or None: read by reference, one lookup and no query, since
+        the id asked for can only be the caller's own."""
+        _require_keyed(self.uid, doc_id)
+        snapshot = self._collection(kind).document(doc_id).get(**self._calls)
+        self.documents_read += 1
+        data = snapshot.to_dict() if snapshot.exists else None
+        if data is None or data.get("owner_id") != self.uid:
+            return None
+        return {"id": snapshot.id, **data}
+
+    @_database_errors
     def require(self, kind: Kind, doc_id: str) -> None:
         """404 unless the tenant has `kind` document `doc_id`, asked by the owner-scoped query
         with only the document's name returned: nothing of another user's document leaves
@@ -385,6 +398,42 @@ class Repository:
         write = {k: v for k, v in fields.items() if k not in SERVER_FIELDS}
         reference = self._collection(kind).document(doc_id)
         reference.update({**write, "version": Increment(1), "updated_at": SERVER_TIMESTAMP}, **self._calls)
+
+    @_database_errors
+    def add(
+        self, kind: Kind, doc_id: str, counts: Mapping[str, int], fields: Mapping[str, Any] | None = None
+    ) -> dict[str, int]:
+        """Add `counts` to the counters of a document keyed by the tenant (its id starts with their
+        uid), created with `fields` and the counts if it is not there; the counters' totals after.
+
+        The additions are Firestore increments, applied by the database itself: concurrent adds
+        never lose one another, nothing is read first (one round trip once the document exists),
+        and the totals come back in the commit's answer.
+        """
+        from google.api_core import exceptions as gexc
+        from google.cloud.firestore import SERVER_TIMESTAMP, Increment
+
+        _require_keyed(self.uid, doc_id)
+        reference = self._collection(kind).document(doc_id)
+        changes: dict[str, Any] = {name: Increment(count) for name, count in counts.items()}
+        changes |= {"version": Increment(1), "updated_at": SERVER_TIMESTAMP}
+        for _ in range(3):
+            try:
+                batch = self._db.batch()
+                batch.update(reference, changes)
+                result = batch.commit(**self._calls)[0]
+            except gexc.NotFound:
+                try:
+                    self.create(kind, {**(fields or {}), **counts}, doc_id=doc_id)
+                except ApiError as error:
+                    if error.code is not Code.ALREADY_EXISTS:
+                        raise
+                    continue  # created meanwhile by a concurrent add: add to it
+                return dict(counts)
+            # The client sends field transforms ordered by field path, and the results come in that order.
+            totals = dict(zip(sorted(changes), result.transform_results, strict=True))
+            return {name: int(totals[name].integer_value) for name in counts}
+        raise _busy()
 
     @_database_errors
     def delete(self, kind: Kind, doc_id: str, *, if_match: int | None = None) -> dict[str, Any]:
@@ -616,6 +665,11 @@ def _next_version(current: Mapping[str, Any], fields: Mapping[str, Any]) -> dict
 
     write = {k: v for k, v in fields.items() if k not in SERVER_FIELDS}
     return {**write, "version": current["version"] + 1, "updated_at": SERVER_TIMESTAMP}
+
+
+def _require_keyed(uid: str, doc_id: str) -> None:
+    if not doc_id.startswith(f"{uid}-"):
+        raise ValueError("a document keyed by its owner has an id that starts with their uid")
 
 
 def _back_off(attempt: int) -> None:

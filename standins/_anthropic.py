@@ -116,6 +116,7 @@ def _message(channel: Channel, turn: Turn, model: str, input_tokens: int) -> Out
             return "disconnected"
     channel.wait(delay)
     output = turn.output_tokens if turn.output_tokens is not None else estimate_tokens(dump(content).decode())
+    output += turn.thinking_tokens  # Claude's output_tokens include its thinking
     message = _envelope(model, input_tokens, output) | {"content": content, "stop_reason": turn.stop_reason}
     channel.send_json(200, message, {"request-id": new_id("req_01")}, token=True)
     return "complete"
@@ -183,6 +184,7 @@ def _stream(channel: Channel, turn: Turn, model: str, input_tokens: int) -> Outc
             assert isinstance(move, Pause)
     close_text()
     output = turn.output_tokens if turn.output_tokens is not None else estimate_tokens(written)
+    output += turn.thinking_tokens  # Claude's output_tokens include its thinking
     _event(
         channel,
         "message_delta",

@@ -140,14 +140,18 @@ class _Response:
 
     def _usage(self) -> dict[str, Any]:
         output = self.turn.output_tokens if self.turn.output_tokens is not None else estimate_tokens(self.written)
-        return {
+        thoughts = self.turn.thinking_tokens
+        usage: dict[str, Any] = {
             "promptTokenCount": self.prompt_tokens,
             "candidatesTokenCount": output,
-            "totalTokenCount": self.prompt_tokens + output,
+            "totalTokenCount": self.prompt_tokens + output + thoughts,  # thoughts are in the total, apart
             "trafficType": "ON_DEMAND",
             "promptTokensDetails": [{"modality": "TEXT", "tokenCount": self.prompt_tokens}],
             "candidatesTokensDetails": [{"modality": "TEXT", "tokenCount": output}],
         }
+        if thoughts:
+            usage["thoughtsTokenCount"] = thoughts
+        return usage
 
     def part(self, move: Text | ToolCall) -> dict[str, Any]:
         if isinstance(move, Text):

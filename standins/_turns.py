@@ -4,7 +4,7 @@ A turn, as a test posts it to `/_standin/scripts` (every key optional unless sai
 
     {"steps": [step, ...],
      "stop": "end_turn" | "tool_use" | "max_tokens" | "stop_sequence" | "refusal" | "pause_turn",
-     "usage": {"input_tokens": int, "output_tokens": int},
+     "usage": {"input_tokens": int, "output_tokens": int, "thinking_tokens": int},
      "first_token_delay_ms": number, "headers_delay_ms": number,
      "match": "<substring of the request body>",
      "provider": "anthropic" | "gemini",
@@ -17,6 +17,10 @@ A turn, as a test posts it to `/_standin/scripts` (every key optional unless sai
           {"hang_ms": number}                                silence, while watching for a hang-up
           {"disconnect": true}                               the connection drops mid-response
     and any step may carry "delay_ms", waited before it.
+
+`usage` is what the answer reports (by default, four characters a token of what was sent and
+said); `thinking_tokens` are the tokens a thinking model spent on thoughts it did not show, which
+Claude counts in `output_tokens` and Gemini reports apart, as `thoughtsTokenCount`.
 
 Error types are Anthropic's (`overloaded_error`, `rate_limit_error`, `api_error`, ...); the Gemini side
 maps them to Google's codes. `stop` defaults to `tool_use` when the turn calls a tool, else `end_turn`.
@@ -119,6 +123,7 @@ class Turn:
     stop: str | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
+    thinking_tokens: int = 0  # thoughts not shown (Gemini reports them apart; Claude within output_tokens)
     first_token_delay: float = 0.0
     headers_delay: float = 0.0  # silence before the response's status line (an API slow to answer at all)
     match: str | None = None
@@ -215,12 +220,13 @@ def parse_turn(raw: object, where: str = "turn") -> Turn:
     match = obj.get("match")
     if match is not None and (not isinstance(match, str) or not match):
         raise ScriptError(f"{where}.match: must be a non-empty string")
-    usage = _object(obj.get("usage", {}), f"{where}.usage", {"input_tokens", "output_tokens"})
+    usage = _object(obj.get("usage", {}), f"{where}.usage", {"input_tokens", "output_tokens", "thinking_tokens"})
     return Turn(
         steps=steps,
         stop=stop,
         input_tokens=_count(usage, "input_tokens", f"{where}.usage"),
         output_tokens=_count(usage, "output_tokens", f"{where}.usage"),
+        thinking_tokens=_count(usage, "thinking_tokens", f"{where}.usage") or 0,
         first_token_delay=_seconds(obj, "first_token_delay_ms", where),
         headers_delay=_seconds(obj, "headers_delay_ms", where),
         match=match,

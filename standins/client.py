@@ -46,6 +46,7 @@ class HttpErrorSpec(TypedDict):
 class Usage(TypedDict, total=False):
     input_tokens: int
     output_tokens: int
+    thinking_tokens: int  # in Claude's output_tokens; Gemini's thoughtsTokenCount
 
 
 class Turn(TypedDict, total=False):

@@ -41,7 +41,7 @@ PLATFORM = frozenset(
         "validation",
     }
 )
-DOMAIN = frozenset({"actions", "agent", "contracts", "google", "llm", "models", "resources"})
+DOMAIN = frozenset({"actions", "agent", "contracts", "google", "llm", "models", "resources", "usage"})
 
 
 def _module_name(path: Path, root: Path) -> str:

@@ -470,3 +470,16 @@ def test_other_user_presenting_alices_google_grant_gets_what_a_missing_one_gets_
     # before anyone else tried.
     assert_error(crud.post("/integrations/google/complete", alice, json={"grant": handle}), 404, "NOT_FOUND")
     assert crud.get("/integrations/google", alice).json()["status"] == "disconnected"
+
+
+# -- model usage -------------------------------------------------------------------------
+
+
+def test_usage_is_the_callers_own(chat: Any, crud: Api, models: Any, alice: Caller, bob: Caller) -> None:
+    models.script({"steps": [{"text": "Hello."}], "usage": {"input_tokens": 120, "output_tokens": 5}})
+    assert chat.send(alice, message="Hello").done
+
+    assert crud.get("/usage", alice).json()["tokens_used"] == 125
+    bobs = crud.get("/usage", bob)
+    assert bobs.status_code == 200, bobs.text
+    assert bobs.json()["tokens_used"] == 0

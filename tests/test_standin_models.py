@@ -211,6 +211,16 @@ def test_anthropic_sdk_retries_an_overloaded_answer_by_default(control: StandinC
     assert [r.headers["x-stainless-retry-count"] for r in control.requests()] == ["0", "1"]
 
 
+def test_anthropic_counts_thinking_in_output_tokens(control: StandinClient, claude: anthropic.Anthropic) -> None:
+    usage = {"input_tokens": 10, "output_tokens": 5, "thinking_tokens": 40}
+    control.script({"steps": [{"text": "Done."}], "usage": usage})
+
+    with ask_claude(claude) as stream:
+        message = stream.get_final_message()
+
+    assert (message.usage.input_tokens, message.usage.output_tokens) == (10, 45)
+
+
 # ------------------------------------------------------------------ Vertex Gemini
 
 
@@ -320,6 +330,18 @@ def test_gemini_http_errors_raise_the_sdks_api_errors_without_retrying(
     assert (unavailable.value.code, unavailable.value.status) == (503, "UNAVAILABLE")
     # google-genai retries only when HttpOptions.retry_options is set: one request each.
     assert [r.status for r in control.requests()] == [429, 503]
+
+
+def test_gemini_reports_thoughts_apart_from_the_candidates(control: StandinClient, gemini: genai.Client) -> None:
+    usage = {"input_tokens": 10, "output_tokens": 5, "thinking_tokens": 40}
+    control.script({"steps": [{"text": "Done."}], "usage": usage})
+
+    chunks = list(gemini.models.generate_content_stream(model=GEMINI, contents="Hi"))
+
+    reported = chunks[-1].usage_metadata
+    assert reported is not None
+    assert (reported.prompt_token_count, reported.candidates_token_count, reported.thoughts_token_count) == (10, 5, 40)
+    assert reported.total_token_count == 55
 
 
 # ------------------------------------------------------------------ both: log, hang-ups, routing, default

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from common import models, resources
+from common import models, resources, usage
 from common.agent import history, sessions, stream, tools
 from common.agent.loop import AgentLoop, TurnOutcome
 from common.auth import User
@@ -78,6 +78,7 @@ def start_chat(
     settings = get_settings()
     profile_read = _soon(resources.get_profile, repo, user)
     google_read = _soon(_google_connected, repo)
+    usage_read = _soon(usage.today, repo)
     room_read = None if request.session_id else _soon(resources.ensure_room, repo, SESSIONS)
     session = repo.get(SESSIONS, request.session_id) if request.session_id else None
     customer_read = _soon(_customer, repo, request.customer_id or (session or {}).get("customer_id"))
@@ -96,6 +97,7 @@ def start_chat(
         raise resources.invalid("model", f"must be one of {', '.join(allowed)} for {provider_name}")
     if room_read is not None:
         room_read.result()
+    meter = usage.Meter(repo, usage_read.result())  # 429 when today's model budget is spent
     # The claim refuses a customer_id that is not one of the caller's customers, in its transaction.
     claim = _claim(
         repo, session, request, provider_name=provider_name, model=model, lease_seconds=settings.stream_lease_seconds
@@ -109,6 +111,7 @@ def start_chat(
             client_gone,
             customer=customer_read.result(),
             google_connected=google_read.result(),
+            meter=meter,
         )
     except BaseException:
         _release(repo, claim, None)
@@ -291,8 +294,10 @@ class _Turn:
         *,
         customer: models.CustomerPublic | None,
         google_connected: bool,
+        meter: usage.Meter,
     ) -> None:
         settings = get_settings()
+        self.meter = meter
         self.repo = repo
         self.claim = claim
         self.client_gone = client_gone
@@ -316,6 +321,7 @@ class _Turn:
             max_output_tokens=settings.max_output_tokens,
             tools=tools.offered(google_connected=google_connected),
             timezone=profile.timezone or "UTC",
+            meter=meter,
         )
         self._unwatch: Callable[[], None] | None = None
         self._watch_lock = threading.Lock()
@@ -352,6 +358,7 @@ class _Turn:
             try:
                 self._stop_watching()
                 self._store(outcome)
+                self.meter.settle(session_id=self.session_id, provider=self.claim.provider)
             finally:  # whatever happened, the response ends
                 self.queue.put(stream.DONE)
                 self.queue.put(None)

@@ -3,8 +3,9 @@
 Each step streams one model call, turning its events into UI message parts as they arrive,
 then runs the tools it called and gives the model their results. A retryable failure of a
 model call before it produced anything is retried with backoff, unseen; any other failure
-ends the turn with `error`. A stop (the CSM's, or their leaving) cuts the model's connection
-and ends the turn with `abort`.
+ends the turn with `error`, and so does the day's model budget running out before a call (each
+call is counted by the turn's `Meter`). A stop (the CSM's, or their leaving) cuts the model's
+connection and ends the turn with `abort`.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from common.llm import (
 )
 from common.log import get_logger
 from common.store import Repository
+from common.usage import BudgetSpentError, Meter
 
 logger = get_logger(__name__)
 
@@ -69,6 +71,7 @@ class AgentLoop:
     max_output_tokens: int = 4096
     tools: tuple[Tool, ...] = field(default_factory=lambda: offered(google_connected=False))
     timezone: str = "UTC"
+    meter: Meter | None = None  # counts each model call against the day's budget
     stop_reason: str | None = None
     _stopped: threading.Event = field(default_factory=threading.Event)
     _upstream: Upstream | None = None
@@ -110,7 +113,7 @@ class AgentLoop:
             outcome.status = "cancelled"
             self.emit(stream.abort(self.stop_reason or "stopped"))
             return outcome
-        except ProviderError as error:
+        except (ProviderError, BudgetSpentError) as error:
             outcome.status, outcome.error = "error", error.message
             self.emit(stream.error(error.message))
             self.emit(stream.finish("error"))
@@ -125,10 +128,13 @@ class AgentLoop:
             self.max_output_tokens,
         )
         for attempt in range(len(RETRY_DELAYS) + 1):
+            count = self.meter.call(self.provider.name, request) if self.meter is not None else None
             step = _Step(self.emit)
             upstream = self._open_upstream()
             try:
                 for event in self.provider.stream(request, upstream):
+                    if count is not None:
+                        count.take(event)
                     step.take(event)
                 if self.stopped:  # however the model's stream ended, a stop ends the turn
                     raise StoppedError
@@ -151,6 +157,8 @@ class AgentLoop:
                     raise StoppedError from None
             finally:
                 self._close_upstream(upstream)
+                if count is not None:
+                    count.end()
         raise AssertionError("unreachable")
 
     def _open_upstream(self) -> Upstream:

@@ -17,13 +17,13 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
-from common import files, models, resources
+from common import files, models, resources, usage
 from common.collections import CONTRACTS, CUSTOMERS, PROFILES
-from common.contracts import extraction, records, terms, text
+from common.contracts import extraction, reading, records, terms, text
 from common.errors import ApiError, Code
 from common.http import Upload
 from common.lease import Lease, held
-from common.llm import ModelRequest, ProviderError, ToolCallDone, ToolSpec, Upstream, UserTurn
+from common.llm import ModelRequest, Provider, ProviderError, ToolCallDone, ToolSpec, Upstream, UserTurn
 from common.llm.providers import provider
 from common.log import get_logger
 from common.models import ContractStatus
@@ -71,6 +71,10 @@ def upload(repo: Repository, body: Upload, *, along: Companion | None = None) ->
     title = (body.fields.get("title") or "").strip()[:300] or None
     digest = hashlib.sha256(data).hexdigest()
     contract_id = f"{customer_id}-{digest[:40]}"
+    daily = usage.today(repo)
+    if daily.spent and (stored := repo.find(CONTRACTS, contract_id)) is not None:
+        return records.public(stored), False  # the same file again calls no model
+    meter = usage.Meter(repo, daily)  # 429 when today's model budget is spent, before anything is stored
     file_name = (file.filename or f"contract.{kind}").rsplit("/", 1)[-1][:200]
     path = records.file_path(repo.uid, contract_id, file_name)
     lease = _lease(repo, contract_id)
@@ -94,16 +98,18 @@ def upload(repo: Repository, body: Upload, *, along: Companion | None = None) ->
     except ApiError as error:
         if error.code is not Code.ALREADY_EXISTS:
             raise
-        return _uploaded_again(repo, lease, data, kind), False
+        return _uploaded_again(repo, lease, data, kind, meter), False
     try:
         files.put(path, data, text.CONTENT_TYPES[kind])
     except ApiError:
         repo.delete(CONTRACTS, contract_id)  # nothing half-stored: the upload can simply be retried
         raise
-    return _parse(repo, lease, data, kind, previous=None), True
+    return _parse(repo, lease, data, kind, meter=meter, previous=None), True
 
 
-def _uploaded_again(repo: Repository, lease: Lease, data: bytes, kind: text.FileKind) -> models.ContractPublic:
+def _uploaded_again(
+    repo: Repository, lease: Lease, data: bytes, kind: text.FileKind, meter: usage.Meter
+) -> models.ContractPublic:
     """The contract already stored for this file, parsed again if it is `parsing` with no live lease."""
     stuck = lease.take(lambda current: {} if current.get("status") == ContractStatus.PARSING else None)
     if stuck is None:
@@ -113,7 +119,7 @@ def _uploaded_again(repo: Repository, lease: Lease, data: bytes, kind: text.File
     except ApiError:
         lease.release()  # as it was: the same upload again takes it up
         raise
-    return _parse(repo, lease, data, kind, previous=stuck.get("extracted"))
+    return _parse(repo, lease, data, kind, meter=meter, previous=stuck.get("extracted"))
 
 
 def reparse(repo: Repository, contract_id: str) -> models.ContractPublic:
@@ -121,12 +127,13 @@ def reparse(repo: Repository, contract_id: str) -> models.ContractPublic:
     current = repo.get(CONTRACTS, contract_id)
     if held(current):
         raise _being_parsed()
+    meter = usage.Meter(repo, usage.today(repo))  # 429 when today's model budget is spent
     data = records.read_file(current)
     lease = _lease(repo, contract_id)
     taken = lease.take(lambda _: {"status": ContractStatus.PARSING.value})
     if taken is None:
         raise _being_parsed()
-    return _parse(repo, lease, data, text.detect_kind(data), previous=taken.get("extracted"))
+    return _parse(repo, lease, data, text.detect_kind(data), meter=meter, previous=taken.get("extracted"))
 
 
 def _lease(repo: Repository, contract_id: str) -> Lease:
@@ -138,14 +145,20 @@ def _being_parsed() -> ApiError:
 
 
 def _parse(
-    repo: Repository, lease: Lease, data: bytes, kind: text.FileKind | None, previous: dict[str, Any] | None
+    repo: Repository,
+    lease: Lease,
+    data: bytes,
+    kind: text.FileKind | None,
+    *,
+    meter: usage.Meter,
+    previous: dict[str, Any] | None,
 ) -> models.ContractPublic:
     """Read the text and the terms under the lease, and record `parsed`, or `failed` with why, as
     the lease is let go. Whatever else stops the parse, the contract is left `failed`, not `parsing`."""
     unreadable: text.DocumentError | None = None
     with lease.kept():
         try:
-            fields = _outcome(repo, data, kind, previous)
+            fields = _outcome(repo, lease.doc_id, data, kind, meter=meter, previous=previous)
         except text.DocumentError as error:
             unreadable, fields = error, _failure(error.message)
         except BaseException:
@@ -164,14 +177,29 @@ def _parse(
 
 
 def _outcome(
-    repo: Repository, data: bytes, kind: text.FileKind | None, previous: dict[str, Any] | None
+    repo: Repository,
+    contract_id: str,
+    data: bytes,
+    kind: text.FileKind | None,
+    *,
+    meter: usage.Meter,
+    previous: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """The fields that record a parse: the terms read, or why they could not be."""
     document = extraction.extract(data, kind)
     try:
-        extracted, model = _extract_terms(repo, document)
+        extracted, model = _extract_terms(repo, document, meter)
     except (ProviderError, terms.TermsError) as error:
         return _failure(f"The terms could not be extracted ({_reason(error)}); try again with reparse.")
+    except usage.BudgetSpentError:
+        # Terms from the parts read so far would pass for the contract's while the rest went
+        # unread: nothing is kept, and a reparse's earlier terms stay as they were.
+        return _failure(
+            "Today's model budget ran out while the terms were being read, so none were kept; "
+            "reparse the contract after 00:00 UTC, when the budget renews."
+        )
+    finally:
+        meter.settle(contract_id=contract_id)
     return {
         "status": ContractStatus.PARSED.value,
         "extracted": terms.keep_corrections(previous, extracted),
@@ -189,8 +217,8 @@ def _reason(error: Exception) -> str:
     return error.message if isinstance(error, ProviderError) else "the model's answer did not fit the terms"
 
 
-def _extract_terms(repo: Repository, document: text.Document) -> tuple[dict[str, Any], str]:
-    """The verified terms of every run of pages, merged; and the model that read them."""
+def _extract_terms(repo: Repository, document: text.Document, meter: usage.Meter) -> tuple[dict[str, Any], str]:
+    """The verified terms of every run of pages the model reads, merged; and the model that read them."""
     settings = get_settings()
     profile = repo.get(PROFILES, repo.uid)
     provider_name = str((profile.get("preferences") or {}).get("default_provider") or "claude")
@@ -198,7 +226,7 @@ def _extract_terms(repo: Repository, document: text.Document) -> tuple[dict[str,
     reader = provider(provider_name)
     tool = ToolSpec(TOOL, terms.TOOL_DESCRIPTION, terms.tool_input_schema())
     partials = []
-    for part in terms.chunks(document):
+    for part in terms.chunks(reading.for_model(document, settings.contract_model_chars)):
         pages = "\n\n".join(f"[page {page.number}]\n{page.text}" for page in part.pages)
         request = ModelRequest(
             model=model,
@@ -208,26 +236,33 @@ def _extract_terms(repo: Repository, document: text.Document) -> tuple[dict[str,
             max_output_tokens=settings.max_output_tokens,
             force_tool=TOOL,
         )
-        raw = _call(reader, request)
+        raw = _call(reader, request, meter)
         partials.append(terms.verify(raw, part))
     return terms.merge(partials), model
 
 
-def _call(reader: Any, request: ModelRequest) -> Any:
-    """The input of the model's forced tool call (retried once if the model could not be reached)."""
+def _call(reader: Provider, request: ModelRequest, meter: usage.Meter) -> Any:
+    """The input of the model's forced tool call (retried once if the model could not be reached),
+    the call read to its end so that its usage is counted."""
     for attempt in range(2):
+        count = meter.call(reader.name, request)
         upstream = Upstream()
+        recorded = None
         try:
             for event in reader.stream(request, upstream):
-                if isinstance(event, ToolCallDone) and event.call.name == TOOL:
-                    return event.call.input
-            raise terms.TermsError("the model did not record the terms")
+                count.take(event)
+                if isinstance(event, ToolCallDone) and event.call.name == TOOL and recorded is None:
+                    recorded = event.call.input
+            if recorded is None:
+                raise terms.TermsError("the model did not record the terms")
+            return recorded
         except ProviderError as error:
             if not error.retryable or attempt == 1:
                 raise
             logger.info("contract extraction retried", extra={"fields": {"error": error.message}})
         finally:
             upstream.close()
+            count.end()
     raise AssertionError("unreachable")
 
 

@@ -1,8 +1,8 @@
 """The model providers behind one small interface: a request in, a stream of events out.
 
 A `ModelRequest` holds the system prompt, the conversation as provider-neutral turns and the
-tools offered; `Provider.stream` answers it with `ModelEvent`s (text deltas, tool calls, the
-finish) from Claude (`anthropic.py`) or Gemini on Vertex AI (`gemini.py`), both streaming,
+tools offered; `Provider.stream` answers it with `ModelEvent`s (text deltas, tool calls, token
+usage, the finish) from Claude (`anthropic.py`) or Gemini on Vertex AI (`gemini.py`), both streaming,
 chosen by name in `providers.py`. Each stream has its own HTTP connection (`Upstream`) that
 another thread can cut at once, so Stop closes the upstream call even while the model is
 silent. The SDKs are imported where used.
@@ -110,6 +110,10 @@ class ToolCallDone:
 
 @dataclass(frozen=True)
 class Usage:
+    """Tokens a model call used, as its provider reports them; also an event of the stream: the
+    figures so far (each replaces the last), sent as soon as the provider reports them, so that a
+    call cut off before its end still counts what it was told."""
+
     input_tokens: int = 0
     output_tokens: int = 0
 
@@ -123,7 +127,7 @@ class Finished:
     usage: Usage = field(default_factory=Usage)
 
 
-ModelEvent = TextDelta | ToolCallStarted | ToolCallDelta | ToolCallDone | Finished
+ModelEvent = TextDelta | ToolCallStarted | ToolCallDelta | ToolCallDone | Usage | Finished
 
 
 # The key of a tool call's input when the model's arguments were not a JSON object: the tool

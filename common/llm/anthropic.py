@@ -98,7 +98,7 @@ def _server_sent_events(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
 
 
 def _events(stream: Iterator[dict[str, Any]]) -> Iterator[ModelEvent]:
-    usage = Usage()
+    usage, counts = Usage(), _Counts()
     blocks: dict[int, dict[str, Any]] = {}  # index → tool_use block being streamed
     reason: FinishReason = "other"
     for event in stream:
@@ -111,7 +111,8 @@ def _events(stream: Iterator[dict[str, Any]]) -> Iterator[ModelEvent]:
                 blocks[event["index"]]["json"] += delta["partial_json"]
                 yield ToolCallDelta(blocks[event["index"]]["id"], delta["partial_json"])
         elif kind == "message_start":
-            usage = Usage(input_tokens=int(event["message"].get("usage", {}).get("input_tokens") or 0))
+            usage = counts.update(event["message"].get("usage"))
+            yield usage
         elif kind == "content_block_start":
             block = event["content_block"]
             if block.get("type") == "tool_use":
@@ -122,12 +123,32 @@ def _events(stream: Iterator[dict[str, Any]]) -> Iterator[ModelEvent]:
             yield ToolCallDone(ToolCall(block["id"], block["name"], _tool_input(block["json"])))
         elif kind == "message_delta":
             reason = STOP_REASONS.get(event.get("delta", {}).get("stop_reason") or "", "other")
-            usage = Usage(usage.input_tokens, int(event.get("usage", {}).get("output_tokens") or 0))
+            usage = counts.update(event.get("usage"))
+            yield usage
         elif kind == "message_stop":
             break
     else:  # the connection ended without the message's end: it was cut
         raise ConnectionError("the stream ended before message_stop")
     yield Finished(reason, usage)
+
+
+INPUT_FIELDS = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+
+
+class _Counts:
+    """The message's usage as `message_start` and `message_delta` report it: each field an event
+    carries is a running total (input, the cache's writes and reads, output) that replaces the
+    last; one it leaves out keeps its value (as the SDK's own accumulation does). Input read from
+    or written to the cache is input too: it is billed."""
+
+    def __init__(self) -> None:
+        self.fields: dict[str, int] = {}
+
+    def update(self, reported: object) -> Usage:
+        if isinstance(reported, dict):
+            self.fields |= {name: int(value) for name, value in reported.items() if isinstance(value, int)}
+        inputs = sum(self.fields.get(name, 0) for name in INPUT_FIELDS)
+        return Usage(inputs, self.fields.get("output_tokens", 0))
 
 
 def _tool_input(text: str) -> dict[str, Any]:

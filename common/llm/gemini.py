@@ -108,10 +108,10 @@ def _events(chunks: Iterator[Any]) -> Iterator[ModelEvent]:
     reason: FinishReason | None = None
     called = False
     for chunk in chunks:
-        if chunk.usage_metadata is not None:
-            usage = Usage(
-                chunk.usage_metadata.prompt_token_count or 0, chunk.usage_metadata.candidates_token_count or 0
-            )
+        reported = _usage(chunk.usage_metadata, usage)
+        if reported != usage:
+            usage = reported
+            yield usage
         for candidate in chunk.candidates or []:
             for part in (candidate.content.parts if candidate.content else None) or []:
                 if part.function_call is not None:
@@ -131,6 +131,17 @@ def _events(chunks: Iterator[Any]) -> Iterator[ModelEvent]:
     if called and reason == "stop":
         reason = "tool-calls"
     yield Finished(reason, usage)
+
+
+def _usage(metadata: Any, before: Usage) -> Usage:
+    """The answer's usage so far from a chunk's `usageMetadata` (running totals; a chunk may carry
+    none, or only some): the prompt with the tool-use prompt as input, the candidates with the
+    model's thoughts as output, both billed (a thinking model's thoughts are not in the candidates)."""
+    if metadata is None:
+        return before
+    sent = (metadata.prompt_token_count or 0) + (metadata.tool_use_prompt_token_count or 0)
+    said = (metadata.candidates_token_count or 0) + (metadata.thoughts_token_count or 0)
+    return Usage(max(before.input_tokens, sent), max(before.output_tokens, said))
 
 
 def _content(turn: Turn, types: Any) -> Any:

@@ -1,11 +1,11 @@
-"""crud: the CSM's profile, customers, contracts, tasks, sessions and messages (DESIGN §5)."""
+"""crud: the CSM's profile, customers, contracts, tasks, sessions and messages, the day's model usage (DESIGN §5)."""
 
 from __future__ import annotations
 
 import flask
 import functions_framework
 
-from common import models
+from common import models, usage
 from common import resources as r
 from common.agent import sessions
 from common.auth import FirebaseUser, User
@@ -147,6 +147,11 @@ def delete_session(ctx: Context, session_id: str) -> Reply:
 @router.route("GET", "/sessions/{session_id}/messages", query={"limit", "cursor"})
 def list_messages(ctx: Context, session_id: str) -> Reply:
     return Reply.page(sessions.list_messages(ctx.repo, session_id, ctx.query()))
+
+
+@router.route("GET", "/usage")
+def get_usage(ctx: Context) -> Reply:
+    return Reply(usage.today(ctx.repo).public())
 
 
 @router.route("GET", "/integrations/google")

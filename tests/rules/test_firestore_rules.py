@@ -87,6 +87,7 @@ SERVER_ONLY = [
     OwnedCollection("oauth_states"),
     OwnedCollection("google_grants"),
     OwnedCollection("quotas"),
+    OwnedCollection("usage"),
     OwnedCollection("idempotency_keys"),
 ]
 EVERY_COLLECTION = [*CLIENT_READABLE, *SERVER_ONLY]
