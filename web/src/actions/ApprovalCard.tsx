@@ -112,7 +112,7 @@ export function ApprovalCard({ actionId, initial }: { actionId: string; initial?
               </li>
             ))}
           </ul>
-          {!judged && <p className="hint">This server does not say which recipients are known.</p>}
+          {!judged && <p className="hint">Not checked against the customer's contacts.</p>}
         </section>
       )}
       {mode === "edit" ? (
@@ -216,7 +216,7 @@ function Outcome({ action }: { action: Action }) {
     case "executed":
       return (
         <div className="outcome done" role="status">
-          {action.type === "email.send" && <p>Sent.</p>}
+          {action.type === "email.send" && <p>Sent to {recipientsOf(action).recipients.map((r) => r.email).join(", ")}.</p>}
           {action.type === "email.draft" && <p>Draft saved in Gmail.</p>}
           {action.type === "task.create" && <p>Task created.</p>}
           {action.type === "meeting.book" && (

@@ -20,6 +20,8 @@ interface Props {
   customerId: string | null;
   /** A new session got its id from the server (its first answer's `start`). */
   onSessionStarted: (sessionId: string) => void;
+  /** A turn of this page started (true) or ended (false). */
+  onActivity?: (busy: boolean) => void;
   /** The session is being written to elsewhere and this page cannot follow it yet. */
   streamingElsewhere?: boolean;
 }
@@ -170,6 +172,8 @@ function Conversation(props: Props & { chatId: string; initial: ChatMessage[]; i
   };
 
   const busy = chat.status === "submitted" || chat.status === "streaming";
+  const { onActivity } = props;
+  useEffect(() => onActivity?.(busy), [busy]); // Only a change of busy is news.
 
   // The first token of a turn on screen: marked once painted (the benchmark reads it).
   const last = chat.messages[chat.messages.length - 1];
@@ -269,9 +273,12 @@ function Conversation(props: Props & { chatId: string; initial: ChatMessage[]; i
       <ErrorMessage error={chat.error} />
       <ErrorMessage error={stopError} />
       <form className="composer" onSubmit={submit} aria-label="Message the agent">
-        <label className="message-box">
-          <span className="visually-hidden">Message</span>
+        <label className="visually-hidden" htmlFor={`${props.chatId}-message`}>
+          Message
+        </label>
+        <div className="message-box">
           <textarea
+            id={`${props.chatId}-message`}
             value={draft}
             onChange={(e) => setDraft(e.target.value)}
             onKeyDown={keys}
@@ -279,7 +286,7 @@ function Conversation(props: Props & { chatId: string; initial: ChatMessage[]; i
             maxLength={20000}
             placeholder="Message the agent (Enter sends, Shift+Enter for a new line)"
           />
-        </label>
+        </div>
         <div className="composer-actions">
           <label className="inline">
             <span>Provider</span>

@@ -32,6 +32,31 @@ export default function ChatView({ sessionId }: { sessionId: string | null }) {
 
   const [deleteError, setDeleteError] = useState<Error | null>(null);
 
+  // A turn of this page ended: the session (its order, its state) is read again. A turn running
+  // elsewhere (another tab) is watched until it ends, then the conversation is loaded afresh.
+  const [busy, setBusy] = useState(false);
+  const activity = (now: boolean) => {
+    setBusy(now);
+    if (!now && session.data) {
+      session.set({ data: { ...session.data, status: "idle" }, etag: session.etag, status: 200 });
+      void session.reload();
+      void list.reload();
+    }
+  };
+  const elsewhere = !busy && session.data?.status === "streaming";
+  const [watched, setWatched] = useState(false);
+  useEffect(() => {
+    if (elsewhere) {
+      setWatched(true);
+      const timer = window.setTimeout(() => void session.reload(), 2000);
+      return () => window.clearTimeout(timer);
+    }
+    if (watched) {
+      setWatched(false);
+      setPanel((p) => ({ ...p, key: ++panels }));
+    }
+  }, [elsewhere, session.data, watched]); // session.reload is the same function while the session is
+
   const started = (id: string) => {
     setPanel((p) => ({ ...p, sessionId: id }));
     navigate(`/chat/${id}`, { replace: true });
@@ -99,13 +124,15 @@ export default function ChatView({ sessionId }: { sessionId: string | null }) {
         </div>
         <ErrorMessage error={deleteError} />
         <ErrorMessage error={session.error} onRetry={() => void session.reload()} />
-        {(!panel.sessionId || session.data) && (
+        {/* Shown while the session's details load: the conversation loads its own history. */}
+        {!session.error && (
           <ChatPanel
             key={panel.key}
             sessionId={panel.sessionId}
             customerId={panel.sessionId ? null : customerParam}
             onSessionStarted={started}
-            streamingElsewhere={session.data?.status === "streaming"}
+            onActivity={activity}
+            streamingElsewhere={elsewhere}
           />
         )}
       </section>
