@@ -154,7 +154,9 @@ function Conversation(props: Props & { chatId: string; initial: ChatMessage[]; i
       turn.current = { ...turn.current, painted: true, finished: true };
       if (isDisconnect && RESUME_STREAMS) {
         setAnnouncement("The connection dropped. Reconnecting…");
-        window.setTimeout(() => void chat.resumeStream(), 1000);
+        const resume = () => void chat.resumeStream();
+        if (navigator.onLine) window.setTimeout(resume, 1000);
+        else window.addEventListener("online", resume, { once: true });
       }
     },
   });
@@ -226,12 +228,22 @@ function Conversation(props: Props & { chatId: string; initial: ChatMessage[]; i
     }
   };
 
+  // The conversation stays scrolled to its end while the reader is there, as text streams in
+  // and as approval cards load; scrolling up to read leaves it where the reader put it.
   const log = useRef<HTMLDivElement>(null);
+  const content = useRef<HTMLDivElement>(null);
   const pinned = useRef(true);
   useLayoutEffect(() => {
     const element = log.current;
-    if (element && pinned.current) element.scrollTop = element.scrollHeight;
-  }, [chat.messages]);
+    if (!element || !content.current) return;
+    const follow = () => {
+      if (pinned.current) element.scrollTop = element.scrollHeight;
+    };
+    follow();
+    const observer = new ResizeObserver(follow);
+    observer.observe(content.current);
+    return () => observer.disconnect();
+  }, []);
 
   return (
     <div className="conversation">
@@ -246,21 +258,23 @@ function Conversation(props: Props & { chatId: string; initial: ChatMessage[]; i
         role="region"
         tabIndex={0}
       >
-        {chat.messages.length === 0 && (
-          <p className="empty">
-            Ask about your accounts — “Which renewals are at risk this quarter?” — or ask the agent to draft a follow-up. Anything it
-            wants to send, book or create waits for your approval.
-          </p>
-        )}
-        {chat.messages.map((message, index) => (
-          <MessageView
-            key={message.id}
-            message={message}
-            outcome={outcomes[message.id]}
-            live={busy && index === chat.messages.length - 1}
-          />
-        ))}
-        {chat.status === "submitted" && <Busy label="Waiting for the agent…" />}
+        <div ref={content}>
+          {chat.messages.length === 0 && (
+            <p className="empty">
+              Ask about your accounts — “Which renewals are at risk this quarter?” — or ask the agent to draft a follow-up. Anything it
+              wants to send, book or create waits for your approval.
+            </p>
+          )}
+          {chat.messages.map((message, index) => (
+            <MessageView
+              key={message.id}
+              message={message}
+              outcome={outcomes[message.id]}
+              live={busy && index === chat.messages.length - 1}
+            />
+          ))}
+          {chat.status === "submitted" && <Busy label="Waiting for the agent…" />}
+        </div>
       </div>
       <p className="visually-hidden" role="status" aria-live="polite">
         {announcement}
