@@ -31,10 +31,16 @@ function useAction(actionId: string, initial?: Action) {
   useEffect(() => {
     let live = true;
     if (!initial || tick > 0) {
-      actions
-        .get(actionId)
-        .then(({ data }) => live && (setAction(data), setError(null)))
-        .catch((failure: Error) => live && setError(failure));
+      actions.get(actionId).then(
+        ({ data }) => {
+          if (!live) return;
+          setAction(data);
+          setError(null);
+        },
+        (failure: Error) => {
+          if (live) setError(failure);
+        },
+      );
     }
     return () => {
       live = false;

@@ -175,7 +175,11 @@ function Conversation(props: Props & { chatId: string; initial: ChatMessage[]; i
 
   const busy = chat.status === "submitted" || chat.status === "streaming";
   const { onActivity } = props;
-  useEffect(() => onActivity?.(busy), [busy]); // Only a change of busy is news.
+  const wasBusy = useRef(busy);
+  useEffect(() => {
+    if (wasBusy.current !== busy) onActivity?.(busy); // Only a change is news.
+    wasBusy.current = busy;
+  }, [busy]); // onActivity is read when busy changes; its identity changes with every render of the view
 
   // The first token of a turn on screen: marked once painted (the benchmark reads it).
   const last = chat.messages[chat.messages.length - 1];

@@ -8,6 +8,14 @@ import type { ChatMessage } from "./protocol";
 
 export type Outcome = "complete" | "cancelled" | "error";
 
+const ACTION_TOOLS = new Set(["draft_email", "send_email", "book_meeting", "create_task"]);
+
+function actionIdOf(tool: string, output: unknown): string | null {
+  if (!ACTION_TOOLS.has(tool) || !output || typeof output !== "object") return null;
+  const id = (output as { action_id?: unknown }).action_id;
+  return typeof id === "string" ? id : null;
+}
+
 const TOOLS: Record<string, [running: string, done: string]> = {
   list_customers: ["Looking through your customers…", "Looked through your customers"],
   get_customer: ["Reading the customer…", "Read the customer"],
@@ -60,9 +68,10 @@ export const MessageView = memo(function MessageView({ message, outcome, live }:
 function ToolPart({ part, live }: { part: ToolUIPart | DynamicToolUIPart; live: boolean }) {
   const name = getToolOrDynamicToolName(part);
   const [running, done] = TOOLS[name] ?? [`Using ${name}…`, `Used ${name}`];
-  if (part.state === "approval-requested" || part.state === "approval-responded") {
-    return <ApprovalCard actionId={part.approval.id} />;
-  }
+  // A proposal is its action's card, whether it waits for approval or was approved without
+  // asking (the CSM's auto-approve), which its output then says.
+  const actionId = part.approval?.id ?? actionIdOf(name, part.state === "output-available" ? part.output : null);
+  if (actionId) return <ApprovalCard actionId={actionId} />;
   if (part.state === "output-error") {
     return (
       <div className="tool tool-error" role="note">

@@ -57,7 +57,7 @@ export function GoogleSection() {
       void status.reload();
       navigate(RETURN_PATH, { replace: true });
     }
-  }, [outcome, grant, reason]); // status.reload is stable in meaning; only a new return matters
+  }, [outcome, grant, reason]); // Only a new return from Google is news here.
 
   const connect = async () => {
     setError(null);
