@@ -231,10 +231,21 @@ function ContractCard(props: { contract: Contract; onChanged: (contract: Contrac
       )}
       <ErrorMessage error={error} />
       <div className="buttons">
-        <button type="button" onClick={() => void reparse()} disabled={reparsing || contract.status === "parsing"}>
+        <button
+          type="button"
+          aria-label={`Read terms again: ${name}`}
+          onClick={() => void reparse()}
+          disabled={reparsing || contract.status === "parsing"}
+        >
           Read terms again
         </button>
-        <ConfirmButton label="Delete contract" question={`Delete ${name} and its file?`} confirmLabel="Delete" onConfirm={remove} />
+        <ConfirmButton
+          label="Delete contract"
+          name={`Delete contract ${name}`}
+          question={`Delete ${name} and its file?`}
+          confirmLabel="Delete"
+          onConfirm={remove}
+        />
       </div>
     </article>
   );

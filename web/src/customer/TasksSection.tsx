@@ -84,7 +84,13 @@ function TaskItem({ task, onChanged, onDeleted }: { task: Task; onChanged: (task
         {task.due_date ? `due ${day(task.due_date)}` : "no due date"} · {task.priority} priority
         {task.source === "agent" && " · created by the agent"}
       </span>
-      <ConfirmButton label="Delete" question={`Delete “${task.title}”?`} confirmLabel="Delete task" onConfirm={remove} />
+      <ConfirmButton
+        label="Delete"
+        name={`Delete “${task.title}”`}
+        question={`Delete “${task.title}”?`}
+        confirmLabel="Delete task"
+        onConfirm={remove}
+      />
       <ErrorMessage error={error} />
     </li>
   );

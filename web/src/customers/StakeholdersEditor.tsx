@@ -73,7 +73,9 @@ export function StakeholdersEditor({ rows, onChange, errors }: Props) {
             </label>
             <label className="check">
               <input type="checkbox" checked={row.is_champion} onChange={(e) => update(row.key, { is_champion: e.target.checked })} />
-              <span>Champion</span>
+              <span>
+                <span className="visually-hidden">Stakeholder {n} is a </span>Champion
+              </span>
             </label>
             <label className="check">
               <input
@@ -81,7 +83,9 @@ export function StakeholdersEditor({ rows, onChange, errors }: Props) {
                 checked={row.is_decision_maker}
                 onChange={(e) => update(row.key, { is_decision_maker: e.target.checked })}
               />
-              <span>Decision maker</span>
+              <span>
+                <span className="visually-hidden">Stakeholder {n} is a </span>Decision maker
+              </span>
             </label>
             <button type="button" onClick={() => onChange(rows.filter((r) => r.key !== row.key))}>
               Remove stakeholder {n}

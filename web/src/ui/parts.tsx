@@ -100,6 +100,8 @@ export function Empty({ children }: { children: ReactNode }) {
 /** A button whose action is asked to be confirmed in place, without a modal dialog. */
 export function ConfirmButton(props: {
   label: string;
+  /** What the button does, when its label alone does not say (several "Delete" in a list). */
+  name?: string;
   question: string;
   confirmLabel: string;
   onConfirm: () => void | Promise<void>;
@@ -114,7 +116,13 @@ export function ConfirmButton(props: {
   }, [asking]);
   if (!asking) {
     return (
-      <button type="button" className={props.className} disabled={props.disabled} onClick={() => setAsking(true)}>
+      <button
+        type="button"
+        className={props.className}
+        aria-label={props.name}
+        disabled={props.disabled}
+        onClick={() => setAsking(true)}
+      >
         {props.label}
       </button>
     );
