@@ -58,8 +58,10 @@ export default function CustomerView({ customerId }: { customerId: string }) {
       </div>
       {editing && (
         <CustomerForm
+          key={customer.etag}
           editing={{ customer: c, etag: customer.etag }}
           onCancel={() => setEditing(false)}
+          onReload={() => void customer.reload()}
           onSaved={(saved, etag) => {
             customer.set({ data: saved, etag, status: 200 });
             setEditing(false);

@@ -57,13 +57,18 @@ function TaskList(props: { label: string; tasks: Task[]; onChanged: (task: Task)
 
 function TaskItem({ task, onChanged, onDeleted }: { task: Task; onChanged: (task: Task) => void; onDeleted: () => void }) {
   const [error, setError] = useState<Error | null>(null);
+  // The box shows the click at once; the server's answer then confirms it or puts it back.
+  const [ticking, setTicking] = useState<boolean | null>(null);
+  const done = ticking ?? task.status === "done";
   const toggle = async () => {
     setError(null);
+    setTicking(!done);
     try {
-      const status = task.status === "open" ? "done" : "open";
-      onChanged((await tasks.update(task.id, { status }, etagOf(task))).data);
+      onChanged((await tasks.update(task.id, { status: done ? "open" : "done" }, etagOf(task))).data);
     } catch (failure) {
       setError(failure as Error);
+    } finally {
+      setTicking(null);
     }
   };
   const remove = async () => {
@@ -77,7 +82,7 @@ function TaskItem({ task, onChanged, onDeleted }: { task: Task; onChanged: (task
   return (
     <li className={`task priority-${task.priority}`}>
       <label className="check">
-        <input type="checkbox" checked={task.status === "done"} onChange={() => void toggle()} />
+        <input type="checkbox" checked={done} disabled={ticking !== null} onChange={() => void toggle()} />
         <span>{task.title}</span>
       </label>
       <span className="muted">

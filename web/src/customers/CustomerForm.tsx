@@ -86,9 +86,11 @@ interface Props {
   editing: { customer: Customer; etag: string | null } | null;
   onSaved: (customer: Customer, etag: string | null) => void;
   onCancel: () => void;
+  /** Someone changed the customer meanwhile: read it again (the form then starts from it). */
+  onReload?: () => void;
 }
 
-export function CustomerForm({ editing, onSaved, onCancel }: Props) {
+export function CustomerForm({ editing, onSaved, onCancel, onReload }: Props) {
   const original = editing?.customer ?? null;
   const [form, setForm] = useState<FormState>(() => stateOf(original));
   const [error, setError] = useState<Error | null>(null);
@@ -195,7 +197,14 @@ export function CustomerForm({ editing, onSaved, onCancel }: Props) {
         {(p) => <textarea {...p} rows={4} maxLength={20000} value={form.notes} onChange={(e) => set("notes")(e.target.value)} />}
       </Field>
       <ErrorMessage error={error} />
-      {conflict && <p className="hint">Someone changed this customer meanwhile: cancel and open it again to see their change.</p>}
+      {conflict && onReload && (
+        <p className="warning" role="note">
+          This customer was changed elsewhere after you opened it.{" "}
+          <button type="button" onClick={onReload}>
+            Discard my changes and load the latest version
+          </button>
+        </p>
+      )}
       <div className="buttons">
         <button type="submit" className="primary" disabled={busy}>
           {editing ? "Save changes" : "Create customer"}
