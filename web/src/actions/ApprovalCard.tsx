@@ -166,11 +166,12 @@ function Details({ action }: { action: Action }) {
     );
   }
   if (action.type === "meeting.book") {
+    const zone = typeof p.timezone === "string" ? p.timezone : undefined;
     return (
       <div className="details">
         <p>
-          <strong>When:</strong> {moment(String(p.start))} – {moment(String(p.end))}
-          {p.timezone ? ` (${String(p.timezone)})` : ""}
+          <strong>When:</strong> {moment(String(p.start), zone)} – {moment(String(p.end), zone)}
+          {zone ? ` (${zone})` : ""}
         </p>
         {p.description ? <div className="mail-body">{String(p.description)}</div> : null}
       </div>

@@ -22,11 +22,16 @@ export function day(value: string | null | undefined): string {
   });
 }
 
-export function moment(value: string | null | undefined): string {
+/** A point in time in the reader's zone, or in `timeZone` (a meeting's own) when given. */
+export function moment(value: string | null | undefined, timeZone?: string): string {
   if (!value) return "—";
   const at = new Date(value);
   if (Number.isNaN(at.getTime())) return value;
-  return at.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+  try {
+    return at.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short", timeZone });
+  } catch {
+    return at.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+  }
 }
 
 export function bytes(count: number): string {
