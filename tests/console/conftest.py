@@ -57,3 +57,8 @@ def page(context: BrowserContext) -> Page:
 def steps(page: Page, stack: Stack, request: pytest.FixtureRequest) -> Steps:
     name = request.node.name.removeprefix("test_")[:60]
     return Steps(page, stack.log_dir / "console", name)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if Steps.saved_in:
+        terminalreporter.write_line(f"console screenshots of each step: {Steps.saved_in}")

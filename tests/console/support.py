@@ -22,6 +22,8 @@ WAIT_MS = 20_000
 class Steps:
     """Screenshots of a test's steps, numbered in the order taken."""
 
+    saved_in: Path | None = None  # where this run saved them, for the summary at its end
+
     def __init__(self, page: Page, directory: Path, test: str) -> None:
         self.page = page
         self.directory = directory
@@ -35,6 +37,7 @@ class Steps:
         self.count += 1
         path = self.directory / f"{self.test}-{self.count:02d}-{re.sub(r'[^a-z0-9]+', '-', step.lower())}.png"
         self.page.screenshot(path=path, full_page=True)
+        Steps.saved_in = self.directory
         return path
 
 
