@@ -24,7 +24,13 @@ export default function ChatView({ sessionId }: { sessionId: string | null }) {
     () => (panel.sessionId ? sessions.get(panel.sessionId) : Promise.resolve({ data: null, etag: null, status: 200 })),
     [panel.sessionId],
   );
-  const customerId = session.data?.customer_id ?? (panel.sessionId ? null : customerParam);
+  // Whom the chat is about: the address's customer for a new chat, then its session's (kept
+  // while a new session's details load, so the line does not flicker).
+  const [customerId, setCustomerId] = useState<string | null>(panel.sessionId ? null : customerParam);
+  useEffect(() => {
+    if (session.data) setCustomerId(session.data.customer_id ?? null);
+    else if (!panel.sessionId) setCustomerId(customerParam);
+  }, [session.data, panel.sessionId, customerParam]);
   const customer = useResource(
     () => (customerId ? customers.get(customerId) : Promise.resolve({ data: null, etag: null, status: 200 })),
     [customerId],
