@@ -1,6 +1,6 @@
 # The two commands of the README: `make run` and `make test`. Everything they need is
-# installed here, from the lock files, on first use; the console (web/) is built too. `make plan ENV=dev` and `make deploy ENV=dev`
-# run Terraform on an environment (terraform/README.md).
+# installed here, from the lock files, on first use, and the console (web/) is built.
+# `make plan ENV=dev` and `make deploy ENV=dev` run Terraform on an environment (terraform/README.md).
 PYTHON ?= python3
 VENV := .venv
 TASKS_VENV := .venv-tasks
