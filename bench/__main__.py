@@ -1,7 +1,7 @@
 """`python -m bench [part ...]`: start the stack on the benchmark's ports, measure, print, stop.
 
-Parts: imports, crud (latency, reads per page), chat, approvals, contracts, idempotency, edge;
-all of them without arguments.
+Parts: imports, crud (latency, reads per page), chat, approvals, contracts, idempotency, edge,
+console (the web console's budgets in headless Chromium); all of them without arguments.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import platform
 import sys
 import time
 
-from bench import approvals, chat, contracts, edge, idempotency, imports, latency, reads
+from bench import approvals, chat, console, contracts, edge, idempotency, imports, latency, reads
 from bench.harness import PORT_OFFSET, function_env, running_bench
 from bench.stats import table
 
-PARTS = ("imports", "crud", "chat", "approvals", "contracts", "idempotency", "edge")
+PARTS = ("imports", "crud", "chat", "approvals", "contracts", "idempotency", "edge", "console")
 
 
 def main() -> int:
@@ -54,11 +54,46 @@ def main() -> int:
             if "edge" in parts:
                 progress("measuring the edge: 404s of another user's document, bodies made of errors...")
                 reports.append(edge_report(edge.run(bench)))
+            if "console" in parts:
+                progress("measuring the console in headless Chromium: first-load JavaScript, send to first token...")
+                reports.append(console_report(console.run(bench)))
     print(header(load_at_start))
     for report in reports:
         print(report)
     print(f"\nwhole benchmark: {time.monotonic() - started:.0f} s; load average now {load_average()}")
     return 0
+
+
+def console_report(result: console.ConsoleResult) -> str:
+    worst = max(s.kb for s in result.screens)
+    screens = [[s.name, len(s.files), f"{s.kb:.1f}"] for s in result.screens]
+    biggest = sorted(result.build_chunks.items(), key=lambda kv: -kv[1])[:6]
+    chunks = ", ".join(f"{name} {kb:.1f}" for name, kb in biggest)
+    p, b = result.send_to_painted, result.backend_ttft
+    parts = [
+        ("Send to the request", result.send_to_request),
+        ("the request to the first delta read", result.request_to_first_delta),
+        ("that delta to its paint", result.delta_to_painted),
+    ]
+    rows = [
+        ["Send to the first token painted (page marks)", p.n, p.p50, p.p95],
+        ["backend's own time to first token (HTTP client)", b.n, b.p50, b.p95],
+        *[[f"  in the page: {name}", s.n, s.p50, s.p95] for name, s in parts],
+    ]
+    added_p50, added_p95 = p.p50 - b.p50, p.p95 - b.p95
+    met = added_p50 <= console.GOAL_ADDED_MS and added_p95 <= console.GOAL_ADDED_MS
+    return (
+        "\n9. The console (issue 18) in headless Chromium\n"
+        "   first-load JavaScript of each first screen, nothing cached, gzip -9, KB\n"
+        + table(["first screen", "scripts", "KB gzipped"], screens)
+        + f"\n   largest {worst:.1f} KB (goal <= {console.BUDGET_KB:.0f}: {verdict(worst <= console.BUDGET_KB)}); "
+        f"the build's index.html loads {result.build_entry_kb:.1f} KB at once\n"
+        f"   largest chunks (KB gzipped): {chunks}\n"
+        f"\n   a chat turn: {p.n} in the page, interleaved with as many by a plain client, same scripted answer, ms\n"
+        + table(["span", "n", "p50", "p95"], rows)
+        + f"\n   added by the page: p50 {added_p50:.1f}, p95 {added_p95:.1f} "
+        f"(goal <= {console.GOAL_ADDED_MS:.0f}: {verdict(met)})"
+    )
 
 
 def edge_report(result: edge.EdgeResult) -> str:

@@ -32,6 +32,7 @@ FIRESTORE_LAUNCHERS = (
 )
 
 MANIFEST = ROOT / "functions" / "manifest.json"
+WEB_DIST = ROOT / "web" / "dist"
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ class Ports:
     hub: int = 4400
     models: int = 8090  # the Anthropic and Vertex Gemini stand-in
     google: int = 8091  # the Google OAuth, Gmail and Calendar stand-in
+    web: int = 3000  # the console (web/dist)
     functions: dict[str, int] = field(default_factory=lambda: {f.entry_point: f.port for f in FUNCTIONS})
 
     @classmethod
@@ -93,6 +95,7 @@ class Ports:
             hub=port("CSCX_EMULATOR_HUB_PORT", cls.hub),
             models=port("CSCX_MODEL_STANDIN_PORT", cls.models),
             google=port("CSCX_GOOGLE_STANDIN_PORT", cls.google),
+            web=port("CSCX_WEB_PORT", cls.web),
             functions={f.entry_point: port(f.port_setting, f.port) for f in FUNCTIONS},
         )
 
@@ -146,7 +149,8 @@ class Stack:
             "CSCX_CONTRACTS_BUCKET": f"{PROJECT_ID}-contracts",
             "CSCX_TASKS_QUEUE": QUEUE,
             "CSCX_WORKER_URL": self.url("execute_action"),
-            "CSCX_CORS_ORIGINS": "http://localhost:3000,http://127.0.0.1:3000",
+            # The console this stack serves (start_console) is the browser origin it allows.
+            "CSCX_CORS_ORIGINS": f"http://localhost:{self.ports.web},http://127.0.0.1:{self.ports.web}",
             # Tests and benchmarks make thousands of requests a minute as one user; the limiter
             # itself is tested on a variant with the limit low (tests/test_limits.py).
             "CSCX_RATE_LIMIT_PER_MINUTE": "1000000",
@@ -159,7 +163,7 @@ class Stack:
             "GOOGLE_OAUTH_CLIENT_ID": "cscx-local.apps.googleusercontent.com",
             "GOOGLE_OAUTH_CLIENT_SECRET": "cscx-local-secret",
             "CSCX_OAUTH_REDIRECT_URL": f"{self.url('crud')}/integrations/google/callback",
-            "CSCX_WEB_APP_URL": "http://localhost:3000/settings/integrations",
+            "CSCX_WEB_APP_URL": f"{self.console_url()}/settings/integrations",
         }
         if not self.base_env.get("ANTHROPIC_API_KEY"):
             # Without a real key, Claude is the stand-in too; with one, the SDK's own URL stays.
@@ -173,6 +177,31 @@ class Stack:
 
     def url(self, function: str) -> str:
         return f"http://127.0.0.1:{self.ports.functions[function]}"
+
+    def console_url(self) -> str:
+        return f"http://localhost:{self.ports.web}"
+
+    def console_config(self) -> dict[str, object]:
+        """The console's `/config.json` (web/src/config.ts) for this stack."""
+        return {
+            "firebase": {"apiKey": "local-emulator-key", "authDomain": "localhost", "projectId": PROJECT_ID},
+            "api": {name: self.url(name) for name in ("crud", "chat_stream", "approve_action", "contract_parse")},
+            "authEmulator": f"http://127.0.0.1:{self.ports.auth}",
+        }
+
+    def start_console(self, dist: Path = WEB_DIST) -> str:
+        """Serve the built console on the web port with this stack's config; returns its URL."""
+        if not (dist / "index.html").is_file():
+            raise StackError(f"the console is not built at {dist}: run `make web` (or `make run`) first.")
+        if _port_open(self.ports.web):
+            raise StackError(f"port {self.ports.web} (the console) is already in use; is another stack running?")
+        config = self.log_dir / "console-config.json"
+        config.write_text(json.dumps(self.console_config(), indent=2))
+        python = _require(ROOT / ".venv/bin/python", "the project's venv")
+        argv = [python, str(ROOT / "scripts/console.py"), "--host", "127.0.0.1", "--port", str(self.ports.web)]
+        self._spawn("console", [*argv, "--dist", str(dist), "--config", str(config)])
+        self._await({"console": (f"http://127.0.0.1:{self.ports.web}/config.json", None)}, timeout=30)
+        return self.console_url()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -416,6 +445,8 @@ class Stack:
         ]
         if self.with_functions:
             lines += [f"{name:<19} {self.url(name)}" for name in self.ports.functions]
+        if any(name == "console" for name, _ in self.processes):
+            lines.append(f"console             {self.console_url()}")
         lines.append(f"logs                {self.log_dir}")
         return "\n".join(lines)
 
@@ -450,7 +481,9 @@ def main() -> int:
     stack = Stack(Ports.from_env(os.environ), log_dir=ROOT / ".stack")
     try:
         stack.start()
+        stack.start_console()
     except StackError as error:
+        stack.stop()
         print(f"stack: {error}", file=sys.stderr)
         return 1
     print("CSCX local stack is up (Ctrl-C stops it):\n" + stack.describe(), flush=True)

@@ -28,6 +28,9 @@ from scripts.stack import PROJECT_ID, Ports, Stack, isolated_env  # noqa: E402
 
 # The stack's ports are DESIGN §11's plus this offset; CSCX_TEST_PORT_OFFSET moves them.
 TEST_PORT_OFFSET = int(os.environ.get("CSCX_TEST_PORT_OFFSET") or 10000)
+# The test stack's console origin: the browser origin its CORS settings allow, where Google's
+# consent sends the browser back to.
+WEB_ORIGIN = f"http://localhost:{Ports.from_env({}, offset=TEST_PORT_OFFSET).web}"
 
 
 @pytest.fixture(scope="session")

@@ -17,9 +17,9 @@ import requests
 from common.collections import ACTIONS, CONTRACTS, CUSTOMERS, MESSAGES, SESSIONS, TASKS
 from common.store import Repository
 from scripts.stack import FUNCTIONS, Stack
-from tests.conftest import Api, Caller, assert_error, raw_firestore
+from tests.conftest import WEB_ORIGIN, Api, Caller, assert_error, raw_firestore
 
-ALLOWED_ORIGIN = "http://localhost:3000"
+ALLOWED_ORIGIN = WEB_ORIGIN
 FULL_CUSTOMER: dict[str, Any] = {
     "name": "Acme Corp",
     "domain": "acme.example.com",

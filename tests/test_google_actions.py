@@ -20,11 +20,11 @@ import requests
 
 from scripts.stack import Stack, free_port
 from standins.google_client import GoogleStandinClient
-from tests.conftest import Api, Caller, assert_error, raw_firestore, seed_action
+from tests.conftest import WEB_ORIGIN, Api, Caller, assert_error, raw_firestore, seed_action
 from tests.test_approvals import stored_action, wait_for, wait_for_status
 
 EMAIL = "csm@acme-success.com"
-WEB_APP = "http://localhost:3000/settings/integrations"
+WEB_APP = f"{WEB_ORIGIN}/settings/integrations"
 
 
 @pytest.fixture

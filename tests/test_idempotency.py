@@ -20,7 +20,7 @@ from common import resources
 from common.errors import ApiError, Code
 from common.store import Repository
 from scripts.stack import Stack
-from tests.conftest import ROOT, Api, Caller, Instance, assert_error, raw_firestore, seed_action
+from tests.conftest import ROOT, WEB_ORIGIN, Api, Caller, Instance, assert_error, raw_firestore, seed_action
 
 
 def customers_of(uid: str) -> list[dict[str, Any]]:
@@ -144,10 +144,10 @@ def test_a_browser_may_send_the_key(crud: Api) -> None:
     preflight = crud.call(
         "OPTIONS",
         "/customers",
-        headers={"Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST"},
+        headers={"Origin": WEB_ORIGIN, "Access-Control-Request-Method": "POST"},
     )
     assert "Idempotency-Key" in preflight.headers["Access-Control-Allow-Headers"]
-    answer = crud.call("GET", "/healthz", headers={"Origin": "http://localhost:3000"})
+    answer = crud.call("GET", "/healthz", headers={"Origin": WEB_ORIGIN})
     assert "Idempotent-Replayed" in answer.headers["Access-Control-Expose-Headers"]
 
 
