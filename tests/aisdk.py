@@ -1,8 +1,9 @@
 """The Vercel AI SDK as a test oracle for the chat stream (DESIGN §7).
 
 `check_ui_stream(raw)` hands a raw SSE body to `tests/node/check_ui_stream.mjs`, which judges it
-with the pinned `ai` 6.x package itself: event splitting, its chunk schema, no keys outside that
-schema, and the UIMessage that `useChat` would assemble. Needs `node` on PATH and `npm ci` done.
+with the pinned AI SDK itself, `ai` 6.x and 7.x (`ai7`) each: event splitting, its chunk schema,
+no keys outside that schema, and the UIMessage that `useChat` would assemble (the same under
+both). Needs `node` on PATH and `npm ci` done.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 CHECKER = ROOT / "tests" / "node" / "check_ui_stream.mjs"
 # The packages the checker imports; `npm ci` installs them from package-lock.json.
-REQUIRED_PACKAGES = ("ai", "zod", "eventsource-parser")
+REQUIRED_PACKAGES = ("ai", "ai7", "zod", "eventsource-parser")
+SDKS = ("ai 6", "ai 7")  # how the oracle's errors name the major that found them
 
 
 class AISDKUnavailableError(RuntimeError):
@@ -33,7 +35,7 @@ class UIStreamCheck:
     ok: bool
     errors: list[str]
     chunks: list[str | None]  # chunk types in order; None where a data event had no string type
-    message: dict[str, Any] | None  # the UIMessage `readUIMessageStream` assembled
+    message: dict[str, Any] | None  # the UIMessage `readUIMessageStream` assembled (ai 6's; ai 7's is the same)
     done: bool  # the stream ended with `data: [DONE]`
 
     @property
