@@ -79,7 +79,9 @@ INTEGRATIONS = Kind("Google connection", "integrations")  # sealed Google tokens
 OAUTH_STATES = Kind("OAuth state", "oauth_states")  # a connection being made (its PKCE verifier)
 QUOTAS = Kind("daily quota", "quotas")  # e-mails sent and meetings booked, per user and UTC day
 IDEMPOTENCY_KEYS = Kind("idempotency key", "idempotency_keys")  # first answers, kept 24 h
+# A chat turn's parts in batches, `{turn}-{seq}`, for streams resumed on another instance.
+PART_LOG = Kind("part log batch", "part_log", {"seq": Order("seq", (("seq", False),))}, "seq")
 
 OWNER_READABLE = (PROFILES, CUSTOMERS, CONTRACTS, TASKS, SESSIONS, MESSAGES, ACTIONS)
-SERVER_ONLY = (INTEGRATIONS, OAUTH_STATES, QUOTAS, IDEMPOTENCY_KEYS)
+SERVER_ONLY = (INTEGRATIONS, OAUTH_STATES, QUOTAS, IDEMPOTENCY_KEYS, PART_LOG)
 EVERY_COLLECTION = (*OWNER_READABLE, *SERVER_ONLY)

@@ -47,6 +47,7 @@ class Settings:
     max_output_tokens: int = 4096
     stream_lease_seconds: float = 30.0
     stream_ping_seconds: float = 10.0
+    stream_resume_grace_seconds: float = 15.0  # 0: no resume, no part log; a hang-up stops the turn at once
     # Google (DESIGN §5, §6): the OAuth client, where its callback sends the browser, the key of
     # stored tokens, and where the APIs are (the stand-in locally; Google's when empty).
     google_oauth_client_id: str = ""
@@ -184,6 +185,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_output_tokens=_number(env, "CSCX_MAX_OUTPUT_TOKENS", 4096, 256, 64_000),
         stream_lease_seconds=_number(env, "CSCX_STREAM_LEASE_SECONDS", 30.0, 2.0, 600.0),
         stream_ping_seconds=_number(env, "CSCX_STREAM_PING_SECONDS", 10.0, 0.5, 60.0),
+        stream_resume_grace_seconds=_number(env, "CSCX_STREAM_RESUME_GRACE_SECONDS", 15.0, 0.0, 600.0),
         google_oauth_client_id=env.get("GOOGLE_OAUTH_CLIENT_ID", ""),
         google_oauth_client_secret=env.get("GOOGLE_OAUTH_CLIENT_SECRET", ""),
         oauth_redirect_url=env.get("CSCX_OAUTH_REDIRECT_URL", ""),

@@ -22,13 +22,13 @@ import requests
 from google.cloud.firestore import FieldFilter
 
 from common.agent import history
-from common.agent.chat import title_of
+from common.agent.sessions import title_of
 from common.collections import SESSIONS
 from common.llm import AssistantTurn, ToolCall, ToolResult, ToolResultsTurn, UserTurn
 from scripts.stack import Stack
 from standins.client import RecordedRequest, StandinClient
 from tests.aisdk import UIStreamCheck, check_ui_stream
-from tests.chat_support import Chat, ChatReply, RawChat, StreamReader, has_text
+from tests.chat_support import Chat, ChatReply, RawChat, StreamReader, chat_variant, has_text
 from tests.conftest import Api, Caller, assert_error, raw_firestore
 
 PROVIDERS = ["claude", "gemini"]
@@ -380,23 +380,44 @@ def test_stop_closes_the_model_call_within_a_second_and_keeps_the_partial_messag
     assert checked(again).text == "Next answer."
 
 
-def test_closing_the_connection_stops_the_model_within_a_second(
-    chat: Chat, models: StandinClient, alice: Caller
-) -> None:
+def _hang_up_mid_answer(chat: Chat, models: StandinClient, user: Caller) -> tuple[str, float]:
+    """A turn whose client closes its connection (the browser tab closes) mid-answer: its session, and when."""
     models.script(_hanging_turn())
-    client = RawChat(chat.api.base_url, alice, {"message": "Think hard"})
+    client = RawChat(chat.api.base_url, user, {"message": "Think hard"})
     client.read_until(b'"text-delta"')
     session_id = client.received.split(b'"sessionId":"')[1].split(b'"')[0].decode()
     models.wait_for_request(1)
     closed_at = time.time()
-    client.close()  # the browser tab closes
+    client.close()
+    return session_id, closed_at
+
+
+def test_closing_the_connection_stops_the_model_once_no_resume_came_within_the_grace(
+    stack: Stack, models: StandinClient, alice: Caller
+) -> None:
+    chat = Chat(Api(chat_variant(stack, "grace-1s", CSCX_STREAM_RESUME_GRACE_SECONDS="1")))
+    session_id, closed_at = _hang_up_mid_answer(chat, models, alice)
+    request = models.wait_for_request(1, finished=True, timeout=10)
+    assert request.client_closed
+    assert request.client_closed_at is not None
+    assert 1.0 <= request.client_closed_at - closed_at < 2.0
+    session = wait_until_idle(session_id)
+    assert session["status"] == "idle"
+    assert stored_messages(session_id)[-1]["status"] == "cancelled"
+
+
+def test_with_resuming_switched_off_closing_the_connection_stops_the_model_within_a_second(
+    stack: Stack, models: StandinClient, alice: Caller
+) -> None:
+    chat = Chat(Api(chat_variant(stack, "no-resume", CSCX_STREAM_RESUME_GRACE_SECONDS="0")))
+    session_id, closed_at = _hang_up_mid_answer(chat, models, alice)
     request = models.wait_for_request(1, finished=True, timeout=5)
     assert request.client_closed
     assert request.client_closed_at is not None
     assert request.client_closed_at - closed_at < 1.0
-    session = wait_until_idle(session_id)
-    assert session["status"] == "idle"
+    assert wait_until_idle(session_id)["status"] == "idle"
     assert stored_messages(session_id)[-1]["status"] == "cancelled"
+    assert chat.api.get(f"/chat/{session_id}/stream", alice).status_code == 204
 
 
 def test_mid_stream_model_error_is_told_and_stored(chat: Chat, models: StandinClient, alice: Caller) -> None:
@@ -445,7 +466,7 @@ def test_a_session_left_streaming_by_a_dead_instance_is_freed_by_its_lease(
     past = datetime.now(UTC) - timedelta(minutes=5)
     session = repo_for(alice.uid).create(
         SESSIONS,
-        {"title": "Old", "status": "streaming", "stream_id": "dead", "lease_expires_at": past, "message_count": 0},
+        {"title": "Old", "status": "streaming", "lease": {"holder": "dead", "until": past}, "message_count": 0},
     )
     models.script({"steps": [{"text": "Back again."}]})
     reply = chat.send(alice, message="Hello?", session_id=session["id"])
@@ -679,7 +700,7 @@ def test_a_session_deleted_mid_stream_stops_the_stream_and_stores_nothing_more(
 def test_a_session_left_streaming_reads_as_idle_once_its_lease_ran_out(crud: Api, alice: Caller, repo_for: Any) -> None:
     past = datetime.now(UTC) - timedelta(minutes=5)
     session = repo_for(alice.uid).create(
-        SESSIONS, {"title": "Old", "status": "streaming", "stream_id": "dead", "lease_expires_at": past}
+        SESSIONS, {"title": "Old", "status": "streaming", "lease": {"holder": "dead", "until": past}}
     )
     assert crud.get(f"/sessions/{session['id']}", alice).json()["status"] == "idle"
     assert crud.delete(f"/sessions/{session['id']}", alice).status_code == 204

@@ -87,6 +87,7 @@ SERVER_ONLY = [
     OwnedCollection("oauth_states"),
     OwnedCollection("quotas"),
     OwnedCollection("idempotency_keys"),
+    OwnedCollection("part_log"),
 ]
 EVERY_COLLECTION = [*CLIENT_READABLE, *SERVER_ONLY]
 
