@@ -22,7 +22,7 @@ from common.agent.part_log import LogTail, relay
 from common.agent.sessions import SessionChanges, SessionRecord
 from common.agent.turn import HEARTBEAT_SECONDS, live
 from common.collections import SESSIONS
-from common.errors import ApiError
+from common.errors import ApiError, Code
 from common.http import StreamReply
 from common.log import get_logger
 from common.settings import get_settings
@@ -36,11 +36,12 @@ CUT_OFF = stream.frame(stream.abort("the answer was cut off; reload the conversa
 
 
 def resume_stream(repo: Repository, session_id: str, client_gone: Callable[[], bool]) -> StreamReply | None:
-    """The stream of the session's turn in flight, from its first part; None when there is none."""
+    """The stream of the session's turn in flight, from its first part; None when there is none,
+    also for a session the caller does not have: a stock `useChat({resume: true})` asks for a new
+    chat's id before its first message (and someone else's session is like a missing one)."""
     settings = get_settings()
     grace = settings.stream_resume_grace_seconds
     if grace <= 0:  # resuming is switched off
-        repo.require(SESSIONS, session_id)
         return None
     found: list[tuple[str, bool]] = []  # the turn to follow, and whether it still runs
 
@@ -56,7 +57,11 @@ def resume_stream(repo: Repository, session_id: str, client_gone: Callable[[], b
         found.append((turn.id, running))
         return {"remote_read_at": now} if running and live(turn.id) is None else {}
 
-    repo.update(SESSIONS, session_id, attach)
+    try:
+        repo.update(SESSIONS, session_id, attach)
+    except ApiError as error:
+        if error.code is not Code.NOT_FOUND:
+            raise
     if not found:
         return None
     turn_id, running = found[0]
