@@ -3,7 +3,9 @@
 the default body with only `api` and a token; the stored history over the client's copy;
 regenerate; another user's id; resuming with nothing in flight; a stream cut off mid-answer and
 resumed, on the same instance and on another, every part exactly once and in order, the model's
-call never cut; a resume after the grace finding the turn cancelled; Stop during a resumed stream.
+call never cut; a resume after the grace finding the turn cancelled; Stop during a resumed stream;
+and, as bytes, a resumed stream of the protocol, the part log that carries it to another instance,
+and the end of a resumed stream whose turn's instance died.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import requests
 from scripts.stack import Stack
 from standins.client import StandinClient
 from tests.aisdk import AISDKClient, ClientStream, check_ui_stream
-from tests.chat_support import Chat, StreamReader, chat_variant, has_text
+from tests.chat_support import Chat, RawChat, StreamReader, chat_variant, has_text
 from tests.conftest import Api, Caller, raw_firestore
 
 AI = ["6", "7"]
@@ -370,3 +372,32 @@ def test_a_resumed_stream_is_the_protocol_and_the_part_log_holds_it_in_a_few_bat
     assert {batch["session_id"] for batch in batches} == {first.session_id}
     seconds = original.arrived[-1] - original.arrived[0]
     assert 1 <= len(batches) <= 2 + seconds / 0.5  # one a half-second at most, and the last, for 200 parts
+
+
+def test_a_resumed_stream_whose_turns_instance_died_ends_with_abort(
+    stack: Stack, models: StandinClient, alice: Caller
+) -> None:
+    doomed = stack.start_variant("chat_stream", "doomed", {"CSCX_STREAM_LEASE_SECONDS": "2"})
+    models.script(_hanging(60))
+    hung_up = RawChat(doomed, alice, {"message": "Think hard"})
+    hung_up.read_until(b'"text-delta"')
+    session_id = hung_up.received.split(b'"sessionId":"')[1].split(b'"')[0].decode()
+    hung_up.close()
+    url = f"{stack.url('chat_stream')}/chat/{session_id}/stream"  # another instance: the part log
+
+    with requests.get(url, headers=alice.headers, stream=True, timeout=30) as response:
+        reader = StreamReader(response)
+        reader.until(has_text)
+        stack.kill("chat_stream-doomed")
+        killed_at = time.monotonic()
+        resumed = reader.until()
+
+    # Its lease runs out (2 s), which the stream learns when it next says it is read (every 5 s).
+    assert time.monotonic() - killed_at < 2 + 5 + 3
+    assert resumed.done
+    assert resumed.parts[-1]["type"] == "abort"
+    check_ui_stream(resumed.raw).assert_ok()
+    models.script({"steps": [{"text": "Back."}]})
+    again = Chat(Api(stack.url("chat_stream"))).send(alice, message="Still there?", session_id=session_id)
+    assert again.status == 200
+    assert again.text == "Back."

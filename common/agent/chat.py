@@ -52,7 +52,8 @@ def start_chat(
     google_read = _soon(_google_connected, repo)
     # A session named by useChat's `id` may be new: its room is counted meanwhile, in case.
     room_read = None if request.session_id else _soon(resources.ensure_room, repo, SESSIONS)
-    last_read = _soon(sessions.latest_messages, repo, request.session, 1) if request.regenerate else None
+    regenerated = request.session if request.regenerate else None  # the answer it replaces is read meanwhile
+    last_read = _soon(sessions.latest_messages, repo, regenerated, 1) if regenerated else None
     session = _session(repo, request)
     customer_read = _soon(_customer, repo, request.customer_id or (session.customer_id if session else None))
     profile = profile_read.result()

@@ -163,7 +163,6 @@ class NewTurn:
     model: str
     customer_id: str | None = None
     session_id: str | None = None  # the session; a new one gets it as its id (None: a new id)
-    user_message_id: str | None = None  # the client's id of the message, kept as its id
     regenerate: bool = False
     replaced_id: str | None = None  # a regenerated turn: the stored answer it replaces
 
@@ -207,7 +206,7 @@ def hold(
             if turn.customer_id:
                 require_customer(t, turn.customer_id)  # read before the writes
             t.create(SESSIONS, fields, doc_id=session_id)
-            t.create(MESSAGES, message, doc_id=turn.user_message_id, parent_id=session_id)
+            t.create(MESSAGES, message, parent_id=session_id)
 
         repo.run_transaction(create)
         record = SessionRecord.of({**fields, "id": session_id, "owner_id": repo.uid, "version": 1})
@@ -229,7 +228,7 @@ def hold(
             t.delete(MESSAGES, turn.replaced_id, parent_id=current["id"])
             changes["message_count"] = max(count - 1, 0)
         elif not turn.regenerate:
-            t.create(MESSAGES, message, doc_id=turn.user_message_id, parent_id=current["id"])
+            t.create(MESSAGES, message, parent_id=current["id"])
             changes["message_count"] = count + 1
         t.update(SESSIONS, current, changes)
         return {**current, **changes}

@@ -45,10 +45,15 @@ _LIVE_LOCK = threading.Lock()
 def live(turn_id: str) -> RunningTurn | None:
     """The turn `turn_id` if it runs on this instance, or ended here less than its grace ago."""
     with _LIVE_LOCK:
-        now = time.monotonic()
-        for gone in [t for t in _LIVE.values() if t.ended_at is not None and now - t.ended_at > t.grace]:
-            del _LIVE[gone.turn_id]
+        _forget_ended()
         return _LIVE.get(turn_id)
+
+
+def _forget_ended() -> None:
+    """Let go of the turns that ended more than their grace ago (call with _LIVE_LOCK held)."""
+    now = time.monotonic()
+    for gone in [t for t in _LIVE.values() if t.ended_at is not None and now - t.ended_at > t.grace]:
+        del _LIVE[gone.turn_id]
 
 
 class RunningTurn:
@@ -86,8 +91,10 @@ class RunningTurn:
         self._watching = False
 
     def start(self) -> None:
-        with _LIVE_LOCK:
-            _LIVE[self.turn_id] = self
+        if self.grace > 0:  # it can be resumed here
+            with _LIVE_LOCK:
+                _forget_ended()
+                _LIVE[self.turn_id] = self
         if self.writer is not None:
             self.writer.start()
         _thread(self._produce, f"chat-{self.session_id}")
