@@ -222,7 +222,11 @@ def part_log_report(result: chat.PartLogResult) -> str:
     low, high = quartiles[without][0], quartiles[without][2]
     ttft_met = low <= ttft[with_log].p50 <= high or abs(ttft[with_log].p50 - ttft[without].p50) <= 1.0
     relay_met = relay[with_log] >= min(result.relay[without])
-    w = result.writes
+    writes_rows = [
+        [f"{w.deltas:,} deltas, the turn {w.seconds:.2f} s", w.part_log, f"{w.part_log_bytes / 1024:.0f}", w.bound,
+         w.session, w.messages, w.total]
+        for w in result.writes
+    ]  # fmt: skip
     return (
         "\n4b. The part log (issue 17): chat_stream with it (resume on) vs the same code without it\n"
         "   (CSCX_STREAM_RESUME_GRACE_SECONDS=0, a second instance), same stand-in, interleaved\n"
@@ -233,11 +237,10 @@ def part_log_report(result: chat.PartLogResult) -> str:
         f"\n   relay rate of a {chat.RELAY_DELTAS:,}-delta answer, deltas per second (median, and every run)\n"
         + table(["side", "median", "runs"], relay_rows)
         + f"\n   goal within noise (median with it >= slowest run without it): {verdict(relay_met)}\n"
-        f"\n   Firestore writes of one turn in an existing session, a {w.deltas:,}-delta answer relayed in "
-        f"{w.seconds:.2f} s:\n"
-        f"   part log {w.part_log} batch(es) of {w.part_log_bytes / 1024:.0f} KiB (the rule's bound for this turn: "
-        f"{w.bound}), session {w.session} (hold, lease renewals, release), messages {w.messages}: "
-        f"{w.total} in all"
+        "\n   Firestore writes of one turn in an existing session (counted in Firestore), the answer relayed as\n"
+        "   fast as it comes and paced like a model writing; the part log's bound: 1 + s / 0.5 + KiB / 256\n"
+        + table(["answer", "part log", "KiB", "bound", "session", "messages", "writes"], writes_rows)
+        + "\n   session: the turn's hold, its lease renewals (every 10 s), its release; messages: the CSM's, the answer"
     )
 
 

@@ -233,6 +233,7 @@ class RssSampler:
 
 PART_LOG_TTFT_RUNS = 30
 PART_LOG_RELAY_RUNS = 5
+PACES_MS = (0, 2)  # the stand-in's interval between deltas: at once, and about 6 s for the answer
 
 
 @dataclass(frozen=True)
@@ -240,7 +241,7 @@ class TurnWrites:
     """The Firestore writes of one turn in a session that already exists."""
 
     deltas: int
-    seconds: float  # first delta to last, as the client saw them
+    seconds: float  # the turn, first part to last, as the client saw them
     part_log: int  # batch documents of the turn's part log
     part_log_bytes: int  # the frames they hold
     session: int  # writes of the session document (its version's steps): hold, lease renewals, release
@@ -260,7 +261,7 @@ class TurnWrites:
 class PartLogResult:
     added_ttft: dict[str, list[float]]  # ms, with the part log and without it
     relay: dict[str, list[float]]  # deltas per second, every run
-    writes: TurnWrites
+    writes: list[TurnWrites]  # relayed as fast as it comes, and paced like a model writing
 
 
 def run_part_log(bench: Bench) -> PartLogResult:
@@ -292,28 +293,29 @@ def run_part_log(bench: Bench) -> PartLogResult:
             if seen.deltas != RELAY_DELTAS or not seen.complete:
                 raise RuntimeError(f"{side.name} relayed {seen.deltas} of {RELAY_DELTAS} deltas")
             relay[side.name].append((seen.deltas - 1) / (seen.last_delta - seen.first_delta))
-    models.reset()
-    writes = _turn_writes(bench, sides[0], models)
+    writes = []
+    for interval_ms in PACES_MS:
+        models.reset()
+        writes.append(_turn_writes(bench, sides[0], models, interval_ms))
     return PartLogResult(added_ttft=added, relay=relay, writes=writes)
 
 
-def _turn_writes(bench: Bench, side: Side, models: StandinClient) -> TurnWrites:
+def _turn_writes(bench: Bench, side: Side, models: StandinClient, interval_ms: float) -> TurnWrites:
     """The writes of a 3,000-delta turn in an existing session, counted in Firestore itself."""
     models.script({"steps": [{"text": "First."}]})
     first = _post(side, {"message": "first"}, [])
     session = bench.client.collection("sessions").document(first[0]["messageMetadata"]["sessionId"])
     version_before = int(_idle(session)["version"])
     messages_before = len(list(session.collection("messages").stream()))
-    models.script({"steps": [{"repeat": {"text": "w ", "count": RELAY_DELTAS, "interval_ms": 0}}]})
+    models.script({"steps": [{"repeat": {"text": "w ", "count": RELAY_DELTAS, "interval_ms": interval_ms}}]})
     arrived: list[float] = []
     parts = _post(side, {"message": "relay", "session_id": session.id}, arrived)
     version_after = int(_idle(session)["version"])
     turn = parts[0]["messageId"]
     batches = [doc for doc in bench.client.collection("part_log").stream() if (doc.to_dict() or {}).get("turn") == turn]
-    deltas = [at for part, at in zip(parts, arrived, strict=True) if part["type"] == "text-delta"]
     return TurnWrites(
-        deltas=len(deltas),
-        seconds=deltas[-1] - deltas[0],
+        deltas=sum(1 for part in parts if part["type"] == "text-delta"),
+        seconds=arrived[-1] - arrived[0],
         part_log=len(batches),
         part_log_bytes=sum(len((doc.to_dict() or {})["frames"]) for doc in batches),
         session=version_after - version_before,
