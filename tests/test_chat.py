@@ -2,8 +2,9 @@
 the model stand-in, every stream read as it arrives and checked by the AI SDK's own parser.
 
 What the tests prove: delivery is incremental for both providers; tools see only the caller's
-data; action tools only ever propose; Stop and a client's hang-up close the model's connection
-within a second and keep the partial message; errors are told and stored; a retryable error
+data; action tools only ever propose; Stop closes the model's connection within a second, and a
+client's hang-up once no resume came within the grace (at once with resuming switched off),
+keeping the partial message; errors are told and stored; a retryable error
 before the first token is never seen; one stream per session; history reaches the model and
 is trimmed in whole exchanges; bad input is refused before any model call.
 """

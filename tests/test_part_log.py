@@ -134,6 +134,6 @@ def test_followers_read_every_frame_once_in_order_and_then_the_end() -> None:
 
 
 def test_every_field_the_server_writes_on_a_session_is_a_field_of_its_record() -> None:
-    written_fields = set(typing.get_type_hints(sessions.SessionChanges))
+    written_fields = set(typing.get_type_hints(sessions.SessionFields))
     assert written_fields <= set(sessions.SessionRecord.model_fields)
     assert {"lease", "turn", "stop_requested_at", "remote_read_at", "status"} <= written_fields

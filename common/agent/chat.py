@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from common import models, resources
 from common.agent import history, sessions, stream, tools
 from common.agent.loop import AgentLoop
-from common.agent.sessions import HeldSession, NewTurn, SessionChanges, SessionRecord
+from common.agent.sessions import HeldSession, NewTurn, SessionFields, SessionRecord
 from common.agent.turn import RunningTurn
 from common.auth import User
 from common.collections import SESSIONS
@@ -164,7 +164,7 @@ def _history(repo: Repository, claim: HeldSession, message: str, budget: int) ->
 def request_stop(repo: Repository, session_id: str) -> models.SessionPublic:
     """Ask the stream of a session to stop (it may run on another instance); idle sessions stay as they are."""
 
-    def stop(current: dict[str, Any]) -> SessionChanges:
+    def stop(current: dict[str, Any]) -> SessionFields:
         if current.get("status") != SessionStatus.STREAMING:
             return {}
         return {"stop_requested_at": datetime.now(UTC)}

@@ -19,7 +19,7 @@ from typing import Any
 
 from common.agent import sessions, stream
 from common.agent.part_log import LogTail, relay
-from common.agent.sessions import SessionChanges, SessionRecord
+from common.agent.sessions import SessionFields, SessionRecord
 from common.agent.turn import HEARTBEAT_SECONDS, live
 from common.collections import SESSIONS
 from common.errors import ApiError, Code
@@ -45,7 +45,7 @@ def resume_stream(repo: Repository, session_id: str, client_gone: Callable[[], b
         return None
     found: list[tuple[str, bool]] = []  # the turn to follow, and whether it still runs
 
-    def attach(current: dict[str, Any]) -> SessionChanges:
+    def attach(current: dict[str, Any]) -> SessionFields:
         found.clear()
         session = SessionRecord.of(current)
         turn, now = session.turn, datetime.now(UTC)
@@ -123,7 +123,7 @@ class RemoteFrames:
     def _beat(self, now: float) -> None:
         """Say the turn is read; learn whether it still runs."""
 
-        def beat(current: dict[str, Any]) -> SessionChanges:
+        def beat(current: dict[str, Any]) -> SessionFields:
             turn = SessionRecord.of(current).turn
             running = turn is not None and turn.id == self.turn_id and turn.ended_at is None
             return {"remote_read_at": datetime.now(UTC)} if running and sessions.streaming(current) else {}

@@ -64,7 +64,7 @@ class SessionRecord(BaseModel):
         return cls.model_validate(document)
 
 
-class SessionChanges(TypedDict, total=False):
+class SessionFields(TypedDict, total=False):
     """The fields of a session the server writes (a typo in a key is a type error)."""
 
     title: str
@@ -138,7 +138,7 @@ def delete_session(repo: Repository, session_id: str, if_match: int | None) -> N
     streams), so no stream can start on it while its messages go; a retry finishes the job.
     """
 
-    def start_deleting(current: dict[str, Any]) -> SessionChanges:
+    def start_deleting(current: dict[str, Any]) -> SessionFields:
         if streaming(current):
             raise ApiError(Code.ABORTED, "The session is streaming a reply; stop it before deleting it.")
         return {"status": SessionStatus.DELETING.value}
@@ -186,7 +186,7 @@ def hold(
     now = datetime.now(UTC)
     message = {"role": MessageRole.USER.value, "parts": [{"type": "text", "text": turn.text}],
                "status": MessageStatus.COMPLETE.value, "usage": None, "error": None}  # fmt: skip
-    held: SessionChanges = {
+    held: SessionFields = {
         "status": SessionStatus.STREAMING.value,
         "stop_requested_at": None,
         "provider": turn.provider,
@@ -199,7 +199,7 @@ def hold(
     stream_lease = Lease(repo, SESSIONS, session_id, seconds=lease_seconds)
     held["lease"] = stream_lease.fields()[lease.FIELD]
     if session is None:
-        fields: SessionChanges = {"title": title_of(turn.text), "customer_id": turn.customer_id, "message_count": 1,
+        fields: SessionFields = {"title": title_of(turn.text), "customer_id": turn.customer_id, "message_count": 1,
                                   **held}  # fmt: skip
 
         def create(t: TenantTransaction) -> None:
@@ -248,7 +248,7 @@ def release(
             return  # deleted once its lease had run out, or its messages are being deleted
         record = SessionRecord.of(current)
         now = datetime.now(UTC)
-        changes: SessionChanges = {}
+        changes: SessionFields = {}
         if assistant is not None:
             changes |= {"message_count": record.message_count + 1, "last_message_at": now}
         if claim.lease.ours(current):
@@ -270,7 +270,7 @@ def stream_left(repo: Repository, session_id: str, turn_id: str, replay_seconds:
     for `replay_seconds` more."""
     until = datetime.now(UTC) + timedelta(seconds=replay_seconds)
 
-    def left(current: dict[str, Any]) -> SessionChanges:
+    def left(current: dict[str, Any]) -> SessionFields:
         session = SessionRecord.of(current)
         turn = session.turn
         if turn is None or turn.id != turn_id:
