@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import platform
+import statistics
 import sys
 import time
 
 from bench import approvals, chat, console, contracts, edge, idempotency, imports, latency, reads
 from bench.harness import PORT_OFFSET, function_env, running_bench
-from bench.stats import table
+from bench.stats import Summary, table
 
 PARTS = ("imports", "crud", "chat", "approvals", "contracts", "idempotency", "edge", "console")
 
@@ -42,6 +43,8 @@ def main() -> int:
             if "chat" in parts:
                 progress("measuring chat streaming against the AI SDK peer...")
                 reports.append(chat_report(chat.run(bench)))
+                progress("measuring chat streaming with the part log and without it...")
+                reports.append(part_log_report(chat.run_part_log(bench)))
             if "approvals" in parts:
                 progress("measuring approvals and approve-to-executed through Cloud Tasks...")
                 reports.append(approvals_report(approvals.run(bench)))
@@ -239,6 +242,40 @@ def chat_report(result: chat.ChatResult) -> str:
         f"{verdict(all_ours and slowest_ours <= chat.GOAL_SLOWEST)}\n"
         f"   chat_stream memory: {result.baseline_rss_mib:.0f} MiB before, "
         f"{result.memory_per_stream_mib:.2f} MiB per stream at the peak ({result.threads} worker threads)"
+    )
+
+
+def part_log_report(result: chat.PartLogResult) -> str:
+    with_log, without = "with the part log", "without"
+    ttft = {name: Summary.of(values) for name, values in result.added_ttft.items()}
+    quartiles = {name: statistics.quantiles(values, n=4) for name, values in result.added_ttft.items()}
+    ttft_rows = [[name, s.n, quartiles[name][0], s.p50, quartiles[name][2], s.p95] for name, s in ttft.items()]
+    relay = {name: statistics.median(values) for name, values in result.relay.items()}
+    relay_rows = [
+        [name, f"{relay[name]:,.0f}", ", ".join(f"{v:,.0f}" for v in runs)] for name, runs in result.relay.items()
+    ]
+    low, high = quartiles[without][0], quartiles[without][2]
+    ttft_met = low <= ttft[with_log].p50 <= high or abs(ttft[with_log].p50 - ttft[without].p50) <= 1.0
+    relay_met = relay[with_log] >= min(result.relay[without])
+    writes_rows = [
+        [f"{w.deltas:,} deltas, the turn {w.seconds:.2f} s", w.part_log, f"{w.part_log_bytes / 1024:.0f}", w.bound,
+         w.session, w.messages, w.total]
+        for w in result.writes
+    ]  # fmt: skip
+    return (
+        "\n4b. The part log (issue 17): chat_stream with it (resume on) vs the same code without it\n"
+        "   (CSCX_STREAM_RESUME_GRACE_SECONDS=0, a second instance), same stand-in, interleaved\n"
+        "   added time to the first text-delta (ms), with its quartiles\n"
+        + table(["side", "n", "p25", "p50", "p75", "p95"], ttft_rows)
+        + f"\n   goal within noise (p50 with it inside the quartiles without it, or within 1 ms): "
+        f"{verdict(ttft_met)}\n"
+        f"\n   relay rate of a {chat.RELAY_DELTAS:,}-delta answer, deltas per second (median, and every run)\n"
+        + table(["side", "median", "runs"], relay_rows)
+        + f"\n   goal within noise (median with it >= slowest run without it): {verdict(relay_met)}\n"
+        "\n   Firestore writes of one turn in an existing session (counted in Firestore), the answer relayed as\n"
+        "   fast as it comes and paced like a model writing; the part log's bound: 1 + s / 0.5 + KiB / 256\n"
+        + table(["answer", "part log", "KiB", "bound", "session", "messages", "writes"], writes_rows)
+        + "\n   session: the turn's hold, its lease renewals (every 10 s), its release; messages: the CSM's, the answer"
     )
 
 

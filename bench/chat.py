@@ -7,11 +7,16 @@ pointed at the same model stand-in, measured in the same run, interleaved.
 - relay rate: deltas per second, first to last, of a 3,000-delta answer;
 - 50 concurrent streams of 100 deltas 20 ms apart on one local instance: every one completes,
   the slowest against the ideal 2 s, and the instance's memory per stream.
+
+And the part log (`run_part_log`): the same two figures with it and without it (a second
+instance with resuming switched off), interleaved, and the Firestore writes of one turn of a
+3,000-delta answer, counted in Firestore.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import threading
@@ -22,11 +27,13 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
 
 from bench.harness import ROOT, Bench, User
 from bench.stats import Summary
+from common.agent.part_log import BATCH_BYTES, FLUSH_SECONDS
 from standins.client import RecordedRequest, StandinClient
 
 TTFT_RUNS = 30
@@ -220,3 +227,127 @@ class RssSampler:
         self._stop.set()
         self._thread.join()
         return self.base, self.peak
+
+
+# -- the part log (issue 17) -------------------------------------------------------------------
+
+PART_LOG_TTFT_RUNS = 30
+PART_LOG_RELAY_RUNS = 5
+PACES_MS = (0, 2)  # the stand-in's interval between deltas: at once, and about 6 s for the answer
+
+
+@dataclass(frozen=True)
+class TurnWrites:
+    """The Firestore writes of one turn in a session that already exists."""
+
+    deltas: int
+    seconds: float  # the turn, first part to last, as the client saw them
+    part_log: int  # batch documents of the turn's part log
+    part_log_bytes: int  # the frames they hold
+    session: int  # writes of the session document (its version's steps): hold, lease renewals, release
+    messages: int  # the CSM's message and the answer
+
+    @property
+    def total(self) -> int:
+        return self.part_log + self.session + self.messages
+
+    @property
+    def bound(self) -> int:
+        """The most batches the part log's rule allows for this turn."""
+        return 1 + math.ceil(self.seconds / FLUSH_SECONDS) + math.ceil(self.part_log_bytes / BATCH_BYTES)
+
+
+@dataclass(frozen=True)
+class PartLogResult:
+    added_ttft: dict[str, list[float]]  # ms, with the part log and without it
+    relay: dict[str, list[float]]  # deltas per second, every run
+    writes: list[TurnWrites]  # relayed as fast as it comes, and paced like a model writing
+
+
+def run_part_log(bench: Bench) -> PartLogResult:
+    """The same function with the part log (resume on, the stack's chat_stream) and without it (a
+    second instance with CSCX_STREAM_RESUME_GRACE_SECONDS=0), interleaved, against the same stand-in."""
+    models = StandinClient(f"http://127.0.0.1:{bench.stack.ports.models}")
+    user = bench.sign_up("part-log-bench")
+    headers = {"Authorization": f"Bearer {user.token}"}
+    without_url = bench.stack.start_variant("chat_stream", "no-part-log", {"CSCX_STREAM_RESUME_GRACE_SECONDS": "0"})
+    sides = (Side("with the part log", bench.stack.url("chat_stream"), headers), Side("without", without_url, headers))
+    for side in sides:
+        models.reset()
+        stream(side, "warm up")
+    added: dict[str, list[float]] = {side.name: [] for side in sides}
+    for i in range(PART_LOG_TTFT_RUNS):
+        for side in sides if i % 2 == 0 else reversed(sides):
+            marker = f"ttft-{uuid.uuid4().hex}"
+            models.reset()
+            models.script({"match": marker, "steps": [{"text": "Hello"}, {"text": " there."}]})
+            seen = stream(side, marker)
+            record = next(r for r in models.requests() if marker in json.dumps(r.body))
+            added[side.name].append((seen.first_delta - _own_ttft(record)) * 1000)
+    relay: dict[str, list[float]] = {side.name: [] for side in sides}
+    for i in range(PART_LOG_RELAY_RUNS):
+        for side in sides if i % 2 == 0 else reversed(sides):
+            models.reset()
+            models.script({"steps": [{"repeat": {"text": "w ", "count": RELAY_DELTAS, "interval_ms": 0}}]})
+            seen = stream(side, "relay")
+            if seen.deltas != RELAY_DELTAS or not seen.complete:
+                raise RuntimeError(f"{side.name} relayed {seen.deltas} of {RELAY_DELTAS} deltas")
+            relay[side.name].append((seen.deltas - 1) / (seen.last_delta - seen.first_delta))
+    writes = []
+    for interval_ms in PACES_MS:
+        models.reset()
+        writes.append(_turn_writes(bench, sides[0], models, interval_ms))
+    return PartLogResult(added_ttft=added, relay=relay, writes=writes)
+
+
+def _turn_writes(bench: Bench, side: Side, models: StandinClient, interval_ms: float) -> TurnWrites:
+    """The writes of a 3,000-delta turn in an existing session, counted in Firestore itself."""
+    models.script({"steps": [{"text": "First."}]})
+    first = _post(side, {"message": "first"}, [])
+    session = bench.client.collection("sessions").document(first[0]["messageMetadata"]["sessionId"])
+    version_before = int(_idle(session)["version"])
+    messages_before = len(list(session.collection("messages").stream()))
+    models.script({"steps": [{"repeat": {"text": "w ", "count": RELAY_DELTAS, "interval_ms": interval_ms}}]})
+    arrived: list[float] = []
+    parts = _post(side, {"message": "relay", "session_id": session.id}, arrived)
+    version_after = int(_idle(session)["version"])
+    turn = parts[0]["messageId"]
+    batches = [doc for doc in bench.client.collection("part_log").stream() if (doc.to_dict() or {}).get("turn") == turn]
+    return TurnWrites(
+        deltas=sum(1 for part in parts if part["type"] == "text-delta"),
+        seconds=arrived[-1] - arrived[0],
+        part_log=len(batches),
+        part_log_bytes=sum(len((doc.to_dict() or {})["frames"]) for doc in batches),
+        session=version_after - version_before,
+        messages=len(list(session.collection("messages").stream())) - messages_before,
+    )
+
+
+def _post(side: Side, body: dict[str, str], arrived: list[float]) -> list[dict[str, Any]]:
+    """POST /chat and the parts of its stream, each one's arrival time in `arrived`."""
+    started = time.perf_counter()
+    parts: list[dict[str, Any]] = []
+    with requests.post(f"{side.url}/chat", json=body, headers=side.headers, stream=True, timeout=60) as response:
+        if response.status_code != 200:
+            raise RuntimeError(f"{side.name}: {response.status_code} {response.text[:300]}")
+        buffer = b""
+        for chunk in response.iter_content(chunk_size=None):
+            buffer += chunk
+            while b"\n\n" in buffer:
+                event, buffer = buffer.split(b"\n\n", 1)
+                if event.startswith(b"data: {"):
+                    parts.append(json.loads(event.removeprefix(b"data: ")))
+                    arrived.append(time.perf_counter() - started)
+    return parts
+
+
+def _idle(session: Any, timeout: float = 10.0) -> dict[str, Any]:
+    """The session document once its turn has let it go."""
+    deadline = time.monotonic() + timeout
+    while True:
+        document: dict[str, Any] = session.get().to_dict() or {}
+        if document.get("status") == "idle":
+            return document
+        if time.monotonic() > deadline:
+            raise RuntimeError("the session was not freed")
+        time.sleep(0.05)

@@ -30,7 +30,9 @@ from scripts.stack import PROJECT_ID, Ports, Stack, StackError, isolated_env  # 
 if TYPE_CHECKING:
     from google.cloud import firestore
 
-PORT_OFFSET = 20000  # below the ephemeral port range (32768+), where outgoing connections could hold them
+# Below the ephemeral port range (32768+), where outgoing connections could hold them; helpers
+# benchmarking side by side give each run its own (CSCX_BENCH_PORT_OFFSET).
+PORT_OFFSET = int(os.environ.get("CSCX_BENCH_PORT_OFFSET") or 20000)
 SEED_BATCH = 500  # Firestore's limit of writes per batch
 
 

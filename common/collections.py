@@ -81,7 +81,9 @@ GOOGLE_GRANTS = Kind("Google grant", "google_grants")  # sealed grants parked fo
 QUOTAS = Kind("daily quota", "quotas")  # e-mails sent and meetings booked, per user and UTC day
 USAGE = Kind("daily model usage", "usage")  # model tokens spent, per user and UTC day (common/usage.py)
 IDEMPOTENCY_KEYS = Kind("idempotency key", "idempotency_keys")  # first answers, kept 24 h
+# A chat turn's parts in batches, `{turn}-{seq}`, for streams resumed on another instance.
+PART_LOG = Kind("part log batch", "part_log", {"seq": Order("seq", (("seq", False),))}, "seq")
 
 OWNER_READABLE = (PROFILES, CUSTOMERS, CONTRACTS, TASKS, SESSIONS, MESSAGES, ACTIONS)
-SERVER_ONLY = (INTEGRATIONS, OAUTH_STATES, GOOGLE_GRANTS, QUOTAS, USAGE, IDEMPOTENCY_KEYS)
+SERVER_ONLY = (INTEGRATIONS, OAUTH_STATES, GOOGLE_GRANTS, QUOTAS, USAGE, IDEMPOTENCY_KEYS, PART_LOG)
 EVERY_COLLECTION = (*OWNER_READABLE, *SERVER_ONLY)

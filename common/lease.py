@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel, ConfigDict
+
 from common.errors import ApiError, Code
 from common.log import get_logger
 
@@ -29,6 +31,15 @@ logger = get_logger(__name__)
 Changes = Callable[[dict[str, Any]], Mapping[str, Any] | None]
 
 FIELD = "lease"
+
+
+class LeaseRecord(BaseModel):
+    """A lease as stored, for the typed record of a document that has one."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    holder: str
+    until: datetime
 
 
 def held(document: Mapping[str, Any], field: str = FIELD, now: datetime | None = None) -> bool:

@@ -15,7 +15,7 @@ import re
 import zoneinfo
 from collections.abc import Mapping
 from datetime import date, datetime
-from typing import Annotated, Any, ClassVar, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -24,6 +24,7 @@ from pydantic import (
     EmailStr,
     Field,
     StringConstraints,
+    ValidationError,
     model_validator,
 )
 
@@ -248,7 +249,9 @@ class TaskPublic(Stored):
 class SessionPublic(Stored):
     """Read through `agent.sessions.public`: a session whose stream's lease ran out is idle."""
 
-    hidden = frozenset({"stream_id", "lease_expires_at"})  # the stream holding the session, and until when
+    # The server's own (`agent.sessions.SessionRecord`): the stream holding the session and until
+    # when, its latest turn, and when a stream resumed on another instance was last read.
+    hidden = frozenset({"lease", "turn", "remote_read_at"})
     title: str | None = None
     customer_id: str | None = None
     provider: Provider | None = None
@@ -438,14 +441,89 @@ class ProfileUpdate(Update):
     not_nullable = frozenset({"timezone", "preferences"})
 
 
+MessageText = Annotated[str, StringConstraints(min_length=1, max_length=20_000, pattern=r"\S")]
+
+
+class UIMessage(BaseModel):
+    """A message as the AI SDK's `useChat` sends it: only its role and parts are read, of the
+    last one alone (the stored history wins over the client's copy)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    role: Literal["system", "user", "assistant"]
+    parts: list[dict[str, Any]]
+
+
 class ChatRequest(Strict):
-    """`POST /chat`: one message of the CSM's, in a session (a new one without `session_id`)."""
+    """`POST /chat`: one message of the CSM's, in a session (a new one without `session_id`).
+
+    The body `useChat` sends by default is taken as it is (DESIGN §7): `id` is the session
+    (created under that id if the caller has none by it), the message is the text of the last
+    of `messages`, which must be the CSM's, and `trigger` says whether it is a new message or
+    the last answer again; `messageId` is accepted and not used (an edited message is a new one,
+    and a regenerated answer is always the last).
+    """
+
+    # useChat sends the whole conversation each time: more values than any other body holds,
+    # read with no per-item checks (and within the body's size limit).
+    max_values: ClassVar[int] = 250_000
 
     session_id: DocumentId | None = None
-    message: Annotated[str, StringConstraints(min_length=1, max_length=20_000, pattern=r"\S")]
+    message: MessageText | None = None
     customer_id: DocumentId | None = None
     provider: Provider | None = None
     model: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
+    # The AI SDK's default body.
+    id: DocumentId | None = None
+    messages: Annotated[list[Any], Field(min_length=1)] | None = None
+    trigger: Literal["submit-message", "regenerate-message"] | None = None
+    message_id: Annotated[str | None, Field(alias="messageId")] = None
+
+    @model_validator(mode="after")
+    def _one_message(self) -> Self:
+        if self.session_id and self.id and self.session_id != self.id:
+            raise ValueError("id: names another session than session_id")
+        if (self.message is None) == (self.messages is None):
+            raise ValueError("message: give either message or messages (the AI SDK's body), not both")
+        if self.messages is None and self.trigger is not None:
+            raise ValueError("trigger: goes with messages")
+        if self.messages is not None:
+            _last_text(self.messages)
+        return self
+
+    @property
+    def session(self) -> str | None:
+        """The session named, by either body."""
+        return self.id or self.session_id
+
+    @property
+    def text(self) -> str:
+        """The CSM's message: `message`, or the text of the last of `messages`."""
+        return self.message if self.message is not None else _last_text(self.messages or [])
+
+    @property
+    def regenerate(self) -> bool:
+        return self.trigger == "regenerate-message"
+
+
+def _last_text(messages: list[Any]) -> str:
+    """The text of the last UI message, which must be the CSM's and hold only text."""
+    where = f"messages.{len(messages) - 1}"
+    try:
+        last = UIMessage.model_validate(messages[-1])
+    except ValidationError:
+        raise ValueError(f"{where}: must be a UI message with a role and parts") from None
+    if last.role != "user":
+        raise ValueError(f"{where}: the last message must be the CSM's (role user)")
+    texts = []
+    for index, part in enumerate(last.parts):
+        if part.get("type") != "text" or not isinstance(part.get("text"), str):
+            raise ValueError(f"{where}.parts.{index}: only text parts are taken")
+        texts.append(part["text"])
+    text = "".join(texts)
+    if not text.strip() or len(text) > 20_000:
+        raise ValueError(f"{where}: its text must hold 1 to 20,000 characters, not only spaces")
+    return text
 
 
 class ApproveRequest(Strict):

@@ -220,6 +220,14 @@ class Settings(BaseModel):
         ge=2.0,
         le=600.0,
     )
+    stream_resume_grace_seconds: float = setting(
+        "CSCX_STREAM_RESUME_GRACE_SECONDS",
+        15.0,
+        "how long a turn whose streams all lost their client goes on, waiting for a resume (and how long an ended "
+        "turn whose end reached no one stays resumable); 0 switches resuming off",
+        ge=0.0,
+        le=600.0,
+    )
     stream_ping_seconds: float = setting(
         "CSCX_STREAM_PING_SECONDS", 10.0, "how often `: ping` goes out while the model is silent", ge=0.5, le=60.0
     )

@@ -171,6 +171,10 @@ class Repository:
             self._client = _firestore_client()
         return self._client
 
+    def new_id(self, kind: Kind) -> str:
+        """A new document id of `kind`, as Firestore makes them (no call: made here, at random)."""
+        return str(self._collection(kind).document().id)
+
     def _collection(self, kind: Kind, parent_id: str | None = None) -> Any:
         return self._db.collection(kind.path(parent_id))
 
@@ -257,16 +261,9 @@ class Repository:
         The cursor holds the last item's sort values and id, so the next page starts right
         after it whatever was inserted meanwhile; it is bound to the query it came from.
         """
-        from google.cloud.firestore import Query
-
         path = kind.path(parent_id)
         query_id = _query_id(self.uid, path, filters, order)
-        query = self._query(kind, filters, parent_id)
-        direction = Query.ASCENDING
-        for name, descending in order.fields:
-            direction = Query.DESCENDING if descending else Query.ASCENDING
-            query = query.order_by(name, direction=direction)
-        query = query.order_by("__name__", direction=direction)
+        query = self._ordered(kind, filters, order, parent_id)
         if cursor:
             values, doc_id = cursors.decode(cursor, query_id, len(order.fields))
             query = query.start_after([*values, self._collection(kind, parent_id).document(doc_id)])
@@ -294,6 +291,17 @@ class Repository:
         if not snapshots:
             return None
         return _document(snapshots[0])
+
+    def _ordered(self, kind: Kind, filters: Sequence[Filter], order: Order, parent_id: str | None = None) -> Any:
+        """The owner-scoped query in `order`, the document id breaking ties (in the last field's direction)."""
+        from google.cloud.firestore import Query
+
+        query = self._query(kind, filters, parent_id)
+        direction = Query.ASCENDING
+        for name, descending in order.fields:
+            direction = Query.DESCENDING if descending else Query.ASCENDING
+            query = query.order_by(name, direction=direction)
+        return query.order_by("__name__", direction=direction)
 
     def _query(self, kind: Kind, filters: Sequence[Filter], parent_id: str | None = None) -> Any:
         from google.cloud.firestore import FieldFilter
@@ -477,6 +485,8 @@ class Repository:
             for along in companions:  # those of the attempt that committed
                 along.written = True
             return result  # type: ignore[no-any-return]
+        except gexc.AlreadyExists:
+            raise ApiError(Code.ALREADY_EXISTS, "Something this request creates exists already.") from None
         except ValueError as error:
             # The library reports "failed to commit in N attempts" and a failed rollback as
             # ValueError, the database error that caused it chained behind.
@@ -499,6 +509,27 @@ class Repository:
                     on_change(None)
 
         watch = self._collection(kind).document(doc_id).on_snapshot(changed)
+        return watch.unsubscribe  # type: ignore[no-any-return]
+
+    def follow(
+        self,
+        kind: Kind,
+        filters: Sequence[Filter],
+        order: Order,
+        on_added: Callable[[Sequence[dict[str, Any]]], None],
+    ) -> Callable[[], None]:
+        """Call `on_added` with the tenant's documents matching `filters`: those there now, then
+        those added later, each batch in `order`, from Firestore's listener thread; returns the
+        unsubscribe. (The client reports no failure of a listener to its callback: a caller that
+        must not wait forever looks for itself now and then.)"""
+
+        def changed(_snapshots: list[Any], changes: list[Any], _read_time: Any) -> None:
+            added = [change.document for change in changes if change.type.name == "ADDED"]
+            self.documents_read += len(added)
+            if added:
+                on_added(sorted((_document(s) for s in added), key=lambda d: [d.get(f) for f, _ in order.fields]))
+
+        watch = self._ordered(kind, filters, order).on_snapshot(changed)
         return watch.unsubscribe  # type: ignore[no-any-return]
 
     @_database_errors
@@ -599,8 +630,8 @@ class TenantTransaction:
         reference = self._repo._collection(kind).document(current["id"])
         self._transaction.update(reference, _next_version(current, fields))
 
-    def delete(self, kind: Kind, doc_id: str) -> None:
-        self._transaction.delete(self._repo._collection(kind).document(doc_id))
+    def delete(self, kind: Kind, doc_id: str, *, parent_id: str | None = None) -> None:
+        self._transaction.delete(self._repo._collection(kind, parent_id).document(doc_id))
 
 
 # -- across tenants -------------------------------------------------------------------------

@@ -52,8 +52,9 @@ def parse_json(model: type[M], body: bytes) -> M:
 
 def parse_decoded(model: type[M], body: bytes, decoded: Any) -> M:
     """`parse_json` with the body decoded already (None: it does not decode)."""
-    if _holds_more_than(decoded, MAX_VALUES):
-        raise InvalidInputError(f"The request holds more than {MAX_VALUES} values; no object takes that many.")
+    limit = int(getattr(model, "max_values", MAX_VALUES))  # a model whose values are not each checked may hold more
+    if _holds_more_than(decoded, limit):
+        raise InvalidInputError(f"The request holds more than {limit} values; no object takes that many.")
     if isinstance(decoded, dict) and model.model_config.get("extra") == "forbid":
         known = set(model.model_fields) | {f.alias for f in model.model_fields.values() if f.alias}
         unknown = [name for name in decoded if name not in known]
@@ -114,9 +115,9 @@ def _detail(model: type[BaseModel], error: Any) -> dict[str, str]:
             else "is not a field of this object"
         )
     if ": " in message and not location.count("."):
-        # A model-level rule that names its field: "name: may not be null"
+        # A model-level rule that names its field: "name: may not be null", "messages.3: ..."
         named, _, rest = message.partition(": ")
-        if re.fullmatch(r"\w+", named):
+        if re.fullmatch(r"\w+(\.\w+)*", named):
             location, message = ".".join(p for p in (location, named) if p), rest
     return {"field": location or "body", "message": message}
 

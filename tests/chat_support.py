@@ -10,7 +10,19 @@ from typing import Any
 
 import requests
 
+from scripts.stack import Stack
 from tests.conftest import Api, Caller
+
+_VARIANTS: dict[tuple[int, str], str] = {}
+
+
+def chat_variant(stack: Stack, label: str, **settings: str) -> str:
+    """The URL of another `chat_stream` instance of the stack with these settings, started on the
+    first call for `label` and shared by the tests after (it stops with the stack)."""
+    key = (id(stack), label)
+    if key not in _VARIANTS:
+        _VARIANTS[key] = stack.start_variant("chat_stream", label, settings)
+    return _VARIANTS[key]
 
 
 @dataclass

@@ -2,8 +2,9 @@
 the model stand-in, every stream read as it arrives and checked by the AI SDK's own parser.
 
 What the tests prove: delivery is incremental for both providers; tools see only the caller's
-data; action tools only ever propose; Stop and a client's hang-up close the model's connection
-within a second and keep the partial message; errors are told and stored; a retryable error
+data; action tools only ever propose; Stop closes the model's connection within a second, and a
+client's hang-up once no resume came within the grace (at once with resuming switched off),
+keeping the partial message; errors are told and stored; a retryable error
 before the first token is never seen; one stream per session; history reaches the model and
 is trimmed in whole exchanges; bad input is refused before any model call.
 """
@@ -22,13 +23,13 @@ import requests
 from google.cloud.firestore import FieldFilter
 
 from common.agent import history
-from common.agent.chat import title_of
+from common.agent.sessions import title_of
 from common.collections import SESSIONS
 from common.llm import AssistantTurn, ToolCall, ToolResult, ToolResultsTurn, UserTurn
 from scripts.stack import Stack
 from standins.client import RecordedRequest, StandinClient
 from tests.aisdk import UIStreamCheck, check_ui_stream
-from tests.chat_support import Chat, ChatReply, RawChat, StreamReader, has_text
+from tests.chat_support import Chat, ChatReply, RawChat, StreamReader, chat_variant, has_text
 from tests.conftest import Api, Caller, assert_error, raw_firestore
 
 PROVIDERS = ["claude", "gemini"]
@@ -378,23 +379,44 @@ def test_stop_closes_the_model_call_within_a_second_and_keeps_the_partial_messag
     assert checked(again).text == "Next answer."
 
 
-def test_closing_the_connection_stops_the_model_within_a_second(
-    chat: Chat, models: StandinClient, alice: Caller
-) -> None:
+def _hang_up_mid_answer(chat: Chat, models: StandinClient, user: Caller) -> tuple[str, float]:
+    """A turn whose client closes its connection (the browser tab closes) mid-answer: its session, and when."""
     models.script(_hanging_turn())
-    client = RawChat(chat.api.base_url, alice, {"message": "Think hard"})
+    client = RawChat(chat.api.base_url, user, {"message": "Think hard"})
     client.read_until(b'"text-delta"')
     session_id = client.received.split(b'"sessionId":"')[1].split(b'"')[0].decode()
     models.wait_for_request(1)
     closed_at = time.time()
-    client.close()  # the browser tab closes
+    client.close()
+    return session_id, closed_at
+
+
+def test_closing_the_connection_stops_the_model_once_no_resume_came_within_the_grace(
+    stack: Stack, models: StandinClient, alice: Caller
+) -> None:
+    chat = Chat(Api(chat_variant(stack, "grace-2s", CSCX_STREAM_RESUME_GRACE_SECONDS="2")))
+    session_id, closed_at = _hang_up_mid_answer(chat, models, alice)
+    request = models.wait_for_request(1, finished=True, timeout=10)
+    assert request.client_closed
+    assert request.client_closed_at is not None
+    assert 2.0 <= request.client_closed_at - closed_at < 3.5
+    session = wait_until_idle(session_id)
+    assert session["status"] == "idle"
+    assert stored_messages(session_id)[-1]["status"] == "cancelled"
+
+
+def test_with_resuming_switched_off_closing_the_connection_stops_the_model_within_a_second(
+    stack: Stack, models: StandinClient, alice: Caller
+) -> None:
+    chat = Chat(Api(chat_variant(stack, "no-resume", CSCX_STREAM_RESUME_GRACE_SECONDS="0")))
+    session_id, closed_at = _hang_up_mid_answer(chat, models, alice)
     request = models.wait_for_request(1, finished=True, timeout=5)
     assert request.client_closed
     assert request.client_closed_at is not None
     assert request.client_closed_at - closed_at < 1.0
-    session = wait_until_idle(session_id)
-    assert session["status"] == "idle"
+    assert wait_until_idle(session_id)["status"] == "idle"
     assert stored_messages(session_id)[-1]["status"] == "cancelled"
+    assert chat.api.get(f"/chat/{session_id}/stream", alice).status_code == 204
 
 
 def test_mid_stream_model_error_is_told_and_stored(chat: Chat, models: StandinClient, alice: Caller) -> None:
@@ -443,7 +465,7 @@ def test_a_session_left_streaming_by_a_dead_instance_is_freed_by_its_lease(
     past = datetime.now(UTC) - timedelta(minutes=5)
     session = repo_for(alice.uid).create(
         SESSIONS,
-        {"title": "Old", "status": "streaming", "stream_id": "dead", "lease_expires_at": past, "message_count": 0},
+        {"title": "Old", "status": "streaming", "lease": {"holder": "dead", "until": past}, "message_count": 0},
     )
     models.script({"steps": [{"text": "Back again."}]})
     reply = chat.send(alice, message="Hello?", session_id=session["id"])
@@ -546,6 +568,8 @@ def test_a_call_cut_off_before_its_result_is_not_sent_to_the_model() -> None:
 # -- bad input ---------------------------------------------------------------------------------
 
 
+USER_HI = {"id": "m1", "role": "user", "parts": [{"type": "text", "text": "hi"}]}
+ANSWER = {"id": "m2", "role": "assistant", "parts": [{"type": "text", "text": "Hello"}]}
 BAD_BODIES = [
     pytest.param({"message": ""}, 400, "message", id="empty message"),
     pytest.param({"message": "   "}, 400, "message", id="blank message"),
@@ -564,6 +588,25 @@ BAD_BODIES = [
     pytest.param({"message": "hi", "customer_id": "doesNotExist0000"}, 400, "customer_id", id="unknown customer"),
     pytest.param({"message": "hi", "session_id": "doesNotExist0000"}, 404, None, id="unknown session"),
     pytest.param({"message": "hi", "session_id": "a/b"}, 400, "session_id", id="malformed session id"),
+    # useChat's body (DESIGN §7)
+    pytest.param({"message": "hi", "messages": [USER_HI]}, 400, "message", id="message and messages"),
+    pytest.param({"id": "s1", "messages": []}, 400, "messages", id="no messages"),
+    pytest.param({"id": "s1", "messages": [USER_HI, ANSWER]}, 400, "messages.1", id="last message not the CSM's"),
+    pytest.param(
+        {
+            "id": "s1",
+            "messages": [{"role": "user", "parts": [{"type": "file", "url": "data:,x", "mediaType": "text/plain"}]}],
+        },
+        400,
+        "messages.0.parts.0",
+        id="a file part",
+    ),
+    pytest.param({"id": "s1", "messages": [{"role": "user", "parts": []}]}, 400, "messages.0", id="no text"),
+    pytest.param({"id": "s1", "messages": ["hi"]}, 400, "messages.0", id="a message not an object"),
+    pytest.param({"id": "a/b", "messages": [USER_HI]}, 400, "id", id="malformed chat id"),
+    pytest.param({"id": "s1", "session_id": "s2", "messages": [USER_HI]}, 400, "id", id="id and session_id differ"),
+    pytest.param({"id": "s1", "messages": [USER_HI], "trigger": "resume-stream"}, 400, "trigger", id="bad trigger"),
+    pytest.param({"message": "hi", "trigger": "submit-message"}, 400, "trigger", id="trigger without messages"),
 ]
 
 
@@ -677,7 +720,7 @@ def test_a_session_deleted_mid_stream_stops_the_stream_and_stores_nothing_more(
 def test_a_session_left_streaming_reads_as_idle_once_its_lease_ran_out(crud: Api, alice: Caller, repo_for: Any) -> None:
     past = datetime.now(UTC) - timedelta(minutes=5)
     session = repo_for(alice.uid).create(
-        SESSIONS, {"title": "Old", "status": "streaming", "stream_id": "dead", "lease_expires_at": past}
+        SESSIONS, {"title": "Old", "status": "streaming", "lease": {"holder": "dead", "until": past}}
     )
     assert crud.get(f"/sessions/{session['id']}", alice).json()["status"] == "idle"
     assert crud.delete(f"/sessions/{session['id']}", alice).status_code == 204

@@ -8,7 +8,7 @@ through the repository, with the fields their own function will store.
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -519,7 +519,10 @@ def test_contracts_list_filters_by_customer(crud: Api, alice: Caller, repo_for: 
 
 
 def _seed_session(repo: Repository, status: str = "idle", messages: int = 3) -> tuple[dict[str, Any], list[str]]:
-    session = repo.create(SESSIONS, {"title": "QBR prep", "status": status, "message_count": messages})
+    fields: dict[str, Any] = {"title": "QBR prep", "status": status, "message_count": messages}
+    if status == "streaming":  # held by a stream whose lease runs
+        fields["lease"] = {"holder": "a-stream", "until": datetime.now(UTC) + timedelta(minutes=5)}
+    session = repo.create(SESSIONS, fields)
     ids = [
         repo.create(
             MESSAGES,

@@ -1,14 +1,15 @@
 """Every list query the API can issue has a composite index in firestore.indexes.json.
 
 The emulator serves any query without an index; production Firestore refuses them. The
-queries are recorded from the list functions themselves, over every filter and order.
+queries are recorded from the list functions themselves, over every filter and order, and
+from the listeners that follow a query (a turn's part log, read by a resumed stream).
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,7 +18,8 @@ import pytest
 from common import resources
 from common.actions import decisions, sweep
 from common.agent import sessions
-from common.collections import ACTIONS, CONTRACTS, CUSTOMERS, MESSAGES, SESSIONS, TASKS, Kind, Order
+from common.agent.part_log import LogTail
+from common.collections import ACTIONS, CONTRACTS, CUSTOMERS, MESSAGES, PART_LOG, SESSIONS, TASKS, Kind, Order
 from common.contracts import records
 from common.store import Filter, ListPage, Repository
 from scripts.stack import ROOT
@@ -51,6 +53,16 @@ class RecordingRepository(Repository):
         self.queries.append((kind.path(parent_id), filters, order))
         return ListPage([], None)
 
+    def follow(
+        self,
+        kind: Kind,
+        filters: Sequence[Filter],
+        order: Order,
+        on_added: Callable[[Sequence[dict[str, Any]]], None],
+    ) -> Callable[[], None]:
+        self.queries.append((kind.path(), filters, order))
+        return lambda: None
+
 
 def _combinations(options: dict[str, list[str | None]]) -> Iterator[dict[str, str]]:
     names = list(options)
@@ -75,6 +87,7 @@ def recorded_queries() -> list[tuple[str, Sequence[Filter], Order]]:
     sessions.latest_messages(repo, "s1", 100)
     for query in _combinations({"status": [None, "pending"]}):
         decisions.list_actions(repo, query)
+    LogTail(repo, "turn1").close()
     return repo.queries
 
 
@@ -127,6 +140,6 @@ def test_each_round_of_the_sweep_has_a_composite_index(sweep_round: sweep.Round)
 def test_recording_covers_every_list_order() -> None:
     orders = {(path.rsplit("/", 1)[-1], order.name) for path, _, order in recorded_queries()}
     kinds = (CUSTOMERS, CONTRACTS, TASKS, SESSIONS, MESSAGES)
-    for kind in (*kinds, ACTIONS):
+    for kind in (*kinds, ACTIONS, PART_LOG):
         for name in kind.orders:
             assert (kind.collection, name) in orders

@@ -35,6 +35,10 @@ BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("PATCH", "/sessions/{session_id}"): {"title": "Taken over by Bob"},
 }
 ALICE_PARAMETERS = frozenset({"customer_id", "contract_id", "task_id", "session_id", "action_id"})
+# Routes that answer a missing id with something else than 404, and so another user's id too:
+# resuming a session's stream says "nothing in flight" (204) for a session the caller does not
+# have, as `useChat({resume: true})` asks for a new chat's id before its first message.
+NOT_FOUND_AS: dict[tuple[str, str], int] = {("GET", "/chat/{session_id}/stream"): 204}
 
 
 def routes_with_an_id() -> list[ServedRoute]:
@@ -254,10 +258,14 @@ def test_other_user_gets_404_and_nothing_of_the_object(
         attempts.append(api.call(method, f"{path}?cascade=true", bob))
     missing = api.call(method, missing_path, bob, json=body)
 
-    assert_error(missing, 404, "NOT_FOUND")
+    if (method, pattern) in NOT_FOUND_AS:
+        assert missing.status_code == NOT_FOUND_AS[method, pattern], missing.text
+        assert missing.content == b""
+    else:
+        assert_error(missing, 404, "NOT_FOUND")
     for response in attempts:
-        assert_error(response, 404, "NOT_FOUND")
-        assert response.json() == missing.json()  # indistinguishable from an id that does not exist
+        assert response.status_code == missing.status_code, response.text
+        assert response.content == missing.content  # indistinguishable from an id that does not exist
         _assert_reveals_nothing(response, alice_world.secrets)
     assert _alice_snapshot(crud, alice, alice_world) == before
 

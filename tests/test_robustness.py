@@ -7,6 +7,7 @@ import json
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -78,7 +79,8 @@ def test_stale_if_match_on_cascade_delete_deletes_nothing(crud: Api, alice: Call
 
 def test_session_being_deleted_cannot_start_streaming(crud: Api, alice: Caller, repo_for: Any) -> None:
     repo = repo_for(alice.uid)
-    session = repo.create(SESSIONS, {"title": "Renewal", "status": "streaming", "customer_id": None})
+    held = {"holder": "a-stream", "until": datetime.now(UTC) + timedelta(minutes=5)}  # its lease runs
+    session = repo.create(SESSIONS, {"title": "Renewal", "status": "streaming", "customer_id": None, "lease": held})
     response = crud.delete(f"/sessions/{session['id']}", alice)
     assert_error(response, 409, "ABORTED")
     stored = raw_firestore().collection("sessions").document(session["id"]).get().to_dict()

@@ -1,76 +1,48 @@
-"""A chat turn (DESIGN §7): the session it belongs to, the stream, Stop, and what is stored.
+"""A chat turn asked for (DESIGN §7): the request judged, the session held, the turn started.
 
-`start_chat` judges the request (every refusal comes before any model call), claims the
-session for one stream, stores the CSM's message, and returns the stream. The agent loop runs
-in a thread of its own and hands its parts to the response through a queue; the response side
-sends them, sends `: ping` while the model is silent, and watches for the two ways a turn is
-stopped: the CSM closing the connection, and `POST /sessions/{id}/stop` (from any instance: the
-session document is watched). The session is held by a lease that the stream renews, so a
-stream whose instance died frees it when the lease runs out. When the turn ends the assistant's
-message is stored, as far as it went, and the session freed, before `[DONE]` goes out.
+`start_chat` takes our body or the body the AI SDK's `useChat` sends by default
+(`models.ChatRequest`), judges it — every refusal comes before the session is held, so before
+anything is written and before any model call — holds the session for the turn and stores the
+CSM's message (`sessions.hold`), gives the agent loop the session's history, and starts the turn
+(`turn.py`), whose stream is the reply. `request_stop` asks a turn to stop, wherever it runs.
 """
 
 from __future__ import annotations
 
 import contextvars
-import queue
-import threading
-import time
 import uuid
 import zoneinfo
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from common import models, resources, usage
 from common.agent import history, sessions, stream, tools
-from common.agent.loop import AgentLoop, TurnOutcome
+from common.agent.loop import AgentLoop
+from common.agent.sessions import HeldSession, NewTurn, SessionFields, SessionRecord
+from common.agent.turn import RunningTurn
 from common.auth import User
-from common.collections import MESSAGES, SESSIONS
+from common.collections import SESSIONS
 from common.errors import ApiError, Code
 from common.http import StreamReply
 from common.llm import Turn, UserTurn
 from common.llm.providers import provider
 from common.log import get_logger
-from common.models import MessageRole, MessageStatus, SessionStatus
-from common.resources import require_customer
+from common.models import MessageRole, SessionStatus
 from common.settings import get_settings
-from common.store import Repository, TenantTransaction
+from common.store import Repository, not_found
 
 logger = get_logger(__name__)
 
-TITLE_LENGTH = 80
 HISTORY_MESSAGES = 100  # the most a turn reads back before the token budget trims it
-POLL_SECONDS = 0.2  # how often a silent stream looks at its client and its session
 R = TypeVar("R")
-
-
-def title_of(message: str) -> str:
-    """A session's title: its first message, cut at a word boundary to 80 characters."""
-    text = " ".join(message.split())
-    if len(text) <= TITLE_LENGTH:
-        return text
-    cut = text[: TITLE_LENGTH + 1].rfind(" ")
-    return text[: cut if cut > 0 else TITLE_LENGTH].rstrip()
-
-
-@dataclass(frozen=True)
-class HeldSession:
-    """A session held by one stream."""
-
-    session: dict[str, Any]
-    stream_id: str
-    provider: str
-    model: str
-    created: bool
 
 
 def start_chat(
     repo: Repository, user: User, request: models.ChatRequest, client_gone: Callable[[], bool]
 ) -> StreamReply:
-    """Judge the request, claim the session, store the CSM's message; the reply streams the turn.
+    """Judge the request, hold the session, store the CSM's message; the reply streams the turn.
 
     The reads that do not depend on one another go to Firestore together: the time to the
     first token pays for the longest of them, not for their sum.
@@ -79,44 +51,74 @@ def start_chat(
     profile_read = _soon(resources.get_profile, repo, user)
     google_read = _soon(_google_connected, repo)
     usage_read = _soon(usage.today, repo)
+    # A session named by useChat's `id` may be new: its room is counted meanwhile, in case.
     room_read = None if request.session_id else _soon(resources.ensure_room, repo, SESSIONS)
-    session = repo.get(SESSIONS, request.session_id) if request.session_id else None
-    customer_read = _soon(_customer, repo, request.customer_id or (session or {}).get("customer_id"))
+    regenerated = request.session if request.regenerate else None  # the answer it replaces is read meanwhile
+    last_read = _soon(sessions.latest_messages, repo, regenerated, 1) if regenerated else None
+    session = _session(repo, request)
+    customer_read = _soon(_customer, repo, request.customer_id or (session.customer_id if session else None))
     profile = profile_read.result()
     provider_name = (
         request.provider.value
         if request.provider
-        else str((session or {}).get("provider") or profile.preferences.get("default_provider") or "claude")
+        else (session.provider if session else None) or str(profile.preferences.get("default_provider") or "claude")
     )
     allowed = settings.models.get(provider_name, ())
-    model = request.model or (
-        str(session["model"]) if session and session.get("provider") == provider_name and session.get("model") else None
-    )
+    model = request.model or (session.model if session and session.provider == provider_name else None)
     model = model or (allowed[0] if allowed else "")
     if model not in allowed:
         raise resources.invalid("model", f"must be one of {', '.join(allowed)} for {provider_name}")
-    if room_read is not None:
+    if room_read is not None and session is None:
         room_read.result()
-    meter = usage.Meter(repo, usage_read.result())  # 429 when today's model budget is spent
-    # The claim refuses a customer_id that is not one of the caller's customers, in its transaction.
-    claim = _claim(
-        repo, session, request, provider_name=provider_name, model=model, lease_seconds=settings.stream_lease_seconds
+    last = last_read.result() if last_read is not None and session is not None else []
+    turn = NewTurn(
+        text=request.text,
+        provider=provider_name,
+        model=model,
+        customer_id=request.customer_id,
+        session_id=request.session,
+        regenerate=request.regenerate,
+        replaced_id=last[-1]["id"] if last and last[-1].get("role") == MessageRole.ASSISTANT else None,
     )
+    meter = usage.Meter(repo, usage_read.result())  # 429 when today's model budget is spent
+    # Every refusal comes before this point. The claim refuses a customer_id that is not one of
+    # the caller's customers, in its transaction.
+    claim = _hold(repo, session, turn, settings.stream_lease_seconds)
     try:
-        turn = _Turn(
+        customer = customer_read.result()
+        turns = _history(repo, claim, request.text, settings.history_token_budget)
+        google_connected = google_read.result()
+
+        def make_loop(emit: Callable[[stream.Part], None]) -> AgentLoop:
+            return AgentLoop(
+                provider=provider(provider_name),
+                model=model,
+                system=system_prompt(profile, customer, datetime.now(UTC)),
+                turns=turns,
+                repo=repo,
+                session_id=claim.session.id,
+                auto_approve=list(profile.preferences.get("auto_approve") or []),
+                emit=emit,
+                max_steps=settings.chat_max_steps,
+                max_output_tokens=settings.max_output_tokens,
+                tools=tools.offered(google_connected=google_connected),
+                timezone=profile.timezone or "UTC",
+                meter=meter,
+            )
+
+        running = RunningTurn(
             repo,
-            profile,
             claim,
-            request.message,
-            client_gone,
-            customer=customer_read.result(),
-            google_connected=google_read.result(),
+            make_loop,
             meter=meter,
+            grace=settings.stream_resume_grace_seconds,
+            ping_seconds=settings.stream_ping_seconds,
         )
     except BaseException:
-        _release(repo, claim, None)
+        sessions.release(repo, claim, None, replay_seconds=None)
         raise
-    return StreamReply(turn.frames(), stream.CONTENT_TYPE, headers=dict(stream.HEADERS))
+    running.start()
+    return StreamReply(running.follow(client_gone), stream.CONTENT_TYPE, headers=dict(stream.HEADERS))
 
 
 _READS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="chat-read")
@@ -127,96 +129,46 @@ def _soon(read: Callable[..., R], *args: Any) -> Future[R]:
     return _READS.submit(contextvars.copy_context().run, read, *args)
 
 
-def _claim(
-    repo: Repository,
-    session: dict[str, Any] | None,
-    request: models.ChatRequest,
-    *,
-    provider_name: str,
-    model: str,
-    lease_seconds: float,
-) -> HeldSession:
-    """Hold the session for this stream and store the CSM's message, in one transaction."""
-    now = datetime.now(UTC)
-    stream_id = uuid.uuid4().hex
-    message = {"role": MessageRole.USER.value, "parts": [{"type": "text", "text": request.message}],
-               "status": MessageStatus.COMPLETE.value, "usage": None, "error": None}  # fmt: skip
-    held = {
-        "status": SessionStatus.STREAMING.value,
-        "stream_id": stream_id,
-        "lease_expires_at": now + timedelta(seconds=lease_seconds),
-        "stop_requested_at": None,
-        "provider": provider_name,
-        "model": model,
-        "last_message_at": now,
-    }
-    if session is None:
-        fields = {"title": title_of(request.message), "customer_id": request.customer_id, "message_count": 1, **held}
-
-        def create(t: TenantTransaction) -> str:
-            if request.customer_id:
-                require_customer(t, request.customer_id)  # read before the writes
-            session_id = t.create(SESSIONS, fields)
-            t.create(MESSAGES, message, parent_id=session_id)
-            return session_id
-
-        session_id = repo.run_transaction(create)
-        return HeldSession({**fields, "id": session_id}, stream_id, provider_name, model, created=True)
-
-    def hold(t: TenantTransaction) -> dict[str, Any]:
-        current = t.get(SESSIONS, session["id"])
-        if request.customer_id:
-            require_customer(t, request.customer_id)
-        if current.get("status") == SessionStatus.DELETING:
-            raise ApiError(Code.ABORTED, "The session is being deleted.")
-        if sessions.streaming(current):
-            raise ApiError(Code.ABORTED, "A reply is already streaming in this session; stop it or wait for it.")
-        changes = {**held, "message_count": int(current.get("message_count") or 0) + 1}
-        if request.customer_id:
-            changes["customer_id"] = request.customer_id
-        t.update(SESSIONS, current, changes)
-        t.create(MESSAGES, message, parent_id=current["id"])
-        return {**current, **changes}
-
-    return HeldSession(repo.run_transaction(hold), stream_id, provider_name, model, created=False)
+def _session(repo: Repository, request: models.ChatRequest) -> SessionRecord | None:
+    """The session the request names: our body's `session_id` must be one of the caller's; the
+    AI SDK's `id` may name none yet (None: it is created under that id)."""
+    if request.session_id:
+        return SessionRecord.of(repo.get(SESSIONS, request.session_id))
+    if request.id:
+        found = repo.find(SESSIONS, request.id)
+        return SessionRecord.of(found) if found is not None else None
+    return None
 
 
-def _release(
-    repo: Repository, claim: HeldSession, assistant: dict[str, Any] | None, message_id: str | None = None
-) -> None:
-    """Store the assistant's message (if any) and free the session, if this stream still holds it."""
-
-    def release(t: TenantTransaction) -> None:
-        try:
-            current = t.get(SESSIONS, claim.session["id"])
-        except ApiError as error:
-            if error.code is Code.NOT_FOUND:
-                return  # deleted once its lease had run out
+def _hold(repo: Repository, session: SessionRecord | None, turn: NewTurn, lease_seconds: float) -> HeldSession:
+    """`sessions.hold`, where a new session's id already taken is someone else's session (404)
+    or one of the caller's made meanwhile (held: 409)."""
+    try:
+        return sessions.hold(repo, session, turn, uuid.uuid4().hex, lease_seconds)
+    except ApiError as error:
+        if error.code is not Code.ALREADY_EXISTS or session is not None:
             raise
-        if current.get("status") == SessionStatus.DELETING:
-            return  # its messages are being deleted: nothing more goes in
-        ours = current.get("stream_id") == claim.stream_id
-        changes: dict[str, Any] = {}
-        if assistant is not None:
-            changes |= {
-                "message_count": int(current.get("message_count") or 0) + 1,
-                "last_message_at": datetime.now(UTC),
-            }
-        if ours:
-            changes |= {"status": SessionStatus.IDLE.value, "stream_id": None, "lease_expires_at": None,
-                        "stop_requested_at": None}  # fmt: skip
-        if assistant is not None:
-            t.create(MESSAGES, assistant, doc_id=message_id, parent_id=current["id"])
-        if changes:
-            t.update(SESSIONS, current, changes)
+    if turn.session_id and repo.find(SESSIONS, turn.session_id) is not None:
+        raise ApiError(Code.ABORTED, "A reply is already streaming in this session; stop it or wait for it.")
+    raise not_found(SESSIONS.name)
 
-    repo.run_transaction(release)
+
+def _history(repo: Repository, claim: HeldSession, message: str, budget: int) -> list[Turn]:
+    """The turns the model gets: a new session's is the message alone; otherwise the latest
+    messages read back (this one included), within the budget."""
+    if claim.created:
+        return [UserTurn(message)]
+    stored = sessions.latest_messages(repo, claim.session.id, HISTORY_MESSAGES)
+    turns = history.within_budget(stored, budget)
+    if not turns or not isinstance(turns[-1], UserTurn):
+        raise ApiError(Code.UNAVAILABLE, "The message could not be read back; try again.")
+    return turns
 
 
 def request_stop(repo: Repository, session_id: str) -> models.SessionPublic:
     """Ask the stream of a session to stop (it may run on another instance); idle sessions stay as they are."""
 
-    def stop(current: dict[str, Any]) -> dict[str, Any]:
+    def stop(current: dict[str, Any]) -> SessionFields:
         if current.get("status") != SessionStatus.STREAMING:
             return {}
         return {"stop_requested_at": datetime.now(UTC)}
@@ -256,12 +208,6 @@ def system_prompt(profile: models.ProfilePublic, customer: models.CustomerPublic
     return "\n".join(lines)
 
 
-def _thread(target: Callable[[], None], name: str) -> None:
-    """A daemon thread that runs `target` in this request's context (its log lines keep the request id)."""
-    context = contextvars.copy_context()
-    threading.Thread(target=context.run, args=(target,), name=name, daemon=True).start()
-
-
 def _google_connected(repo: Repository) -> bool:
     from common.google import tokens as google_tokens
 
@@ -279,206 +225,3 @@ def _customer(repo: Repository, customer_id: str | None) -> models.CustomerPubli
         if error.code is Code.NOT_FOUND:
             return None
         raise
-
-
-class _Turn:
-    """One chat turn: the agent loop in its own thread, and the response that streams it."""
-
-    def __init__(
-        self,
-        repo: Repository,
-        profile: models.ProfilePublic,
-        claim: HeldSession,
-        message: str,
-        client_gone: Callable[[], bool],
-        *,
-        customer: models.CustomerPublic | None,
-        google_connected: bool,
-        meter: usage.Meter,
-    ) -> None:
-        settings = get_settings()
-        self.meter = meter
-        self.repo = repo
-        self.claim = claim
-        self.client_gone = client_gone
-        self.session_id = str(claim.session["id"])
-        self.message_id = uuid.uuid4().hex
-        self.queue: queue.Queue[bytes | None] = queue.Queue()
-        self.transcript = stream.Transcript()
-        self.lease_seconds = settings.stream_lease_seconds
-        self.ping_seconds = settings.stream_ping_seconds
-        turns = self._history(message, settings.history_token_budget)
-        self.loop = AgentLoop(
-            provider=provider(claim.provider),
-            model=claim.model,
-            system=system_prompt(profile, customer, datetime.now(UTC)),
-            turns=turns,
-            repo=repo,
-            session_id=self.session_id,
-            auto_approve=list(profile.preferences.get("auto_approve") or []),
-            emit=self._emit,
-            max_steps=settings.chat_max_steps,
-            max_output_tokens=settings.max_output_tokens,
-            tools=tools.offered(google_connected=google_connected),
-            timezone=profile.timezone or "UTC",
-            meter=meter,
-        )
-        self._unwatch: Callable[[], None] | None = None
-        self._watch_lock = threading.Lock()
-        self._done = False
-
-    def _history(self, message: str, budget: int) -> list[Turn]:
-        """The turns the model gets: a new session's is the message alone; otherwise the latest
-        messages read back (this one included), within the budget."""
-        if self.claim.created:
-            return [UserTurn(message)]
-        stored = sessions.latest_messages(self.repo, self.session_id, HISTORY_MESSAGES)
-        turns = history.within_budget(stored, budget)
-        if not turns or not isinstance(turns[-1], UserTurn):
-            raise ApiError(Code.UNAVAILABLE, "The message could not be read back; try again.")
-        return turns
-
-    # -- the producer: the agent's turn ---------------------------------------------------------
-
-    def _emit(self, part: stream.Part) -> None:
-        self.transcript.add(part)
-        self.queue.put(stream.frame(part))
-
-    def _produce(self) -> None:
-        outcome = TurnOutcome("error", error="The assistant failed unexpectedly.")
-        _thread(self._watch, f"watch-{self.session_id}")
-        try:
-            self._emit(stream.start(self.message_id, self.session_id))
-            outcome = self.loop.run()
-        except Exception:
-            logger.exception("chat turn failed")
-            self._emit(stream.error("The assistant failed unexpectedly; try again."))
-            self._emit(stream.finish("error"))
-        finally:
-            try:
-                self._stop_watching()
-                self._store(outcome)
-                self.meter.settle(session_id=self.session_id, provider=self.claim.provider)
-            finally:  # whatever happened, the response ends
-                self.queue.put(stream.DONE)
-                self.queue.put(None)
-
-    def _stop_watching(self) -> None:
-        with self._watch_lock:
-            self._done = True
-            unwatch, self._unwatch = self._unwatch, None
-        if unwatch is not None:
-            try:
-                unwatch()
-            except Exception:
-                logger.warning("the session watch did not close cleanly", exc_info=True)
-
-    def _store(self, outcome: TurnOutcome) -> None:
-        self.transcript.close_open_text()
-        message = {
-            "role": MessageRole.ASSISTANT.value,
-            "parts": self.transcript.parts,
-            "status": outcome.status,
-            "usage": {"input_tokens": outcome.usage.input_tokens, "output_tokens": outcome.usage.output_tokens},
-            "error": outcome.error,
-        }
-        try:
-            _release(self.repo, self.claim, message, self.message_id)
-        except Exception:
-            # The lease frees the session even so; the message is lost, and the log says so.
-            logger.exception("the assistant's message could not be stored")
-
-    # -- the consumer: the response -------------------------------------------------------------
-
-    def frames(self) -> Iterator[bytes]:
-        _thread(self._produce, f"chat-{self.session_id}")
-        finished = False
-        last_write = renewed = time.monotonic()
-        try:
-            while True:
-                now = time.monotonic()
-                if now - renewed >= self.lease_seconds / 3:  # however busy the stream is
-                    _thread(self._renew_lease, f"lease-{self.session_id}")
-                    renewed = now
-                try:
-                    frame = self._next_frames()
-                except queue.Empty:
-                    if self.client_gone():
-                        self.loop.stop("the client disconnected")
-                        return
-                    if time.monotonic() - last_write >= self.ping_seconds:
-                        yield stream.PING
-                        last_write = time.monotonic()
-                    continue
-                if frame is None:
-                    finished = True
-                    return
-                yield frame
-                last_write = time.monotonic()
-                if frame.endswith(stream.DONE):
-                    finished = True
-                    return
-        finally:
-            if not finished:  # the server closed the response: the client is gone
-                self.loop.stop("the client disconnected")
-
-    def _next_frames(self) -> bytes | None:
-        """The frames waiting, as one write: under load a stream sends what has piled up at once
-        rather than waking for every delta. None once the producer is done."""
-        frame = self.queue.get(timeout=POLL_SECONDS)
-        if frame is None:
-            return None
-        frames = [frame]
-        while True:
-            try:
-                more = self.queue.get_nowait()
-            except queue.Empty:
-                break
-            if more is None:
-                self.queue.put(None)  # seen on the next call
-                break
-            frames.append(more)
-        return b"".join(frames)
-
-    def _watch(self) -> None:
-        """Watch the session for a stop (set up off the response's path: it takes a while)."""
-        try:
-            unwatch = self.repo.watch(SESSIONS, self.session_id, self._session_changed)
-        except Exception:
-            logger.exception("the session cannot be watched: a Stop from another instance cannot reach it")
-            return
-        with self._watch_lock:
-            if self._done:
-                unwatch()
-            else:
-                self._unwatch = unwatch
-
-    def _session_changed(self, session: dict[str, Any] | None) -> None:
-        if session is None or session.get("stream_id") != self.claim.stream_id:
-            self.loop.stop("the session was taken over or deleted")
-        elif session.get("status") != SessionStatus.STREAMING:
-            self.loop.stop("the session is being deleted")
-        elif session.get("stop_requested_at") is not None:
-            self.loop.stop("stopped by the user")
-
-    def _renew_lease(self) -> None:
-        """Extend the lease; the session it reads also tells of a stop, should the watch have failed."""
-        until = datetime.now(UTC) + timedelta(seconds=self.lease_seconds)
-
-        def renew(current: dict[str, Any]) -> dict[str, Any]:
-            if current.get("stream_id") != self.claim.stream_id or current.get("status") != SessionStatus.STREAMING:
-                return {}
-            return {"lease_expires_at": until}
-
-        try:
-            session = self.repo.update(SESSIONS, self.session_id, renew)
-        except ApiError as error:
-            if error.code is Code.NOT_FOUND:
-                self._session_changed(None)
-                return
-            logger.warning("stream lease not renewed", extra={"fields": {"session_id": self.session_id}})
-            return
-        except Exception:
-            logger.exception("stream lease not renewed")
-            return
-        self._session_changed(session)

@@ -1,37 +1,107 @@
-"""Chat sessions as records: reading, listing, renaming and deleting sessions, reading their
-messages, and the one rule of their streams.
+"""Chat sessions as records: the session document the server owns, typed; reading, listing,
+renaming and deleting sessions, reading their messages; and the one rule of their streams, with
+how a turn's stream holds its session and lets it go.
 
-A stream holds its session while the session is `streaming` and the stream's lease has not run
-out (`streaming`): a stream whose instance died frees the session when its lease does, and the
-session then reads as `idle` (`public`). The stream itself is in `chat.py`.
+A stream holds its session while the session is `streaming` and the stream's lease
+(`common.lease`, `{holder, until}` in the field `lease`) runs (`streaming`): a stream whose
+instance died frees the session when its lease runs out, and the session then reads as `idle`
+(`public`). The session also names its latest turn (`turn`: the assistant message's id, which is
+its part log's), so that a stream can be resumed from any instance. The stream itself is in
+`turn.py`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from typing import Any
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Self, TypedDict
 
-from common import models
-from common.collections import MESSAGES, SESSIONS
+from pydantic import BaseModel, ConfigDict
+
+from common import lease, models
+from common.collections import MESSAGES, PART_LOG, SESSIONS
 from common.errors import ApiError, Code
-from common.resources import list_args, list_by_customer, list_page, update_record
-from common.store import ListPage, Repository
+from common.lease import Lease, LeaseRecord
+from common.models import MessageRole, MessageStatus, SessionStatus
+from common.resources import list_args, list_by_customer, list_page, require_customer, update_record
+from common.store import Filter, ListPage, Repository, TenantTransaction
+
+
+class TurnRecord(BaseModel):
+    """A session's latest turn: what a resumed stream needs to find and follow it."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str  # the assistant message's id, and its part log's
+    ended_at: datetime | None = None
+    # Until then a turn that ended may still be resumed: its end may not have reached anyone.
+    replay_until: datetime | None = None
+
+
+class SessionRecord(BaseModel):
+    """The session document as the server reads it (`SessionPublic` is what clients see)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str
+    owner_id: str
+    version: int
+    title: str | None = None
+    customer_id: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    message_count: int = 0
+    last_message_at: datetime | None = None
+    status: SessionStatus = SessionStatus.IDLE
+    stop_requested_at: datetime | None = None
+    lease: LeaseRecord | None = None  # the stream holding the session, until when
+    turn: TurnRecord | None = None
+    remote_read_at: datetime | None = None  # a stream resumed on another instance was last read then
+
+    @classmethod
+    def of(cls, document: Mapping[str, Any]) -> Self:
+        return cls.model_validate(document)
+
+
+class SessionFields(TypedDict, total=False):
+    """The fields of a session the server writes (a typo in a key is a type error)."""
+
+    title: str
+    customer_id: str | None
+    provider: str
+    model: str
+    message_count: int
+    last_message_at: datetime
+    status: str
+    stop_requested_at: datetime | None
+    lease: dict[str, Any] | None
+    turn: dict[str, Any] | None
+    remote_read_at: datetime | None
+
+
+TITLE_LENGTH = 80
+
+
+def title_of(message: str) -> str:
+    """A session's title: its first message, cut at a word boundary to 80 characters."""
+    text = " ".join(message.split())
+    if len(text) <= TITLE_LENGTH:
+        return text
+    cut = text[: TITLE_LENGTH + 1].rfind(" ")
+    return text[: cut if cut > 0 else TITLE_LENGTH].rstrip()
 
 
 def streaming(session: Mapping[str, Any]) -> bool:
     """Whether a stream holds the session: it is `streaming` and the stream's lease has not run
     out (a stream whose instance died frees it when the lease does)."""
-    if session.get("status") != models.SessionStatus.STREAMING:
-        return False
-    lease = session.get("lease_expires_at")
-    return not isinstance(lease, datetime) or lease > datetime.now(UTC)
+    return session.get("status") == SessionStatus.STREAMING and lease.held(session)
 
 
 def public(session: Mapping[str, Any]) -> models.SessionPublic:
     """The session as clients see it: `idle` once the lease of the stream that held it ran out."""
-    if session.get("status") == models.SessionStatus.STREAMING and not streaming(session):
-        session = {**session, "status": models.SessionStatus.IDLE.value}
+    if session.get("status") == SessionStatus.STREAMING and not streaming(session):
+        session = {**session, "status": SessionStatus.IDLE.value}
     return models.SessionPublic.of(session)
 
 
@@ -62,19 +132,157 @@ def latest_messages(repo: Repository, session_id: str, limit: int) -> list[dict[
 
 
 def delete_session(repo: Repository, session_id: str, if_match: int | None) -> None:
-    """Delete a session and every message in it.
+    """Delete a session, every message in it and its turns' part logs.
 
     The session is first moved to `deleting` in one compare-and-set (refused while it
     streams), so no stream can start on it while its messages go; a retry finishes the job.
     """
 
-    def start_deleting(current: dict[str, Any]) -> dict[str, Any]:
+    def start_deleting(current: dict[str, Any]) -> SessionFields:
         if streaming(current):
             raise ApiError(Code.ABORTED, "The session is streaming a reply; stop it before deleting it.")
-        return {"status": models.SessionStatus.DELETING.value}
+        return {"status": SessionStatus.DELETING.value}
 
     current = repo.get(SESSIONS, session_id)
-    if current.get("status") != models.SessionStatus.DELETING:  # a retry of an authorised delete just finishes it
+    if current.get("status") != SessionStatus.DELETING:  # a retry of an authorised delete just finishes it
         repo.update(SESSIONS, session_id, start_deleting, if_match=if_match)
     repo.delete_where(MESSAGES, [], parent_id=session_id)
+    repo.delete_where(PART_LOG, [Filter("session_id", "==", session_id)])
     repo.delete(SESSIONS, session_id)
+
+
+# -- a turn's hold on its session -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewTurn:
+    """What a turn asks of its session: the CSM's message, or the last answer again."""
+
+    text: str  # the CSM's message (a regenerated turn's only if its session is new)
+    provider: str
+    model: str
+    customer_id: str | None = None
+    session_id: str | None = None  # the session; a new one gets it as its id (None: a new id)
+    regenerate: bool = False
+    replaced_id: str | None = None  # a regenerated turn: the stored answer it replaces
+
+
+@dataclass(frozen=True)
+class HeldSession:
+    """A session held by one turn's stream."""
+
+    session: SessionRecord
+    lease: Lease
+    turn_id: str  # the assistant message's id
+    created: bool
+
+
+def hold(
+    repo: Repository, session: SessionRecord | None, turn: NewTurn, turn_id: str, lease_seconds: float
+) -> HeldSession:
+    """Hold the session for a turn's stream and store the CSM's message, in one transaction; a
+    regenerated turn removes the answer it replaces instead. A session that is not there yet is
+    created, already held."""
+    now = datetime.now(UTC)
+    message = {"role": MessageRole.USER.value, "parts": [{"type": "text", "text": turn.text}],
+               "status": MessageStatus.COMPLETE.value, "usage": None, "error": None}  # fmt: skip
+    held: SessionFields = {
+        "status": SessionStatus.STREAMING.value,
+        "stop_requested_at": None,
+        "provider": turn.provider,
+        "model": turn.model,
+        "last_message_at": now,
+        "turn": TurnRecord(id=turn_id).model_dump(),
+        "remote_read_at": None,
+    }
+    session_id = session.id if session is not None else turn.session_id or repo.new_id(SESSIONS)
+    stream_lease = Lease(repo, SESSIONS, session_id, seconds=lease_seconds)
+    held["lease"] = stream_lease.fields()[lease.FIELD]
+    if session is None:
+        fields: SessionFields = {"title": title_of(turn.text), "customer_id": turn.customer_id, "message_count": 1,
+                                  **held}  # fmt: skip
+
+        def create(t: TenantTransaction) -> None:
+            if turn.customer_id:
+                require_customer(t, turn.customer_id)  # read before the writes
+            t.create(SESSIONS, fields, doc_id=session_id)
+            t.create(MESSAGES, message, parent_id=session_id)
+
+        repo.run_transaction(create)
+        record = SessionRecord.of({**fields, "id": session_id, "owner_id": repo.uid, "version": 1})
+        return HeldSession(record, stream_lease, turn_id, created=True)
+
+    def take(t: TenantTransaction) -> dict[str, Any]:
+        current = t.get(SESSIONS, session.id)
+        if turn.customer_id:
+            require_customer(t, turn.customer_id)
+        if current.get("status") == SessionStatus.DELETING:
+            raise ApiError(Code.ABORTED, "The session is being deleted.")
+        if streaming(current):
+            raise ApiError(Code.ABORTED, "A reply is already streaming in this session; stop it or wait for it.")
+        changes = held.copy()
+        count = SessionRecord.of(current).message_count
+        if turn.customer_id:
+            changes["customer_id"] = turn.customer_id
+        if turn.replaced_id is not None:
+            t.delete(MESSAGES, turn.replaced_id, parent_id=current["id"])
+            changes["message_count"] = max(count - 1, 0)
+        elif not turn.regenerate:
+            t.create(MESSAGES, message, parent_id=current["id"])
+            changes["message_count"] = count + 1
+        t.update(SESSIONS, current, changes)
+        return {**current, **changes}
+
+    return HeldSession(SessionRecord.of(repo.run_transaction(take)), stream_lease, turn_id, created=False)
+
+
+def release(
+    repo: Repository, claim: HeldSession, assistant: dict[str, Any] | None, *, replay_seconds: float | None
+) -> None:
+    """Store the turn's answer (if any) and free the session, if this turn still holds it; the
+    turn is marked ended, resumable for `replay_seconds` more when its end may reach no one."""
+
+    def release(t: TenantTransaction) -> None:
+        current = t.find(SESSIONS, claim.session.id)
+        if current is None or current.get("status") == SessionStatus.DELETING:
+            return  # deleted once its lease had run out, or its messages are being deleted
+        record = SessionRecord.of(current)
+        now = datetime.now(UTC)
+        changes: SessionFields = {}
+        if assistant is not None:
+            changes |= {"message_count": record.message_count + 1, "last_message_at": now}
+        if claim.lease.ours(current):
+            replay_until = now + timedelta(seconds=replay_seconds) if replay_seconds else None
+            ended = TurnRecord(id=claim.turn_id, ended_at=now, replay_until=replay_until)
+            changes |= {"status": SessionStatus.IDLE.value, "lease": None, "stop_requested_at": None,
+                        "turn": ended.model_dump(), "remote_read_at": None}  # fmt: skip
+        if assistant is not None:
+            t.create(MESSAGES, assistant, doc_id=claim.turn_id, parent_id=record.id)
+        if changes:
+            t.update(SESSIONS, current, changes)
+
+    repo.run_transaction(release)
+
+
+def stream_left(repo: Repository, session_id: str, turn_id: str, replay_seconds: float) -> None:
+    """A stream of turn `turn_id` lost its client before the end went out: while the turn runs, a
+    stream resumed on another instance no longer reads it; once it has ended, it may be resumed
+    for `replay_seconds` more."""
+    until = datetime.now(UTC) + timedelta(seconds=replay_seconds)
+
+    def left(current: dict[str, Any]) -> SessionFields:
+        session = SessionRecord.of(current)
+        turn = session.turn
+        if turn is None or turn.id != turn_id:
+            return {}
+        if turn.ended_at is None:
+            return {"remote_read_at": None} if session.remote_read_at is not None else {}
+        if turn.replay_until is not None and turn.replay_until >= until:
+            return {}
+        return {"turn": turn.model_copy(update={"replay_until": until}).model_dump()}
+
+    try:
+        repo.update(SESSIONS, session_id, left)
+    except ApiError as error:
+        if error.code is not Code.NOT_FOUND:
+            raise

@@ -1,7 +1,7 @@
 """The Vercel AI SDK UI message stream protocol v1 (DESIGN §7): its parts, framed as SSE.
 
 Every part is one `data: <json>` event with exactly the keys the SDK's chunk schema defines
-(`ai` 6.x); the stream ends with `data: [DONE]`, and `: ping` comments keep it alive while
+(`ai` 6.x and 7.x); the stream ends with `data: [DONE]`, and `: ping` comments keep it alive while
 the model is silent.
 """
 

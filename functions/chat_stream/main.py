@@ -1,4 +1,4 @@
-"""chat_stream: the agent's streamed chat, and Stop (DESIGN §7)."""
+"""chat_stream: the agent's streamed chat, resuming a stream, and Stop (DESIGN §7)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import flask
 import functions_framework
 
 from common import models
-from common.agent import chat
+from common.agent import chat, resume
 from common.http import Context, Reply, StreamReply, function_router
 from common.resources import ensure_profile
 from common.settings import get_settings
@@ -30,6 +30,12 @@ def post_chat(ctx: Context) -> StreamReply:
     request = ctx.parse(models.ChatRequest)
     assert ctx.user is not None
     return chat.start_chat(ctx.repo, ctx.user, request, ctx.client_gone())
+
+
+@router.route("GET", "/chat/{session_id}/stream")
+def resume_stream(ctx: Context, session_id: str) -> StreamReply | Reply:
+    reply = resume.resume_stream(ctx.repo, session_id, ctx.client_gone())
+    return reply if reply is not None else Reply.no_content()
 
 
 @router.route("POST", "/sessions/{session_id}/stop")

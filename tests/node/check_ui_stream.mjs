@@ -1,7 +1,8 @@
 // Test oracle for the AI SDK UI message stream protocol v1 (DESIGN §7).
 //
 // Reads a raw SSE response body from stdin (the bytes as our server sent them) and judges it with
-// the AI SDK's own code, so "valid" means "what `useChat` of the pinned `ai` 6.x accepts":
+// the AI SDK's own code, once with each pinned major — `ai` 6.x, and 7.x installed as `ai7` — so
+// "valid" means "what `useChat` of both accepts", and both must assemble the same message:
 //   1. events are split by eventsource-parser, the same library and version the SDK's client uses;
 //   2. each `data:` JSON is validated with the SDK's exported `uiMessageChunkSchema`;
 //   3. no chunk carries a key that the SDK's schema branch for its `type` does not define (the SDK's
@@ -13,16 +14,22 @@
 // With --batch, stdin is a JSON array of base64 bodies and stdout a JSON array of verdicts (exit 0
 // unless the oracle itself broke): importing `ai` costs most of a run, so a suite pays it once.
 
-import { DefaultChatTransport, readUIMessageStream, uiMessageChunkSchema } from "ai";
+import * as ai6 from "ai";
+import * as ai7 from "ai7";
 import { EventSourceParserStream } from "eventsource-parser/stream";
 import * as z from "zod/v4";
+
+const SDKS = [
+  ["ai 6", ai6],
+  ["ai 7", ai7],
+];
 
 // The SDK exports the chunk schema only as a LazySchema wrapper ({jsonSchema, validate}); its
 // JSON Schema cannot be built (the `data-*` branch is a z.custom) and the zod union is private to a
 // closure. Zod's documented error-map hook gets every raw issue with `inst`, the schema that raised
 // it, so one failing validation of a non-object hands us the very union the SDK validates with.
 // Its branches' shapes are then the source of the allowed keys: no hand-written key list to drift.
-async function sdkChunkBranches() {
+async function sdkChunkBranches({ uiMessageChunkSchema }) {
   let union;
   z.config({
     customError: (issue) => {
@@ -59,7 +66,7 @@ function describeIssues(issues) {
   return issues.map((i) => `${i.path?.length ? i.path.join(".") : "(chunk)"}: ${i.message}`).join("; ");
 }
 
-async function checkEvents(bytes, branches, errors, chunks) {
+async function checkEvents(bytes, { uiMessageChunkSchema }, branches, errors, chunks) {
   let done = false;
   const events = [];
   const parser = new EventSourceParserStream({
@@ -113,7 +120,7 @@ async function checkEvents(bytes, branches, errors, chunks) {
 // The client path of useChat: DefaultChatTransport.sendMessages → parseJsonEventStream with
 // uiMessageChunkSchema (throws on the first invalid chunk) → processUIMessageStream, here through
 // the public readUIMessageStream, whose last snapshot is the message useChat would hold.
-async function assemble(bytes, errors) {
+async function assemble(bytes, { DefaultChatTransport, readUIMessageStream }, errors) {
   const transport = new DefaultChatTransport({
     api: "http://oracle.invalid/chat",
     fetch: async () =>
@@ -154,26 +161,41 @@ async function assemble(bytes, errors) {
   return message;
 }
 
-let branchesPromise;
+const branchesBySdk = new Map();
+
+// One SDK's verdict: its errors (each prefixed with the SDK's name), the chunk types and the message.
+async function judgeWith(name, sdk, bytes) {
+  const errors = [];
+  const chunks = [];
+  let done = false;
+  let message = null;
+  try {
+    if (!branchesBySdk.has(name)) branchesBySdk.set(name, sdkChunkBranches(sdk));
+    done = await checkEvents(bytes, sdk, await branchesBySdk.get(name), errors, chunks);
+    message = await assemble(bytes, sdk, errors);
+  } catch (err) {
+    errors.push(`oracle failure: ${err?.stack ?? err}`);
+  }
+  return { errors: errors.map((e) => `${name}: ${e}`), chunks, message, done };
+}
 
 async function judge(bytes) {
   const errors = [];
-  const chunks = [];
   try {
     new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch {
     errors.push("body is not valid UTF-8"); // the SDK would silently replace the bad bytes
   }
-  let done = false;
-  let message = null;
-  try {
-    branchesPromise ??= sdkChunkBranches();
-    done = await checkEvents(bytes, await branchesPromise, errors, chunks);
-    message = await assemble(bytes, errors);
-  } catch (err) {
-    errors.push(`oracle failure: ${err?.stack ?? err}`);
+  const verdicts = [];
+  for (const [name, sdk] of SDKS) verdicts.push(await judgeWith(name, sdk, bytes));
+  for (const verdict of verdicts) errors.push(...verdict.errors);
+  const [first, ...others] = verdicts;
+  for (const [index, other] of others.entries()) {
+    if (JSON.stringify(other.message) !== JSON.stringify(first.message)) {
+      errors.push(`${SDKS[index + 1][0]} assembles another message than ${SDKS[0][0]}`);
+    }
   }
-  return { ok: errors.length === 0, errors, chunks, message, done };
+  return { ok: errors.length === 0, errors, chunks: first.chunks, message: first.message, done: first.done };
 }
 
 async function main() {

@@ -89,6 +89,7 @@ SERVER_ONLY = [
     OwnedCollection("quotas"),
     OwnedCollection("usage"),
     OwnedCollection("idempotency_keys"),
+    OwnedCollection("part_log"),
 ]
 EVERY_COLLECTION = [*CLIENT_READABLE, *SERVER_ONLY]
 

@@ -175,6 +175,7 @@ variable "ttl_fields" {
   default = {
     oauth_states     = "expires_at" # the OAuth connection's single-use state, 10 minutes
     idempotency_keys = "expires_at" # kept answers of Idempotency-Key, 24 hours
+    part_log         = "expires_at" # a chat turn's parts for resumed streams, 1 hour
   }
 }
 
