@@ -16,16 +16,8 @@ from typing import Any, Self, TypedDict
 
 from pydantic import BaseModel, ConfigDict
 
+from common.lease import LeaseRecord
 from common.models import ActionStatus, ActionType, Recipient, Risk
-
-
-class LeaseRecord(BaseModel):
-    """The worker's hold on an action, as `common.lease` writes it."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    holder: str
-    until: datetime
 
 
 class ActionRecord(BaseModel):

@@ -169,15 +169,16 @@ def is_unset(name: str, unset: dict[str, Any]) -> bool:
 
 @functools.cache
 def local_web_app_url() -> str:
-    """CSCX_WEB_APP_URL of the local stack (scripts/stack.py): where the console's settings page is."""
+    """CSCX_WEB_APP_URL of the local stack (scripts/stack.py): where the console's settings page is
+    (with the console's local origin, http://localhost, when the stack computes it from its port)."""
     tree = ast.parse((ROOT / "scripts" / "stack.py").read_text(encoding="utf-8"))
     for node in ast.walk(tree):
         if isinstance(node, ast.Dict):
             for key, value in zip(node.keys, node.values, strict=True):
-                if (
-                    isinstance(key, ast.Constant)
-                    and key.value == "CSCX_WEB_APP_URL"
-                    and isinstance(value, ast.Constant)
-                ):
+                if not (isinstance(key, ast.Constant) and key.value == "CSCX_WEB_APP_URL"):
+                    continue
+                if isinstance(value, ast.Constant):
                     return str(value.value)
+                if isinstance(value, ast.JoinedStr) and isinstance(value.values[-1], ast.Constant):
+                    return f"http://localhost{value.values[-1].value}"  # the origin computed, the path as written
     raise AssertionError("scripts/stack.py sets no CSCX_WEB_APP_URL")
