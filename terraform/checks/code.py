@@ -180,5 +180,5 @@ def local_web_app_url() -> str:
                 if isinstance(value, ast.Constant):
                     return str(value.value)
                 if isinstance(value, ast.JoinedStr) and isinstance(value.values[-1], ast.Constant):
-                    return f"http://localhost{value.values[-1].value}"  # the origin computed, the path as written
+                    return f"http://localhost{value.values[-1].value!s}"  # the origin computed, the path as written
     raise AssertionError("scripts/stack.py sets no CSCX_WEB_APP_URL")
