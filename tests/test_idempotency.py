@@ -16,11 +16,9 @@ import pytest
 import requests
 from flask.testing import FlaskClient
 
-from common import resources
-from common.errors import ApiError, Code
-from common.store import Repository
 from scripts.stack import Stack
 from tests.conftest import ROOT, Api, Caller, Instance, assert_error, raw_firestore, seed_action
+from tests.firestore_faults import FirestoreProxy
 
 
 def customers_of(uid: str) -> list[dict[str, Any]]:
@@ -155,8 +153,16 @@ def test_a_browser_may_send_the_key(crud: Api) -> None:
 
 
 @pytest.fixture
-def crud_in_process(stack: Stack, fresh_instance: Instance) -> Iterator[FlaskClient]:
-    """crud in this process, against the stack's emulators, so a failure can be injected."""
+def database(stack: Stack) -> Iterator[FirestoreProxy]:
+    """The stack's Firestore behind a proxy that a test can make unreachable."""
+    with FirestoreProxy(f"127.0.0.1:{stack.ports.firestore}") as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def crud_in_process(database: FirestoreProxy, fresh_instance: Instance) -> Iterator[FlaskClient]:
+    """crud in this process, talking to Firestore through `database`, giving up on it after 1 s."""
+    fresh_instance(FIRESTORE_EMULATOR_HOST=database.address, CSCX_FIRESTORE_TIMEOUT_SECONDS="1")
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     try:
@@ -166,29 +172,24 @@ def crud_in_process(stack: Stack, fresh_instance: Instance) -> Iterator[FlaskCli
 
 
 def test_a_create_whose_read_back_failed_after_the_commit_is_answered_on_retry(
-    crud_in_process: FlaskClient, crud: Api, alice: Caller, monkeypatch: pytest.MonkeyPatch
+    crud_in_process: FlaskClient, database: FirestoreProxy, crud: Api, alice: Caller
 ) -> None:
     customer = crud.post("/customers", alice, json={"name": "Acme"}).json()
-    read_back = resources.get_task
-    failures: list[str] = []
-
-    def failing_once(repo: Repository, task_id: str) -> Any:
-        if not failures:
-            failures.append(task_id)
-            raise ApiError(Code.UNAVAILABLE, "The database is unavailable right now; try again.")
-        return read_back(repo, task_id)
-
-    monkeypatch.setattr(resources, "get_task", failing_once)
     body = json.dumps({"title": "Call Acme", "customer_id": customer["id"]})
     headers = {"Authorization": f"Bearer {alice.token}", "Content-Type": "application/json", **keyed("task-1")}
+    database.go_down_after_commit_to("tasks")  # the task and its key's record are stored, then nothing
 
     first = crud_in_process.post("/tasks", data=body, headers=headers)
+
     assert first.status_code == 503, first.get_data(as_text=True)  # committed, but the answer failed
+    assert database.refused, "the database was not called after the commit"
+    [stored] = crud.get("/tasks", alice).json()["items"]
+    database.come_back()
     retry = crud_in_process.post("/tasks", data=body, headers=headers)
 
     assert retry.status_code == 201, retry.get_data(as_text=True)
     task = retry.get_json()
-    assert task["id"] == failures[0]
+    assert task == stored
     assert task["title"] == "Call Acme"
     assert retry.headers["Idempotent-Replayed"] == "true"
     listed = crud.get("/tasks", alice).json()["items"]
