@@ -198,9 +198,38 @@ def test_a_create_whose_read_back_failed_after_the_commit_is_answered_on_retry(
     assert third.get_json() == task
 
 
+def test_a_key_whose_request_died_before_its_effect_is_held_until_its_lease_runs_out(
+    crud_in_process: FlaskClient, database: FirestoreProxy, crud: Api, alice: Caller
+) -> None:
+    body = json.dumps({"name": "Acme"})
+    headers = {"Authorization": f"Bearer {alice.token}", "Content-Type": "application/json", **keyed("dies")}
+    database.go_down_after_commit_to("idempotency_keys")  # the key is claimed, then the database is gone
+
+    assert crud_in_process.post("/customers", data=body, headers=headers).status_code == 503
+    database.come_back()
+    record = _key_record(alice.uid, "dies")
+    assert record["state"] == "in_flight"  # the failed request could not free its key
+    assert record["lease"]["until"] > datetime.now(UTC)
+    held = crud.post("/customers", alice, json={"name": "Acme"}, headers=keyed("dies"))
+    assert_error(held, 409, "ABORTED")
+    assert held.headers["Retry-After"] == "1"
+
+    key = raw_firestore().collection("idempotency_keys").document(_key_id(alice.uid, "dies"))
+    key.update({"lease.until": datetime.now(UTC) - timedelta(seconds=1)})  # the clock, a minute later
+    again = crud.post("/customers", alice, json={"name": "Acme"}, headers=keyed("dies"))
+
+    assert again.status_code == 201, again.text
+    assert "Idempotent-Replayed" not in again.headers
+    assert len(customers_of(alice.uid)) == 1
+    assert _key_record(alice.uid, "dies")["lease"] is None  # let go with the effect
+
+
+def _key_id(uid: str, key: str) -> str:
+    return hashlib.sha256(f"{uid}\0{key}".encode()).hexdigest()[:40]
+
+
 def _key_record(uid: str, key: str) -> dict[str, Any]:
-    doc_id = hashlib.sha256(f"{uid}\0{key}".encode()).hexdigest()[:40]
-    return raw_firestore().collection("idempotency_keys").document(doc_id).get().to_dict() or {}
+    return raw_firestore().collection("idempotency_keys").document(_key_id(uid, key)).get().to_dict() or {}
 
 
 def test_each_keyed_effect_is_written_with_its_key_record_naming_it(stack: Stack, crud: Api, alice: Caller) -> None:
