@@ -10,7 +10,7 @@ CHECKOV_VENV := $(VENV)/checkov
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install java run test lint bench plan deploy clean
+.PHONY: install java run test test-fast lint bench plan deploy clean
 
 install: $(VENV)/.installed $(TASKS_VENV)/.installed $(CHECKOV_VENV)/.installed node_modules/.installed java
 
@@ -47,6 +47,10 @@ run: install
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The fast tier: the tests marked `fast` (in-process logic, no emulator), alone; `make test` runs them too.
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -m fast $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

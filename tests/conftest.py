@@ -30,6 +30,35 @@ from scripts.stack import PROJECT_ID, Ports, Stack, isolated_env  # noqa: E402
 TEST_PORT_OFFSET = int(os.environ.get("CSCX_TEST_PORT_OFFSET") or 10000)
 
 
+# -- the fast tier ----------------------------------------------------------------------------
+# Tests marked `fast` (a module's `pytestmark = pytest.mark.fast`, or one test's mark) run in this
+# process on pure logic, without emulators; `make test-fast` (`pytest -m fast`) runs them alone,
+# and the full suite runs them with everything else.
+FAST = "fast"
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """With `-m fast`, only the modules that hold fast tests are imported: importing the whole
+    suite takes longer than the fast tier runs."""
+    if config.option.markexpr != FAST or not collection_path.name.startswith("test_"):
+        return None
+    if collection_path.suffix != ".py":
+        return None
+    return f"pytest.mark.{FAST}" not in collection_path.read_text(encoding="utf-8") or None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A fast test that would start the stack is a mistake in the test: refuse the run."""
+    stacked = [
+        item.nodeid
+        for item in items
+        if item.get_closest_marker(FAST)
+        and ("stack" in getattr(item, "fixturenames", ()) or item.get_closest_marker("stack"))
+    ]
+    if stacked:
+        raise pytest.UsageError(f"fast tests may not use the stack: {', '.join(stacked)}")
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
     stack = Stack(
