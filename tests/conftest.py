@@ -47,16 +47,23 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     return f"pytest.mark.{FAST}" not in collection_path.read_text(encoding="utf-8") or None
 
 
+def needs_stack(item: pytest.Item) -> bool:
+    return "stack" in getattr(item, "fixturenames", ()) or item.get_closest_marker("stack") is not None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A fast test that would start the stack is a mistake in the test: refuse the run."""
-    stacked = [
-        item.nodeid
-        for item in items
-        if item.get_closest_marker(FAST)
-        and ("stack" in getattr(item, "fixturenames", ()) or item.get_closest_marker("stack"))
-    ]
+    """A fast test that would start the stack is a mistake in the test: refuse the run.
+
+    With workers (`make test`: pytest-xdist, `-n 2 --dist loadgroup`), the one stack lives in one
+    worker: every test that needs it goes to that worker, in order, and the others go a module at
+    a time (module fixtures stay single) to whichever worker is free.
+    """
+    stacked = [item.nodeid for item in items if item.get_closest_marker(FAST) and needs_stack(item)]
     if stacked:
         raise pytest.UsageError(f"fast tests may not use the stack: {', '.join(stacked)}")
+    if config.pluginmanager.hasplugin("xdist"):
+        for item in items:
+            item.add_marker(pytest.mark.xdist_group("stack" if needs_stack(item) else item.nodeid.split("::")[0]))
 
 
 @pytest.fixture(scope="session")
