@@ -45,10 +45,8 @@ java:
 run: install
 	$(PY) scripts/stack.py run
 
-# Two workers: the tests that need the stack in one, the others (terraform, deploy, the `make run`
-# stack, stand-ins, the fast tier) beside it (tests/conftest.py groups them).
 test: install
-	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The fast tier: the tests marked `fast` (in-process logic, no emulator), alone; `make test` runs them too.
 test-fast: $(VENV)/.installed

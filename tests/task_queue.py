@@ -34,13 +34,19 @@ def queue_name() -> str:
 
 @functools.cache
 def _client() -> Any:
-    """A client of the emulator the suite's stack runs (its address is in the environment)."""
+    """A client of the emulator the suite's stack runs (its address is in the environment), one
+    channel for the whole run."""
     import grpc
     from google.cloud import tasks_v2
     from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
 
     channel = grpc.insecure_channel(os.environ["CLOUD_TASKS_EMULATOR_HOST"])
     return tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
+
+
+def purge_task_queue() -> None:
+    """Drop every task of the queue (the suite does it before each test)."""
+    _client().purge_queue(name=queue_name(), timeout=10)
 
 
 def due_tasks() -> list[str]:
