@@ -45,8 +45,10 @@ java:
 run: install
 	$(PY) scripts/stack.py run
 
+# The whole suite as two pytest runs at once: the tests that need the stack, and beside them the
+# others (scripts/run_tests.py); with PYTEST_ARGS, one ordinary pytest run.
 test: install
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) scripts/run_tests.py $(PYTEST_ARGS)
 
 # The fast tier: the tests marked `fast` (in-process logic, no emulator), alone; `make test` runs them too.
 test-fast: $(VENV)/.installed
