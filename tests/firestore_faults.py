@@ -38,6 +38,7 @@ class FirestoreProxy:
         self._down = False
         self._down_after_commit_to: str | None = None
         self.refused: list[str] = []  # the methods of the calls refused while down, in order
+        self.calls: list[str] = []  # the methods of every call, in order (a request's round trips)
 
     @property
     def address(self) -> str:
@@ -57,6 +58,7 @@ class FirestoreProxy:
 
     def _refuse_if_down(self, method: str, context: grpc.ServicerContext) -> None:
         with self._lock:
+            self.calls.append(method.removeprefix(SERVICE))
             down = self._down
             if down:
                 self.refused.append(method.removeprefix(SERVICE))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -222,6 +223,25 @@ def test_a_key_whose_request_died_before_its_effect_is_held_until_its_lease_runs
     assert "Idempotent-Replayed" not in again.headers
     assert len(customers_of(alice.uid)) == 1
     assert _key_record(alice.uid, "dies")["lease"] is None  # let go with the effect
+
+
+def test_a_key_costs_a_create_two_writes_more_than_no_key_and_no_read(
+    crud_in_process: FlaskClient, database: FirestoreProxy, alice: Caller
+) -> None:
+    """The key's record is created held (its lease in the create), marked in the effect's own
+    commit, and its answer kept without a read: the round trips a key adds are two writes."""
+    authorization = {"Authorization": f"Bearer {alice.token}", "Content-Type": "application/json"}
+    body = json.dumps({"name": "Acme"})
+    assert crud_in_process.post("/customers", data=body, headers=authorization).status_code == 201  # the profile
+
+    def calls(headers: dict[str, str]) -> Counter[str]:
+        database.calls.clear()
+        assert crud_in_process.post("/customers", data=body, headers=headers).status_code == 201
+        return Counter(database.calls)
+
+    without_key, with_key = calls(authorization), calls({**authorization, **keyed("round-trips")})
+    assert with_key - without_key == Counter({"Commit": 2})
+    assert without_key - with_key == Counter()
 
 
 def _key_id(uid: str, key: str) -> str:
