@@ -10,7 +10,7 @@ CHECKOV_VENV := $(VENV)/checkov
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install java chromium web run test lint bench plan deploy clean
+.PHONY: install java chromium web run test test-fast lint bench plan deploy clean
 
 install: $(VENV)/.installed $(TASKS_VENV)/.installed $(CHECKOV_VENV)/.installed node_modules/.installed java chromium \
 	web/node_modules/.installed
@@ -65,8 +65,14 @@ web: web/dist/index.html
 run: install web
 	$(PY) scripts/stack.py run
 
+# The whole suite as two pytest runs at once: the tests that need the stack, and beside them the
+# others (scripts/run_tests.py); with PYTEST_ARGS, one ordinary pytest run.
 test: install web
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) scripts/run_tests.py $(PYTEST_ARGS)
+
+# The fast tier: the tests marked `fast` (in-process logic, no emulator), alone; `make test` runs them too.
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -m fast $(PYTEST_ARGS)
 
 # The console is checked by the compiler against the types openapi.yaml gives.
 lint: install

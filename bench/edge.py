@@ -12,7 +12,9 @@ answer at most 16 KiB.
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,32 +79,49 @@ def largest_valid_customer(i: int) -> dict[str, Any]:
     }
 
 
+def _encode(body: Any) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+# Bodies just under 1 MiB that each make as many errors as they can: each, given n, the body of n
+# bad things.
+HOSTILE_BODIES: dict[str, Callable[[int], bytes]] = {
+    "unknown top-level keys": lambda n: _encode({f"{i:x}": 0 for i in range(n)}),
+    "unknown keys in a stakeholder": lambda n: _encode(
+        {"name": "Acme", "stakeholders": [{"name": "Dana", **{f"{i:x}": 0 for i in range(n)}}]}
+    ),
+    "stakeholders far over 100": lambda n: _encode({"name": "Acme", "stakeholders": [{"name": ""}] * n}),
+    "tags far over 50": lambda n: _encode({"name": "Acme", "tags": [""] * n}),
+    # The floor: one long string, as cheap to parse as JSON gets (sending and reading 1 MiB).
+    "notes far over 20,000 characters": lambda n: _encode({"name": "Acme", "notes": "n" * n}),
+}
+
+
+@functools.cache
+def hostile_body(name: str) -> bytes:
+    """The body `name` of HOSTILE_BODIES with as many bad things as fit under 1 MiB (built once)."""
+    make = HOSTILE_BODIES[name]
+    low, low_size = 1, len(make(1))
+    high, high_size = 2, len(make(2))
+    while high_size < BODY_LIMIT:
+        low, low_size, high = high, high_size, high * 2
+        high_size = len(make(high))
+    # The largest n whose body fits: a body grows about linearly with n, so each probe is where
+    # the line through the two ends crosses the limit (a few builds of a mebibyte, not twenty).
+    while high - low > 1:
+        guess = low + (BODY_LIMIT - 1 - low_size) * (high - low) // (high_size - low_size)
+        guess = min(max(guess, low + 1), high - 1)
+        size = len(make(guess))
+        if size < BODY_LIMIT:
+            low, low_size = guess, size
+        else:
+            high, high_size = guess, size
+    return make(low)
+
+
 def hostile_bodies() -> dict[str, bytes]:
-    """Bodies just under 1 MiB that each make as many errors as they can."""
-
-    def fill(make: Any) -> bytes:
-        n = 1
-        while len(make(n * 2)) < BODY_LIMIT:
-            n *= 2
-        low, high = n, n * 2  # the largest n whose body fits, by bisection
-        while high - low > 1:
-            middle = (low + high) // 2
-            low, high = (middle, high) if len(make(middle)) < BODY_LIMIT else (low, middle)
-        return bytes(make(low))
-
-    def encode(body: Any) -> bytes:
-        return json.dumps(body, separators=(",", ":")).encode()
-
-    return {
-        "unknown top-level keys": fill(lambda n: encode({f"{i:x}": 0 for i in range(n)})),
-        "unknown keys in a stakeholder": fill(
-            lambda n: encode({"name": "Acme", "stakeholders": [{"name": "Dana", **{f"{i:x}": 0 for i in range(n)}}]})
-        ),
-        "stakeholders far over 100": fill(lambda n: encode({"name": "Acme", "stakeholders": [{"name": ""}] * n})),
-        "tags far over 50": fill(lambda n: encode({"name": "Acme", "tags": [""] * n})),
-        # The floor: one long string, as cheap to parse as JSON gets (sending and reading 1 MiB).
-        "notes far over 20,000 characters": fill(lambda n: encode({"name": "Acme", "notes": "n" * n})),
-    }
+    """Every hostile body, by name."""
+    return {name: hostile_body(name) for name in HOSTILE_BODIES}
 
 
 # (what is measured, method, path, body, the status both answers have); {id} is the target.

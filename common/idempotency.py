@@ -2,23 +2,24 @@
 
 A route takes a key by declaring `idempotent=Replay(read_back, status)`; `Replay` runs the whole
 protocol around its handler. The first request with a key claims it (a record per user and
-key, `in_flight` with a short lease). The handler gets the record's `committed` mark as `along`
-and hands it to the one write that is its effect, which stores both together, or neither. When
-the answer is ready, the record keeps it (`completed`: status, ETag/Location, body) for 24 hours.
-A repeat of the same request gets that answer again with `Idempotent-Replayed: true`; one that
-finds the effect committed but no answer (the first request failed after its commit) gets the
-written object, read back; the same key with another request is a 422; while the first is in
-flight, a 409 with `Retry-After`. A refusal before any effect (validation) is not kept, so a
-corrected retry with the same key goes through. Keys are per user: the same key from two users
-never meets.
+key, `in_flight`, created already held under a short lease of `common/lease.py`). The handler
+gets the record's `committed` mark as `along` and hands it to the one write that is its effect,
+which stores both together, the lease let go with it, or neither. When the answer is ready,
+the record keeps it (`completed`: status, ETag/Location, body) for 24 hours. A repeat of the
+same request gets that answer again with `Idempotent-Replayed: true`; one that finds the effect
+committed but no answer (the first request failed after its commit) gets the written object,
+read back; the same key with another request is a 422; while the first is in flight, a 409 with
+`Retry-After`. A refusal before any effect (validation) is not kept, so a corrected retry with
+the same key goes through. Keys are per user: the same key from two users never meets.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,6 +29,8 @@ from pydantic import BaseModel
 from common.collections import IDEMPOTENCY_KEYS
 from common.errors import ApiError, Code
 from common.http import AnyReply, Context, Reply
+from common.lease import Lease
+from common.lease import held as lease_held
 from common.log import get_logger
 from common.store import Companion, Repository
 from common.validation import json_default
@@ -37,7 +40,7 @@ logger = get_logger(__name__)
 HEADER = "Idempotency-Key"
 REPLAYED = "Idempotent-Replayed"
 KEPT_FOR = timedelta(hours=24)
-IN_FLIGHT_LEASE = timedelta(seconds=60)  # a first request that died frees its key after this
+IN_FLIGHT_SECONDS = 60  # a first request that died before its effect frees its key after this
 KEPT_HEADERS = ("ETag", "Location")
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")  # visible ASCII
 
@@ -53,10 +56,11 @@ class Answer:
 
 @dataclass
 class HeldKey:
-    """This request holds the key: its effect carries `record`; `_finish` keeps the answer."""
+    """This request holds the key (`lease`): its effect carries `record`; `_finish` keeps the answer."""
 
     repo: Repository
     doc_id: str
+    lease: Lease
     record: Companion
 
 
@@ -145,10 +149,10 @@ def _claim(repo: Repository, key: str, request_fingerprint: str, replay: Replay)
     doc_id = hashlib.sha256(f"{repo.uid}\0{key}".encode()).hexdigest()[:40]
     for _ in range(3):
         now = datetime.now(UTC)
+        lease = Lease(repo, IDEMPOTENCY_KEYS, doc_id, seconds=IN_FLIGHT_SECONDS)
         fresh = {
             "fingerprint": request_fingerprint,
             "state": "in_flight",
-            "lease_until": now + IN_FLIGHT_LEASE,
             "expires_at": now + KEPT_FOR,
             "resource": None,
             "status": None,
@@ -156,8 +160,8 @@ def _claim(repo: Repository, key: str, request_fingerprint: str, replay: Replay)
             "body": None,
         }
         try:
-            repo.create(IDEMPOTENCY_KEYS, fresh, doc_id=doc_id)
-            return _held(repo, doc_id)
+            repo.create(IDEMPOTENCY_KEYS, {**fresh, **lease.fields()}, doc_id=doc_id)  # created held
+            return _held(repo, doc_id, lease)
         except ApiError as error:
             if error.code is not Code.ALREADY_EXISTS:
                 raise
@@ -167,10 +171,10 @@ def _claim(repo: Repository, key: str, request_fingerprint: str, replay: Replay)
             if missing.code is Code.NOT_FOUND:
                 continue  # forgotten meanwhile: claim it anew
             raise
-        if record["expires_at"] <= now or (record["state"] == "in_flight" and record["lease_until"] <= now):
+        if _free(record, now):
             # Forgotten after 24 h, or its first request died before any effect: take it over.
-            if _take_over(repo, doc_id, record, fresh):
-                return _held(repo, doc_id)
+            if lease.take(functools.partial(_fresh_if_free, fresh)) is not None:
+                return _held(repo, doc_id, lease)
             continue
         if record["fingerprint"] != request_fingerprint:
             raise ApiError(
@@ -185,21 +189,23 @@ def _claim(repo: Repository, key: str, request_fingerprint: str, replay: Replay)
     raise ApiError(Code.ABORTED, "The Idempotency-Key is being used by other requests; retry shortly.")
 
 
-def _held(repo: Repository, doc_id: str) -> HeldKey:
-    record = Companion(IDEMPOTENCY_KEYS, doc_id, lambda path: {"state": "committed", "resource": path})
-    return HeldKey(repo, doc_id, record)
+def _free(record: dict[str, Any], now: datetime) -> bool:
+    """Whether a record may be claimed anew: forgotten (past 24 h), or in flight under nobody's
+    lease (its request died before any effect)."""
+    return bool(record["expires_at"] <= now or (record["state"] == "in_flight" and not lease_held(record, now=now)))
 
 
-def _take_over(repo: Repository, doc_id: str, seen: dict[str, Any], fresh: dict[str, Any]) -> bool:
-    taken = False
+def _fresh_if_free(fresh: dict[str, Any], current: dict[str, Any]) -> dict[str, Any] | None:
+    """What a take-over writes, judged again on the record as it is at the write."""
+    return fresh if _free(current, datetime.now(UTC)) else None
 
-    def take(current: dict[str, Any]) -> dict[str, Any]:
-        nonlocal taken
-        taken = current["version"] == seen["version"]
-        return fresh if taken else {}
 
-    repo.update(IDEMPOTENCY_KEYS, doc_id, take)
-    return taken
+def _held(repo: Repository, doc_id: str, lease: Lease) -> HeldKey:
+    # Once committed, the key is no one else's to take: the lease goes with the effect's write.
+    record = Companion(
+        IDEMPOTENCY_KEYS, doc_id, lambda path: {"state": "committed", "resource": path, **lease.cleared()}
+    )
+    return HeldKey(repo, doc_id, lease, record)
 
 
 def _answer_committed(repo: Repository, doc_id: str, record: dict[str, Any], replay: Replay) -> Answer:
@@ -221,7 +227,7 @@ def _finish(held: HeldKey, status: int, headers: dict[str, str], body: Any) -> N
         held.repo.delete(IDEMPOTENCY_KEYS, held.doc_id)
         return
     kept = {name: value for name, value in headers.items() if name in KEPT_HEADERS}
-    _keep(held.repo, held.doc_id, Answer(status, kept, body))
+    _keep(held.repo, held.doc_id, Answer(status, kept, body), held.lease.cleared())
 
 
 def _abandon(held: HeldKey) -> None:
@@ -234,7 +240,8 @@ def _abandon(held: HeldKey) -> None:
             logger.warning("idempotency key not freed; its lease frees it", exc_info=True)
 
 
-def _keep(repo: Repository, doc_id: str, answer: Answer) -> None:
+def _keep(repo: Repository, doc_id: str, answer: Answer, also: Mapping[str, Any] | None = None) -> None:
+    """Keep `answer` (and write `also` with it: a holder's lease let go)."""
     body = json.dumps(answer.body, default=json_default, ensure_ascii=False)
-    fields = {"state": "completed", "status": answer.status, "headers": answer.headers, "body": body}
+    fields = {"state": "completed", "status": answer.status, "headers": answer.headers, "body": body, **(also or {})}
     repo.set_fields(IDEMPOTENCY_KEYS, doc_id, fields)  # the key is this request's: no read, no compare

@@ -67,6 +67,11 @@ class Lease:
         """The lease, running from now, as a field to write (a document created already held)."""
         return {self.field: {"holder": self.holder, "until": datetime.now(UTC) + timedelta(seconds=self.seconds)}}
 
+    def cleared(self) -> dict[str, Any]:
+        """The lease let go, as a field to write with the holder's changes, for a holder that
+        writes without reading (a document no one else may take by then: its state has moved on)."""
+        return {self.field: None}
+
     def ours(self, document: Mapping[str, Any]) -> bool:
         lease = document.get(self.field)
         return isinstance(lease, Mapping) and lease.get("holder") == self.holder

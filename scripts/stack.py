@@ -380,14 +380,24 @@ class Stack:
     def start_variant(self, name: str, label: str, changes: Mapping[str, str | None], port: int | None = None) -> str:
         """Another instance of function `name` whose settings differ by `changes` (None
         removes a setting), on `port` or a free one, stopped with the stack; returns its URL."""
-        function = next(f for f in FUNCTIONS if f.entry_point == name)
-        if port is None:
-            port = free_port()
-        log_name = f"{name}-{label}"
-        self._start_function(function, port, changes, log_name)
-        url = f"http://127.0.0.1:{port}"
-        self._await({log_name: (f"{url}/healthz", None)}, timeout=60)
-        return url
+        return self.start_variants({name: port}, label, changes)[name]
+
+    def start_variants(
+        self, functions: Mapping[str, int | None], label: str, changes: Mapping[str, str | None]
+    ) -> dict[str, str]:
+        """`start_variant` of several functions (name → port, None for a free one) at once: all
+        start together, then all are awaited; their URLs by name."""
+        urls: dict[str, str] = {}
+        checks: dict[str, tuple[str | None, int | None]] = {}
+        for name, asked in functions.items():
+            function = next(f for f in FUNCTIONS if f.entry_point == name)
+            port = free_port() if asked is None else asked
+            log_name = f"{name}-{label}"
+            self._start_function(function, port, changes, log_name)
+            urls[name] = f"http://127.0.0.1:{port}"
+            checks[log_name] = (f"{urls[name]}/healthz", None)
+        self._await(checks, timeout=60)
+        return urls
 
     def kill(self, name: str) -> None:
         """Kill the process `name` (a variant's `<function>-<label>`) at once, as a crash would."""

@@ -12,6 +12,7 @@ import signal
 import sys
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,12 +26,45 @@ sys.path.insert(0, str(ROOT))
 
 from common import instance  # noqa: E402
 from scripts.stack import PROJECT_ID, Ports, Stack, isolated_env  # noqa: E402
+from tests.task_queue import purge_task_queue  # noqa: E402
 
 # The stack's ports are DESIGN §11's plus this offset; CSCX_TEST_PORT_OFFSET moves them.
 TEST_PORT_OFFSET = int(os.environ.get("CSCX_TEST_PORT_OFFSET") or 10000)
 # The test stack's console origin: the browser origin its CORS settings allow, where Google's
 # consent sends the browser back to.
 WEB_ORIGIN = f"http://localhost:{Ports.from_env({}, offset=TEST_PORT_OFFSET).web}"
+
+
+# -- the fast tier ----------------------------------------------------------------------------
+# Tests marked `fast` (a module's `pytestmark = pytest.mark.fast`, or one test's mark) run in this
+# process on pure logic, without emulators; `make test-fast` (`pytest -m fast`) runs them alone,
+# and the full suite runs them with everything else.
+FAST = "fast"
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """With `-m fast`, only the modules that hold fast tests are imported: importing the whole
+    suite takes longer than the fast tier runs."""
+    if config.option.markexpr != FAST or not collection_path.name.startswith("test_"):
+        return None
+    if collection_path.suffix != ".py":
+        return None
+    return f"pytest.mark.{FAST}" not in collection_path.read_text(encoding="utf-8") or None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test that needs the stack is marked `stack` (so `-m "not stack"` runs the others); a
+    fast one that would is a mistake in the test, and the run is refused."""
+    stacked = [item for item in items if needs_stack(item)]
+    for item in stacked:
+        item.add_marker(pytest.mark.stack)
+    fast = [item.nodeid for item in stacked if item.get_closest_marker(FAST)]
+    if fast:
+        raise pytest.UsageError(f"fast tests may not use the stack: {', '.join(fast)}")
+
+
+def needs_stack(item: pytest.Item) -> bool:
+    return "stack" in getattr(item, "fixturenames", ()) or item.get_closest_marker("stack") is not None
 
 
 @pytest.fixture(scope="session")
@@ -90,27 +124,23 @@ def _reset_emulators(request: pytest.FixtureRequest) -> None:
 
 
 def reset_emulators(stack: Stack) -> None:
+    """Empty Firestore and Auth and drop the queue's tasks, the three at once (every test pays it)."""
     firestore = f"http://127.0.0.1:{stack.ports.firestore}"
     auth = f"http://127.0.0.1:{stack.ports.auth}"
-    requests.delete(
-        f"{firestore}/emulator/v1/projects/{PROJECT_ID}/databases/(default)/documents", timeout=10
-    ).raise_for_status()
-    requests.delete(f"{auth}/emulator/v1/projects/{PROJECT_ID}/accounts", timeout=10).raise_for_status()
-    _purge_task_queue(stack)
+    resets = [
+        _RESETS.submit(_delete, f"{firestore}/emulator/v1/projects/{PROJECT_ID}/databases/(default)/documents"),
+        _RESETS.submit(_delete, f"{auth}/emulator/v1/projects/{PROJECT_ID}/accounts"),
+        _RESETS.submit(purge_task_queue),  # the tasks earlier tests left: expiries a day ahead, retries
+    ]
+    for reset in resets:
+        reset.result()
 
 
-def _purge_task_queue(stack: Stack) -> None:
-    """Drop the tasks earlier tests left (expiries scheduled a day ahead, retries)."""
-    import grpc
-    from google.cloud import tasks_v2
-    from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
+_RESETS = ThreadPoolExecutor(max_workers=3, thread_name_prefix="emulator-reset")
 
-    channel = grpc.insecure_channel(f"127.0.0.1:{stack.ports.tasks}")
-    try:
-        client = tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
-        client.purge_queue(name=stack.settings()["CSCX_TASKS_QUEUE"], timeout=10)
-    finally:
-        channel.close()
+
+def _delete(url: str) -> None:
+    requests.delete(url, timeout=10).raise_for_status()
 
 
 @dataclass(frozen=True)

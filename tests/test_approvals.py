@@ -15,6 +15,7 @@ import requests
 
 from scripts.stack import Stack
 from tests.conftest import Api, Caller, Instance, assert_error, raw_firestore, seed_action
+from tests.task_queue import wait_for_queue_to_drain
 
 
 @pytest.fixture
@@ -86,7 +87,7 @@ def test_approving_twice_gives_the_same_action_and_one_effect(approvals: Api, al
     assert second.json()["id"] == first.json()["id"]
     assert second.json()["decided_at"] == first.json()["decided_at"]
     wait_for_status(action["id"], "executed")
-    time.sleep(0.5)
+    wait_for_queue_to_drain()
     assert len(agent_tasks(alice.uid)) == 1
 
 
@@ -100,7 +101,7 @@ def test_ten_concurrent_approvals_make_one_effect(approvals: Api, alice: Caller)
         statuses = list(pool.map(approve, range(10)))
     assert set(statuses) == {202}, statuses
     wait_for_status(action["id"], "executed")
-    time.sleep(0.5)
+    wait_for_queue_to_drain()
     assert len(agent_tasks(alice.uid)) == 1
     assert stored_action(action["id"])["attempts"] == 1
 
@@ -132,7 +133,7 @@ def test_reject_with_a_reason_and_nothing_happens(approvals: Api, alice: Caller)
     assert response.json()["reject_reason"] == "Not this quarter"
     assert approvals.post(f"/actions/{action['id']}/reject", alice).json()["status"] == "rejected"
     assert_error(approvals.post(f"/actions/{action['id']}/approve", alice), 409, "ABORTED")
-    time.sleep(0.5)
+    wait_for_queue_to_drain()
     assert agent_tasks(alice.uid) == []
     assert stored_action(action["id"])["status"] == "rejected"
 
@@ -151,7 +152,7 @@ def test_a_decision_after_the_expiry_is_refused_and_expires_the_action(approvals
     other = seed_action(alice.uid, expires_in=-1)
     assert_error(approvals.post(f"/actions/{other['id']}/reject", alice), 409, "ABORTED")
     assert stored_action(other["id"])["status"] == "expired"
-    time.sleep(0.3)
+    wait_for_queue_to_drain()
     assert agent_tasks(alice.uid) == []
 
 

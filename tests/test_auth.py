@@ -398,7 +398,8 @@ def signing_crud(stack: Stack) -> Iterator[SigningCrud]:
         # the very checks proven here.
         changes = {"CSCX_ID_TOKEN_CERTS_URL": certificates.certs_url, "FIREBASE_AUTH_EMULATOR_HOST": None}
         functions = sorted({route.function for route in user_routes()})
-        apis = {name: Api(stack.start_variant(name, "signature-checks", changes)) for name in functions}
+        urls = stack.start_variants(dict.fromkeys(functions), "signature-checks", changes)
+        apis = {name: Api(url) for name, url in urls.items()}
         yield SigningCrud(apis, key, impostor)
     finally:
         certificates.stop()

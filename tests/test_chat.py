@@ -31,6 +31,7 @@ from standins.client import RecordedRequest, StandinClient
 from tests.aisdk import UIStreamCheck, check_ui_stream
 from tests.chat_support import Chat, ChatReply, RawChat, StreamReader, chat_variant, has_text
 from tests.conftest import Api, Caller, assert_error, raw_firestore
+from tests.task_queue import wait_for_queue_to_drain
 
 PROVIDERS = ["claude", "gemini"]
 WIRE = {"claude": "anthropic", "gemini": "gemini"}
@@ -63,8 +64,9 @@ def wait_until_idle(session_id: str, timeout: float = 5.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
         session = stored_session(session_id)
-        if session.get("status") == "idle" or time.monotonic() > deadline:
+        if session.get("status") == "idle":
             return session
+        assert time.monotonic() < deadline, f"session still {session.get('status')!r} after {timeout} s"
         time.sleep(0.05)
 
 
@@ -326,7 +328,7 @@ def test_prompt_injection_in_notes_can_at_most_propose(
         assert [(a["type"], a["status"], a["payload"]["to"]) for a in actions] == [("email.send", "pending", [address])]
         assert reply.of_type("tool-approval-request")
     assert queued_tasks(stack) == []
-    time.sleep(0.5)
+    wait_for_queue_to_drain()
     assert all(d.to_dict()["status"] == "pending" for d in raw_firestore().collection("actions").stream())
 
 

@@ -14,6 +14,8 @@ from common.collections import EVERY_COLLECTION, OWNER_READABLE, SERVER_ONLY, Ki
 from scripts.stack import ROOT
 from tests.rules import test_firestore_rules as rules_spec
 
+pytestmark = pytest.mark.fast  # in-process, no emulator: `make test-fast` runs it
+
 _MATCH = re.compile(r"^\s*match\s+/(?P<path>\S+)\s*\{\s*$")
 _DOCUMENTS = "databases/{database}/documents"
 

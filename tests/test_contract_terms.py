@@ -23,6 +23,8 @@ from common.contracts.terms import (
 )
 from common.contracts.text import Document, Page, extract
 
+pytestmark = pytest.mark.fast  # in-process, no emulator: `make test-fast` runs it
+
 ORDER_FORM = Document(
     "pdf",
     (

@@ -5,6 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.fast  # in-process, no emulator: `make test-fast` runs it
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

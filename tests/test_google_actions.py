@@ -8,7 +8,6 @@ failing, quotas and revoked access.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ import requests
 from scripts.stack import Stack, free_port
 from standins.google_client import GoogleStandinClient
 from tests.conftest import WEB_ORIGIN, Api, Caller, assert_error, raw_firestore, seed_action
+from tests.task_queue import wait_for_queue_to_drain
 from tests.test_approvals import stored_action, wait_for, wait_for_status
 
 EMAIL = "csm@acme-success.com"
@@ -350,7 +350,7 @@ def test_ten_concurrent_approvals_send_one_email(
         )
     assert set(statuses) == {202}
     wait_for_status(action["id"], "executed")
-    time.sleep(1)
+    wait_for_queue_to_drain()
     assert len(sent(google)) == 1
 
 
@@ -442,7 +442,7 @@ def test_a_google_400_fails_the_action_without_retry(
     failed = wait_for_status(action["id"], "failed")
     assert failed["error"]["code"] == "INVALID_MESSAGE"  # Gmail refused the message itself
     assert failed["attempts"] == 1
-    time.sleep(0.5)
+    wait_for_queue_to_drain()
     assert sent(google) == []
     assert len(google.requests("gmail.drafts.send")) == 1
 
@@ -460,7 +460,7 @@ def test_transient_failures_on_every_attempt_fail_after_the_last(
     assert failed["error"]["code"] == "GOOGLE_UNAVAILABLE"
     assert failed["attempts"] == 3
     google.clear_failures()
-    time.sleep(0.5)
+    wait_for_queue_to_drain()
     assert sent(google) == []
 
 
@@ -473,7 +473,7 @@ def test_over_the_daily_quota_nothing_is_sent(approvals: Api, connected: Caller,
     approvals.post(f"/actions/{action['id']}/approve", connected)
     failed = wait_for_status(action["id"], "failed")
     assert failed["error"]["code"] == "QUOTA_EXCEEDED"
-    time.sleep(0.3)
+    wait_for_queue_to_drain()
     assert sent(google) == []
 
 
@@ -505,6 +505,6 @@ def test_another_user_cannot_approve_and_nothing_is_sent(
 ) -> None:
     action = email_action(connected)
     assert_error(approvals.post(f"/actions/{action['id']}/approve", bob), 404, "NOT_FOUND")
-    time.sleep(0.5)
+    wait_for_queue_to_drain()
     assert stored_action(action["id"])["status"] == "pending"
     assert sent(google) == []

@@ -24,6 +24,8 @@ from common import instance
 from tests import tokens
 from tests.conftest import ROOT, Instance
 
+pytestmark = pytest.mark.fast  # in-process, no emulator: `make test-fast` runs it
+
 SOURCE = str(ROOT / "tests/test_functions/edge/main.py")
 WORKER_URL = "https://worker.example/execute_action"
 TASKS_ACCOUNT = "cscx-tasks@cscx-test.iam.gserviceaccount.com"

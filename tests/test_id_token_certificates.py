@@ -18,6 +18,8 @@ from scripts.stack import ROOT
 from tests import tokens
 from tests.conftest import Instance
 
+pytestmark = pytest.mark.fast  # in-process, no emulator: `make test-fast` runs it
+
 PROJECT_ID = "demo-seam"
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -16,11 +17,9 @@ import pytest
 import requests
 from flask.testing import FlaskClient
 
-from common import resources
-from common.errors import ApiError, Code
-from common.store import Repository
 from scripts.stack import Stack
 from tests.conftest import ROOT, WEB_ORIGIN, Api, Caller, Instance, assert_error, raw_firestore, seed_action
+from tests.firestore_faults import FirestoreProxy
 
 
 def customers_of(uid: str) -> list[dict[str, Any]]:
@@ -155,8 +154,16 @@ def test_a_browser_may_send_the_key(crud: Api) -> None:
 
 
 @pytest.fixture
-def crud_in_process(stack: Stack, fresh_instance: Instance) -> Iterator[FlaskClient]:
-    """crud in this process, against the stack's emulators, so a failure can be injected."""
+def database(stack: Stack) -> Iterator[FirestoreProxy]:
+    """The stack's Firestore behind a proxy that a test can make unreachable."""
+    with FirestoreProxy(f"127.0.0.1:{stack.ports.firestore}") as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def crud_in_process(database: FirestoreProxy, fresh_instance: Instance) -> Iterator[FlaskClient]:
+    """crud in this process, talking to Firestore through `database`, giving up on it after 1 s."""
+    fresh_instance(FIRESTORE_EMULATOR_HOST=database.address, CSCX_FIRESTORE_TIMEOUT_SECONDS="1")
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     try:
@@ -166,29 +173,24 @@ def crud_in_process(stack: Stack, fresh_instance: Instance) -> Iterator[FlaskCli
 
 
 def test_a_create_whose_read_back_failed_after_the_commit_is_answered_on_retry(
-    crud_in_process: FlaskClient, crud: Api, alice: Caller, monkeypatch: pytest.MonkeyPatch
+    crud_in_process: FlaskClient, database: FirestoreProxy, crud: Api, alice: Caller
 ) -> None:
     customer = crud.post("/customers", alice, json={"name": "Acme"}).json()
-    read_back = resources.get_task
-    failures: list[str] = []
-
-    def failing_once(repo: Repository, task_id: str) -> Any:
-        if not failures:
-            failures.append(task_id)
-            raise ApiError(Code.UNAVAILABLE, "The database is unavailable right now; try again.")
-        return read_back(repo, task_id)
-
-    monkeypatch.setattr(resources, "get_task", failing_once)
     body = json.dumps({"title": "Call Acme", "customer_id": customer["id"]})
     headers = {"Authorization": f"Bearer {alice.token}", "Content-Type": "application/json", **keyed("task-1")}
+    database.go_down_after_commit_to("tasks")  # the task and its key's record are stored, then nothing
 
     first = crud_in_process.post("/tasks", data=body, headers=headers)
+
     assert first.status_code == 503, first.get_data(as_text=True)  # committed, but the answer failed
+    assert database.refused, "the database was not called after the commit"
+    [stored] = crud.get("/tasks", alice).json()["items"]
+    database.come_back()
     retry = crud_in_process.post("/tasks", data=body, headers=headers)
 
     assert retry.status_code == 201, retry.get_data(as_text=True)
     task = retry.get_json()
-    assert task["id"] == failures[0]
+    assert task == stored
     assert task["title"] == "Call Acme"
     assert retry.headers["Idempotent-Replayed"] == "true"
     listed = crud.get("/tasks", alice).json()["items"]
@@ -197,9 +199,57 @@ def test_a_create_whose_read_back_failed_after_the_commit_is_answered_on_retry(
     assert third.get_json() == task
 
 
+def test_a_key_whose_request_died_before_its_effect_is_held_until_its_lease_runs_out(
+    crud_in_process: FlaskClient, database: FirestoreProxy, crud: Api, alice: Caller
+) -> None:
+    body = json.dumps({"name": "Acme"})
+    headers = {"Authorization": f"Bearer {alice.token}", "Content-Type": "application/json", **keyed("dies")}
+    database.go_down_after_commit_to("idempotency_keys")  # the key is claimed, then the database is gone
+
+    assert crud_in_process.post("/customers", data=body, headers=headers).status_code == 503
+    database.come_back()
+    record = _key_record(alice.uid, "dies")
+    assert record["state"] == "in_flight"  # the failed request could not free its key
+    assert record["lease"]["until"] > datetime.now(UTC)
+    held = crud.post("/customers", alice, json={"name": "Acme"}, headers=keyed("dies"))
+    assert_error(held, 409, "ABORTED")
+    assert held.headers["Retry-After"] == "1"
+
+    key = raw_firestore().collection("idempotency_keys").document(_key_id(alice.uid, "dies"))
+    key.update({"lease.until": datetime.now(UTC) - timedelta(seconds=1)})  # the clock, a minute later
+    again = crud.post("/customers", alice, json={"name": "Acme"}, headers=keyed("dies"))
+
+    assert again.status_code == 201, again.text
+    assert "Idempotent-Replayed" not in again.headers
+    assert len(customers_of(alice.uid)) == 1
+    assert _key_record(alice.uid, "dies")["lease"] is None  # let go with the effect
+
+
+def test_a_key_costs_a_create_two_writes_more_than_no_key_and_no_read(
+    crud_in_process: FlaskClient, database: FirestoreProxy, alice: Caller
+) -> None:
+    """The key's record is created held (its lease in the create), marked in the effect's own
+    commit, and its answer kept without a read: the round trips a key adds are two writes."""
+    authorization = {"Authorization": f"Bearer {alice.token}", "Content-Type": "application/json"}
+    body = json.dumps({"name": "Acme"})
+    assert crud_in_process.post("/customers", data=body, headers=authorization).status_code == 201  # the profile
+
+    def calls(headers: dict[str, str]) -> Counter[str]:
+        database.calls.clear()
+        assert crud_in_process.post("/customers", data=body, headers=headers).status_code == 201
+        return Counter(database.calls)
+
+    without_key, with_key = calls(authorization), calls({**authorization, **keyed("round-trips")})
+    assert with_key - without_key == Counter({"Commit": 2})
+    assert without_key - with_key == Counter()
+
+
+def _key_id(uid: str, key: str) -> str:
+    return hashlib.sha256(f"{uid}\0{key}".encode()).hexdigest()[:40]
+
+
 def _key_record(uid: str, key: str) -> dict[str, Any]:
-    doc_id = hashlib.sha256(f"{uid}\0{key}".encode()).hexdigest()[:40]
-    return raw_firestore().collection("idempotency_keys").document(doc_id).get().to_dict() or {}
+    return raw_firestore().collection("idempotency_keys").document(_key_id(uid, key)).get().to_dict() or {}
 
 
 def test_each_keyed_effect_is_written_with_its_key_record_naming_it(stack: Stack, crud: Api, alice: Caller) -> None:

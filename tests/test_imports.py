@@ -19,6 +19,8 @@ import pytest
 
 from scripts.stack import ROOT
 
+pytestmark = pytest.mark.fast  # in-process, no emulator: `make test-fast` runs it
+
 # The top-level modules and packages of common/, by layer (STYLE.md, "A shape for common/").
 PLATFORM = frozenset(
     {

@@ -24,6 +24,8 @@ from common.contracts import records
 from common.store import Filter, ListPage, Repository
 from scripts.stack import ROOT
 
+pytestmark = pytest.mark.fast  # in-process, no emulator: `make test-fast` runs it
+
 EQUALITY = {"==", "in"}
 
 

@@ -11,6 +11,8 @@ from common.settings import VARIABLES, Settings, get_settings, load_settings
 from scripts import settings_table
 from tests.conftest import Instance
 
+pytestmark = pytest.mark.fast  # in-process, no emulator: `make test-fast` runs it
+
 DEMO = {"GOOGLE_CLOUD_PROJECT": "demo-cscx"}
 
 

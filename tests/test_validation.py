@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import requests
 
-from bench.edge import hostile_bodies
+from bench.edge import HOSTILE_BODIES, hostile_body
 from common.collections import CONTRACTS, SESSIONS
 from scripts.stack import Stack
 from tests.conftest import Api, Caller, assert_error, raw_firestore, seed_action
@@ -845,9 +845,9 @@ def test_a_body_declared_too_large_is_refused_before_it_is_sent(stack: Stack, al
     assert status_line.startswith(b"HTTP/1.1 413"), received[:200]
 
 
-@pytest.mark.parametrize("name", list(hostile_bodies()))
+@pytest.mark.parametrize("name", list(HOSTILE_BODIES))
 def test_a_mebibyte_made_of_errors_gets_a_small_answer_and_writes_nothing(crud: Api, alice: Caller, name: str) -> None:
-    body = hostile_bodies()[name]
+    body = hostile_body(name)
     response = crud.post("/customers", alice, data=body, headers={"Content-Type": "application/json"})
     assert_error(response, 400, "INVALID_ARGUMENT")
     assert len(response.content) <= 16 * 1024
