@@ -141,6 +141,8 @@ def _check_currency(value: str) -> str:
 
 @functools.cache
 def _timezones() -> frozenset[str]:
+    # The IANA names only, for profiles and meetings alike: ZoneInfo opens any zone file on the
+    # tz path, posixrules and the posix/ and right/ copies too, which are no IANA names.
     return frozenset(zoneinfo.available_timezones())
 
 
