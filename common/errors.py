@@ -9,6 +9,8 @@ from __future__ import annotations
 import enum
 from typing import Any
 
+from common.validation import MAX_DETAILS
+
 
 class Code(enum.Enum):
     INVALID_ARGUMENT = "INVALID_ARGUMENT"
@@ -69,7 +71,7 @@ class ApiError(Exception):
     def to_body(self) -> dict[str, Any]:
         error: dict[str, Any] = {"status": self.code.name, "message": self.message}
         if self.details:
-            error["details"] = self.details[:20]  # bounded, whoever raised it
+            error["details"] = self.details[:MAX_DETAILS]  # bounded, whoever raised it
         return {"error": error}
 
 
