@@ -73,6 +73,9 @@ class Provider(enum.StrEnum):
     GEMINI = "gemini"
 
 
+DEFAULT_PROVIDER = Provider.CLAUDE  # a new profile's, and the model provider of a profile naming none
+
+
 class ActionType(enum.StrEnum):
     EMAIL_DRAFT = "email.draft"
     EMAIL_SEND = "email.send"
@@ -202,6 +205,11 @@ class ProfilePublic(Stored):
     timezone: str
     signature: str | None
     preferences: dict[str, Any]
+
+    @property
+    def default_provider(self) -> str:
+        """The model provider a chat or a contract parse uses unless it names one."""
+        return str(self.preferences.get("default_provider") or DEFAULT_PROVIDER)
 
 
 class CustomerPublic(Stored):

@@ -117,12 +117,12 @@ def ensure_profile(user: User) -> None:
 
 
 def get_profile(repo: Repository, user: User) -> models.ProfilePublic:
-    defaults = {
+    defaults: dict[str, Any] = {
         "email": user.email,
         "display_name": user.display_name or "",
         "timezone": "UTC",
         "signature": "",
-        "preferences": {"default_provider": models.Provider.CLAUDE.value, "auto_approve": []},
+        "preferences": {"default_provider": models.DEFAULT_PROVIDER.value, "auto_approve": []},
     }
     profile = repo.get_or_create(PROFILES, user.uid, defaults)
     if user.email and profile.get("email") != user.email:  # changed at sign-in since

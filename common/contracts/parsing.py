@@ -220,8 +220,7 @@ def _reason(error: Exception) -> str:
 def _extract_terms(repo: Repository, document: text.Document, meter: usage.Meter) -> tuple[dict[str, Any], str]:
     """The verified terms of every run of pages the model reads, merged; and the model that read them."""
     settings = get_settings()
-    profile = repo.get(PROFILES, repo.uid)
-    provider_name = str((profile.get("preferences") or {}).get("default_provider") or "claude")
+    provider_name = models.ProfilePublic.of(repo.get(PROFILES, repo.uid)).default_provider
     model = settings.models[provider_name][0]
     reader = provider(provider_name)
     tool = ToolSpec(TOOL, terms.TOOL_DESCRIPTION, terms.tool_input_schema())
