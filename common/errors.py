@@ -75,5 +75,13 @@ class ApiError(Exception):
         return {"error": error}
 
 
+class NotFoundError(ApiError):
+    """404 NOT_FOUND: nothing there, or nothing of the caller's (never told apart). Every 404 raised
+    is one, so a caller that takes a missing thing in stride catches this, whatever raised it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(Code.NOT_FOUND, message)
+
+
 class ConfigurationError(Exception):
     """A setting is missing or invalid; raised at cold start."""

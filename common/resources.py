@@ -16,7 +16,7 @@ from typing import Any
 from common import files, models
 from common.auth import User
 from common.collections import ACTIONS, CONTRACTS, CUSTOMERS, PROFILES, TASKS, Kind, Order
-from common.errors import ApiError, Code
+from common.errors import ApiError, Code, NotFoundError
 from common.instance import on_reset
 from common.settings import get_settings
 from common.store import Companion, Filter, ListPage, Repository, TenantTransaction, check_version
@@ -243,10 +243,8 @@ def require_customer(reader: Repository | TenantTransaction, customer_id: str, f
             reader.require(CUSTOMERS, customer_id)  # its existence is all that is asked
         else:
             reader.get(CUSTOMERS, customer_id)  # in a transaction, the read is what holds it
-    except ApiError as error:
-        if error.code is Code.NOT_FOUND:
-            raise invalid(field, "no such customer") from None
-        raise
+    except NotFoundError:
+        raise invalid(field, "no such customer") from None
 
 
 class _StillReferencedError(ApiError):

@@ -13,6 +13,7 @@ contracts are read in runs of pages and the results merged, so terms on late pag
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from datetime import UTC, datetime
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 from common import files, models, resources, usage
 from common.collections import CONTRACTS, CUSTOMERS, PROFILES
 from common.contracts import extraction, reading, records, terms, text
-from common.errors import ApiError, Code
+from common.errors import ApiError, Code, NotFoundError
 from common.http import Upload
 from common.lease import Lease, held
 from common.llm import ModelRequest, Provider, ProviderError, ToolCallDone, ToolSpec, Upstream, UserTurn
@@ -279,8 +280,5 @@ def _fill_customer(repo: Repository, customer_id: str, extracted: dict[str, Any]
             changes["arr"] = arr
         return changes
 
-    try:
+    with contextlib.suppress(NotFoundError):  # the customer went meanwhile: nothing to fill
         repo.update(CUSTOMERS, customer_id, fill)
-    except ApiError as error:
-        if error.code is not Code.NOT_FOUND:  # the customer went meanwhile: nothing to fill
-            raise
