@@ -9,6 +9,8 @@ from __future__ import annotations
 import enum
 from typing import Any
 
+from common.validation import MAX_DETAILS
+
 
 class Code(enum.Enum):
     INVALID_ARGUMENT = "INVALID_ARGUMENT"
@@ -69,8 +71,16 @@ class ApiError(Exception):
     def to_body(self) -> dict[str, Any]:
         error: dict[str, Any] = {"status": self.code.name, "message": self.message}
         if self.details:
-            error["details"] = self.details[:20]  # bounded, whoever raised it
+            error["details"] = self.details[:MAX_DETAILS]  # bounded, whoever raised it
         return {"error": error}
+
+
+class NotFoundError(ApiError):
+    """404 NOT_FOUND: nothing there, or nothing of the caller's (never told apart). Every 404 raised
+    is one, so a caller that takes a missing thing in stride catches this, whatever raised it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(Code.NOT_FOUND, message)
 
 
 class ConfigurationError(Exception):

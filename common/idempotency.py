@@ -165,12 +165,9 @@ def _claim(repo: Repository, key: str, request_fingerprint: str, replay: Replay)
         except ApiError as error:
             if error.code is not Code.ALREADY_EXISTS:
                 raise
-        try:
-            record = repo.get(IDEMPOTENCY_KEYS, doc_id)
-        except ApiError as missing:
-            if missing.code is Code.NOT_FOUND:
-                continue  # forgotten meanwhile: claim it anew
-            raise
+        record = repo.find(IDEMPOTENCY_KEYS, doc_id)
+        if record is None:
+            continue  # forgotten meanwhile: claim it anew
         if _free(record, now):
             # Forgotten after 24 h, or its first request died before any effect: take it over.
             if lease.take(functools.partial(_fresh_if_free, fresh)) is not None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
-from common.errors import ApiError, Code
+from common.errors import ApiError, NotFoundError
 from common.log import get_logger
 
 if TYPE_CHECKING:
@@ -138,10 +138,10 @@ class Lease:
                 try:
                     if not self.renew():
                         return
+                except NotFoundError:
+                    self.lost = True
+                    return
                 except ApiError as error:
-                    if error.code is Code.NOT_FOUND:
-                        self.lost = True
-                        return
                     fields = {"doc_id": self.doc_id, "code": error.code.value}
                     logger.warning("lease not renewed", extra={"fields": fields})
                 except Exception:

@@ -74,6 +74,9 @@ class Provider(enum.StrEnum):
     GEMINI = "gemini"
 
 
+DEFAULT_PROVIDER = Provider.CLAUDE  # a new profile's, and the model provider of a profile naming none
+
+
 class ActionType(enum.StrEnum):
     EMAIL_DRAFT = "email.draft"
     EMAIL_SEND = "email.send"
@@ -142,6 +145,8 @@ def _check_currency(value: str) -> str:
 
 @functools.cache
 def _timezones() -> frozenset[str]:
+    # The IANA names only, for profiles and meetings alike: ZoneInfo opens any zone file on the
+    # tz path, posixrules and the posix/ and right/ copies too, which are no IANA names.
     return frozenset(zoneinfo.available_timezones())
 
 
@@ -201,6 +206,11 @@ class ProfilePublic(Stored):
     timezone: str
     signature: str | None
     preferences: dict[str, Any]
+
+    @property
+    def default_provider(self) -> str:
+        """The model provider a chat or a contract parse uses unless it names one."""
+        return str(self.preferences.get("default_provider") or DEFAULT_PROVIDER)
 
 
 class CustomerPublic(Stored):

@@ -16,7 +16,7 @@ from typing import Any
 from common import files, models
 from common.auth import User
 from common.collections import ACTIONS, CONTRACTS, CUSTOMERS, PROFILES, TASKS, Kind, Order
-from common.errors import ApiError, Code
+from common.errors import ApiError, Code, NotFoundError
 from common.instance import on_reset
 from common.settings import get_settings
 from common.store import Companion, Filter, ListPage, Repository, TenantTransaction, check_version
@@ -117,12 +117,12 @@ def ensure_profile(user: User) -> None:
 
 
 def get_profile(repo: Repository, user: User) -> models.ProfilePublic:
-    defaults = {
+    defaults: dict[str, Any] = {
         "email": user.email,
         "display_name": user.display_name or "",
         "timezone": "UTC",
         "signature": "",
-        "preferences": {"default_provider": models.Provider.CLAUDE.value, "auto_approve": []},
+        "preferences": {"default_provider": models.DEFAULT_PROVIDER.value, "auto_approve": []},
     }
     profile = repo.get_or_create(PROFILES, user.uid, defaults)
     if user.email and profile.get("email") != user.email:  # changed at sign-in since
@@ -243,10 +243,8 @@ def require_customer(reader: Repository | TenantTransaction, customer_id: str, f
             reader.require(CUSTOMERS, customer_id)  # its existence is all that is asked
         else:
             reader.get(CUSTOMERS, customer_id)  # in a transaction, the read is what holds it
-    except ApiError as error:
-        if error.code is Code.NOT_FOUND:
-            raise invalid(field, "no such customer") from None
-        raise
+    except NotFoundError:
+        raise invalid(field, "no such customer") from None
 
 
 class _StillReferencedError(ApiError):

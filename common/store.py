@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from common import cursors
 from common.collections import Kind, Order
-from common.errors import ApiError, Code
+from common.errors import ApiError, Code, NotFoundError
 from common.instance import per_instance
 from common.log import get_logger
 from common.settings import get_settings
@@ -96,8 +96,8 @@ def _busy() -> ApiError:
     return ApiError(Code.ABORTED, "The object is being changed by other requests; try again.")
 
 
-def not_found(kind: str) -> ApiError:
-    return ApiError(Code.NOT_FOUND, f"No such {kind}.")
+def not_found(kind: str) -> NotFoundError:
+    return NotFoundError(f"No such {kind}.")
 
 
 @dataclass(frozen=True)
@@ -347,11 +347,9 @@ class Repository:
 
     def get_or_create(self, kind: Kind, doc_id: str, defaults: Mapping[str, Any]) -> dict[str, Any]:
         """The tenant's document `doc_id`, created from `defaults` if it is not there yet."""
-        try:
-            return self.get(kind, doc_id)
-        except ApiError as error:
-            if error.code is not Code.NOT_FOUND:
-                raise
+        existing = self.find(kind, doc_id)
+        if existing is not None:
+            return existing
         try:
             return self.create(kind, defaults, doc_id=doc_id)
         except ApiError as conflict:
@@ -676,10 +674,8 @@ def _or_none(read: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
     """What `read` reads, or None where it answers 404."""
     try:
         return read()
-    except ApiError as error:
-        if error.code is Code.NOT_FOUND:
-            return None
-        raise
+    except NotFoundError:
+        return None
 
 
 def _new_document(uid: str, data: Mapping[str, Any]) -> dict[str, Any]:

@@ -82,11 +82,6 @@ def send_error(
 
 
 def answer(channel: Channel, turn: Turn, *, model: str, raw: str, stream: bool) -> Outcome:
-    if turn.http_error is not None:
-        failure = turn.http_error
-        channel.wait(turn.first_token_delay)
-        send_error(channel, failure.status, failure.kind, failure.message, failure.retry_after)
-        return "http_error"
     input_tokens = turn.input_tokens if turn.input_tokens is not None else estimate_tokens(raw)
     if stream:
         return _stream(channel, turn, model, input_tokens)

@@ -102,11 +102,6 @@ def send_error(
 
 
 def answer(channel: Channel, turn: Turn, *, model: str, raw: str, stream: bool) -> Outcome:
-    if turn.http_error is not None:
-        failure = turn.http_error
-        channel.wait(turn.first_token_delay)
-        send_error(channel, failure.status, failure.kind, failure.message, failure.retry_after)
-        return "http_error"
     response = _Response(turn, model, raw)
     if stream:
         return _stream(channel, turn, response)

@@ -33,7 +33,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from standins import _anthropic, _gemini
 from standins._requests import Outcome, RequestLog, RequestRecord
-from standins._turns import Provider, TurnQueue, default_turn, parse_turns
+from standins._turns import Provider, Turn, TurnQueue, default_turn, parse_turns
 from standins._wire import Channel, ClientGoneError, StoppingError
 from standins.local_server import JsonHandler, LocalServer, Server
 
@@ -41,6 +41,9 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8090
 
 log = logging.getLogger("standins.models")
+
+# A provider's error answer, in its own shape: (channel, status, error type, message, Retry-After).
+SendError = Callable[[Channel, int, str, str | None, int | None], None]
 
 
 class _Server(Server):
@@ -153,14 +156,11 @@ class _Handler(JsonHandler):
         said = _anthropic.said(body)
         turn = self.server.turns.take("anthropic", raw) or default_turn(said)
         record.mark_turn(turn.source)
-        self._play(
-            record,
-            lambda: _after(
-                channel,
-                turn.headers_delay,
-                lambda: _anthropic.answer(channel, turn, model=model, raw=raw, stream=stream),
-            ),
-        )
+
+        def answer() -> Outcome:
+            return _anthropic.answer(channel, turn, model=model, raw=raw, stream=stream)
+
+        self._play(record, lambda: _scripted(channel, turn, _anthropic.send_error, answer))
 
     def _gemini(self, model: str, method: str, query: dict[str, list[str]], *, vertex: bool) -> None:
         raw, body = self._read_json()
@@ -176,12 +176,11 @@ class _Handler(JsonHandler):
         assert isinstance(body, dict)
         turn = self.server.turns.take("gemini", raw) or default_turn(_gemini.said(body))
         record.mark_turn(turn.source)
-        self._play(
-            record,
-            lambda: _after(
-                channel, turn.headers_delay, lambda: _gemini.answer(channel, turn, model=model, raw=raw, stream=stream)
-            ),
-        )
+
+        def answer() -> Outcome:
+            return _gemini.answer(channel, turn, model=model, raw=raw, stream=stream)
+
+        self._play(record, lambda: _scripted(channel, turn, _gemini.send_error, answer))
 
     def _read_json(self) -> tuple[str, Any]:
         raw = self.read_body().decode("utf-8", errors="replace")
@@ -229,10 +228,16 @@ class _Handler(JsonHandler):
         record.mark_finished(outcome)
 
 
-def _after(channel: Channel, delay: float, answer: Callable[[], Outcome]) -> Outcome:
-    """The answer, after `delay` seconds of silence before anything (a hang-up meanwhile is seen)."""
-    if delay > 0:
-        channel.wait(delay)
+def _scripted(channel: Channel, turn: Turn, send_error: SendError, answer: Callable[[], Outcome]) -> Outcome:
+    """The turn's answer, after its silence before anything (a hang-up meanwhile is seen): the HTTP
+    error it is scripted to fail with, in the provider's shape (`send_error`), else `answer()`."""
+    if turn.headers_delay > 0:
+        channel.wait(turn.headers_delay)
+    if turn.http_error is not None:
+        failure = turn.http_error
+        channel.wait(turn.first_token_delay)
+        send_error(channel, failure.status, failure.kind, failure.message, failure.retry_after)
+        return "http_error"
     return answer()
 
 

@@ -229,6 +229,34 @@ def test_a_model_answer_that_breaks_the_schema_is_not_saved_as_parsed(
     assert "could not be extracted" in response.json()["parse_error"]
 
 
+def test_a_model_error_worth_retrying_is_tried_again_as_in_the_chat(
+    contracts: Api, models: StandinClient, alice: Caller, customer: dict[str, Any]
+) -> None:
+    term = terms_answer(term_months=(12, "Term: 12 months", 1))
+    models.script(
+        {"http_error": {"status": 529}},
+        {"http_error": {"status": 429}},
+        {"steps": [{"text": "Reading"}, {"error": "overloaded_error"}]},  # even once it began answering
+        {"steps": [{"tool_call": {"name": "record_contract_terms", "input": term}}]},
+    )
+    response = upload(contracts, alice, b"Term: 12 months.", customer["id"], name="terms.txt")
+    assert response.status_code == 201, response.text
+    assert response.json()["status"] == "parsed"
+    assert response.json()["extracted"]["term_months"] == 12
+    assert len(models.requests()) == 4
+
+
+def test_a_model_error_that_trying_again_cannot_mend_fails_the_parse_at_once(
+    contracts: Api, models: StandinClient, alice: Caller, customer: dict[str, Any]
+) -> None:
+    models.script({"http_error": {"status": 400, "type": "invalid_request_error"}})
+    response = upload(contracts, alice, b"Term: 12 months.", customer["id"], name="terms.txt")
+    assert response.status_code == 201, response.text
+    assert response.json()["status"] == "failed"
+    assert "could not be extracted" in response.json()["parse_error"]
+    assert len(models.requests()) == 1
+
+
 def test_over_ten_mebibytes_is_refused_before_it_is_all_sent(
     stack: Stack, alice: Caller, customer: dict[str, Any]
 ) -> None:

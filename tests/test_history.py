@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from common.agent import history
-from common.agent.chat import TITLE_LENGTH, title_of
+from common.agent.sessions import TITLE_LENGTH, title_of
 from common.llm import AssistantTurn, ToolCall, ToolResult, ToolResultsTurn, UserTurn
 
 pytestmark = pytest.mark.fast  # in-process, no emulator: `make test-fast` runs it

@@ -21,6 +21,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from common import instance
+from common.errors import ApiError, Code
 from tests import tokens
 from tests.conftest import ROOT, Instance
 
@@ -213,6 +214,12 @@ def test_thousands_of_unknown_fields_list_twenty_and_count_the_rest(client: Flas
     assert len(error["details"]) == 20
     assert error["message"] == "The request has 4000 invalid fields; the first 20 are listed."
     assert len(response.get_data()) <= 16 * 1024
+
+
+def test_an_error_raised_with_more_details_than_an_answer_lists_answers_twenty() -> None:
+    details = [{"field": f"f{n}", "message": "bad"} for n in range(25)]
+    body = ApiError(Code.INVALID_ARGUMENT, "The request has invalid fields.", details).to_body()
+    assert body["error"]["details"] == details[:20]
 
 
 @pytest.mark.parametrize(

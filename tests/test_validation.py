@@ -11,15 +11,20 @@ from __future__ import annotations
 import socket
 import time
 import uuid
+import zoneinfo
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 import requests
+from pydantic import BaseModel
 
 from bench.edge import HOSTILE_BODIES, hostile_body
+from common.actions import MeetingPayload
 from common.collections import CONTRACTS, SESSIONS
+from common.models import ProfileUpdate
+from common.validation import InvalidInputError, parse_value
 from scripts.stack import Stack
 from tests.conftest import Api, Caller, assert_error, raw_firestore, seed_action
 from tests.routes import ServedRoute, user_routes
@@ -449,6 +454,33 @@ def test_profile_field_within_bounds_is_accepted(crud: Api, alice: Caller, field
             assert stored["preferences"] == {**before["preferences"], **value}
         else:
             assert stored[name] == value
+
+
+# A profile's time zone and a meeting's are one rule: these zone files open with ZoneInfo (a
+# meeting took them once) but are no IANA names (a profile refused them). In-process: no emulator.
+ZONE_FILES_NOT_IANA = ["posix/Europe/Paris", "right/Europe/Paris", "posix/UTC", "posixrules"]
+MEETING = {"title": "QBR", "start": "2030-05-01T10:00:00+02:00", "end": "2030-05-01T11:00:00+02:00"}
+
+
+@pytest.mark.parametrize("zone", ZONE_FILES_NOT_IANA)
+def test_a_zone_file_that_is_no_iana_name_is_refused_for_a_profile_and_a_meeting_alike(zone: str) -> None:
+    assert zoneinfo.ZoneInfo(zone)  # what the meeting's check used to ask
+    cases: list[tuple[type[BaseModel], dict[str, Any]]] = [
+        (ProfileUpdate, {"timezone": zone}),
+        (MeetingPayload, {**MEETING, "timezone": zone}),
+    ]
+    for model, value in cases:
+        with pytest.raises(InvalidInputError) as refused:
+            parse_value(model, value)
+        assert refused.value.details == [
+            {"field": "timezone", "message": "must be an IANA time zone such as Europe/Paris"}
+        ], model
+
+
+@pytest.mark.parametrize("zone", ["Europe/Paris", "UTC", "America/Argentina/Buenos_Aires"])
+def test_an_iana_time_zone_is_accepted_for_a_profile_and_a_meeting_alike(zone: str) -> None:
+    assert parse_value(ProfileUpdate, {"timezone": zone}).timezone == zone
+    assert parse_value(MeetingPayload, {**MEETING, "timezone": zone}).timezone == zone
 
 
 # -- partial updates -------------------------------------------------------------------

@@ -10,14 +10,23 @@ approve, reject, expire), the execution in `execution.py`, the sweep in `sweep.p
 from __future__ import annotations
 
 import re
-import zoneinfo
 from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, EmailStr, Field, StringConstraints, model_validator
 
-from common.models import LOW_RISK_ACTIONS, ActionType, DocumentId, Priority, Recipient, RecipientRole, Risk, Strict
+from common.models import (
+    LOW_RISK_ACTIONS,
+    ActionType,
+    DocumentId,
+    Priority,
+    Recipient,
+    RecipientRole,
+    Risk,
+    Strict,
+    TimeZone,
+)
 from common.resources import require_customer
 from common.store import Repository
 from common.validation import parse_value
@@ -49,14 +58,6 @@ Recipients = Annotated[list[EmailStr], Field(max_length=50)]
 Address = Annotated[EmailStr, AfterValidator(_ascii_before_the_at)]
 
 
-def _timezone(value: str) -> str:
-    try:
-        zoneinfo.ZoneInfo(value)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValueError("must be an IANA time zone such as Europe/Paris") from None
-    return value
-
-
 class EmailPayload(Strict):
     """An e-mail to draft or send, as plain text."""
 
@@ -75,7 +76,7 @@ class MeetingPayload(Strict):
     end: AwareDatetime
     attendees: Recipients = Field(default_factory=list)
     description: Annotated[str, StringConstraints(max_length=10_000)] = ""
-    timezone: Annotated[str, AfterValidator(_timezone)] = "UTC"
+    timezone: TimeZone = "UTC"
     customer_id: DocumentId | None = None
 
     @model_validator(mode="after")

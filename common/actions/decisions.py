@@ -20,7 +20,7 @@ from common.actions.recipients import recipients_of
 from common.actions.records import ActionFields, ActionRecord
 from common.auth import User
 from common.collections import ACTIONS
-from common.errors import ApiError, Code
+from common.errors import ApiError, Code, NotFoundError
 from common.log import get_logger
 from common.models import ActionStatus, ActionType, Risk
 from common.settings import get_settings
@@ -251,8 +251,6 @@ def expire_if_due(repo: Repository, action_id: str) -> tuple[bool, str]:
 
     try:
         status = ActionRecord.of(repo.update(ACTIONS, action_id, expire)).status
-    except ApiError as error:
-        if error.code is Code.NOT_FOUND:
-            return True, "deleted"
-        raise
+    except NotFoundError:
+        return True, "deleted"
     return (status is not ActionStatus.PENDING or due), status.value

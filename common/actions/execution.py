@@ -22,7 +22,7 @@ from common import google, models, resources
 from common.actions import TaskPayload
 from common.actions.records import ActionFields, ActionRecord
 from common.collections import ACTIONS, QUOTAS, TASKS
-from common.errors import ApiError, Code
+from common.errors import ApiError, NotFoundError
 from common.lease import Lease
 from common.log import get_logger
 from common.models import ActionStatus, ActionType
@@ -129,10 +129,8 @@ def _claim(repo: Repository, action_id: str) -> _HeldAction | DeliveryOutcome:
 
     try:
         action = lease.take(claim)
-    except ApiError as error:
-        if error.code is Code.NOT_FOUND:
-            return DeliveryOutcome("gone")
-        raise
+    except NotFoundError:
+        return DeliveryOutcome("gone")
     if action is None:  # in no state to be carried out, or another delivery holds it (come back later)
         return refusal or DeliveryOutcome("busy", retry=True)
     record = ActionRecord.of(action)

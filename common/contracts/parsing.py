@@ -13,6 +13,7 @@ contracts are read in runs of pages and the results merged, so terms on late pag
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from datetime import UTC, datetime
 from typing import Any
@@ -20,17 +21,14 @@ from typing import Any
 from common import files, models, resources, usage
 from common.collections import CONTRACTS, CUSTOMERS, PROFILES
 from common.contracts import extraction, reading, records, terms, text
-from common.errors import ApiError, Code
+from common.errors import ApiError, Code, NotFoundError
 from common.http import Upload
 from common.lease import Lease, held
-from common.llm import ModelRequest, Provider, ProviderError, ToolCallDone, ToolSpec, Upstream, UserTurn
+from common.llm import ModelRequest, Provider, ProviderError, ToolCallDone, ToolSpec, Upstream, UserTurn, retries
 from common.llm.providers import provider
-from common.log import get_logger
 from common.models import ContractStatus
 from common.settings import get_settings
 from common.store import Companion, Repository
-
-logger = get_logger(__name__)
 
 # How long a parse holds its contract without renewing (it renews every third of it): how long a
 # contract whose parse died stays `parsing` at most.
@@ -220,8 +218,7 @@ def _reason(error: Exception) -> str:
 def _extract_terms(repo: Repository, document: text.Document, meter: usage.Meter) -> tuple[dict[str, Any], str]:
     """The verified terms of every run of pages the model reads, merged; and the model that read them."""
     settings = get_settings()
-    profile = repo.get(PROFILES, repo.uid)
-    provider_name = str((profile.get("preferences") or {}).get("default_provider") or "claude")
+    provider_name = models.ProfilePublic.of(repo.get(PROFILES, repo.uid)).default_provider
     model = settings.models[provider_name][0]
     reader = provider(provider_name)
     tool = ToolSpec(TOOL, terms.TOOL_DESCRIPTION, terms.tool_input_schema())
@@ -242,27 +239,25 @@ def _extract_terms(repo: Repository, document: text.Document, meter: usage.Meter
 
 
 def _call(reader: Provider, request: ModelRequest, meter: usage.Meter) -> Any:
-    """The input of the model's forced tool call (retried once if the model could not be reached),
-    the call read to its end so that its usage is counted."""
-    for attempt in range(2):
-        count = meter.call(reader.name, request)
-        upstream = Upstream()
-        recorded = None
-        try:
-            for event in reader.stream(request, upstream):
-                count.take(event)
-                if isinstance(event, ToolCallDone) and event.call.name == TOOL and recorded is None:
-                    recorded = event.call.input
+    """The input of the model's forced tool call, each attempt read to its end so that its usage
+    is counted. A retryable failure is tried again (`common.llm.retries`), even after the model
+    began answering: nothing of a contract's answer is shown before it is whole."""
+    for attempt in retries.attempts():
+        with attempt:
+            count = meter.call(reader.name, request)
+            upstream = Upstream()
+            recorded = None
+            try:
+                for event in reader.stream(request, upstream):
+                    count.take(event)
+                    if isinstance(event, ToolCallDone) and event.call.name == TOOL and recorded is None:
+                        recorded = event.call.input
+            finally:
+                upstream.close()
+                count.end()
             if recorded is None:
                 raise terms.TermsError("the model did not record the terms")
             return recorded
-        except ProviderError as error:
-            if not error.retryable or attempt == 1:
-                raise
-            logger.info("contract extraction retried", extra={"fields": {"error": error.message}})
-        finally:
-            upstream.close()
-            count.end()
     raise AssertionError("unreachable")
 
 
@@ -280,8 +275,5 @@ def _fill_customer(repo: Repository, customer_id: str, extracted: dict[str, Any]
             changes["arr"] = arr
         return changes
 
-    try:
+    with contextlib.suppress(NotFoundError):  # the customer went meanwhile: nothing to fill
         repo.update(CUSTOMERS, customer_id, fill)
-    except ApiError as error:
-        if error.code is not Code.NOT_FOUND:  # the customer went meanwhile: nothing to fill
-            raise

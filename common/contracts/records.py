@@ -12,7 +12,7 @@ from typing import Any
 
 from common import files, models
 from common.collections import CONTRACTS
-from common.errors import ApiError, Code
+from common.errors import ApiError, Code, NotFoundError
 from common.lease import held
 from common.resources import list_by_customer, require_customer, update_record
 from common.store import ListPage, Repository
@@ -85,4 +85,4 @@ def read_file(contract: Mapping[str, Any]) -> bytes:
     try:
         return files.get(str(contract["storage_path"]))
     except FileNotFoundError:
-        raise ApiError(Code.NOT_FOUND, "The contract's file is missing; upload it again.") from None
+        raise NotFoundError("The contract's file is missing; upload it again.") from None

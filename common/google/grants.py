@@ -21,6 +21,7 @@ while the user's connection is to the same Google account: that would end the co
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
 import secrets
@@ -32,7 +33,7 @@ from pydantic import BaseModel, ConfigDict
 
 from common import sealing
 from common.collections import GOOGLE_GRANTS, INTEGRATIONS, Order
-from common.errors import ApiError, Code
+from common.errors import ApiError, NotFoundError
 from common.google import oauth_url, tokens, utc
 from common.log import get_logger
 from common.store import Repository, TenantTransaction, not_found
@@ -291,11 +292,8 @@ def _grants(repo: Repository) -> list[dict[str, Any]]:
 
 
 def _forget(repo: Repository, grant: Grant) -> None:
-    try:
+    with contextlib.suppress(NotFoundError):  # forgotten already, by a pass beside this one
         repo.delete(GOOGLE_GRANTS, grant.id)
-    except ApiError as error:
-        if error.code is not Code.NOT_FOUND:  # forgotten already, by a pass beside this one
-            raise
 
 
 def _retry_later(repo: Repository, grant: Grant, now: datetime) -> None:
@@ -307,11 +305,8 @@ def _retry_later(repo: Repository, grant: Grant, now: datetime) -> None:
         # A parked grant that timed out keeps nothing but what revoking it takes.
         "access_token_enc": "",
     }
-    try:
+    with contextlib.suppress(NotFoundError):  # gone meanwhile: a pass beside this one forgot it
         repo.update(GOOGLE_GRANTS, grant.id, lambda _current: changes)
-    except ApiError as error:
-        if error.code is not Code.NOT_FOUND:
-            raise
     logger.warning(
         "Google revoke owed: tried again later",
         extra={"fields": {"uid": repo.uid, "attempts": grant.revoke_attempts + 1}},

@@ -10,6 +10,7 @@ than refreshing too.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import json
@@ -23,7 +24,7 @@ from pydantic import BaseModel, ConfigDict
 
 from common import lease, sealing
 from common.collections import INTEGRATIONS
-from common.errors import ApiError, Code, ConfigurationError
+from common.errors import ApiError, Code, ConfigurationError, NotFoundError
 from common.google import GoogleError, NotConnected, ReauthRequired, oauth_url, utc
 from common.lease import Lease
 from common.log import get_logger
@@ -190,11 +191,8 @@ def refresh_token_of(record: Integration) -> str | None:
 def mark_needs_reauth(repo: Repository, reason: str) -> None:
     """Google no longer honours the grant: the user must connect again (their tokens are kept for revoking)."""
     changes: IntegrationFields = {"status": Status.NEEDS_REAUTH.value, "last_error": reason, "refresh_lease": None}
-    try:
+    with contextlib.suppress(NotFoundError):  # disconnected meanwhile: nothing to mark
         repo.update(INTEGRATIONS, repo.uid, lambda _current: dict(changes))
-    except ApiError as error:
-        if error.code is not Code.NOT_FOUND:
-            raise
     logger.info("Google connection needs reauthorisation", extra={"fields": {"uid": repo.uid, "reason": reason}})
 
 
@@ -264,9 +262,9 @@ def _take(refresher: Lease) -> Integration | None:
 
     try:
         taken = refresher.take(needs_refresh)
+    except NotFoundError:
+        raise NotConnected() from None
     except ApiError as error:
-        if error.code is Code.NOT_FOUND:
-            raise NotConnected() from None
         if error.code is not Code.ABORTED:
             raise
         return None
@@ -325,10 +323,8 @@ def _refresh(repo: Repository, stored: Integration, refresher: Lease) -> str:
         # Written only while the lease is ours: a reconnect meanwhile stored another grant (and
         # dropped the lease), which stays; this token still serves this call.
         refresher.release(dict(refreshed))
-    except ApiError as error:
-        if error.code is Code.NOT_FOUND:
-            raise NotConnected() from None  # disconnected while refreshing: the grant is revoked
-        raise
+    except NotFoundError:
+        raise NotConnected() from None  # disconnected while refreshing: the grant is revoked
     logger.info("Google access token refreshed", extra={"fields": {"uid": repo.uid}})
     return token
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from common import limits, log
 from common.auth import Anyone, Authenticator, FirebaseUser, User
-from common.errors import ApiError, Code
+from common.errors import ApiError, Code, NotFoundError
 from common.http import access
 from common.http.context import Context, then_discard
 from common.http.replies import AnyReply, Reply, Sent, StreamReply, to_response
@@ -102,7 +102,7 @@ class Router:
             allowed.append(route.method)
         if allowed:
             raise MethodNotAllowedError(allowed)
-        raise ApiError(Code.NOT_FOUND, f"No route for {path}.")
+        raise NotFoundError(f"No route for {path}.")
 
     def _reply(self, ctx: Context) -> AnyReply:
         """The route's reply; unexpected exceptions propagate."""
@@ -161,7 +161,7 @@ def function_router(name: str, on_authenticated: Callable[[User], None] | None =
 
 
 def _unroutable(_: Exception) -> flask.Response:
-    return to_response(Reply.error(ApiError(Code.NOT_FOUND, "No such route.")), {}, Sent())
+    return to_response(Reply.error(NotFoundError("No such route.")), {}, Sent())
 
 
 class MethodNotAllowedError(ApiError):

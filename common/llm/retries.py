@@ -1,0 +1,53 @@
+"""A model call tried again, one way for the chat and for contracts (tenacity underneath).
+
+A failure that trying again may mend (`ProviderError.retryable`: 429, 5xx, overloaded, a broken
+connection) is tried again after 0.4, 1 and 2 s; any other failure, or a fourth one, is raised as
+it is. A caller that must not try again once an attempt has shown something (a chat turn, after
+its first token) says so with `retry_if`; one that can be stopped while it waits gives its own
+`sleep`, which raises to end the attempts. Each attempt is the caller's block:
+
+    for attempt in retries.attempts():
+        with attempt:
+            ...  # open the call, read its events, return what it answered
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import tenacity
+
+from common.llm import ProviderError
+from common.log import get_logger
+
+logger = get_logger(__name__)
+
+RETRY_DELAYS = (0.4, 1.0, 2.0)  # the waits before the second, third and fourth attempts
+
+
+def attempts(
+    *,
+    retry_if: Callable[[ProviderError], bool] = lambda _error: True,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tenacity.Retrying:
+    """The attempts of one model call: a retryable failure for which `retry_if` holds is tried
+    again after the next of RETRY_DELAYS (waited with `sleep`); anything else leaves the loop."""
+
+    def retried(error: BaseException) -> bool:
+        return isinstance(error, ProviderError) and error.retryable and retry_if(error)
+
+    return tenacity.Retrying(
+        retry=tenacity.retry_if_exception(retried),
+        wait=tenacity.wait_chain(*(tenacity.wait_fixed(delay) for delay in RETRY_DELAYS)),
+        stop=tenacity.stop_after_attempt(len(RETRY_DELAYS) + 1),
+        sleep=sleep,
+        before_sleep=_log_retry,
+        reraise=True,
+    )
+
+
+def _log_retry(state: tenacity.RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome is not None else None
+    message = error.message if isinstance(error, ProviderError) else repr(error)
+    logger.info("model call retried", extra={"fields": {"attempt": state.attempt_number, "error": message}})
