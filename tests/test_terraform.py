@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from terraform.checks import CHECKS
-from terraform.checks.code import demanded_by_load_settings, read_by, required, settings_read
+from terraform.checks.code import demanded_by_load_settings, enqueuers, read_by, required, settings_read
 from terraform.checks.tree import ROOT, TERRAFORM, Tree, load_tree
 from tests.terraform_copies import copy_terraform, edit, remove_block
 
@@ -54,7 +54,10 @@ def test_the_code_analysis_sees_what_the_functions_read() -> None:
     assert "CSCX_CLAUDE_MODELS" in read_by("chat_stream")
     assert "ANTHROPIC_API_KEY" not in read_by("approve_action")
     assert "*_EMULATOR_HOST" in settings_read()
-    assert read_by("approve_action") == read_by("execute_action")  # one source file
+    # The worker has a file of its own: the public approve_action never opens a Google token.
+    assert {"CSCX_TOKEN_ENCRYPTION_KEY", "GOOGLE_OAUTH_CLIENT_SECRET"} <= read_by("execute_action")
+    assert not {"CSCX_TOKEN_ENCRYPTION_KEY", "GOOGLE_OAUTH_CLIENT_SECRET"} & read_by("approve_action")
+    assert enqueuers() == {"approve_action", "chat_stream", "execute_action"}  # the sweep enqueues too
 
 
 def terraform_fmt(directory: Path) -> tuple[int, str]:
@@ -167,10 +170,20 @@ def test_an_emulator_setting_deployed_is_reported(copy: Path) -> None:
 
 def test_a_removed_secret_is_reported(copy: Path) -> None:
     functions = copy / "modules/cscx/functions.tf"
-    edit(functions, '        "CSCX_TOKEN_ENCRYPTION_KEY",\n', "", within="    approve_action = {")
+    edit(functions, '        "CSCX_TOKEN_ENCRYPTION_KEY",\n', "", within="    execute_action = {")
     problems = problems_of(copy, "secrets")
-    assert "approve_action reads the secret CSCX_TOKEN_ENCRYPTION_KEY, but it is not given to it" in problems
-    assert "approve_action would not start deployed" in problems_of(copy, "settings")
+    assert "execute_action reads the secret CSCX_TOKEN_ENCRYPTION_KEY, but it is not given to it" in problems
+    assert "execute_action would not start deployed" in problems_of(copy, "settings")
+
+
+def test_the_google_secrets_given_to_approve_action_are_reported(copy: Path) -> None:
+    functions = copy / "modules/cscx/functions.tf"
+    secrets = '        "CSCX_CURSOR_KEY",\n'
+    google = '        "GOOGLE_OAUTH_CLIENT_SECRET",\n        "CSCX_TOKEN_ENCRYPTION_KEY",\n'
+    edit(functions, secrets, secrets + google, within="    approve_action = {")
+    problems = problems_of(copy, "secrets")
+    for secret in ("GOOGLE_OAUTH_CLIENT_SECRET", "CSCX_TOKEN_ENCRYPTION_KEY"):
+        assert f"approve_action is given the secret {secret}, which its code never reads" in problems
 
 
 def test_a_secret_given_to_a_function_that_does_not_read_it_is_reported(copy: Path) -> None:
@@ -236,6 +249,16 @@ def test_an_extra_invoker_grant_is_reported(copy: Path) -> None:
 def test_a_removed_enqueuer_binding_is_reported(copy: Path) -> None:
     remove_block(copy / "modules/cscx/iam.tf", 'resource "google_cloud_tasks_queue_iam_member" "enqueuer" {')
     assert "google_cloud_tasks_queue_iam_member.enqueuer must grant" in problems_of(copy, "worker")
+
+
+def test_a_sweep_that_may_not_enqueue_is_reported(copy: Path) -> None:
+    edit(
+        copy / "modules/cscx/iam.tf",
+        'task_enqueuers = ["approve_action", "chat_stream", "execute_action"]',
+        'task_enqueuers = ["approve_action", "chat_stream"]',
+    )
+    expected = "task_enqueuers must be ['approve_action', 'chat_stream', 'execute_action'] (their code enqueues)"
+    assert expected in problems_of(copy, "worker")
 
 
 def test_an_enqueuer_that_cannot_act_as_the_tasks_account_is_reported(copy: Path) -> None:

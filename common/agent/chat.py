@@ -263,10 +263,10 @@ def _thread(target: Callable[[], None], name: str) -> None:
 
 
 def _google_connected(repo: Repository) -> bool:
-    from common.google import tokens as google_tokens
+    from common.google import integration
 
-    connection = google_tokens.connection(repo)
-    return connection is not None and connection.get("status") == google_tokens.CONNECTED
+    connection = integration.connection(repo)
+    return connection is not None and connection.get("status") == integration.CONNECTED
 
 
 def _customer(repo: Repository, customer_id: str | None) -> models.CustomerPublic | None:
