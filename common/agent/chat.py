@@ -44,6 +44,7 @@ logger = get_logger(__name__)
 TITLE_LENGTH = 80
 HISTORY_MESSAGES = 100  # the most a turn reads back before the token budget trims it
 POLL_SECONDS = 0.2  # how often a silent stream looks at its client and its session
+FIRST_TOKEN_PARTS = frozenset({"text-delta", "tool-input-start"})  # the CSM sees the answer begin
 R = TypeVar("R")
 
 
@@ -75,6 +76,7 @@ def start_chat(
     The reads that do not depend on one another go to Firestore together: the time to the
     first token pays for the longest of them, not for their sum.
     """
+    started = time.monotonic()  # the turn's first token is timed from here (the "chat turn" log line)
     settings = get_settings()
     profile_read = _soon(resources.get_profile, repo, user)
     google_read = _soon(_google_connected, repo)
@@ -112,6 +114,7 @@ def start_chat(
             customer=customer_read.result(),
             google_connected=google_read.result(),
             meter=meter,
+            started=started,
         )
     except BaseException:
         _release(repo, claim, None)
@@ -295,9 +298,13 @@ class _Turn:
         customer: models.CustomerPublic | None,
         google_connected: bool,
         meter: usage.Meter,
+        started: float,
     ) -> None:
         settings = get_settings()
         self.meter = meter
+        self.started = started
+        self.first_token_ms: int | None = None  # when the first text or tool part went out
+        self.finish_reason: str | None = None  # the stream's finish part's, or "abort"
         self.repo = repo
         self.claim = claim
         self.client_gone = client_gone
@@ -341,6 +348,10 @@ class _Turn:
     # -- the producer: the agent's turn ---------------------------------------------------------
 
     def _emit(self, part: stream.Part) -> None:
+        if self.first_token_ms is None and part["type"] in FIRST_TOKEN_PARTS:
+            self.first_token_ms = round((time.monotonic() - self.started) * 1000)
+        elif part["type"] in ("finish", "abort"):
+            self.finish_reason = str(part.get("finishReason", part["type"]))
         self.transcript.add(part)
         self.queue.put(stream.frame(part))
 
@@ -360,8 +371,24 @@ class _Turn:
                 self._store(outcome)
                 self.meter.settle(session_id=self.session_id, provider=self.claim.provider)
             finally:  # whatever happened, the response ends
+                self._log_turn(outcome)
                 self.queue.put(stream.DONE)
                 self.queue.put(None)
+
+    def _log_turn(self, outcome: TurnOutcome) -> None:
+        """The turn's one line (monitoring reads it: terraform/modules/monitoring): how long the CSM
+        waited for its first token (absent when nothing was said), how it ended, on which model."""
+        fields: dict[str, Any] = {
+            "session_id": self.session_id,
+            "provider": self.claim.provider,
+            "model": self.claim.model,
+            "status": outcome.status,
+            "finish_reason": self.finish_reason,
+            "turn_ms": round((time.monotonic() - self.started) * 1000),
+        }
+        if self.first_token_ms is not None:
+            fields["first_token_ms"] = self.first_token_ms
+        logger.info("chat turn", extra={"fields": fields})
 
     def _stop_watching(self) -> None:
         with self._watch_lock:

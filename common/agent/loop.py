@@ -35,12 +35,10 @@ from common.llm import (
     Turn,
     Upstream,
     Usage,
+    log_failure,
 )
-from common.log import get_logger
 from common.store import Repository
 from common.usage import BudgetSpentError, Meter
-
-logger = get_logger(__name__)
 
 RETRY_DELAYS = (0.4, 1.0, 2.0)  # before the first token only
 Status = Literal["complete", "cancelled", "error"]
@@ -150,9 +148,10 @@ class AgentLoop:
                 outcome.usage = outcome.usage + step.usage
                 if self.stopped:
                     raise StoppedError from None
-                if not error.retryable or step.started or attempt == len(RETRY_DELAYS):
+                retried = error.retryable and not step.started and attempt < len(RETRY_DELAYS)
+                log_failure(self.provider.name, self.model, error, retried=retried)
+                if not retried:
                     raise
-                logger.info("model call retried", extra={"fields": {"attempt": attempt + 1, "error": error.message}})
                 if self._stopped.wait(RETRY_DELAYS[attempt]):
                     raise StoppedError from None
             finally:

@@ -23,14 +23,11 @@ from common.contracts import extraction, reading, records, terms, text
 from common.errors import ApiError, Code
 from common.http import Upload
 from common.lease import Lease, held
-from common.llm import ModelRequest, Provider, ProviderError, ToolCallDone, ToolSpec, Upstream, UserTurn
+from common.llm import ModelRequest, Provider, ProviderError, ToolCallDone, ToolSpec, Upstream, UserTurn, log_failure
 from common.llm.providers import provider
-from common.log import get_logger
 from common.models import ContractStatus
 from common.settings import get_settings
 from common.store import Companion, Repository
-
-logger = get_logger(__name__)
 
 # How long a parse holds its contract without renewing (it renews every third of it): how long a
 # contract whose parse died stays `parsing` at most.
@@ -257,9 +254,10 @@ def _call(reader: Provider, request: ModelRequest, meter: usage.Meter) -> Any:
                 raise terms.TermsError("the model did not record the terms")
             return recorded
         except ProviderError as error:
-            if not error.retryable or attempt == 1:
+            retried = error.retryable and attempt == 0
+            log_failure(reader.name, request.model, error, retried=retried)
+            if not retried:
                 raise
-            logger.info("contract extraction retried", extra={"fields": {"error": error.message}})
         finally:
             upstream.close()
             count.end()

@@ -19,8 +19,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, Protocol
 
+from common.log import get_logger
+
 if TYPE_CHECKING:
     import httpx2
+
+logger = get_logger(__name__)
 
 FinishReason = Literal["stop", "length", "tool-calls", "other"]
 
@@ -142,6 +146,19 @@ class ProviderError(Exception):
         super().__init__(message)
         self.message = message
         self.retryable = retryable
+
+
+def log_failure(provider: str, model: str, error: ProviderError, *, retried: bool) -> None:
+    """The one line of a failed model call (monitoring counts them: terraform/modules/monitoring):
+    `retried` when it is tried again, otherwise it ended a chat turn or a contract's parse."""
+    fields = {
+        "provider": provider,
+        "model": model,
+        "error": error.message,
+        "retryable": error.retryable,
+        "retried": retried,
+    }
+    logger.warning("model call failed", extra={"fields": fields})
 
 
 class Provider(Protocol):
