@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ import pytest
 
 from terraform.checks import CHECKS
 from terraform.checks.code import demanded_by_load_settings, enqueuers, read_by, required, settings_read
+from terraform.checks.logs import logged_lines
+from terraform.checks.monitoring import check_monitoring
 from terraform.checks.tree import ROOT, TERRAFORM, Tree, load_tree
 from tests.terraform_copies import copy_terraform, edit, remove_block
 
@@ -500,3 +503,85 @@ def test_checkov_reports_a_public_bucket(copy: Path) -> None:
     )
     failed = {check["check_id"] for report in run_checkov(copy) for check in report["results"]["failed_checks"]}
     assert "CKV_GCP_114" in failed
+
+
+# --- monitoring: the filters held to the lines the code writes -----------------------------------
+
+MONITORING = "modules/monitoring/main.tf"
+
+
+def test_the_code_analysis_sees_the_lines_monitoring_reads() -> None:
+    # A guard on the tracer itself: the fields of the lines the alerts read are found.
+    lines = logged_lines()
+    assert {"first_token_ms", "finish_reason", "provider", "model", "session_id"} <= lines["chat turn"].fields
+    assert {"provider", "model", "retried"} <= lines["model call failed"].fields
+    assert "oldest_undone_seconds" in lines["sweep"].fields
+    assert {"uid", "tokens_used", "token_budget"} <= lines["model budget mostly spent"].fields  # a looped message
+
+
+def test_a_filter_on_a_field_or_a_line_the_code_does_not_log_is_reported(copy: Path) -> None:
+    main = copy / MONITORING
+    edit(main, "jsonPayload.first_token_ms>=0", "jsonPayload.ttft_ms>=0")
+    edit(main, 'jsonPayload.message=\\"model call failed\\""', 'jsonPayload.message=\\"model call failure\\""')
+    edit(main, 'uid          = "EXTRACT(jsonPayload.uid)"', 'uid          = "EXTRACT(jsonPayload.user)"')
+    problems = problems_of(copy, "monitoring")
+    expected = (
+        'google_logging_metric.first_token: ttft_ms is not a field of the "chat turn" line (common/agent/chat.py)'
+    )
+    assert expected in problems
+    assert 'google_logging_metric.model_failures: the code logs no line "model call failure"' in problems
+    assert 'google_monitoring_alert_policy.budget: user is not a field of the "model budget mostly spent"' in problems
+
+
+def test_a_line_read_from_a_function_that_never_writes_it_is_reported(copy: Path) -> None:
+    edit(
+        copy / MONITORING,
+        'filter      = "${local.worker_lines} AND jsonPayload.message=\\"sweep\\""',
+        'filter      = "${local.chat_lines} AND jsonPayload.message=\\"sweep\\""',
+    )
+    stdout, stderr = 'log_id(\\"run.googleapis.com/stdout\\")', 'log_id(\\"run.googleapis.com/stderr\\")'
+    edit(copy / MONITORING, f"AND {stdout}", f"AND {stderr}", within="locals {")
+    problems = problems_of(copy, "monitoring")
+    assert 'google_logging_metric.sweeps: chat_stream never writes the "sweep" line' in problems
+    assert 'the code\'s lines are in log_id("run.googleapis.com/stdout"); the filter does not read it' in problems
+
+
+def test_a_field_renamed_in_the_code_is_reported(tmp_path: Path) -> None:
+    for source in ("common", "functions"):
+        shutil.copytree(ROOT / source, tmp_path / source, ignore=shutil.ignore_patterns("__pycache__"))
+    chat = tmp_path / "common/agent/chat.py"
+    edit(chat, 'fields["first_token_ms"] = self.first_token_ms', 'fields["ttft_ms"] = self.first_token_ms')
+    edit(tmp_path / "common/actions/sweep.py", 'logger.info("sweep", ', 'logger.info("sweep done", ')
+    problems = "\n".join(check_monitoring(load_tree(), code_root=tmp_path))
+    assert 'google_logging_metric.first_token: first_token_ms is not a field of the "chat turn" line' in problems
+    assert 'google_logging_metric.sweeps: the code logs no line "sweep"' in problems
+    assert 'google_logging_metric.approvals_overdue: the code logs no line "sweep"' in problems
+
+
+def test_an_alert_on_a_label_or_a_metric_that_does_not_exist_is_reported(copy: Path) -> None:
+    main = copy / MONITORING
+    edit(main, 'metric.label.retried=\\"false\\"', 'metric.label.attempt=\\"false\\"')
+    edit(main, "filter          = local.logged.first_token", "filter          = local.logged.first_tokens")
+    edit(main, "resource.label.service_name=one_of(", "resource.label.service=one_of(")
+    problems = problems_of(copy, "monitoring")
+    assert "google_monitoring_alert_policy.model_failures: the metric has no label attempt" in problems
+    assert "google_monitoring_alert_policy.first_token: local.logged.first_tokens is no log-based metric" in problems
+    assert "google_monitoring_alert_policy.server_errors: cloud_run_revision has no label service" in problems
+
+
+def test_a_missing_alert_or_one_that_notifies_nobody_is_reported(copy: Path) -> None:
+    main = copy / MONITORING
+    remove_block(main, 'resource "google_monitoring_alert_policy" "budget" {')
+    edit(
+        main,
+        "  notification_channels = local.channels\n",
+        "",
+        within='resource "google_monitoring_alert_policy" "worker_deliveries" {',
+    )
+    edit(
+        main, "labels       = { email_address = var.alert_email }", 'labels       = { email_address = "x@example.com" }'
+    )
+    problems = problems_of(copy, "monitoring")
+    assert "no alert on a user's daily model tokens near the budget" in problems
+    assert "google_monitoring_alert_policy.worker_deliveries notifies nobody" in problems
+    assert "the notification channel must e-mail var.alert_email" in problems
