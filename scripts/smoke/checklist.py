@@ -165,13 +165,7 @@ class Checklist:
             f"Propose a task for {self.customer['name']} with the create_task tool now: title “{title}”, due {due}, "
             f"priority low. Call the tool at once, do not ask me anything. ({tag})"
         )
-        for attempt in range(1 if self.target.models is not None else 2):
-            answer = self._chat(a, ask if attempt == 0 else f"Call create_task now, exactly as asked before. {ask}")
-            if answer.approvals():
-                break
-        else:
-            raise SmokeError(f"no proposal came: {answer.text[:200]!r}")
-        self.proposal = answer.approvals()[0]
+        self.proposal = self._proposed(a, ask)
         action = self.target.json("GET", "approve_action", f"/actions/{self.proposal}", a, 200)
         if (action["status"], action["type"]) != ("pending", "task.create"):
             raise SmokeError(f"the proposal is {action['type']} {action['status']}")
@@ -252,10 +246,7 @@ class Checklist:
             f"{end.isoformat()}, time zone UTC, attendee {google_email}. Call the tool at once, do not ask me "
             f"anything. ({tag})"
         )
-        approvals = self._chat(user, ask).approvals()
-        if not approvals:
-            raise SmokeError("no meeting was proposed")
-        action = self._approve(user, approvals[0])
+        action = self._approve(user, self._proposed(user, ask))
         meet_link = (action.get("result") or {}).get("meet_link")
         if not meet_link:
             raise SmokeError(f"booked without a Meet link: {action.get('result')}")
@@ -296,6 +287,15 @@ class Checklist:
         if not answer.done:
             raise SmokeError(f"the stream ended without [DONE]: {answer.types[-3:]}")
         return answer
+
+    def _proposed(self, user: User, ask: str) -> str:
+        """The action a chat turn proposed when asked to. A real model that answered in words
+        instead is asked once more; the stand-in does what it is scripted to."""
+        for attempt in range(1 if self.target.models is not None else 2):
+            answer = self._chat(user, ask if attempt == 0 else f"Call the tool now, exactly as asked. {ask}")
+            if answer.approvals():
+                return answer.approvals()[0]
+        raise SmokeError(f"nothing was proposed; the answer: {answer.text[:200]!r}")
 
     def _approve(self, user: User, action_id: str) -> dict[str, Any]:
         """Approve the action and wait until the worker has carried it out."""
