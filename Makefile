@@ -1,6 +1,7 @@
 # The two commands of the README: `make run` and `make test`. Everything they need is
 # installed here, from the lock files, on first use, and the console (web/) is built.
-# `make plan ENV=dev` and `make deploy ENV=dev` run Terraform on an environment (terraform/README.md).
+# `make plan ENV=dev` and `make deploy ENV=dev` run Terraform on an environment, `make smoke ENV=dev`
+# walks the launch checklist against it (terraform/README.md).
 PYTHON ?= python3
 VENV := .venv
 TASKS_VENV := .venv-tasks
@@ -10,7 +11,7 @@ CHECKOV_VENV := $(VENV)/checkov
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install java chromium web run test test-fast lint bench plan deploy clean
+.PHONY: install java chromium web run test test-fast lint bench plan deploy smoke clean
 
 install: $(VENV)/.installed $(TASKS_VENV)/.installed $(CHECKOV_VENV)/.installed node_modules/.installed java chromium \
 	web/node_modules/.installed
@@ -89,6 +90,11 @@ plan: $(VENV)/.installed
 
 deploy: $(VENV)/.installed node_modules/.installed
 	$(PY) terraform/deploy.py deploy $(ENV)
+
+# The launch checklist against an environment (its URLs and web API key from terraform's outputs:
+# `make plan ENV=<env>` first), or against `make run`'s stack with ENV=local; a table at the end.
+smoke: $(VENV)/.installed
+	$(PY) -m scripts.smoke $(ENV)
 
 bench: install web
 	$(PY) -m bench

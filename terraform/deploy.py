@@ -182,7 +182,7 @@ def terraform_outputs(env_dir: Path) -> dict[str, Any]:
     )
     if done.returncode != 0:
         sys.stderr.write(done.stderr)
-        raise DeployError("terraform output failed (above): the console cannot be configured")
+        raise DeployError("terraform output failed (above): the environment's URLs and keys cannot be read")
     outputs: dict[str, Any] = json.loads(done.stdout)
     return outputs
 

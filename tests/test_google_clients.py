@@ -28,7 +28,7 @@ import requests
 from common import google
 from common.collections import GOOGLE_GRANTS, INTEGRATIONS
 from common.errors import ApiError, Code
-from common.google import calendar, gmail, oauth, tokens
+from common.google import calendar, gmail, integration, oauth, tokens
 from common.log import CloudLoggingFormatter
 from common.settings import get_settings
 from common.store import Repository
@@ -276,7 +276,7 @@ def test_connecting_stores_only_ciphertext_with_the_google_email_and_granted_sco
     assert code["pkce"] is True
     assert code["used"] is True
 
-    public = tokens.connection(repo)
+    public = integration.connection(repo)
     assert public is not None
     assert (public["status"], public["google_email"]) == ("connected", EMAIL)
     assert set(public) == {"status", "google_email", "scopes"}
@@ -720,7 +720,7 @@ def test_refresh_google_cannot_serve_now_is_transient_and_releases_the_lease(
 
 def test_user_without_a_connection_is_not_connected(google_standin: GoogleStandinClient, bob: Caller) -> None:
     repo = Repository(bob.uid)
-    assert tokens.connection(repo) is None
+    assert integration.connection(repo) is None
     assert oauth.connection_status(repo) == {"status": "disconnected", "google_email": None, "scopes": []}
     with pytest.raises(google.NotConnected):
         tokens.access_token(repo)

@@ -26,13 +26,17 @@ class Call:
 
     def run(self, **options: Any) -> str:
         options.setdefault("sleep", self.waits.append)
-        for attempt in attempts(**options):
+        for attempt in attempts("claude", "claude-test", **options):
             with attempt:
                 self.made += 1
                 if self.failures:
                     raise self.failures.pop(0)
                 return "terms"
         raise AssertionError("unreachable")
+
+
+def failed_calls(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    return [record.fields for record in caplog.records if record.getMessage() == "model call failed"]  # type: ignore[attr-defined]
 
 
 def test_the_retries_wait_for_longer_each_time_and_are_logged(caplog: pytest.LogCaptureFixture) -> None:
@@ -42,27 +46,40 @@ def test_the_retries_wait_for_longer_each_time_and_are_logged(caplog: pytest.Log
         assert call.run() == "terms"
     assert call.made == 4
     assert call.waits == [0.4, 1.0, 2.0]
-    retried = [record for record in caplog.records if record.getMessage() == "model call retried"]
-    assert [record.fields for record in retried] == [  # type: ignore[attr-defined]
-        {"attempt": n, "error": OVERLOADED.message} for n in (1, 2, 3)
+    assert failed_calls(caplog) == [
+        {
+            "provider": "claude",
+            "model": "claude-test",
+            "error": OVERLOADED.message,
+            "retryable": True,
+            "retried": True,
+            "attempt": n,
+        }
+        for n in (1, 2, 3)
     ]
 
 
-def test_the_fourth_retryable_failure_is_raised_as_it_is() -> None:
+def test_the_fourth_retryable_failure_is_raised_as_it_is(caplog: pytest.LogCaptureFixture) -> None:
     call = Call([OVERLOADED] * 4)
-    with pytest.raises(ProviderError) as raised:
+    with caplog.at_level(logging.INFO, logger="common.llm.retries"), pytest.raises(ProviderError) as raised:
         call.run()
     assert raised.value is OVERLOADED
     assert call.made == 4
+    assert [fields["retried"] for fields in failed_calls(caplog)] == [True, True, True, False]
 
 
 @pytest.mark.parametrize("failure", [REFUSED, ValueError("the model did not record the terms")], ids=repr)
-def test_a_failure_that_trying_again_cannot_mend_is_raised_at_once(failure: Exception) -> None:
+def test_a_failure_that_trying_again_cannot_mend_is_raised_at_once(
+    failure: Exception, caplog: pytest.LogCaptureFixture
+) -> None:
     call = Call([failure])
-    with pytest.raises(type(failure)) as raised:
+    with caplog.at_level(logging.INFO, logger="common.llm.retries"), pytest.raises(type(failure)) as raised:
         call.run()
     assert raised.value is failure
     assert (call.made, call.waits) == (1, [])
+    # The model's refusal is a failed call, not retried; a failure that is not the model's is not one.
+    expected = [(False, False)] if isinstance(failure, ProviderError) else []
+    assert [(fields["retryable"], fields["retried"]) for fields in failed_calls(caplog)] == expected
 
 
 def test_a_caller_that_showed_something_already_is_not_retried() -> None:

@@ -292,3 +292,24 @@ def test_an_edit_is_refused_whole_when_an_address_is_bad(approvals: Api, alice: 
         approvals.post(f"/actions/{proposed.id}/approve", alice, json={"payload": bad}), 400, "INVALID_ARGUMENT"
     )
     assert stored_action(proposed.id)["recipients"] == [{"email": "cfo@acme.com", "role": "to", "known": True}]
+
+
+def test_approve_action_judges_the_csms_own_domain_without_the_google_client(
+    stack: Stack, crud: Api, alice: Caller, google: GoogleStandinClient
+) -> None:
+    # The worker has its own source: approve_action starts, and judges recipients by the connection's
+    # record, with neither the OAuth client's id nor its secret (issue 15 point 8).
+    unset = {"GOOGLE_OAUTH_CLIENT_ID": None, "GOOGLE_OAUTH_CLIENT_SECRET": None}
+    without_google = Api(stack.start_variant("approve_action", "no-google-client", unset))
+    connect_and_complete(crud, alice)
+    payload = {"to": ["cfo@acme.com"], "cc": [], "subject": "Renewal", "body": "Hi", "customer_id": None}
+    action = seed_action(alice.uid, type="email.send", payload=payload, risk="high", summary="E-mail")
+
+    edited = {**payload, "cc": ["colleague@acme-success.com"]}
+    response = without_google.post(f"/actions/{action['id']}/approve", alice, json={"payload": edited})
+
+    assert response.status_code == 202, response.text
+    assert response.json()["recipients"] == [
+        {"email": "cfo@acme.com", "role": "to", "known": False},
+        {"email": "colleague@acme-success.com", "role": "cc", "known": True},
+    ]

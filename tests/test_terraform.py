@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,9 @@ from typing import Any
 import pytest
 
 from terraform.checks import CHECKS
-from terraform.checks.code import demanded_by_load_settings, read_by, required, settings_read
+from terraform.checks.code import demanded_by_load_settings, enqueuers, read_by, required, settings_read
+from terraform.checks.logs import logged_lines
+from terraform.checks.monitoring import check_monitoring
 from terraform.checks.tree import ROOT, TERRAFORM, Tree, load_tree
 from tests.terraform_copies import copy_terraform, edit, remove_block
 
@@ -54,7 +57,10 @@ def test_the_code_analysis_sees_what_the_functions_read() -> None:
     assert "CSCX_CLAUDE_MODELS" in read_by("chat_stream")
     assert "ANTHROPIC_API_KEY" not in read_by("approve_action")
     assert "*_EMULATOR_HOST" in settings_read()
-    assert read_by("approve_action") == read_by("execute_action")  # one source file
+    # The worker has a file of its own: the public approve_action never opens a Google token.
+    assert {"CSCX_TOKEN_ENCRYPTION_KEY", "GOOGLE_OAUTH_CLIENT_SECRET"} <= read_by("execute_action")
+    assert not {"CSCX_TOKEN_ENCRYPTION_KEY", "GOOGLE_OAUTH_CLIENT_SECRET"} & read_by("approve_action")
+    assert enqueuers() == {"approve_action", "chat_stream", "execute_action"}  # the sweep enqueues too
 
 
 def terraform_fmt(directory: Path) -> tuple[int, str]:
@@ -167,10 +173,20 @@ def test_an_emulator_setting_deployed_is_reported(copy: Path) -> None:
 
 def test_a_removed_secret_is_reported(copy: Path) -> None:
     functions = copy / "modules/cscx/functions.tf"
-    edit(functions, '        "CSCX_TOKEN_ENCRYPTION_KEY",\n', "", within="    approve_action = {")
+    edit(functions, '        "CSCX_TOKEN_ENCRYPTION_KEY",\n', "", within="    execute_action = {")
     problems = problems_of(copy, "secrets")
-    assert "approve_action reads the secret CSCX_TOKEN_ENCRYPTION_KEY, but it is not given to it" in problems
-    assert "approve_action would not start deployed" in problems_of(copy, "settings")
+    assert "execute_action reads the secret CSCX_TOKEN_ENCRYPTION_KEY, but it is not given to it" in problems
+    assert "execute_action would not start deployed" in problems_of(copy, "settings")
+
+
+def test_the_google_secrets_given_to_approve_action_are_reported(copy: Path) -> None:
+    functions = copy / "modules/cscx/functions.tf"
+    secrets = '        "CSCX_CURSOR_KEY",\n'
+    google = '        "GOOGLE_OAUTH_CLIENT_SECRET",\n        "CSCX_TOKEN_ENCRYPTION_KEY",\n'
+    edit(functions, secrets, secrets + google, within="    approve_action = {")
+    problems = problems_of(copy, "secrets")
+    for secret in ("GOOGLE_OAUTH_CLIENT_SECRET", "CSCX_TOKEN_ENCRYPTION_KEY"):
+        assert f"approve_action is given the secret {secret}, which its code never reads" in problems
 
 
 def test_a_secret_given_to_a_function_that_does_not_read_it_is_reported(copy: Path) -> None:
@@ -236,6 +252,16 @@ def test_an_extra_invoker_grant_is_reported(copy: Path) -> None:
 def test_a_removed_enqueuer_binding_is_reported(copy: Path) -> None:
     remove_block(copy / "modules/cscx/iam.tf", 'resource "google_cloud_tasks_queue_iam_member" "enqueuer" {')
     assert "google_cloud_tasks_queue_iam_member.enqueuer must grant" in problems_of(copy, "worker")
+
+
+def test_a_sweep_that_may_not_enqueue_is_reported(copy: Path) -> None:
+    edit(
+        copy / "modules/cscx/iam.tf",
+        'task_enqueuers = ["approve_action", "chat_stream", "execute_action"]',
+        'task_enqueuers = ["approve_action", "chat_stream"]',
+    )
+    expected = "task_enqueuers must be ['approve_action', 'chat_stream', 'execute_action'] (their code enqueues)"
+    assert expected in problems_of(copy, "worker")
 
 
 def test_an_enqueuer_that_cannot_act_as_the_tasks_account_is_reported(copy: Path) -> None:
@@ -477,3 +503,85 @@ def test_checkov_reports_a_public_bucket(copy: Path) -> None:
     )
     failed = {check["check_id"] for report in run_checkov(copy) for check in report["results"]["failed_checks"]}
     assert "CKV_GCP_114" in failed
+
+
+# --- monitoring: the filters held to the lines the code writes -----------------------------------
+
+MONITORING = "modules/monitoring/main.tf"
+
+
+def test_the_code_analysis_sees_the_lines_monitoring_reads() -> None:
+    # A guard on the tracer itself: the fields of the lines the alerts read are found.
+    lines = logged_lines()
+    assert {"first_token_ms", "finish_reason", "provider", "model", "session_id"} <= lines["chat turn"].fields
+    assert {"provider", "model", "retried"} <= lines["model call failed"].fields
+    assert "oldest_undone_seconds" in lines["sweep"].fields
+    assert {"uid", "tokens_used", "token_budget"} <= lines["model budget mostly spent"].fields  # a looped message
+
+
+def test_a_filter_on_a_field_or_a_line_the_code_does_not_log_is_reported(copy: Path) -> None:
+    main = copy / MONITORING
+    edit(main, "jsonPayload.first_token_ms>=0", "jsonPayload.ttft_ms>=0")
+    edit(main, 'jsonPayload.message=\\"model call failed\\""', 'jsonPayload.message=\\"model call failure\\""')
+    edit(main, 'uid          = "EXTRACT(jsonPayload.uid)"', 'uid          = "EXTRACT(jsonPayload.user)"')
+    problems = problems_of(copy, "monitoring")
+    expected = (
+        'google_logging_metric.first_token: ttft_ms is not a field of the "chat turn" line (common/agent/chat.py)'
+    )
+    assert expected in problems
+    assert 'google_logging_metric.model_failures: the code logs no line "model call failure"' in problems
+    assert 'google_monitoring_alert_policy.budget: user is not a field of the "model budget mostly spent"' in problems
+
+
+def test_a_line_read_from_a_function_that_never_writes_it_is_reported(copy: Path) -> None:
+    edit(
+        copy / MONITORING,
+        'filter      = "${local.worker_lines} AND jsonPayload.message=\\"sweep\\""',
+        'filter      = "${local.chat_lines} AND jsonPayload.message=\\"sweep\\""',
+    )
+    stdout, stderr = 'log_id(\\"run.googleapis.com/stdout\\")', 'log_id(\\"run.googleapis.com/stderr\\")'
+    edit(copy / MONITORING, f"AND {stdout}", f"AND {stderr}", within="locals {")
+    problems = problems_of(copy, "monitoring")
+    assert 'google_logging_metric.sweeps: chat_stream never writes the "sweep" line' in problems
+    assert 'the code\'s lines are in log_id("run.googleapis.com/stdout"); the filter does not read it' in problems
+
+
+def test_a_field_renamed_in_the_code_is_reported(tmp_path: Path) -> None:
+    for source in ("common", "functions"):
+        shutil.copytree(ROOT / source, tmp_path / source, ignore=shutil.ignore_patterns("__pycache__"))
+    chat = tmp_path / "common/agent/chat.py"
+    edit(chat, 'fields["first_token_ms"] = self.first_token_ms', 'fields["ttft_ms"] = self.first_token_ms')
+    edit(tmp_path / "common/actions/sweep.py", 'logger.info("sweep", ', 'logger.info("sweep done", ')
+    problems = "\n".join(check_monitoring(load_tree(), code_root=tmp_path))
+    assert 'google_logging_metric.first_token: first_token_ms is not a field of the "chat turn" line' in problems
+    assert 'google_logging_metric.sweeps: the code logs no line "sweep"' in problems
+    assert 'google_logging_metric.approvals_overdue: the code logs no line "sweep"' in problems
+
+
+def test_an_alert_on_a_label_or_a_metric_that_does_not_exist_is_reported(copy: Path) -> None:
+    main = copy / MONITORING
+    edit(main, 'metric.label.retried=\\"false\\"', 'metric.label.attempt=\\"false\\"')
+    edit(main, "filter          = local.logged.first_token", "filter          = local.logged.first_tokens")
+    edit(main, "resource.label.service_name=one_of(", "resource.label.service=one_of(")
+    problems = problems_of(copy, "monitoring")
+    assert "google_monitoring_alert_policy.model_failures: the metric has no label attempt" in problems
+    assert "google_monitoring_alert_policy.first_token: local.logged.first_tokens is no log-based metric" in problems
+    assert "google_monitoring_alert_policy.server_errors: cloud_run_revision has no label service" in problems
+
+
+def test_a_missing_alert_or_one_that_notifies_nobody_is_reported(copy: Path) -> None:
+    main = copy / MONITORING
+    remove_block(main, 'resource "google_monitoring_alert_policy" "budget" {')
+    edit(
+        main,
+        "  notification_channels = local.channels\n",
+        "",
+        within='resource "google_monitoring_alert_policy" "worker_deliveries" {',
+    )
+    edit(
+        main, "labels       = { email_address = var.alert_email }", 'labels       = { email_address = "x@example.com" }'
+    )
+    problems = problems_of(copy, "monitoring")
+    assert "no alert on a user's daily model tokens near the budget" in problems
+    assert "google_monitoring_alert_policy.worker_deliveries notifies nobody" in problems
+    assert "the notification channel must e-mail var.alert_email" in problems

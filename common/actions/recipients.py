@@ -58,7 +58,7 @@ def recipients_of(repo: Repository, action_type: ActionType, payload: dict[str, 
 
 def acquaintances(repo: Repository, customer_id: str | None) -> Acquaintances:
     """Whom the CSM knows for an action about `customer_id` (or about no customer)."""
-    from common.google import tokens
+    from common.google import integration
 
     addresses: set[str] = set()
     domains: set[str] = set()
@@ -69,7 +69,7 @@ def acquaintances(repo: Repository, customer_id: str | None) -> Acquaintances:
         addresses |= _keys(contact.get("email") for contact in contacts)
         if customer.domain:
             domains.add(customer.domain.lower())  # validated as an ASCII domain name
-    connection = tokens.connection(repo)
+    connection = integration.connection(repo)
     own = _key(str(connection.get("google_email") or "")) if connection else None
     if own is not None:
         addresses.add(own)

@@ -12,6 +12,10 @@ bounded whatever piled up and the next goes on from there:
   or has not come back) → a task `redrive-<id>-<lease holder>`, one per lapsed lease; the
   delivery takes the lease over and looks for an effect already made before making it.
 
+Its log line ("sweep") says what each round did and how long the oldest approval not carried out
+yet (approved or executing) has waited since its decision (`oldest_undone_seconds`, 0 when none):
+monitoring alerts when that passes 10 minutes, or when the line stops coming.
+
 The one read across tenants (`store.across_tenants`) names each action, owner and id; the action
 is then read and changed as its owner's, through the tenant repository, by the compare-and-sets
 the request paths use, and every task it enqueues is named: a sweep racing a decision, a delivery
@@ -61,13 +65,20 @@ def _redrive(repo: Repository, action_id: str, now: datetime) -> bool:
 
 
 @dataclass(frozen=True)
-class Round:
-    """One kind of work: which actions it finds at `now` (the query; `tests/test_indexes.py` holds
-    its index to firestore.indexes.json), and what it does to each, as its owner's (True: done)."""
+class Query:
+    """Actions across tenants, oldest `order_by` first: which ones at `now` (`tests/test_indexes.py`
+    holds its index to firestore.indexes.json)."""
 
     name: str
     filters: Callable[[datetime], list[Filter]]
     order_by: str
+
+
+@dataclass(frozen=True)
+class Round(Query):
+    """One kind of work: the actions its query finds, and what it does to each, as its owner's
+    (True: done)."""
+
     handle: Callable[[Repository, str, datetime], bool]
 
 
@@ -95,6 +106,23 @@ ROUNDS = (
         _redrive,
     ),
 )
+
+
+# Approvals not carried out yet: approved (its task to come) or executing (its delivery at work).
+UNDONE = Query(
+    "undone",
+    lambda now: [Filter("status", "in", [ActionStatus.APPROVED.value, ActionStatus.EXECUTING.value])],
+    "decided_at",
+)
+QUERIES = (*ROUNDS, UNDONE)
+
+
+def oldest_undone_seconds(now: datetime) -> int:
+    """How long the oldest approval not carried out yet has waited since it was decided; 0 when none."""
+    found = across_tenants(ACTIONS, UNDONE.filters(now), order_by=UNDONE.order_by, limit=1)
+    stored = Repository(found[0].owner_id).find(ACTIONS, found[0].doc_id) if found else None
+    decided_at = ActionRecord.of(stored).decided_at if stored is not None else None
+    return max(0, int((now - decided_at).total_seconds())) if decided_at is not None else 0
 
 
 @dataclass
@@ -134,7 +162,11 @@ def sweep() -> SweepReport:
                     break
                 continue
             report.done[sweep_round.name] += done
-    logger.info("sweep", extra={"fields": report.body()})
+    try:
+        oldest: int | None = oldest_undone_seconds(datetime.now(UTC))
+    except ApiError as error:
+        oldest, unavailable = None, unavailable or error
+    logger.info("sweep", extra={"fields": {**report.body(), "oldest_undone_seconds": oldest}})
     if unavailable is not None:
         raise ApiError(Code.UNAVAILABLE, f"{unavailable.message} The sweep did what it could; the next call retries.")
     return report

@@ -10,6 +10,7 @@ CSM's message (`sessions.hold`), gives the agent loop the session's history, and
 from __future__ import annotations
 
 import contextvars
+import time
 import uuid
 import zoneinfo
 from collections.abc import Callable
@@ -47,6 +48,7 @@ def start_chat(
     The reads that do not depend on one another go to Firestore together: the time to the
     first token pays for the longest of them, not for their sum.
     """
+    started = time.monotonic()  # the turn's first token is timed from here (the "chat turn" log line)
     settings = get_settings()
     profile_read = _soon(resources.get_profile, repo, user)
     google_read = _soon(_google_connected, repo)
@@ -113,6 +115,7 @@ def start_chat(
             meter=meter,
             grace=settings.stream_resume_grace_seconds,
             ping_seconds=settings.stream_ping_seconds,
+            started=started,
         )
     except BaseException:
         sessions.release(repo, claim, None, replay_seconds=None)
@@ -209,10 +212,10 @@ def system_prompt(profile: models.ProfilePublic, customer: models.CustomerPublic
 
 
 def _google_connected(repo: Repository) -> bool:
-    from common.google import tokens as google_tokens
+    from common.google import integration
 
-    connection = google_tokens.connection(repo)
-    return connection is not None and connection.get("status") == google_tokens.CONNECTED
+    connection = integration.connection(repo)
+    return connection is not None and connection.get("status") == integration.CONNECTED
 
 
 def _customer(repo: Repository, customer_id: str | None) -> models.CustomerPublic | None:

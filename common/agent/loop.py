@@ -35,14 +35,11 @@ from common.llm import (
     Turn,
     Upstream,
     Usage,
+    retries,
 )
-from common.log import get_logger
 from common.store import Repository
 from common.usage import BudgetSpentError, Meter
 
-logger = get_logger(__name__)
-
-RETRY_DELAYS = (0.4, 1.0, 2.0)  # before the first token only
 Status = Literal["complete", "cancelled", "error"]
 
 
@@ -127,39 +124,46 @@ class AgentLoop:
             tuple(tool.spec for tool in self.tools),
             self.max_output_tokens,
         )
-        for attempt in range(len(RETRY_DELAYS) + 1):
-            count = self.meter.call(self.provider.name, request) if self.meter is not None else None
-            step = _Step(self.emit)
-            upstream = self._open_upstream()
-            try:
-                for event in self.provider.stream(request, upstream):
-                    if count is not None:
-                        count.take(event)
-                    step.take(event)
-                if self.stopped:  # however the model's stream ended, a stop ends the turn
-                    raise StoppedError
-                step.end()
-                outcome.usage = outcome.usage + step.usage
-                self.turns.append(AssistantTurn(step.text, tuple(step.calls)))
-                return step.calls, step.finished
-            except StoppedError:
-                step.end()
-                raise
-            except ProviderError as error:
-                step.end()
-                outcome.usage = outcome.usage + step.usage
-                if self.stopped:
-                    raise StoppedError from None
-                if not error.retryable or step.started or attempt == len(RETRY_DELAYS):
+        steps: list[_Step] = []  # one per attempt, the latest last
+        # Tried again only before the first token: once the CSM saw the answer begin, a failure is the turn's.
+        for attempt in retries.attempts(
+            self.provider.name, self.model, retry_if=lambda _error: not steps[-1].started, sleep=self._pause
+        ):
+            with attempt:
+                count = self.meter.call(self.provider.name, request) if self.meter is not None else None
+                step = _Step(self.emit)
+                steps.append(step)
+                upstream = self._open_upstream()
+                try:
+                    for event in self.provider.stream(request, upstream):
+                        if count is not None:
+                            count.take(event)
+                        step.take(event)
+                    if self.stopped:  # however the model's stream ended, a stop ends the turn
+                        raise StoppedError
+                    step.end()
+                    outcome.usage = outcome.usage + step.usage
+                    self.turns.append(AssistantTurn(step.text, tuple(step.calls)))
+                    return step.calls, step.finished
+                except StoppedError:
+                    step.end()
                     raise
-                logger.info("model call retried", extra={"fields": {"attempt": attempt + 1, "error": error.message}})
-                if self._stopped.wait(RETRY_DELAYS[attempt]):
-                    raise StoppedError from None
-            finally:
-                self._close_upstream(upstream)
-                if count is not None:
-                    count.end()
+                except ProviderError:
+                    step.end()
+                    outcome.usage = outcome.usage + step.usage
+                    if self.stopped:
+                        raise StoppedError from None
+                    raise
+                finally:
+                    self._close_upstream(upstream)
+                    if count is not None:
+                        count.end()
         raise AssertionError("unreachable")
+
+    def _pause(self, seconds: float) -> None:
+        """The wait before a model call is tried again, cut short by a stop."""
+        if self._stopped.wait(seconds):
+            raise StoppedError
 
     def _open_upstream(self) -> Upstream:
         upstream = Upstream()

@@ -38,6 +38,7 @@ CHECK_SECONDS = 0.25  # how often a running turn looks at who reads it
 # turn counts it as read until this long after it last saw the field change.
 HEARTBEAT_SECONDS = 5.0
 REMOTE_STALE_SECONDS = 2.5 * HEARTBEAT_SECONDS
+FIRST_TOKEN_PARTS = frozenset({"text-delta", "tool-input-start"})  # the CSM sees the answer begin
 
 _LIVE: dict[str, RunningTurn] = {}  # the turns of this instance, by turn id, kept the grace after they end
 _LIVE_LOCK = threading.Lock()
@@ -69,8 +70,12 @@ class RunningTurn:
         meter: usage.Meter,
         grace: float,
         ping_seconds: float,
+        started: float,
     ) -> None:
         self.repo = repo
+        self.started = started  # time.monotonic() when the request arrived
+        self.first_token_ms: int | None = None  # when the first text or tool part went out
+        self.finish_reason: str | None = None  # the stream's finish part's, or "abort"
         self.claim = claim
         self.meter = meter
         self.session_id = claim.session.id
@@ -150,6 +155,10 @@ class RunningTurn:
     # -- the producer ---------------------------------------------------------------------------
 
     def _emit(self, part: stream.Part) -> None:
+        if self.first_token_ms is None and part["type"] in FIRST_TOKEN_PARTS:
+            self.first_token_ms = round((time.monotonic() - self.started) * 1000)
+        elif part["type"] in ("finish", "abort"):
+            self.finish_reason = str(part.get("finishReason", part["type"]))
         self.transcript.add(part)
         self.log.append(stream.frame(part))
 
@@ -172,9 +181,25 @@ class RunningTurn:
                 self._store(outcome)
                 self.meter.settle(session_id=self.session_id, provider=self.claim.session.provider)
             finally:  # whatever happened, the streams end
+                self._log_turn(outcome)
                 self._finished.set()
                 self.ended_at = time.monotonic()
                 self.log.end()
+
+    def _log_turn(self, outcome: TurnOutcome) -> None:
+        """The turn's one line (monitoring reads it: terraform/modules/monitoring): how long the CSM
+        waited for its first token (absent when nothing was said), how it ended, on which model."""
+        fields: dict[str, Any] = {
+            "session_id": self.session_id,
+            "provider": self.claim.session.provider,
+            "model": self.claim.session.model,
+            "status": outcome.status,
+            "finish_reason": self.finish_reason,
+            "turn_ms": round((time.monotonic() - self.started) * 1000),
+        }
+        if self.first_token_ms is not None:
+            fields["first_token_ms"] = self.first_token_ms
+        logger.info("chat turn", extra={"fields": fields})
 
     def _store(self, outcome: TurnOutcome) -> None:
         self.transcript.close_open_text()

@@ -242,7 +242,7 @@ def _call(reader: Provider, request: ModelRequest, meter: usage.Meter) -> Any:
     """The input of the model's forced tool call, each attempt read to its end so that its usage
     is counted. A retryable failure is tried again (`common.llm.retries`), even after the model
     began answering: nothing of a contract's answer is shown before it is whole."""
-    for attempt in retries.attempts():
+    for attempt in retries.attempts(reader.name, request.model):
         with attempt:
             count = meter.call(reader.name, request)
             upstream = Upstream()

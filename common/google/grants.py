@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict
 from common import sealing
 from common.collections import GOOGLE_GRANTS, INTEGRATIONS, Order
 from common.errors import ApiError, NotFoundError
-from common.google import oauth_url, tokens, utc
+from common.google import integration, oauth_url, tokens, utc
 from common.log import get_logger
 from common.store import Repository, TenantTransaction, not_found
 
@@ -177,7 +177,7 @@ def _connect(t: TenantTransaction, grant_id: str, now: datetime) -> bool:
         t.create(INTEGRATIONS, dict(fields), doc_id=t.uid)
         return True
     t.update(INTEGRATIONS, current, dict(fields))
-    replaced = tokens.Integration.model_validate(current)
+    replaced = integration.Integration.model_validate(current)
     replaced_token = tokens.refresh_token_of(replaced)
     # Another account's grant is let go of; the same account's is the one Google just renewed.
     if replaced_token and not _same_account(replaced.google_sub, replaced.google_email, grant):
@@ -191,7 +191,7 @@ def _discard(owner: Repository, grant_id: str, *, presented_by: Repository) -> N
     Unless the presenter's own connection is to the same Google account: revoking would end it.
     """
     now = datetime.now(UTC)
-    presenters = tokens.read(presented_by)
+    presenters = integration.read(presented_by)
 
     def end(t: TenantTransaction) -> None:
         stored = t.find(GOOGLE_GRANTS, grant_id)
@@ -222,7 +222,7 @@ def disconnect(repo: Repository) -> None:
         stored = t.find(INTEGRATIONS, t.uid)
         if stored is None:
             return False
-        record = tokens.Integration.model_validate(stored)
+        record = integration.Integration.model_validate(stored)
         refresh_token = tokens.refresh_token_of(record)
         t.delete(INTEGRATIONS, t.uid)
         if refresh_token:
@@ -270,7 +270,7 @@ def _revoke_owed(repo: Repository) -> None:
     due = [grant for grant in owed if grant.due(now)]
     if not due:
         return
-    current = tokens.read(repo)
+    current = integration.read(repo)
     for grant in due:
         if current is not None and _same_account(current.google_sub, current.google_email, grant):
             _forget(repo, grant)  # connected to that account again: its consent is in use

@@ -25,7 +25,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from common import sealing
 from common.collections import OAUTH_STATES
-from common.google import grants, oauth_url, tokens
+from common.google import grants, integration, oauth_url, tokens
 from common.log import get_logger
 from common.settings import Settings, get_settings
 from common.store import Repository, TenantTransaction
@@ -268,7 +268,7 @@ def _web_app_url(**params: str) -> str:
 
 def connection_status(repo: Repository) -> dict[str, Any]:
     """GET /integrations/google: {"status": "connected" | "needs_reauth" | "disconnected", "google_email", "scopes"}."""
-    return tokens.connection(repo) or {"status": "disconnected", "google_email": None, "scopes": []}
+    return integration.connection(repo) or {"status": "disconnected", "google_email": None, "scopes": []}
 
 
 def complete_connection(repo: Repository, handle: str) -> dict[str, Any]:

@@ -1,31 +1,35 @@
-"""A user's stored Google connection: its typed record, tokens sealed at rest, and a valid access token on demand.
+"""A user's Google tokens: sealed at rest, and a valid access token on demand.
 
-The connection is the `integrations/{uid}` document (DESIGN §3), read as an `Integration`. Its
-tokens are sealed (AES-256-GCM, `common.sealing`) under CSCX_TOKEN_ENCRYPTION_KEY with the uid
-and field name as associated data, so a ciphertext copied to another user or field does not
-open. An access token that expires within 5 minutes is refreshed by one caller at a time per
-user, under a `common.lease` lease on the document; the others wait for the new token rather
-than refreshing too.
+The connection is the `integrations/{uid}` document (DESIGN §3), read as an `Integration`
+(`common.google.integration`, which opens no token). Its tokens are sealed (AES-256-GCM,
+`common.sealing`) under CSCX_TOKEN_ENCRYPTION_KEY with the uid and field name as associated
+data, so a ciphertext copied to another user or field does not open. An access token that
+expires within 5 minutes is refreshed by one caller at a time per user, under a `common.lease`
+lease on the document; the others wait for the new token rather than refreshing too.
 """
 
 from __future__ import annotations
 
 import contextlib
-import enum
 import functools
 import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypedDict
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
-from common import lease, sealing
+from common import sealing
 from common.collections import INTEGRATIONS
 from common.errors import ApiError, Code, ConfigurationError, NotFoundError
 from common.google import GoogleError, NotConnected, ReauthRequired, oauth_url, utc
+from common.google.integration import (
+    REFRESH_LEASE_FIELD,
+    Integration,
+    IntegrationFields,
+    Status,
+    read,
+)
 from common.lease import Lease
 from common.log import get_logger
 from common.settings import get_settings
@@ -33,9 +37,7 @@ from common.store import Repository
 
 logger = get_logger(__name__)
 
-REFRESH_MARGIN = timedelta(minutes=5)  # DESIGN §6: refreshed when it expires within 5 minutes
 REFRESH_LEASE_SECONDS = 20.0  # longer than a refresh takes, google-auth's own retries included
-REFRESH_LEASE_FIELD = "refresh_lease"
 REFRESH_WAIT_SECONDS = 10.0  # how long a caller without the lease waits for the holder's token
 _POLL_SECONDS = 0.2
 _TOKEN_TIMEOUT_SECONDS = 10.0
@@ -83,70 +85,6 @@ def _associated_data(uid: str, field: str) -> bytes:
     return json.dumps(["cscx/google-token", _CIPHER_VERSION, uid, field]).encode()
 
 
-# -- the record ------------------------------------------------------------------------------
-
-
-class Status(enum.StrEnum):
-    CONNECTED = "connected"
-    NEEDS_REAUTH = "needs_reauth"
-
-
-CONNECTED = Status.CONNECTED
-NEEDS_REAUTH = Status.NEEDS_REAUTH
-
-
-class Integration(BaseModel):
-    """`integrations/{uid}` as the server keeps it: one user's Google connection (DESIGN §3)."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    owner_id: str
-    google_email: str = ""
-    google_sub: str = ""  # the account's stable id at Google (its e-mail may change)
-    scopes: tuple[str, ...] = ()
-    access_token_enc: str = ""
-    refresh_token_enc: str = ""
-    expires_at: datetime | None = None  # of the access token
-    status: Status = Status.NEEDS_REAUTH
-    last_error: str | None = None
-    refresh_lease: dict[str, Any] | None = None  # common.lease's {holder, until} while a refresh runs
-
-    def fresh(self, now: datetime | None = None) -> bool:
-        """Whether the access token is good for more than the refresh margin."""
-        return self.expires_at is not None and utc(self.expires_at) > (now or datetime.now(UTC)) + REFRESH_MARGIN
-
-    def refreshing(self) -> bool:
-        return lease.held({REFRESH_LEASE_FIELD: self.refresh_lease}, REFRESH_LEASE_FIELD)
-
-    def require_connected(self) -> None:
-        if self.status is not Status.CONNECTED:
-            raise ReauthRequired()
-
-    def public(self) -> dict[str, Any]:
-        """What the web app may see: never a token, nor the refresh bookkeeping."""
-        return {"status": self.status.value, "google_email": self.google_email or None, "scopes": list(self.scopes)}
-
-
-class IntegrationFields(TypedDict, total=False):
-    """The fields of `integrations/{uid}` the server writes (keys checked by mypy)."""
-
-    google_email: str
-    google_sub: str
-    scopes: list[str]
-    access_token_enc: str
-    refresh_token_enc: str
-    expires_at: datetime
-    status: str
-    last_error: str | None
-    refresh_lease: None
-
-
-def read(repo: Repository) -> Integration | None:
-    """The user's connection, None when there is none."""
-    stored = repo.find(INTEGRATIONS, repo.uid)
-    return None if stored is None else Integration.model_validate(stored)
-
-
 def connection_fields(
     uid: str,
     *,
@@ -169,12 +107,6 @@ def connection_fields(
         "last_error": None,
         "refresh_lease": None,
     }
-
-
-def connection(repo: Repository) -> dict[str, Any] | None:
-    """The user's connection as the web app may see it ({status, google_email, scopes}), None when there is none."""
-    stored = read(repo)
-    return None if stored is None else stored.public()
 
 
 def refresh_token_of(record: Integration) -> str | None:

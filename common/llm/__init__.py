@@ -19,8 +19,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, Protocol
 
+from common.log import get_logger
+
 if TYPE_CHECKING:
     import httpx2
+
+logger = get_logger(__name__)
 
 FinishReason = Literal["stop", "length", "tool-calls", "other"]
 

@@ -2,11 +2,13 @@
 
 A failure that trying again may mend (`ProviderError.retryable`: 429, 5xx, overloaded, a broken
 connection) is tried again after 0.4, 1 and 2 s; any other failure, or a fourth one, is raised as
-it is. A caller that must not try again once an attempt has shown something (a chat turn, after
-its first token) says so with `retry_if`; one that can be stopped while it waits gives its own
-`sleep`, which raises to end the attempts. Each attempt is the caller's block:
+it is. Every failed attempt is one `model call failed` line (monitoring counts them:
+terraform/modules/monitoring), `retried` when it is tried again. A caller that must not try again
+once an attempt has shown something (a chat turn, after its first token) says so with `retry_if`;
+one that can be stopped while it waits gives its own `sleep`, which raises to end the attempts.
+Each attempt is the caller's block:
 
-    for attempt in retries.attempts():
+    for attempt in retries.attempts(provider_name, model):
         with attempt:
             ...  # open the call, read its events, return what it answered
 """
@@ -27,27 +29,36 @@ RETRY_DELAYS = (0.4, 1.0, 2.0)  # the waits before the second, third and fourth 
 
 
 def attempts(
+    provider: str,
+    model: str,
     *,
     retry_if: Callable[[ProviderError], bool] = lambda _error: True,
     sleep: Callable[[float], None] = time.sleep,
 ) -> tenacity.Retrying:
-    """The attempts of one model call: a retryable failure for which `retry_if` holds is tried
-    again after the next of RETRY_DELAYS (waited with `sleep`); anything else leaves the loop."""
+    """The attempts of one call of `model` at `provider`: a retryable failure for which `retry_if`
+    holds is tried again after the next of RETRY_DELAYS (waited with `sleep`); anything else
+    leaves the loop."""
 
-    def retried(error: BaseException) -> bool:
-        return isinstance(error, ProviderError) and error.retryable and retry_if(error)
+    def retried(state: tenacity.RetryCallState) -> bool:
+        error = state.outcome.exception() if state.outcome is not None else None
+        if not isinstance(error, ProviderError):
+            return False  # an answer, or a failure that is not the model's: it leaves the loop as it is
+        again = error.retryable and state.attempt_number <= len(RETRY_DELAYS) and retry_if(error)
+        fields = {
+            "provider": provider,
+            "model": model,
+            "error": error.message,
+            "retryable": error.retryable,
+            "retried": again,
+            "attempt": state.attempt_number,
+        }
+        logger.warning("model call failed", extra={"fields": fields})
+        return again
 
     return tenacity.Retrying(
-        retry=tenacity.retry_if_exception(retried),
+        retry=retried,
         wait=tenacity.wait_chain(*(tenacity.wait_fixed(delay) for delay in RETRY_DELAYS)),
         stop=tenacity.stop_after_attempt(len(RETRY_DELAYS) + 1),
         sleep=sleep,
-        before_sleep=_log_retry,
         reraise=True,
     )
-
-
-def _log_retry(state: tenacity.RetryCallState) -> None:
-    error = state.outcome.exception() if state.outcome is not None else None
-    message = error.message if isinstance(error, ProviderError) else repr(error)
-    logger.info("model call retried", extra={"fields": {"attempt": state.attempt_number, "error": message}})

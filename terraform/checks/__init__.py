@@ -2,7 +2,7 @@
 without the providers (which cannot be downloaded here).
 
 Each check reads terraform/ as parsed by python-hcl2 (`load_tree`), holds it against the code
-(functions/manifest.json, common/settings.py, each entry point's imports) and returns the
+(functions/manifest.json, common/settings.py, each entry point's imports, the lines the code logs) and returns the
 problems it finds, one sentence each: none for terraform/ as it is. tests/test_terraform.py runs
 them on terraform/ and on mutated copies of it; `python -m terraform.checks` prints them.
 """
@@ -14,6 +14,7 @@ from pathlib import Path
 
 from terraform.checks.access import check_buckets, check_build, check_worker
 from terraform.checks.functions import check_functions, check_packaging
+from terraform.checks.monitoring import check_monitoring
 from terraform.checks.platform import check_console, check_environments, check_firebase
 from terraform.checks.settings import check_secrets, check_settings
 from terraform.checks.tree import TERRAFORM, Problems, Tree, load_tree
@@ -30,6 +31,7 @@ CHECKS: dict[str, Callable[[Tree], Problems]] = {
     "firebase": check_firebase,
     "console": check_console,
     "environments": check_environments,
+    "monitoring": check_monitoring,
     "references": check_references,
     "provider_arguments": check_provider_arguments,
 }

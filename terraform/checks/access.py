@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from terraform.checks.code import enqueuers
 from terraform.checks.settings import infrastructure_settings
 from terraform.checks.tree import Problems, Tree, functions_table, single
 
-# The worker's callers: approving enqueues the execution, proposing (in the chat) the expiry.
-TASK_ENQUEUERS = frozenset({"approve_action", "chat_stream"})
 WORKER = "execute_action"
 PUBLIC_MEMBERS = ("allUsers", "allAuthenticatedUsers")
 
@@ -61,9 +60,10 @@ def _worker_settings(tree: Tree) -> Problems:
 
 def _enqueuers(tree: Tree) -> Problems:
     problems: Problems = []
-    enqueuers = set(tree.cscx.locals.get("task_enqueuers", []))
-    if enqueuers != TASK_ENQUEUERS:
-        problems.append(f"task_enqueuers must be {sorted(TASK_ENQUEUERS)}, not {sorted(enqueuers)}")
+    # Exactly the functions whose code enqueues (approving, proposing in the chat, the sweep).
+    granted, needed = set(tree.cscx.locals.get("task_enqueuers", [])), enqueuers()
+    if granted != needed:
+        problems.append(f"task_enqueuers must be {sorted(needed)} (their code enqueues), not {sorted(granted)}")
     grants = {
         ("google_cloud_tasks_queue_iam_member", "enqueuer"): "roles/cloudtasks.enqueuer",
         ("google_service_account_iam_member", "enqueuer_acts_as_tasks"): "roles/iam.serviceAccountUser",

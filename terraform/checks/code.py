@@ -14,6 +14,7 @@ import re
 import textwrap
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from terraform.checks.tree import ROOT
 
@@ -87,6 +88,15 @@ def reached_modules(source: str) -> tuple[Path, ...]:
                 if found is not None and found not in seen:
                     todo.append((found, prefix))
     return tuple(seen)
+
+
+CLOUD_TASKS_PY = ROOT / "common" / "cloud_tasks.py"
+
+
+@functools.cache
+def enqueuers() -> frozenset[str]:
+    """The entry points whose code can put a task on the queue (it reaches common/cloud_tasks.py)."""
+    return frozenset(entry for entry, spec in manifest().items() if CLOUD_TASKS_PY in reached_modules(spec["source"]))
 
 
 @functools.cache
@@ -168,9 +178,9 @@ def is_unset(name: str, unset: dict[str, Any]) -> bool:
 
 
 @functools.cache
-def local_web_app_url() -> str:
-    """CSCX_WEB_APP_URL of the local stack (scripts/stack.py): where the console's settings page is
-    (with the console's local origin, http://localhost, when the stack computes it from its port)."""
+def local_settings_path() -> str:
+    """The path of CSCX_WEB_APP_URL in the local stack (scripts/stack.py), the console's settings
+    page: a literal URL's, or the literal that follows the console's origin in an f-string."""
     tree = ast.parse((ROOT / "scripts" / "stack.py").read_text(encoding="utf-8"))
     for node in ast.walk(tree):
         if isinstance(node, ast.Dict):
@@ -178,7 +188,7 @@ def local_web_app_url() -> str:
                 if not (isinstance(key, ast.Constant) and key.value == "CSCX_WEB_APP_URL"):
                     continue
                 if isinstance(value, ast.Constant):
-                    return str(value.value)
+                    return urlsplit(str(value.value)).path
                 if isinstance(value, ast.JoinedStr) and isinstance(value.values[-1], ast.Constant):
-                    return f"http://localhost{value.values[-1].value!s}"  # the origin computed, the path as written
+                    return str(value.values[-1].value)
     raise AssertionError("scripts/stack.py sets no CSCX_WEB_APP_URL")

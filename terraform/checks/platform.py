@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import json
 import re
-from urllib.parse import urlsplit
 
-from terraform.checks.code import local_web_app_url
+from terraform.checks.code import local_settings_path
 from terraform.checks.settings import infrastructure_settings
 from terraform.checks.tree import ENVIRONMENTS, Config, Problems, Tree, parse
 from terraform.deploy import CONSOLE_API_KEYS, CONSOLE_FIREBASE_KEYS
@@ -123,7 +122,7 @@ def _console_wired(tree: Tree) -> Problems:
     page = '${coalesce(var.web_app_url, "${local.console_url}${local.console_settings_path}")}'
     if settings.get("CSCX_WEB_APP_URL") != page or cscx.locals.get("console_url") != "${local.console_origins[0]}":
         problems.append("CSCX_WEB_APP_URL must be the console's settings page (unless var.web_app_url names another)")
-    local_path = urlsplit(local_web_app_url()).path
+    local_path = local_settings_path()
     if cscx.locals.get("console_settings_path") != local_path:
         problems.append(f"the console's settings page is {local_path} deployed too (scripts/stack.py)")
     domains = str(cscx.locals.get("auth_authorized_domains"))

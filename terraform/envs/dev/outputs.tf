@@ -37,3 +37,8 @@ output "web_config" {
   description = "The console's /config.json (make deploy writes it into web/dist)."
   value       = module.cscx.web_config
 }
+
+output "dashboard" {
+  description = "The monitoring dashboard (Cloud Monitoring, Dashboards)."
+  value       = module.cscx.dashboard
+}

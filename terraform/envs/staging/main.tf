@@ -14,6 +14,7 @@ module "cscx" {
   auth_authorized_domains = var.auth_authorized_domains
   google_oauth_client_id  = var.google_oauth_client_id
   setting_overrides       = var.setting_overrides
+  alert_email             = var.alert_email
 
   deletion_protection = true
   max_instances = {

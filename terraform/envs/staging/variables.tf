@@ -43,3 +43,9 @@ variable "setting_overrides" {
   type        = map(string)
   default     = {}
 }
+
+variable "alert_email" {
+  description = "Where monitoring alerts are e-mailed (empty: none; incidents still open in Cloud Monitoring)."
+  type        = string
+  default     = ""
+}

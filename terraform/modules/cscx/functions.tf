@@ -57,10 +57,10 @@ locals {
       min_instances   = 0
       max_instances   = 10
       invokers        = ["allUsers"]
+      # It only decides and enqueues: Google is the worker's business, so neither the OAuth
+      # client's secret nor the token key is here.
       secrets = [
         "CSCX_CURSOR_KEY",
-        "GOOGLE_OAUTH_CLIENT_SECRET",
-        "CSCX_TOKEN_ENCRYPTION_KEY",
       ]
       project_roles = [
         "roles/datastore.user",
@@ -86,7 +86,7 @@ locals {
       ]
     }
     execute_action = {
-      description     = "The worker: carries out approved actions and expires proposals (Cloud Tasks only)."
+      description     = "The worker: carries out approved actions, expires proposals, sweeps (Cloud Tasks and Scheduler only)."
       memory          = "512Mi"
       cpu             = "1"
       timeout_seconds = 300

@@ -1,9 +1,11 @@
 # Grants between the functions and the platform, each to the functions that need it only.
 
 locals {
-  # Approving enqueues the execution; proposing (in the chat) enqueues the expiry. Both tasks
-  # carry an OIDC token of the tasks service account, so both functions act as it.
-  task_enqueuers = ["approve_action", "chat_stream"]
+  # Approving enqueues the execution; proposing (in the chat) enqueues the expiry, and an
+  # auto-approved proposal's execution; the worker's sweep enqueues what was approved without a
+  # task and re-drives stalled executions. Every task carries an OIDC token of the tasks service
+  # account, so these functions act as it (and crud and contract_parse do not).
+  task_enqueuers = ["approve_action", "chat_stream", "execute_action"]
 
   # contract_parse keeps and reads the files; crud deletes them with their contract.
   contract_file_access = {

@@ -1,5 +1,6 @@
 # One CSCX environment: the platform (modules/platform) and the five functions
-# (modules/function), with every setting and secret the code reads wired to them.
+# (modules/function), with every setting and secret the code reads wired to them; their
+# monitoring is in monitoring.tf.
 
 terraform {
   required_version = ">= 1.9"

@@ -56,3 +56,8 @@ output "web_config" {
     authEmulator = null
   }
 }
+
+output "dashboard" {
+  description = "The monitoring dashboard (Cloud Monitoring, Dashboards)."
+  value       = module.monitoring.dashboard
+}

@@ -208,3 +208,14 @@ variable "auth_authorized_domains" {
   type        = list(string)
   default     = []
 }
+
+variable "alert_email" {
+  description = "Where the monitoring's alerts are e-mailed; empty: none (incidents still open in Cloud Monitoring)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.alert_email == "" || can(regex("^[^@\\s]+@[^@\\s]+$", var.alert_email))
+    error_message = "alert_email is one e-mail address, or empty."
+  }
+}

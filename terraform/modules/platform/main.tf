@@ -38,7 +38,8 @@ locals {
     "iam.googleapis.com",
     "iamcredentials.googleapis.com",  # OIDC tokens of the tasks service account
     "identitytoolkit.googleapis.com", # Firebase Auth (Identity Platform)
-    "logging.googleapis.com",
+    "logging.googleapis.com",         # the functions' logs, and the log-based metrics of monitoring
+    "monitoring.googleapis.com",      # alerts and the dashboard
     "run.googleapis.com",
     "secretmanager.googleapis.com",
     "securetoken.googleapis.com", # Firebase ID tokens
