@@ -5,32 +5,31 @@ A `Repository` is built with the caller's uid and every query it issues carries
 Writes keep the common fields (`owner_id`, `created_at`, `updated_at`, `version`) and use
 Firestore preconditions so that concurrent updates are compare-and-set.
 
-One read is no tenant's, and it is here alone: `across_tenants`, for the server's own rounds
-over every user's documents (the sweep of actions). It names documents — owner and id — and
-reads nothing of them; whatever is then done with one goes through its owner's Repository.
+One read is no tenant's: `across_tenants` (`database.py`, with the instance's client and the
+boundary where Firestore's failures become the API's), for the server's own rounds over every
+user's documents.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
-import random
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from common import cursors
 from common.collections import Kind, Order
 from common.errors import ApiError, Code, NotFoundError
-from common.instance import per_instance
 from common.log import get_logger
 from common.settings import get_settings
+from common.store import database
+from common.store.database import Filter, Owned, across_tenants, not_found
 
 if TYPE_CHECKING:
     from google.cloud import firestore
+
+__all__ = ["Companion", "Filter", "ListPage", "Owned", "Repository", "TenantTransaction", "across_tenants", "not_found"]
 
 logger = get_logger(__name__)
 
@@ -39,74 +38,7 @@ SERVER_FIELDS = frozenset({"id", "owner_id", "created_at", "updated_at", "versio
 BATCH_SIZE = 400  # below Firestore's 500 writes per batch
 
 
-@per_instance
-def _firestore_client() -> firestore.Client:
-    """The instance's Firestore client, created on first use; only a Repository uses it."""
-    from google.cloud import firestore
-
-    return firestore.Client(project=get_settings().project_id)
-
-
-P = ParamSpec("P")
 R = TypeVar("R")
-
-
-def _document(snapshot: Any) -> dict[str, Any]:
-    """A read document as the store answers it: its fields and its `id`."""
-    return {"id": snapshot.id, **(snapshot.to_dict() or {})}
-
-
-def _database_errors(method: Callable[P, R]) -> Callable[P, R]:
-    """Firestore's transient failures become the API's 503 (or 429) at this one boundary."""
-
-    @functools.wraps(method)
-    def translated(*args: P.args, **kwargs: P.kwargs) -> R:
-        from google.api_core import exceptions as gexc
-
-        try:
-            return method(*args, **kwargs)
-        except gexc.ResourceExhausted:
-            logger.warning("Firestore quota exhausted", exc_info=True)
-            raise ApiError(Code.RESOURCE_EXHAUSTED, "Too many requests right now; try again shortly.") from None
-        except gexc.Aborted:
-            logger.info("Firestore contention", exc_info=True)
-            raise _busy() from None
-        except (
-            gexc.ServiceUnavailable,
-            gexc.DeadlineExceeded,
-            gexc.InternalServerError,
-            gexc.Unknown,
-            gexc.RetryError,
-        ):
-            logger.warning("Firestore unavailable", exc_info=True)
-            raise ApiError(Code.UNAVAILABLE, "The database is unavailable right now; try again.") from None
-
-    return translated
-
-
-@functools.cache
-def _call_options(timeout: float) -> dict[str, Any]:
-    """Every Firestore call gives up after `timeout` seconds, retries included."""
-    from google.api_core.retry import Retry, if_transient_error
-
-    return {"timeout": timeout, "retry": Retry(timeout=timeout, predicate=if_transient_error)}
-
-
-def _busy() -> ApiError:
-    return ApiError(Code.ABORTED, "The object is being changed by other requests; try again.")
-
-
-def not_found(kind: str) -> NotFoundError:
-    return NotFoundError(f"No such {kind}.")
-
-
-@dataclass(frozen=True)
-class Filter:
-    field: str
-    op: str
-    value: Any
-
-
 T = TypeVar("T")
 U = TypeVar("U")
 
@@ -163,12 +95,12 @@ class Repository:
 
     @property
     def _calls(self) -> dict[str, Any]:
-        return _call_options(get_settings().firestore_timeout_seconds)
+        return database.call_options(get_settings().firestore_timeout_seconds)
 
     @property
     def _db(self) -> firestore.Client:
         if self._client is None:
-            self._client = _firestore_client()
+            self._client = database.client()
         return self._client
 
     def new_id(self, kind: Kind) -> str:
@@ -187,7 +119,7 @@ class Repository:
 
     # -- reads -------------------------------------------------------------------------
 
-    @_database_errors
+    @database.translated
     def get(self, kind: Kind, doc_id: str, *, parent_id: str | None = None) -> dict[str, Any]:
         """The tenant's `kind` document `doc_id`, else 404."""
         return self._load(kind, doc_id, parent_id)[0]
@@ -201,7 +133,7 @@ class Repository:
         """The tenant's `kind` document `doc_id`, or None."""
         return _or_none(lambda: self.get(kind, doc_id))
 
-    @_database_errors
+    @database.translated
     def find_keyed(self, kind: Kind, doc_id: str) -> dict[str, Any] | None:
         """The tenant's document `doc_id` of a kind keyed by its owner (the id starts with their
         uid, as `add`'s counters are), or None: read by reference, one lookup and no query, since
@@ -214,7 +146,7 @@ class Repository:
             return None
         return {"id": snapshot.id, **data}
 
-    @_database_errors
+    @database.translated
     def require(self, kind: Kind, doc_id: str) -> None:
         """404 unless the tenant has `kind` document `doc_id`, asked by the owner-scoped query
         with only the document's name returned: nothing of another user's document leaves
@@ -245,7 +177,7 @@ class Repository:
         by_id = FieldFilter(FieldPath.document_id(), "==", reference)
         return self._query(kind, [], parent_id).where(filter=by_id).limit(1)
 
-    @_database_errors
+    @database.translated
     def list(
         self,
         kind: Kind,
@@ -269,7 +201,7 @@ class Repository:
             query = query.start_after([*values, self._collection(kind, parent_id).document(doc_id)])
         snapshots = list(query.limit(limit + 1).stream(**self._calls))
         self.documents_read += max(1, len(snapshots))
-        items = [_document(s) for s in snapshots[:limit]]
+        items = [database.document(s) for s in snapshots[:limit]]
         next_cursor = None
         if len(snapshots) > limit:
             last = snapshots[limit - 1]
@@ -277,20 +209,20 @@ class Repository:
             next_cursor = cursors.encode(query_id, [data.get(name) for name, _ in order.fields], last.id)
         return ListPage(items, next_cursor)
 
-    @_database_errors
+    @database.translated
     def count(self, kind: Kind, *, parent_id: str | None = None) -> int:
         """How many documents of `kind` the tenant has (an aggregation: no document is read)."""
         result = self._query(kind, [], parent_id).count().get(**self._calls)
         return int(result[0][0].value)
 
-    @_database_errors
+    @database.translated
     def first(self, kind: Kind, filters: Sequence[Filter], *, parent_id: str | None = None) -> dict[str, Any] | None:
         """Any one of the tenant's documents matching `filters`, or None."""
         snapshots = list(self._query(kind, filters, parent_id).limit(1).stream(**self._calls))
         self.documents_read += 1
         if not snapshots:
             return None
-        return _document(snapshots[0])
+        return database.document(snapshots[0])
 
     def _ordered(self, kind: Kind, filters: Sequence[Filter], order: Order, parent_id: str | None = None) -> Any:
         """The owner-scoped query in `order`, the document id breaking ties (in the last field's direction)."""
@@ -313,7 +245,7 @@ class Repository:
 
     # -- writes ------------------------------------------------------------------------
 
-    @_database_errors
+    @database.translated
     def create(
         self,
         kind: Kind,
@@ -342,7 +274,7 @@ class Repository:
                 raise ApiError(Code.ALREADY_EXISTS, f"The {kind.name} already exists.") from None
             # A retried create whose first attempt was stored: the document is this request's.
             return self.get(kind, reference.id, parent_id=parent_id)
-        stamp = _server_time(result)
+        stamp = database.server_time(result)
         return {"id": reference.id, **document, "created_at": stamp, "updated_at": stamp}
 
     def get_or_create(self, kind: Kind, doc_id: str, defaults: Mapping[str, Any]) -> dict[str, Any]:
@@ -357,7 +289,7 @@ class Repository:
                 raise
             return self.get(kind, doc_id)  # a concurrent first call created it
 
-    @_database_errors
+    @database.translated
     def update(
         self,
         kind: Kind,
@@ -390,12 +322,12 @@ class Repository:
                 batch.update(reference, write, option=precondition)
                 result = self._commit(batch, reference, along)
             except (gexc.FailedPrecondition, gexc.NotFound):
-                _back_off(attempt)
+                database.back_off(attempt)
                 continue
-            return {**current, **write, "updated_at": _server_time(result)}
+            return {**current, **write, "updated_at": database.server_time(result)}
         raise ApiError(Code.ABORTED, f"The {kind.name} is being changed by another request; try again.")
 
-    @_database_errors
+    @database.translated
     def set_fields(self, kind: Kind, doc_id: str, fields: Mapping[str, Any]) -> None:
         """Change a document of the tenant's that only this request writes (an idempotency key
         it holds) without reading it first: one round trip. Its version still moves on."""
@@ -405,7 +337,7 @@ class Repository:
         reference = self._collection(kind).document(doc_id)
         reference.update({**write, "version": Increment(1), "updated_at": SERVER_TIMESTAMP}, **self._calls)
 
-    @_database_errors
+    @database.translated
     def add(
         self, kind: Kind, doc_id: str, counts: Mapping[str, int], fields: Mapping[str, Any] | None = None
     ) -> dict[str, int]:
@@ -439,9 +371,9 @@ class Repository:
             # The client sends field transforms ordered by field path, and the results come in that order.
             totals = dict(zip(sorted(changes), result.transform_results, strict=True))
             return {name: int(totals[name].integer_value) for name in counts}
-        raise _busy()
+        raise database.busy()
 
-    @_database_errors
+    @database.translated
     def delete(self, kind: Kind, doc_id: str, *, if_match: int | None = None) -> dict[str, Any]:
         """Delete an owned document as a compare-and-set against the version read.
 
@@ -457,12 +389,12 @@ class Repository:
             try:
                 reference.delete(option=self._db.write_option(last_update_time=update_time), **self._calls)
             except (gexc.FailedPrecondition, gexc.NotFound):
-                _back_off(attempt)
+                database.back_off(attempt)
                 continue
             return current
         raise ApiError(Code.ABORTED, f"The {kind.name} is being changed by another request; try again.")
 
-    @_database_errors
+    @database.translated
     def run_transaction(self, work: Callable[[TenantTransaction], R]) -> R:
         """Run `work` in one Firestore transaction, retried by Firestore on contention.
 
@@ -525,12 +457,14 @@ class Repository:
             added = [change.document for change in changes if change.type.name == "ADDED"]
             self.documents_read += len(added)
             if added:
-                on_added(sorted((_document(s) for s in added), key=lambda d: [d.get(f) for f, _ in order.fields]))
+                on_added(
+                    sorted((database.document(s) for s in added), key=lambda d: [d.get(f) for f, _ in order.fields])
+                )
 
         watch = self._ordered(kind, filters, order).on_snapshot(changed)
         return watch.unsubscribe  # type: ignore[no-any-return]
 
-    @_database_errors
+    @database.translated
     def delete_where(
         self,
         kind: Kind,
@@ -562,7 +496,7 @@ class Repository:
             if not snapshots:
                 return deleted
             if before is not None:
-                before([_document(snapshot) for snapshot in snapshots])
+                before([database.document(snapshot) for snapshot in snapshots])
             batch = self._db.batch()
             for snapshot in snapshots:
                 # Only as it was matched: one changed meanwhile (an action approved, say) fails
@@ -571,11 +505,11 @@ class Repository:
             try:
                 batch.commit(**self._calls)
             except (gexc.FailedPrecondition, gexc.NotFound):
-                _back_off(conflicts)
+                database.back_off(conflicts)
                 conflicts += 1
                 continue
             deleted += len(snapshots)
-        raise _busy()
+        raise database.busy()
 
 
 class TenantTransaction:
@@ -635,38 +569,6 @@ class TenantTransaction:
 # -- across tenants -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Owned:
-    """A document named across tenants: whose it is and its id, nothing of what it holds."""
-
-    owner_id: str
-    doc_id: str
-
-
-@_database_errors
-def across_tenants(kind: Kind, filters: Sequence[Filter], *, order_by: str, limit: int) -> list[Owned]:
-    """At most `limit` documents of `kind` matching `filters`, lowest `order_by` first, whoever owns
-    them: the one read that is no tenant's. Only their owners and ids leave Firestore.
-
-    For the server's own rounds over every user's documents, never for a request's: each document
-    named is then read and changed through `Repository(owner_id)`, as its owner's.
-    """
-    from google.cloud.firestore import FieldFilter, Query
-
-    if kind.parent is not None:
-        raise ValueError(f"{kind.name}: only top-level collections are read across tenants")
-    query: Any = _firestore_client().collection(kind.path())
-    for f in filters:
-        query = query.where(filter=FieldFilter(f.field, f.op, f.value))
-    query = query.order_by(order_by, direction=Query.ASCENDING).select(["owner_id"]).limit(limit)
-    owned = []
-    for snapshot in query.stream(**_call_options(get_settings().firestore_timeout_seconds)):
-        owner = (snapshot.to_dict() or {}).get("owner_id")
-        if isinstance(owner, str) and owner:
-            owned.append(Owned(owner, snapshot.id))
-    return owned
-
-
 # -- the one shape of every write ------------------------------------------------------------
 
 
@@ -699,11 +601,6 @@ def _require_keyed(uid: str, doc_id: str) -> None:
         raise ValueError("a document keyed by its owner has an id that starts with their uid")
 
 
-def _back_off(attempt: int) -> None:
-    """A short, jittered wait before retrying a compare-and-set another writer won."""
-    time.sleep(random.uniform(0, 0.02 * 2**attempt))  # noqa: S311 - jitter, not security
-
-
 def check_version(current: Mapping[str, Any], if_match: int | None) -> None:
     if if_match is not None and current.get("version") != if_match:
         raise ApiError(
@@ -716,11 +613,3 @@ def _query_id(uid: str, path: str, filters: Iterable[Filter], order: Order) -> s
     """The identity of a list query (tenant, collection, filters, order): what its cursors are bound to."""
     key = json.dumps([uid, path, [[f.field, f.op, f.value] for f in filters], order.name], default=str)
     return hashlib.sha256(key.encode()).hexdigest()[:32]
-
-
-def _server_time(result: Any) -> datetime:
-    """The value Firestore stored for this write's SERVER_TIMESTAMP fields."""
-    stored = result.transform_results[0].timestamp_value if result.transform_results else result.update_time
-    if isinstance(stored, datetime):
-        return stored
-    return datetime.fromtimestamp(stored.seconds + stored.nanos / 1e9, UTC)
