@@ -91,6 +91,20 @@ def docx_with_body(body: bytes) -> bytes:
     return buffer.getvalue()
 
 
+def docx_with_doctype(doctype: bytes, body: bytes) -> bytes:
+    """docx_with_body's file whose document.xml declares `doctype` (its entities) before the document."""
+    made = zipfile.ZipFile(io.BytesIO(docx_with_body(body)))
+    buffer = io.BytesIO()
+    with made, zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in made.namelist():
+            part = made.read(name)
+            if name == "word/document.xml":
+                declared = part.index(b"?>") + 2
+                part = part[:declared] + doctype + part[declared:]
+            archive.writestr(name, part)
+    return buffer.getvalue()
+
+
 def docx_unpacking_to(size: int) -> bytes:
     """A small DOCX whose body unpacks to about `size` bytes: empty paragraphs, over and over
     (read in full, each is an element: 90 MB of them held python-docx for 88 s and 2 GB)."""
@@ -379,3 +393,25 @@ def test_a_document_of_more_than_2000000_characters_is_refused(build: Callable[[
 def test_document_text_round_trips_through_a_text_file() -> None:
     document = Document("pdf", (Page(1, "one"), Page(2, ""), Page(3, "three")))
     assert texts(extract(document.text.encode())) == ["one", "", "three"]
+
+
+def test_a_docx_naming_an_external_entity_reads_nothing_from_outside() -> None:
+    # XXE: the entity would be /etc/passwd's text; the reader resolves no entity, so it is not there.
+    doctype = b'<!DOCTYPE w:document [<!ENTITY outside SYSTEM "file:///etc/passwd">]>'
+    started = time.monotonic()
+    read = extract(docx_with_doctype(doctype, b"<w:p><w:r><w:t>Before &outside; after</w:t></w:r></w:p>"))
+    assert time.monotonic() - started < 5
+    assert "root:" not in "".join(texts(read))
+    assert texts(read)[0].startswith("Before")
+
+
+def test_a_docx_of_a_billion_laughs_is_refused_at_once() -> None:
+    # Ten entities each ten of the one before: 10**9 "lol"s if expanded; the reader expands none.
+    entities = b"".join(
+        b'<!ENTITY l%d "%s">' % (level, b"".join([b"&l%d;" % (level - 1)] * 10)) for level in range(1, 10)
+    )
+    doctype = b'<!DOCTYPE w:document [<!ENTITY l0 "lol">' + entities + b"]>"
+    started = time.monotonic()
+    error = unreadable(docx_with_doctype(doctype, b"<w:p><w:r><w:t>&l9;</w:t></w:r></w:p>"))
+    assert time.monotonic() - started < 5
+    assert error.reason != "over_limit"  # refused as a damaged file, not after expanding it
