@@ -526,7 +526,7 @@ def test_a_filter_on_a_field_or_a_line_the_code_does_not_log_is_reported(copy: P
     edit(main, 'uid          = "EXTRACT(jsonPayload.uid)"', 'uid          = "EXTRACT(jsonPayload.user)"')
     problems = problems_of(copy, "monitoring")
     expected = (
-        'google_logging_metric.first_token: ttft_ms is not a field of the "chat turn" line (common/agent/chat.py)'
+        'google_logging_metric.first_token: ttft_ms is not a field of the "chat turn" line (common/agent/turn.py)'
     )
     assert expected in problems
     assert 'google_logging_metric.model_failures: the code logs no line "model call failure"' in problems
@@ -549,7 +549,7 @@ def test_a_line_read_from_a_function_that_never_writes_it_is_reported(copy: Path
 def test_a_field_renamed_in_the_code_is_reported(tmp_path: Path) -> None:
     for source in ("common", "functions"):
         shutil.copytree(ROOT / source, tmp_path / source, ignore=shutil.ignore_patterns("__pycache__"))
-    chat = tmp_path / "common/agent/chat.py"
+    chat = tmp_path / "common/agent/turn.py"
     edit(chat, 'fields["first_token_ms"] = self.first_token_ms', 'fields["ttft_ms"] = self.first_token_ms')
     edit(tmp_path / "common/actions/sweep.py", 'logger.info("sweep", ', 'logger.info("sweep done", ')
     problems = "\n".join(check_monitoring(load_tree(), code_root=tmp_path))
