@@ -294,7 +294,8 @@ def test_the_values_of_a_body_are_counted_from_its_bytes_as_its_decoded_form_hol
             validation.check_value_count(Holding, text)
 
 
-@pytest.mark.parametrize("name", ["unknown top-level keys", "stakeholders far over 100", "tags far over 50"])
+# The bodies whose decoding costs most (an object per tiny value): counting them takes about a thirtieth of it.
+@pytest.mark.parametrize("name", ["unknown top-level keys", "stakeholders far over 100"])
 def test_a_mebibyte_of_tiny_values_is_refused_for_less_than_decoding_it_costs(name: str) -> None:
     body = hostile_body(name)
 
