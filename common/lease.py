@@ -36,7 +36,7 @@ FIELD = "lease"
 class LeaseRecord(BaseModel):
     """A lease as stored, for the typed record of a document that has one."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
     holder: str
     until: datetime

@@ -21,10 +21,10 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
-    EmailStr,
     Field,
     StringConstraints,
     ValidationError,
+    WithJsonSchema,
     model_validator,
 )
 
@@ -137,6 +137,14 @@ def _check_domain(value: str) -> str:
     return value
 
 
+def _check_email(value: str) -> str:
+    # pydantic's own check, EmailStr's, imported where it is first used: pydantic.networks loads
+    # email_validator and importlib.metadata, which no cold start needs before its first address.
+    from pydantic.networks import validate_email
+
+    return validate_email(value)[1]
+
+
 def _check_currency(value: str) -> str:
     if not is_currency(value):
         raise ValueError("must be an ISO 4217 code such as USD")
@@ -167,6 +175,8 @@ def _only_low_risk(types: list[ActionType]) -> list[ActionType]:
 
 AutoApprove = Annotated[list[ActionType], Field(max_length=4), AfterValidator(_only_low_risk)]
 Domain = Annotated[str, StringConstraints(max_length=253), AfterValidator(_check_domain)]
+# An e-mail address, checked as pydantic's EmailStr checks it (the same errors, the same schema).
+Email = Annotated[str, AfterValidator(_check_email), WithJsonSchema({"type": "string", "format": "email"})]
 Currency = Annotated[str, AfterValidator(_check_currency)]
 Money = Annotated[float, Field(ge=0, le=1e15, allow_inf_nan=False)]
 TimeZone = Annotated[str, AfterValidator(_check_timezone)]
@@ -182,7 +192,7 @@ class Stored(BaseModel):
     a date); fields stored only to sort or search (`hidden`) are left out.
     """
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
     hidden: ClassVar[frozenset[str]] = frozenset()
 
     id: str
@@ -285,7 +295,7 @@ class Recipient(BaseModel):
     the customer's primary contact or a stakeholder, or an address at the customer's domain or
     the CSM's own (`actions.recipients`)."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
     email: str
     role: RecipientRole
@@ -320,7 +330,7 @@ class ActionPublic(Stored):
 class Strict(BaseModel):
     """Strict JSON input: no coercion between types, no unknown fields."""
 
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, defer_build=True)
     # The object this input writes to, whose other fields only the server writes.
     public: ClassVar[type[Stored] | None] = None
 
@@ -334,13 +344,13 @@ class Strict(BaseModel):
 
 class Contact(Strict):
     name: Name
-    email: EmailStr | None = None
+    email: Email | None = None
     title: ShortText | None = None
 
 
 class Stakeholder(Strict):
     name: Name
-    email: EmailStr | None = None
+    email: Email | None = None
     role: ShortText | None = None
     is_champion: bool = False
     is_decision_maker: bool = False
@@ -458,7 +468,7 @@ class UIMessage(BaseModel):
     """A message as the AI SDK's `useChat` sends it: only its role and parts are read, of the
     last one alone (the stored history wins over the client's copy)."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
     role: Literal["system", "user", "assistant"]
     parts: list[dict[str, Any]]
@@ -557,14 +567,14 @@ class GoogleCompletion(Strict):
 class SweepRequest(BaseModel):
     """What Cloud Scheduler sends the worker's `/sweep`: nothing (`{}`, or no body)."""
 
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, defer_build=True)
 
 
 class WorkerTask(BaseModel):
     """What a Cloud Task tells the worker: the action, and whose it is (it is read as that user's).
     Not a client's input: only Cloud Tasks calls the worker."""
 
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, defer_build=True)
 
     action_id: DocumentId
     owner_id: DocumentId

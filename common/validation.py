@@ -36,13 +36,8 @@ class InvalidInputError(ValueError):
 
 
 def parse_json(model: type[M], body: bytes) -> M:
-    """Validate a JSON body against `model`, or raise one `InvalidInputError` naming the bad fields.
-
-    What a body can make the validation do is bounded first, cheaply: a body holding more
-    values than any object takes is refused after the JSON parse, and so is one with more
-    unknown top-level fields than an answer lists, so thousands of bad keys cost a parse, not a
-    validation error each.
-    """
+    """Validate a JSON body against `model`, or raise one `InvalidInputError` naming the bad fields."""
+    check_value_count(model, body)
     try:
         decoded = json.loads(body)
     except (ValueError, RecursionError):
@@ -50,11 +45,25 @@ def parse_json(model: type[M], body: bytes) -> M:
     return parse_decoded(model, body, decoded)
 
 
-def parse_decoded(model: type[M], body: bytes, decoded: Any) -> M:
-    """`parse_json` with the body decoded already (None: it does not decode)."""
+def check_value_count(model: type[BaseModel], body: bytes) -> None:
+    """Refuse a JSON body holding more values than `model` takes, before it is decoded.
+
+    The values are counted from the bytes at the speed of `bytes.count`: a body of a hundred
+    thousand tiny values is refused for the cost of reading it, not of building each value.
+    """
     limit = int(getattr(model, "max_values", MAX_VALUES))  # a model whose values are not each checked may hold more
-    if _holds_more_than(decoded, limit):
+    if _holds_more_values_than(body, limit):
         raise InvalidInputError(f"The request holds more than {limit} values; no object takes that many.")
+
+
+def parse_decoded(model: type[M], body: bytes, decoded: Any) -> M:
+    """`parse_json` with the body decoded already (None: it does not decode), and its values
+    counted before it was (`check_value_count`).
+
+    What the body can make the validation do is bounded first: one with more unknown top-level
+    fields than an answer lists is refused by name, so thousands of bad keys cost a parse, not
+    a validation error each.
+    """
     if isinstance(decoded, dict) and model.model_config.get("extra") == "forbid":
         known = set(model.model_fields) | {f.alias for f in model.model_fields.values() if f.alias}
         unknown = [name for name in decoded if name not in known]
@@ -77,22 +86,30 @@ def parse_value(model: type[M], value: Any) -> M:
     return parse_json(model, json.dumps(value).encode())
 
 
-def _holds_more_than(value: Any, limit: int) -> bool:
-    """Whether a decoded JSON value holds more than `limit` values (keys and items), nested ones included."""
-    pending, seen = [value], 0
-    while pending:
-        current = pending.pop()
-        if isinstance(current, dict):
-            current = current.values()
-        elif not isinstance(current, list):
-            continue
-        for item in current:
-            seen += 1
-            if seen > limit:
-                return True
-            if isinstance(item, (dict, list)):
-                pending.append(item)
-    return False
+def _holds_more_values_than(body: bytes, limit: int) -> bool:
+    """Whether a JSON text holds more than `limit` values (object members and list items, nested
+    ones too; a key given twice counts twice), judged from its bytes without decoding it: exactly
+    for valid JSON, and for invalid JSON either answer does, as it is refused either way."""
+    # Each value but the first of a container follows a comma, and each container opens with a
+    # bracket: a text with no more of those than the limit, in strings or not, holds no more values.
+    if len(body) - len(body.translate(None, b",[{")) <= limit:
+        return False
+    # Each string is a key, whose member is a value, or a value: there are at least half as many
+    # values as strings, not counting one string standing alone. An escaped quote ends none.
+    strings = (body.count(b'"') - body.count(b'\\"')) // 2
+    if strings > 2 * limit + 1:
+        return True
+    return _values_in(body) > limit
+
+
+def _values_in(body: bytes) -> int:
+    """The values of a valid JSON text, counted from its structure with each string made `0`: a
+    container holds one value more than it has commas, unless it is empty."""
+    if b"\\" in body:  # escapes occur only in strings; without them, each quote opens or closes one
+        body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    structure = b"0".join(body.split(b'"')[::2]).translate(None, b" \t\r\n")
+    containers = structure.count(b"[") + structure.count(b"{") - structure.count(b"[]") - structure.count(b"{}")
+    return structure.count(b",") + containers
 
 
 def _invalid(details: list[dict[str, str]], count: int | None = None) -> InvalidInputError:

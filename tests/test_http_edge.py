@@ -6,21 +6,25 @@ Cloud Tasks caller check. The scenario function is `tests/test_functions/edge/ma
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
 import os
+import random
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
 
 import functions_framework
 import jwt
 import pytest
 from flask.testing import FlaskClient
+from pydantic import BaseModel
 from werkzeug.test import TestResponse
 
-from common import instance
+from bench.edge import hostile_body
+from common import instance, models, validation
 from common.errors import ApiError, Code
 from tests import tokens
 from tests.conftest import ROOT, Instance
@@ -232,6 +236,82 @@ def test_an_error_raised_with_more_details_than_an_answer_lists_answers_twenty()
 def test_a_body_holding_more_values_than_any_object_takes_is_400(client: FlaskClient, body: Any) -> None:
     error = assert_error(client.post("/greetings", json=body), 400, "INVALID_ARGUMENT")
     assert "more than 5000 values" in error["message"]
+
+
+def _values_decoded(value: Any) -> int:
+    """The values a decoded JSON value holds, members and items, nested ones too: the reference."""
+    inner = value.values() if isinstance(value, dict) else value if isinstance(value, list) else []
+    return sum(1 + _values_decoded(item) for item in inner)
+
+
+def _tricky_string(rng: random.Random) -> str:
+    """A string of the characters that structure JSON, which encoding escapes or leaves alone."""
+    return "".join(
+        rng.choice(['"', "\\", ",", "[", "{", "]", "}", ":", " ", "\n", "é", "中", "a"])
+        for _ in range(rng.randrange(6))
+    )
+
+
+def _tricky_value(rng: random.Random, depth: int = 0) -> Any:
+    kind = rng.randrange(6 if depth < 4 else 3)
+    if kind == 0:
+        return _tricky_string(rng)
+    if kind == 1:
+        return rng.choice([0, -1.5e3, True, None])
+    if kind == 2:
+        return rng.choice([[], {}, ""])
+    if kind in (3, 4):
+        return [_tricky_value(rng, depth + 1) for _ in range(rng.randrange(5))]
+    return {_tricky_string(rng): _tricky_value(rng, depth + 1) for _ in range(rng.randrange(4))}
+
+
+def _tricky_texts() -> list[bytes]:
+    rng = random.Random(19)
+    texts = [
+        b'{"a": [1, 2, {"b": []}], "c": {}}',
+        b'{ "a" : [ ] , "b" : [ 1 ,\n 2 ] ,"c":{ }}',
+        b'{"a": "x,y[z{\\"q\\"}", "b": ["\\\\", "\\\\\\"", ","]}',
+        b'{"a": "\\u0022,\\u005c", "b": "\\\\"}',
+        '{"é": "ü,", "k": ["中,文", "]"]}'.encode(),
+        b"[[], {}, [[]], [{}], [0]]",
+    ]
+    for _ in range(300):
+        value = {"top": _tricky_value(rng)}
+        texts.append(json.dumps(value, ensure_ascii=rng.random() < 0.5, indent=rng.choice([None, 1])).encode())
+    return texts
+
+
+def test_the_values_of_a_body_are_counted_from_its_bytes_as_its_decoded_form_holds_them() -> None:
+    for text in _tricky_texts():
+        count = _values_decoded(json.loads(text))
+
+        class Holding(BaseModel):
+            max_values: ClassVar[int] = count
+
+        validation.check_value_count(Holding, text)  # exactly at the limit: taken
+        Holding.max_values = count - 1
+        with pytest.raises(validation.InvalidInputError, match=f"more than {count - 1} values"):
+            validation.check_value_count(Holding, text)
+
+
+# The bodies whose decoding costs most (an object per tiny value): counting them takes about a thirtieth of it.
+@pytest.mark.parametrize("name", ["unknown top-level keys", "stakeholders far over 100"])
+def test_a_mebibyte_of_tiny_values_is_refused_for_less_than_decoding_it_costs(name: str) -> None:
+    body = hostile_body(name)
+
+    def fastest(step: Callable[[], object]) -> float:
+        times = []
+        for _ in range(5):
+            started = time.perf_counter()
+            with contextlib.suppress(validation.InvalidInputError):
+                step()
+            times.append(time.perf_counter() - started)
+        return min(times)
+
+    counted = fastest(lambda: validation.check_value_count(models.CustomerCreate, body))
+    with pytest.raises(validation.InvalidInputError, match="more than 5000 values"):
+        validation.check_value_count(models.CustomerCreate, body)
+    assert counted < fastest(lambda: json.loads(body)) / 4
 
 
 def test_json_body_over_the_limit_is_413(client: FlaskClient, settings: Settings) -> None:

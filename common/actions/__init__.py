@@ -14,12 +14,13 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, EmailStr, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints, model_validator
 
 from common.models import (
     LOW_RISK_ACTIONS,
     ActionType,
     DocumentId,
+    Email,
     Priority,
     Recipient,
     RecipientRole,
@@ -54,8 +55,8 @@ def _ascii_before_the_at(address: str) -> str:
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
 Subject = Annotated[Title, AfterValidator(_one_line)]
 Body = Annotated[str, StringConstraints(min_length=1, max_length=100_000)]
-Recipients = Annotated[list[EmailStr], Field(max_length=50)]
-Address = Annotated[EmailStr, AfterValidator(_ascii_before_the_at)]
+Recipients = Annotated[list[Email], Field(max_length=50)]
+Address = Annotated[Email, AfterValidator(_ascii_before_the_at)]
 
 
 class EmailPayload(Strict):

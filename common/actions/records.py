@@ -24,7 +24,7 @@ class ActionRecord(BaseModel):
     """A stored action. Read leniently (what was stored was validated when written); fields an
     older document lacks read as their defaults."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
     id: str
     owner_id: str

@@ -77,7 +77,7 @@ def _as_list(value: object) -> object:
 
 class _Item(BaseModel):
     # Models add keys of their own to list items: ignored, not an error.
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
     name: Name
 
     @model_validator(mode="before")
@@ -208,7 +208,7 @@ class Corrections(BaseModel):
     refused. Pass `model_dump(exclude_unset=True)` to `terms.apply_corrections`.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     parties: Annotated[list[Party], BeforeValidator(_items(Party)), Field(max_length=50), _UNIQUE] | None = Field(
         None, description="The parties that sign the contract."
@@ -251,13 +251,14 @@ LIST_FIELDS = frozenset({"parties", "entitlements", "stakeholders", "termination
 
 
 class Citation(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     quote: str = Field(description="Copied exactly from the text, one sentence.")
     page: int = Field(description="The page number the quote is on.")
 
 
 class _Answer(Corrections):
     # A model's extra keys are ignored, not refused: no `additionalProperties` in its schema.
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
 
 def _per_term(name: str, annotation: Any) -> type[BaseModel]:

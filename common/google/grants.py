@@ -58,7 +58,7 @@ class GrantState(enum.StrEnum):
 class Grant(BaseModel):
     """`google_grants/{id}` as the server keeps it."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
     id: str
     owner_id: str

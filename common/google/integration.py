@@ -32,7 +32,7 @@ NEEDS_REAUTH = Status.NEEDS_REAUTH
 class Integration(BaseModel):
     """`integrations/{uid}` as the server keeps it: one user's Google connection (DESIGN §3)."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
     owner_id: str
     google_email: str = ""

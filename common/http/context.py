@@ -20,7 +20,7 @@ from common.auth import User
 from common.errors import ApiError, Code
 from common.settings import Settings
 from common.store import Repository
-from common.validation import parse_decoded
+from common.validation import check_value_count, parse_decoded
 
 if TYPE_CHECKING:
     import flask
@@ -93,7 +93,7 @@ class Context:
 
     def parse(self, model: type[M], *, optional: bool = False) -> M:
         """The JSON body validated against `model`; `optional` lets an empty body stand for `{}`."""
-        data, decoded = self._json_body(optional=optional)
+        data, decoded = self._json_body(model, optional=optional)
         return parse_decoded(model, data, decoded)
 
     def body_bytes(self, limit: int | None = None) -> bytes:
@@ -167,8 +167,8 @@ class Context:
             raise ApiError(Code.INVALID_ARGUMENT, "If-Match must be an ETag from a previous response.")
         return int(value)
 
-    def _json_body(self, *, optional: bool) -> tuple[bytes, dict[str, Any]]:
-        """The body, and its JSON object decoded."""
+    def _json_body(self, model: type[BaseModel], *, optional: bool) -> tuple[bytes, dict[str, Any]]:
+        """The body, and its JSON object decoded once it holds no more values than `model` takes."""
         data = self.body_bytes()
         if not data.strip():
             if optional:
@@ -180,6 +180,7 @@ class Context:
                 Code.UNSUPPORTED_MEDIA_TYPE,
                 f"Content-Type must be application/json, got {mimetype or 'none'}.",
             )
+        check_value_count(model, data)
         try:
             parsed = json.loads(data)
         except (ValueError, RecursionError):

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-
-import tenacity
+from typing import TYPE_CHECKING
 
 from common.llm import ProviderError
 from common.log import get_logger
+
+if TYPE_CHECKING:
+    import tenacity
 
 logger = get_logger(__name__)
 
@@ -38,6 +40,7 @@ def attempts(
     """The attempts of one call of `model` at `provider`: a retryable failure for which `retry_if`
     holds is tried again after the next of RETRY_DELAYS (waited with `sleep`); anything else
     leaves the loop."""
+    import tenacity  # on the first model call, not at a cold start
 
     def retried(state: tenacity.RetryCallState) -> bool:
         error = state.outcome.exception() if state.outcome is not None else None

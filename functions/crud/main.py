@@ -5,7 +5,7 @@ from __future__ import annotations
 import flask
 import functions_framework
 
-from common import models, usage
+from common import models
 from common import resources as r
 from common.agent import sessions
 from common.auth import FirebaseUser, User
@@ -151,6 +151,8 @@ def list_messages(ctx: Context, session_id: str) -> Reply:
 
 @router.route("GET", "/usage")
 def get_usage(ctx: Context) -> Reply:
+    from common import usage  # and the model interface it meters: no other route of crud needs them
+
     return Reply(usage.today(ctx.repo).public())
 
 
