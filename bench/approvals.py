@@ -339,7 +339,9 @@ class _Burst:
         }
         task.attempts += 1
         started = time.perf_counter()
-        reply = self._http().post(self.worker_url + task.path, data=task.body, headers=headers, timeout=60)
+        # A connection of its own, as a dispatch is: one kept alive may be closed by the worker just
+        # as the next delivery goes out on it (its keep-alive ran out), which no dispatch would see.
+        reply = requests.post(self.worker_url + task.path, data=task.body, headers=headers, timeout=60)
         done = time.perf_counter()
         status = int(reply.status_code)
         if redelivery:
