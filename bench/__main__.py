@@ -1,7 +1,8 @@
 """`python -m bench [part ...]`: start the stack on the benchmark's ports, measure, print, stop.
 
 Parts: imports, crud (latency, reads per page), chat, approvals, contracts, idempotency, edge,
-console (the web console's budgets in headless Chromium); all of them without arguments.
+console (the web console's budgets in headless Chromium), load (throughput of 32 clients); all of
+them without arguments.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ import statistics
 import sys
 import time
 
-from bench import approvals, chat, console, contracts, edge, idempotency, imports, latency, reads
+from bench import approvals, chat, console, contracts, edge, idempotency, imports, latency, load, reads
 from bench.harness import PORT_OFFSET, function_env, running_bench
 from bench.stats import Summary, table
 
-PARTS = ("imports", "crud", "chat", "approvals", "contracts", "idempotency", "edge", "console")
+PARTS = ("imports", "crud", "chat", "approvals", "contracts", "idempotency", "edge", "console", "load")
 
 
 def main() -> int:
@@ -60,11 +61,33 @@ def main() -> int:
             if "console" in parts:
                 progress("measuring the console in headless Chromium: first-load JavaScript, send to first token...")
                 reports.append(console_report(console.run(bench)))
+            if "load" in parts:
+                progress(f"measuring throughput: {load.CLIENTS} clients for {load.DURATION_S:.0f} s, twice...")
+                reports.append(load_report(load.run(bench)))
     print(header(load_at_start))
     for report in reports:
         print(report)
     print(f"\nwhole benchmark: {time.monotonic() - started:.0f} s; load average now {load_average()}")
     return 0
+
+
+def load_report(result: load.LoadResult) -> str:
+    sections = []
+    for phase in result.phases:
+        rows = [[op, p.n, phase.errors.get(op, 0), p.p50, p.p95, p.p99] for op, p in phase.operations.items()]
+        met = phase.crud_rps >= load.GOAL_RPS and phase.crud_p99 <= load.GOAL_P99_MS and not phase.errors
+        sections.append(
+            f"\n   {phase.name}: {phase.crud_requests:,} CRUD requests in {phase.seconds:.1f} s, "
+            f"{phase.crud_rps:.0f} rps, {sum(phase.errors.values())} errors\n"
+            + table(["operation", "n", "errors", "p50", "p95", "p99"], rows)
+            + f"\n   goal >= {load.GOAL_RPS:.0f} rps, CRUD p99 <= {load.GOAL_P99_MS:.0f} ms, no errors: {verdict(met)}"
+            + "".join(f"\n   error: {e}" for e in phase.first_errors)
+        )
+    return (
+        f"\n10. Throughput (issue 19): {result.clients} clients on loopback, each its own user looping create / "
+        f"list / get /\n   patch of a customer, {load.DURATION_S:.0f} s after {load.WARMUP_S:.0f} s uncounted; ms"
+        + "".join(sections)
+    )
 
 
 def console_report(result: console.ConsoleResult) -> str:
@@ -206,7 +229,27 @@ def approvals_report(result: approvals.ApprovalsResult) -> str:
         f"p95 {result.worker.p95:.0f} ms (goal p95 <= {approvals.GOAL_EXECUTED_P95_MS:.0f}: "
         f"{verdict(result.worker.p95 <= approvals.GOAL_EXECUTED_P95_MS)})\n"
         f"   e-mails and drafts at Google: {result.sent}; duplicates after redelivering every task once more: "
-        f"{result.duplicates} (goal 0: {verdict(result.duplicates == 0)})"
+        f"{result.duplicates} (goal 0: {verdict(result.duplicates == 0)})" + concurrent_report(result.concurrent)
+    )
+
+
+def concurrent_report(c: approvals.ConcurrentResult) -> str:
+    spans = [
+        ("approve request sent -> the delivery that executed it answered", c.executed),
+        ("the approve requests", c.approve),
+        ("each delivery (OIDC token checked, claim, quota, Gmail, record)", c.delivery),
+    ]
+    rows = [[name, s.n, s.p50, s.p95] for name, s in spans]
+    met = c.executed.p95 <= approvals.GOAL_EXECUTED_P95_MS and c.duplicates == 0 and c.lost == 0
+    return (
+        f"\n\n   the worker as Cloud Tasks drives it (issue 19): {c.approved} e-mails approved "
+        f"{approvals.APPROVERS} at a time, their tasks\n   taken from the paused emulator queue and delivered "
+        f"{approvals.DISPATCHES} at once with the tasks account's OIDC token, ms\n"
+        + table(["span", "n", "p50", "p95"], rows)
+        + f"\n   {c.executed_n} executed with their message at Google in {c.seconds:.1f} s; deliveries refused "
+        f"(retried after {approvals.BACKOFF_S:.0f} s): {c.refused};\n   every task delivered once more, all at once: "
+        f"{c.redelivered}; duplicates {c.duplicates}, lost {c.lost}\n"
+        f"   goal p95 <= {approvals.GOAL_EXECUTED_P95_MS:.0f} ms, 0 duplicates, 0 lost: {verdict(met)}"
     )
 
 

@@ -43,7 +43,8 @@ class Function:
     source: str  # the file that defines it, from the repository root
     port_setting: str  # the setting that moves its local port
     port: int  # its local port (DESIGN §11)
-    threads: int | None = None  # functions-framework worker threads, when the default will not do
+    threads: int | None = None  # functions-framework worker threads: its Cloud Run concurrency (terraform)
+    streaming: bool = False  # answers with a stream as long as the model talks (the longest timeout)
 
 
 def load_manifest(path: Path = MANIFEST) -> tuple[Function, ...]:

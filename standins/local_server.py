@@ -30,6 +30,9 @@ def dump(obj: object) -> bytes:
 class Server(ThreadingHTTPServer):
     # A thread per connection, none of which keeps the process alive at exit.
     daemon_threads = True
+    # socketserver's listen backlog is 5: a burst of connections (a worker's 32 deliveries at
+    # once, 50 streams) beyond it has its SYNs dropped, and each waits a second or three to retry.
+    request_queue_size = 128
 
 
 class JsonHandler(BaseHTTPRequestHandler):

@@ -129,17 +129,19 @@ def _unb64(text: str) -> bytes:
 
 
 class CertificateServer(LocalServer):
-    """Serves `{"<kid>": "<PEM certificate>"}` at `/certs` on 127.0.0.1 from a thread."""
+    """Serves `{"<kid>": "<PEM certificate>"}` at `/certs` on 127.0.0.1 from a thread; with
+    `max_age`, cacheable for that many seconds as Google's certificates are."""
 
-    def __init__(self, *keys: SigningKey) -> None:
+    def __init__(self, *keys: SigningKey, max_age: int | None = None) -> None:
         body = json.dumps({key.kid: key.certificate_pem for key in keys}).encode()
+        caching = {"Cache-Control": f"public, max-age={max_age}"} if max_age else None
 
         class Certificates(JsonHandler):
             def do_GET(self) -> None:
                 if self.path != "/certs":
                     self.send_error(404)
                     return
-                self.send(200, body, content_type="application/json; charset=UTF-8")
+                self.send(200, body, content_type="application/json; charset=UTF-8", headers=caching)
 
         super().__init__(Server(("127.0.0.1", 0), Certificates), name="certificate-server")
 

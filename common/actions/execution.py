@@ -67,7 +67,7 @@ class _HeldAction:
 
 def execute(delivery: Delivery) -> DeliveryOutcome:
     repo = Repository(delivery.owner_id)
-    claimed = _claim(repo, delivery.action_id)
+    claimed = _claim(repo, delivery)
     if isinstance(claimed, DeliveryOutcome):
         return claimed
     if claimed.record.type is ActionType.TASK_CREATE:
@@ -103,7 +103,7 @@ def _after_failure(
     return DeliveryOutcome("retry", retry=True)
 
 
-def _claim(repo: Repository, action_id: str) -> _HeldAction | DeliveryOutcome:
+def _claim(repo: Repository, delivery: Delivery) -> _HeldAction | DeliveryOutcome:
     """Hold the action for this delivery, or say why there is nothing to do (or not yet).
 
     The lease is taken by compare-and-set on the action: concurrent deliveries do not wait on
@@ -111,7 +111,7 @@ def _claim(repo: Repository, action_id: str) -> _HeldAction | DeliveryOutcome:
     ran out (its delivery died) is taken over, and the effect looked for before it is made again.
     """
     now = datetime.now(UTC)
-    lease = Lease(repo, ACTIONS, action_id, seconds=get_settings().execution_lease_seconds)
+    lease = Lease(repo, ACTIONS, delivery.action_id, seconds=get_settings().execution_lease_seconds)
     refusal: DeliveryOutcome | None = None
 
     def claim(current: dict[str, Any]) -> ActionFields | None:
@@ -135,29 +135,46 @@ def _claim(repo: Repository, action_id: str) -> _HeldAction | DeliveryOutcome:
         return refusal or DeliveryOutcome("busy", retry=True)
     record = ActionRecord.of(action)
     claimed = _HeldAction(action, record, lease, resumed=record.attempts > 1)
-    quota = QUOTA_FIELDS.get(record.type)
-    if quota and not claimed.resumed and not repo.run_transaction(lambda t: _within_quota(t, quota, now)):
-        message = f"The daily limit of {quota.replace('_', ' ')} is reached; nothing was sent."
-        return _fail(repo, claimed, "QUOTA_EXCEEDED", message)
-    return claimed
+    return _within_quota(repo, claimed, delivery, now) or claimed
 
 
-def _within_quota(t: TenantTransaction, field: str, now: datetime) -> bool:
-    """Count one more against today's quota, unless it is reached (read and written in the claim)."""
+def _within_quota(repo: Repository, claimed: _HeldAction, delivery: Delivery, now: datetime) -> DeliveryOutcome | None:
+    """The claimed action counted against today's quota (None), or why it goes no further."""
+    quota = QUOTA_FIELDS.get(claimed.record.type)
+    if quota is None or claimed.resumed:  # a resumed attempt was counted by the first
+        return None
+    try:
+        within = _count_against_quota(repo, quota, now)
+    except ApiError as error:
+        # Not counted: this attempt never happened, and the next delivery finds the action free at
+        # once (not held until the lease runs out) and counts it then.
+        fields = {"action_id": claimed.record.id, "code": error.code.value}
+        logger.warning("quota not counted", extra={"fields": fields})
+        if delivery.last_attempt:
+            return _fail(repo, claimed, "QUOTA_UNAVAILABLE", "The daily limit could not be checked on any attempt.")
+        _release(repo, claimed, {"attempts": claimed.record.attempts - 1})
+        return DeliveryOutcome("retry", retry=True)
+    if within:
+        return None
+    message = f"The daily limit of {quota.replace('_', ' ')} is reached; nothing was sent."
+    return _fail(repo, claimed, "QUOTA_EXCEEDED", message)
+
+
+def _count_against_quota(repo: Repository, field: str, now: datetime) -> bool:
+    """Count one more against today's quota, unless it is reached.
+
+    An increment, not a read-write transaction: deliveries of one user at once (Cloud Tasks sends
+    up to max_concurrent_dispatches) would all lock the day's document and abort one another. Each
+    increment's total is its own, so the ones that took the count up to the limit are within it;
+    one that took it past the limit is not, and takes its count back.
+    """
     settings = get_settings()
     limit = settings.daily_email_quota if field == "emails_sent" else settings.daily_meeting_quota
-    day_id = f"{t.uid}-{now:%Y%m%d}"
-    day = t.find(QUOTAS, day_id)
-    if day is None:
-        if limit < 1:
-            return False
-        t.create(QUOTAS, {"day": f"{now:%Y-%m-%d}", field: 1}, doc_id=day_id)
+    day_id = f"{repo.uid}-{now:%Y%m%d}"
+    if repo.add(QUOTAS, day_id, {field: 1}, {"day": f"{now:%Y-%m-%d}"})[field] <= limit:
         return True
-    used = int(day.get(field) or 0)
-    if used >= limit:
-        return False
-    t.update(QUOTAS, day, {field: used + 1})
-    return True
+    repo.add(QUOTAS, day_id, {field: -1})
+    return False
 
 
 def _perform(repo: Repository, claimed: _HeldAction) -> dict[str, Any]:
@@ -266,9 +283,9 @@ def _fail(repo: Repository, claimed: _HeldAction, code: str, message: str) -> De
     return _finish(repo, claimed, changes, ActionStatus.FAILED.value)
 
 
-def _release(repo: Repository, claimed: _HeldAction) -> None:
+def _release(repo: Repository, claimed: _HeldAction, changes: ActionFields | None = None) -> None:
     """Hand the action back for the next delivery (which will check for an effect already made)."""
-    _finish(repo, claimed, {"status": ActionStatus.APPROVED.value}, "released")
+    _finish(repo, claimed, {**(changes or {}), "status": ActionStatus.APPROVED.value}, "released")
 
 
 def _finish(repo: Repository, claimed: _HeldAction, changes: ActionFields, status: str) -> DeliveryOutcome:

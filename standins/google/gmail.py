@@ -146,6 +146,8 @@ def _thread_for(account: Account, mime: EmailMessage, thread_id: object) -> str 
     if isinstance(thread_id, str) and thread_id in threads:
         return thread_id
     referenced = f"{mime.get('In-Reply-To', '')} {mime.get('References', '')}".split()
+    if not referenced:
+        return None
     for earlier in account.messages:
         if earlier.message_id and earlier.message_id in referenced:
             return earlier.thread_id

@@ -6,6 +6,7 @@ from __future__ import annotations
 import email
 import email.policy
 import email.utils
+import functools
 import hashlib
 import secrets
 import threading
@@ -92,8 +93,9 @@ class StoredMessage:
     def parsed(self) -> EmailMessage:
         return email.message_from_bytes(self.raw, policy=email.policy.default)
 
-    @property
+    @functools.cached_property
     def message_id(self) -> str:
+        # Parsed once: every message stored and every search looks at each earlier one's (raw is never changed).
         return str(self.parsed.get("Message-ID", ""))
 
     def summary(self) -> dict[str, Any]:

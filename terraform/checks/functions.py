@@ -32,7 +32,7 @@ def check_functions(tree: Tree) -> Problems:
             problems.append(f"{entry}: concurrency {concurrency} is not its {threads} threads (manifest)")
         if concurrency is not None and concurrency > 1 and cpu < 1:
             problems.append(f"{entry}: concurrency above 1 needs at least one CPU")
-        if threads is not None and spec.get("timeout_seconds") != 3600:
+        if manifest().get(entry, {}).get("streaming") and spec.get("timeout_seconds") != 3600:
             problems.append(f"{entry}: a streaming function needs the longest timeout (3600 s)")
     function = tree.function.resources().get(("google_cloudfunctions2_function", "this"), {})
     service = single(function.get("service_config", [{}]))

@@ -90,7 +90,7 @@ locals {
       memory          = "512Mi"
       cpu             = "1"
       timeout_seconds = 300
-      concurrency     = 8
+      concurrency     = 32 # deliveries at once: I/O-bound on Firestore and Google; functions/manifest.json threads
       min_instances   = 0
       max_instances   = 10
       invokers        = ["serviceAccount:${module.platform.tasks_service_account_email}"]
