@@ -51,14 +51,14 @@ def start_chat(
     started = time.monotonic()  # the turn's first token is timed from here (the "chat turn" log line)
     settings = get_settings()
     profile_read = _soon(resources.get_profile, repo, user)
-    google_read = _soon(_google_connected, repo)
+    google_read = _soon(google_connected, repo)
     usage_read = _soon(usage.today, repo)
     # A session named by useChat's `id` may be new: its room is counted meanwhile, in case.
     room_read = None if request.session_id else _soon(resources.ensure_room, repo, SESSIONS)
     regenerated = request.session if request.regenerate else None  # the answer it replaces is read meanwhile
     last_read = _soon(sessions.latest_messages, repo, regenerated, 1) if regenerated else None
     session = _session(repo, request)
-    customer_read = _soon(_customer, repo, request.customer_id or (session.customer_id if session else None))
+    customer_read = _soon(customer_of, repo, request.customer_id or (session.customer_id if session else None))
     profile = profile_read.result()
     provider_name = (
         request.provider.value
@@ -89,7 +89,7 @@ def start_chat(
     try:
         customer = customer_read.result()
         turns = _history(repo, claim, request.text, settings.history_token_budget)
-        google_connected = google_read.result()
+        connected = google_read.result()
 
         def make_loop(emit: Callable[[stream.Part], None]) -> AgentLoop:
             return AgentLoop(
@@ -103,7 +103,7 @@ def start_chat(
                 emit=emit,
                 max_steps=settings.chat_max_steps,
                 max_output_tokens=settings.max_output_tokens,
-                tools=tools.offered(google_connected=google_connected),
+                tools=tools.offered(google_connected=connected),
                 timezone=profile.timezone or "UTC",
                 meter=meter,
             )
@@ -211,14 +211,14 @@ def system_prompt(profile: models.ProfilePublic, customer: models.CustomerPublic
     return "\n".join(lines)
 
 
-def _google_connected(repo: Repository) -> bool:
+def google_connected(repo: Repository) -> bool:
     from common.google import integration
 
     connection = integration.connection(repo)
     return connection is not None and connection.get("status") == integration.CONNECTED
 
 
-def _customer(repo: Repository, customer_id: str | None) -> models.CustomerPublic | None:
+def customer_of(repo: Repository, customer_id: str | None) -> models.CustomerPublic | None:
     """The session's customer, if it still exists (sessions outlive deleted customers)."""
     if not customer_id:
         return None
