@@ -86,16 +86,16 @@ def _one_turn(steps: Steps, user: User, caller: auth.User, customer_id: str, mod
     new = NewTurn(text="path", provider="claude", model=model)
     claim = steps.time(
         "claim, new session: transaction with the message",
-        lambda: sessions.hold(repo, None, new, uuid.uuid4().hex, lease),
+        lambda: sessions.hold(repo, None, lambda: new, uuid.uuid4().hex, lease),
     )
     sessions.release(repo, claim, None, replay_seconds=None)
     held = claim.session.id
     session = steps.time("session read (an existing one)", lambda: SessionRecord.of(repo.get(SESSIONS, held)))
     steps.time("customer read", lambda: chat.customer_of(repo, customer_id))
-    again = NewTurn(text="again", provider="claude", model=model, customer_id=customer_id, session_id=session.id)
+    again = NewTurn(text="again", provider="claude", model=model, customer_id=customer_id)
     claim = steps.time(
         "claim, existing session, a customer: transaction with the message",
-        lambda: sessions.hold(repo, session, again, uuid.uuid4().hex, lease),
+        lambda: sessions.hold(repo, session, lambda: again, uuid.uuid4().hex, lease),
     )
     steps.time("history read (an existing session)", lambda: sessions.latest_messages(repo, session.id, 100))
     sessions.release(repo, claim, None, replay_seconds=None)

@@ -10,13 +10,14 @@ CSM's message (`sessions.hold`), gives the agent loop the session's history, and
 from __future__ import annotations
 
 import contextvars
+import functools
 import time
 import uuid
 import zoneinfo
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from common import models, resources, usage
 from common.agent import history, sessions, stream, tools
@@ -45,8 +46,11 @@ def start_chat(
 ) -> StreamReply:
     """Judge the request, hold the session, store the CSM's message; the reply streams the turn.
 
-    The reads that do not depend on one another go to Firestore together: the time to the
-    first token pays for the longest of them, not for their sum.
+    Before the model call the request waits for the reads that judge it and the claim's commit:
+    those reads (the profile, today's usage, a new session's room, the answer a regenerated turn
+    replaces) go to Firestore together, beside the start of the claim's transaction, which judges
+    the request once they are in, before it writes anything. The customer and the Google
+    connection are read meanwhile, for the model call.
     """
     started = time.monotonic()  # the turn's first token is timed from here (the "chat turn" log line)
     settings = get_settings()
@@ -59,42 +63,46 @@ def start_chat(
     last_read = _soon(sessions.latest_messages, repo, regenerated, 1) if regenerated else None
     session = _session(repo, request)
     customer_read = _soon(customer_of, repo, request.customer_id or (session.customer_id if session else None))
-    profile = profile_read.result()
-    provider_name = (
-        request.provider.value
-        if request.provider
-        else (session.provider if session else None) or str(profile.preferences.get("default_provider") or "claude")
-    )
-    allowed = settings.models.get(provider_name, ())
-    model = request.model or (session.model if session and session.provider == provider_name else None)
-    model = model or (allowed[0] if allowed else "")
-    if model not in allowed:
-        raise resources.invalid("model", f"must be one of {', '.join(allowed)} for {provider_name}")
-    if room_read is not None and session is None:
-        room_read.result()
-    last = last_read.result() if last_read is not None and session is not None else []
-    turn = NewTurn(
-        text=request.text,
-        provider=provider_name,
-        model=model,
-        customer_id=request.customer_id,
-        session_id=request.session,
-        regenerate=request.regenerate,
-        replaced_id=last[-1]["id"] if last and last[-1].get("role") == MessageRole.ASSISTANT else None,
-    )
-    meter = usage.Meter(repo, usage_read.result())  # 429 when today's model budget is spent
-    # Every refusal comes before this point. The claim refuses a customer_id that is not one of
-    # the caller's customers, in its transaction.
-    claim = _hold(repo, session, turn, settings.stream_lease_seconds)
+
+    @functools.cache
+    def judged() -> Judged:
+        """The turn, once the reads are in; every refusal is raised here, before the claim writes."""
+        profile = profile_read.result()
+        provider_name = (
+            request.provider.value
+            if request.provider
+            else (session.provider if session else None) or str(profile.preferences.get("default_provider") or "claude")
+        )
+        allowed = settings.models.get(provider_name, ())
+        model = request.model or (session.model if session and session.provider == provider_name else None)
+        model = model or (allowed[0] if allowed else "")
+        if model not in allowed:
+            raise resources.invalid("model", f"must be one of {', '.join(allowed)} for {provider_name}")
+        if room_read is not None and session is None:
+            room_read.result()
+        last = last_read.result() if last_read is not None and session is not None else []
+        turn = NewTurn(
+            text=request.text,
+            provider=provider_name,
+            model=model,
+            customer_id=request.customer_id,
+            regenerate=request.regenerate,
+            replaced_id=last[-1]["id"] if last and last[-1].get("role") == MessageRole.ASSISTANT else None,
+        )
+        return Judged(turn, profile, usage.Meter(repo, usage_read.result()))  # 429 when today's budget is spent
+
+    # The claim refuses a customer_id that is not one of the caller's customers, in its transaction.
+    claim = _hold(repo, session, lambda: judged().turn, request.session, settings.stream_lease_seconds)
     try:
+        turn, profile, meter = judged()
         customer = customer_read.result()
         turns = _history(repo, claim, request.text, settings.history_token_budget)
         connected = google_read.result()
 
         def make_loop(emit: Callable[[stream.Part], None]) -> AgentLoop:
             return AgentLoop(
-                provider=provider(provider_name),
-                model=model,
+                provider=provider(turn.provider),
+                model=turn.model,
                 system=system_prompt(profile, customer, datetime.now(UTC)),
                 turns=turns,
                 repo=repo,
@@ -124,6 +132,14 @@ def start_chat(
     return StreamReply(running.follow(client_gone), stream.CONTENT_TYPE, headers=dict(stream.HEADERS))
 
 
+class Judged(NamedTuple):
+    """A request judged: the turn it asks for, the caller's profile, the meter of its model calls."""
+
+    turn: NewTurn
+    profile: models.ProfilePublic
+    meter: usage.Meter
+
+
 _READS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="chat-read")
 
 
@@ -143,15 +159,21 @@ def _session(repo: Repository, request: models.ChatRequest) -> SessionRecord | N
     return None
 
 
-def _hold(repo: Repository, session: SessionRecord | None, turn: NewTurn, lease_seconds: float) -> HeldSession:
-    """`sessions.hold`, where a new session's id already taken is someone else's session (404)
-    or one of the caller's made meanwhile (held: 409)."""
+def _hold(
+    repo: Repository,
+    session: SessionRecord | None,
+    judged: Callable[[], NewTurn],
+    named: str | None,
+    lease_seconds: float,
+) -> HeldSession:
+    """`sessions.hold`, where a new session's id already taken (`named` by the request) is
+    someone else's session (404) or one of the caller's made meanwhile (held: 409)."""
     try:
-        return sessions.hold(repo, session, turn, uuid.uuid4().hex, lease_seconds)
+        return sessions.hold(repo, session, judged, uuid.uuid4().hex, lease_seconds, new_id=named)
     except ApiError as error:
         if error.code is not Code.ALREADY_EXISTS or session is not None:
             raise
-    if turn.session_id and repo.find(SESSIONS, turn.session_id) is not None:
+    if named and repo.find(SESSIONS, named) is not None:
         raise ApiError(Code.ABORTED, "A reply is already streaming in this session; stop it or wait for it.")
     raise not_found(SESSIONS.name)
 
