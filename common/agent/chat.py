@@ -49,19 +49,25 @@ def start_chat(
     Before the model call the request waits for the reads that judge it and the claim's commit:
     those reads (the profile, today's usage, a new session's room, the answer a regenerated turn
     replaces) go to Firestore together, beside the start of the claim's transaction, which judges
-    the request once they are in, before it writes anything. The customer and the Google
-    connection are read meanwhile, for the model call.
+    the request once they are in, before it writes anything. The customer is read meanwhile, and
+    the Google connection beside the commit, for the model call.
     """
     started = time.monotonic()  # the turn's first token is timed from here (the "chat turn" log line)
     settings = get_settings()
     profile_read = _soon(resources.get_profile, repo, user)
-    google_read = _soon(google_connected, repo)
     usage_read = _soon(usage.today, repo)
     # A session named by useChat's `id` may be new: its room is counted meanwhile, in case.
     room_read = None if request.session_id else _soon(resources.ensure_room, repo, SESSIONS)
     regenerated = request.session if request.regenerate else None  # the answer it replaces is read meanwhile
     last_read = _soon(sessions.latest_messages, repo, regenerated, 1) if regenerated else None
     session = _session(repo, request)
+    # A turn in an existing session: its history is read meanwhile, current if the claim finds
+    # the session as it was read (a regenerated turn's is read after the claim, without its answer).
+    earlier_read = (
+        _soon(sessions.latest_messages, repo, session.id, HISTORY_MESSAGES - 1)
+        if session is not None and not request.regenerate
+        else None
+    )
     customer_read = _soon(customer_of, repo, request.customer_id or (session.customer_id if session else None))
 
     @functools.cache
@@ -89,14 +95,20 @@ def start_chat(
             regenerate=request.regenerate,
             replaced_id=last[-1]["id"] if last and last[-1].get("role") == MessageRole.ASSISTANT else None,
         )
-        return Judged(turn, profile, usage.Meter(repo, usage_read.result()))  # 429 when today's budget is spent
+        meter = usage.Meter(repo, usage_read.result())  # 429 when today's budget is spent
+        return Judged(turn, profile, meter, _soon(google_connected, repo))  # read beside the commit
 
     # The claim refuses a customer_id that is not one of the caller's customers, in its transaction.
     claim = _hold(repo, session, lambda: judged().turn, request.session, settings.stream_lease_seconds)
     try:
-        turn, profile, meter = judged()
+        turn, profile, meter, google_read = judged()
         customer = customer_read.result()
-        turns = _history(repo, claim, request.text, settings.history_token_budget)
+        earlier = (
+            earlier_read.result()
+            if earlier_read is not None and session is not None and claim.found_version == session.version
+            else None
+        )
+        turns = _history(repo, claim, request.text, earlier, settings.history_token_budget)
         connected = google_read.result()
 
         def make_loop(emit: Callable[[stream.Part], None]) -> AgentLoop:
@@ -138,6 +150,7 @@ class Judged(NamedTuple):
     turn: NewTurn
     profile: models.ProfilePublic
     meter: usage.Meter
+    google_connected: Future[bool]  # whether the CSM connected Google, read beside the claim's commit
 
 
 _READS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="chat-read")
@@ -178,12 +191,18 @@ def _hold(
     raise not_found(SESSIONS.name)
 
 
-def _history(repo: Repository, claim: HeldSession, message: str, budget: int) -> list[Turn]:
+def _history(
+    repo: Repository, claim: HeldSession, message: str, earlier: list[dict[str, Any]] | None, budget: int
+) -> list[Turn]:
     """The turns the model gets: a new session's is the message alone; otherwise the latest
-    messages read back (this one included), within the budget."""
+    messages (this one included), within the budget: the `earlier` ones and this one, or, without
+    them, read back after the claim."""
     if claim.created:
         return [UserTurn(message)]
-    stored = sessions.latest_messages(repo, claim.session.id, HISTORY_MESSAGES)
+    if earlier is not None:
+        stored = [*earlier, {"role": MessageRole.USER.value, "parts": [{"type": "text", "text": message}]}]
+    else:
+        stored = sessions.latest_messages(repo, claim.session.id, HISTORY_MESSAGES)
     turns = history.within_budget(stored, budget)
     if not turns or not isinstance(turns[-1], UserTurn):
         raise ApiError(Code.UNAVAILABLE, "The message could not be read back; try again.")

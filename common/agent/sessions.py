@@ -173,7 +173,14 @@ class HeldSession:
     session: SessionRecord
     lease: Lease
     turn_id: str  # the assistant message's id
-    created: bool
+    # The session's version as the claim found it; None: the claim created it. Every write of a
+    # session's messages changes its session in the same commit, so messages read after the
+    # session was read at this version, and before the claim, are all of them.
+    found_version: int | None
+
+    @property
+    def created(self) -> bool:
+        return self.found_version is None
 
 
 def hold(
@@ -224,11 +231,14 @@ def hold(
             t.create(MESSAGES, message(turn), parent_id=session_id)
             return {**fields, "id": session_id, "owner_id": repo.uid, "version": 1}
 
-        return HeldSession(SessionRecord.of(repo.run_transaction(create)), stream_lease, turn_id, created=True)
+        return HeldSession(SessionRecord.of(repo.run_transaction(create)), stream_lease, turn_id, None)
+
+    found: list[int] = []  # the version the committed attempt found
 
     def take(t: TenantTransaction) -> dict[str, Any]:
         turn = judged()
         current = t.get(SESSIONS, session_id)
+        found[:] = [int(current["version"])]
         if turn.customer_id:
             require_customer(t, turn.customer_id)
         if current.get("status") == SessionStatus.DELETING:
@@ -248,7 +258,8 @@ def hold(
         t.update(SESSIONS, current, changes)
         return {**current, **changes}
 
-    return HeldSession(SessionRecord.of(repo.run_transaction(take)), stream_lease, turn_id, created=False)
+    record = SessionRecord.of(repo.run_transaction(take))
+    return HeldSession(record, stream_lease, turn_id, found[0])
 
 
 def release(
