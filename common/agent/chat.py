@@ -47,10 +47,11 @@ def start_chat(
     """Judge the request, hold the session, store the CSM's message; the reply streams the turn.
 
     Before the model call the request waits for the reads that judge it and the claim's commit:
-    those reads (the profile, today's usage, a new session's room, the answer a regenerated turn
-    replaces) go to Firestore together, beside the start of the claim's transaction, which judges
-    the request once they are in, before it writes anything. The customer is read meanwhile, and
-    the Google connection beside the commit, for the model call.
+    those reads (today's usage, a new session's room, the profile when its default provider is the
+    turn's, the answer a regenerated turn replaces) go to Firestore together, beside the start of
+    the claim's transaction, which judges the request once they are in, before it writes anything.
+    What only the model call needs is read beside them or beside the commit: the profile, the
+    customer, an existing session's history, the Google connection.
     """
     started = time.monotonic()  # the turn's first token is timed from here (the "chat turn" log line)
     settings = get_settings()
@@ -73,12 +74,9 @@ def start_chat(
     @functools.cache
     def judged() -> Judged:
         """The turn, once the reads are in; every refusal is raised here, before the claim writes."""
-        profile = profile_read.result()
-        provider_name = (
-            request.provider.value
-            if request.provider
-            else (session.provider if session else None) or str(profile.preferences.get("default_provider") or "claude")
-        )
+        named = request.provider.value if request.provider else (session.provider if session else None)
+        # The profile is waited for here only when its default provider is the turn's.
+        provider_name = named or str(profile_read.result().preferences.get("default_provider") or "claude")
         allowed = settings.models.get(provider_name, ())
         model = request.model or (session.model if session and session.provider == provider_name else None)
         model = model or (allowed[0] if allowed else "")
@@ -96,12 +94,13 @@ def start_chat(
             replaced_id=last[-1]["id"] if last and last[-1].get("role") == MessageRole.ASSISTANT else None,
         )
         meter = usage.Meter(repo, usage_read.result())  # 429 when today's budget is spent
-        return Judged(turn, profile, meter, _soon(google_connected, repo))  # read beside the commit
+        return Judged(turn, meter, _soon(google_connected, repo))  # read beside the commit
 
     # The claim refuses a customer_id that is not one of the caller's customers, in its transaction.
     claim = _hold(repo, session, lambda: judged().turn, request.session, settings.stream_lease_seconds)
     try:
-        turn, profile, meter, google_read = judged()
+        turn, meter, google_read = judged()
+        profile = profile_read.result()
         customer = customer_read.result()
         earlier = (
             earlier_read.result()
@@ -145,10 +144,9 @@ def start_chat(
 
 
 class Judged(NamedTuple):
-    """A request judged: the turn it asks for, the caller's profile, the meter of its model calls."""
+    """A request judged: the turn it asks for, the meter of its model calls."""
 
     turn: NewTurn
-    profile: models.ProfilePublic
     meter: usage.Meter
     google_connected: Future[bool]  # whether the CSM connected Google, read beside the claim's commit
 
