@@ -13,7 +13,7 @@ import statistics
 import sys
 import time
 
-from bench import approvals, chat, console, contracts, edge, idempotency, imports, latency, load, reads
+from bench import approvals, chat, chat_path, console, contracts, edge, idempotency, imports, latency, load, reads
 from bench.harness import PORT_OFFSET, function_env, running_bench
 from bench.stats import Summary, table
 
@@ -43,7 +43,9 @@ def main() -> int:
                 reports.append(reads_report(reads.run(bench)))
             if "chat" in parts:
                 progress("measuring chat streaming against the AI SDK peer...")
-                reports.append(chat_report(chat.run(bench)))
+                reports.append(chat.report(chat.run(bench)))
+                progress("measuring the path of a chat turn before the model call, step by step...")
+                reports.append(chat_path.report(chat_path.run_path(bench)))
                 progress("measuring chat streaming with the part log and without it...")
                 reports.append(part_log_report(chat.run_part_log(bench)))
             if "approvals" in parts:
@@ -250,41 +252,6 @@ def concurrent_report(c: approvals.ConcurrentResult) -> str:
         f"(retried after {approvals.BACKOFF_S:.0f} s): {c.refused};\n   every task delivered once more, all at once: "
         f"{c.redelivered}; duplicates {c.duplicates}, lost {c.lost}\n"
         f"   goal p95 <= {approvals.GOAL_EXECUTED_P95_MS:.0f} ms, 0 duplicates, 0 lost: {verdict(met)}"
-    )
-
-
-def chat_report(result: chat.ChatResult) -> str:
-    ours, peer = "chat_stream", "AI SDK peer"
-    ttft_rows = [[name, s.n, s.p50, s.p95] for name, s in result.added_ttft.items()] + [
-        ["stand-in's own time to first token", result.standin_ttft.n, result.standin_ttft.p50, result.standin_ttft.p95]
-    ]
-    a, b = result.added_ttft[ours], result.added_ttft[peer]
-    relay_rows = [[name, f"{rate:,.0f}"] for name, rate in result.relay.items()]
-    conc_rows = []
-    for name, streams in result.concurrent.items():
-        done = [s for s in streams if s.complete and s.deltas == chat.CONCURRENT_DELTAS]
-        slowest = max(s.done for s in streams)
-        conc_rows.append([name, f"{len(done)}/{len(streams)}", f"{slowest:.2f} s", f"{slowest / chat.IDEAL_S:.2f}"])
-    slowest_ours = max(s.done for s in result.concurrent[ours]) / chat.IDEAL_S
-    all_ours = all(s.complete and s.deltas == chat.CONCURRENT_DELTAS for s in result.concurrent[ours])
-    return (
-        "\n4. Chat streaming (issue 6): chat_stream (Python, functions-framework, real ID token, session stored)\n"
-        "   vs a Vercel AI SDK route in Node, both against the same model stand-in, interleaved\n"
-        "   added time to the first text-delta (ms): the client's time to it less the stand-in's to its first token\n"
-        + table(["side", "n", "p50", "p95"], ttft_rows)
-        + f"\n   goal ours <= peer: p50 {a.p50:.1f} vs {b.p50:.1f} ({verdict(a.p50 <= b.p50)}), "
-        f"p95 {a.p95:.1f} vs {b.p95:.1f} ({verdict(a.p95 <= b.p95)})\n"
-        f"\n   relay rate of a {chat.RELAY_DELTAS:,}-delta answer, deltas per second first to last (median of "
-        f"{chat.RELAY_RUNS})\n"
-        + table(["side", "deltas/s"], relay_rows)
-        + f"\n   goal ours >= peer: {verdict(result.relay[ours] >= result.relay[peer])}\n"
-        f"\n   {chat.CONCURRENT} concurrent streams of {chat.CONCURRENT_DELTAS} deltas "
-        f"{chat.CONCURRENT_INTERVAL_MS} ms apart (ideal {chat.IDEAL_S:.1f} s)\n"
-        + table(["side", "complete", "slowest", "slowest / ideal"], conc_rows)
-        + f"\n   goal: all complete, slowest <= {chat.GOAL_SLOWEST} x ideal: "
-        f"{verdict(all_ours and slowest_ours <= chat.GOAL_SLOWEST)}\n"
-        f"   chat_stream memory: {result.baseline_rss_mib:.0f} MiB before, "
-        f"{result.memory_per_stream_mib:.2f} MiB per stream at the peak ({result.threads} worker threads)"
     )
 
 

@@ -1,12 +1,19 @@
-"""Chat streaming: `chat_stream` against the peer a web developer would pick instead, a Vercel AI
-SDK route in Node (`streamText` + `@ai-sdk/anthropic`, `pipeUIMessageStreamToResponse`), both
-pointed at the same model stand-in, measured in the same run, interleaved.
+"""Chat streaming: `chat_stream` against the peers a web developer would pick instead, Vercel AI
+SDK routes in Node (`streamText` + `@ai-sdk/anthropic`, `pipeUIMessageStreamToResponse`), all
+pointed at the same model stand-in, measured in the same run, interleaved: the bare route
+(`peer/chat_peer.mjs`: verifies nobody, stores nothing) and the stored route, the fair peer
+(`peer/chat_stored_peer.mjs`: verifies the Firebase ID token, claims the session and stores the
+message in one Firestore transaction, stores the answer when it ends; issue 19).
 
 - added time to the first text-delta: the client's time to it minus the stand-in's own time to
-  its first token (from its request log), p50 and p95;
+  its first token (from its request log), p50 and p95; and the time before the model call, from
+  the request sent to the stand-in receiving the model's;
 - relay rate: deltas per second, first to last, of a 3,000-delta answer;
 - 50 concurrent streams of 100 deltas 20 ms apart on one local instance: every one completes,
   the slowest against the ideal 2 s, and the instance's memory per stream.
+
+The path before the model call (`run_path`): each step of `start_chat` timed alone, in this
+process, against the same emulators and stand-in.
 
 And the part log (`run_part_log`): the same two figures with it and without it (a second
 instance with resuming switched off), interleaved, and the Firestore writes of one turn of a
@@ -32,7 +39,7 @@ from typing import Any
 import requests
 
 from bench.harness import ROOT, Bench, User
-from bench.stats import Summary
+from bench.stats import Summary, table
 from common.agent.part_log import BATCH_BYTES, FLUSH_SECONDS
 from standins.client import RecordedRequest, StandinClient
 
@@ -55,6 +62,7 @@ class Streamed:
     done: float
     deltas: int
     complete: bool
+    sent_at: float  # time.time() when the request was sent (the stand-in logs its own in time.time())
 
 
 @dataclass(frozen=True)
@@ -65,6 +73,7 @@ class Side:
 
 
 def stream(side: Side, message: str) -> Streamed:
+    sent_at = time.time()
     started = time.perf_counter()
     first = last = 0.0
     deltas = 0
@@ -86,14 +95,15 @@ def stream(side: Side, message: str) -> Streamed:
                     first = first or now
                     last = now
                     deltas += 1
-    return Streamed(first, last, time.perf_counter() - started, deltas, complete)
+    return Streamed(first, last, time.perf_counter() - started, deltas, complete, sent_at)
 
 
 @contextmanager
-def node_peer(models_url: str) -> Iterator[str]:
+def node_peer(models_url: str, script: str = "chat_peer.mjs") -> Iterator[str]:
+    """A Node peer of bench/peer/ on a free port, in the bench's environment (the emulators)."""
     env = {**os.environ, "ANTHROPIC_BASE_URL": models_url, "ANTHROPIC_API_KEY": "local-standin-key"}
     process = subprocess.Popen(
-        ["node", str(ROOT / "bench/peer/chat_peer.mjs"), "0"],
+        ["node", str(ROOT / "bench/peer" / script), "0"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -111,15 +121,20 @@ def node_peer(models_url: str) -> Iterator[str]:
         process.wait(timeout=10)
 
 
+OURS, STORED, BARE = "chat_stream", "stored AI SDK route", "bare AI SDK route"
+
+
 @dataclass(frozen=True)
 class ChatResult:
     added_ttft: dict[str, Summary]
+    before_model: dict[str, Summary]  # ms from the request sent to the stand-in receiving the model call
     standin_ttft: Summary
     relay: dict[str, float]  # deltas per second, median of the runs
     concurrent: dict[str, list[Streamed]]
     memory_per_stream_mib: float
     baseline_rss_mib: float
     threads: int
+    load: str  # the load average when the part ended
 
 
 def _own_ttft(request: RecordedRequest) -> float:
@@ -127,30 +142,39 @@ def _own_ttft(request: RecordedRequest) -> float:
     return request.first_token_at - request.received_at
 
 
+def _turns(sides: tuple[Side, ...], i: int) -> tuple[Side, ...]:
+    """The sides in the order of run `i`: each goes first, second and last in turn."""
+    shift = i % len(sides)
+    return sides[shift:] + sides[:shift]
+
+
 def run(bench: Bench) -> ChatResult:
     models = StandinClient(f"http://127.0.0.1:{bench.stack.ports.models}")
+    models_url = f"http://127.0.0.1:{bench.stack.ports.models}"
     user: User = bench.sign_up("chat-bench")
-    ours = Side("chat_stream", bench.stack.url("chat_stream"), {"Authorization": f"Bearer {user.token}"})
-    with node_peer(f"http://127.0.0.1:{bench.stack.ports.models}") as peer_url:
-        peer = Side("AI SDK peer", peer_url, {})
-        sides = (ours, peer)
-        for side in sides:  # warm both: imports, connections, JIT
+    signed_in = {"Authorization": f"Bearer {user.token}"}
+    ours = Side(OURS, bench.stack.url("chat_stream"), signed_in)
+    with node_peer(models_url, "chat_stored_peer.mjs") as stored_url, node_peer(models_url) as bare_url:
+        sides = (ours, Side(STORED, stored_url, signed_in), Side(BARE, bare_url, {}))
+        for side in sides:  # warm them: imports, connections, JIT
             models.reset()
             stream(side, "warm up")
         added: dict[str, list[float]] = {side.name: [] for side in sides}
+        before: dict[str, list[float]] = {side.name: [] for side in sides}
         own: list[float] = []
         for i in range(TTFT_RUNS):
-            for side in sides if i % 2 == 0 else reversed(sides):
+            for side in _turns(sides, i):
                 marker = f"ttft-{uuid.uuid4().hex}"
                 models.reset()
                 models.script({"match": marker, "steps": [{"text": "Hello"}, {"text": " there."}]})
                 seen = stream(side, marker)
                 record = next(r for r in models.requests() if marker in json.dumps(r.body))
                 added[side.name].append((seen.first_delta - _own_ttft(record)) * 1000)
+                before[side.name].append((record.received_at - seen.sent_at) * 1000)
                 own.append(_own_ttft(record) * 1000)
         relay: dict[str, list[float]] = {side.name: [] for side in sides}
         for i in range(RELAY_RUNS):
-            for side in sides if i % 2 == 0 else reversed(sides):
+            for side in _turns(sides, i):
                 models.reset()
                 models.script({"steps": [{"repeat": {"text": "w ", "count": RELAY_DELTAS, "interval_ms": 0}}]})
                 seen = stream(side, "relay")
@@ -172,13 +196,73 @@ def run(bench: Bench) -> ChatResult:
     base, peak = memory
     return ChatResult(
         added_ttft={name: Summary.of(values) for name, values in added.items()},
+        before_model={name: Summary.of(values) for name, values in before.items()},
         standin_ttft=Summary.of(own),
         relay={name: sorted(values)[len(values) // 2] for name, values in relay.items()},
         concurrent=concurrent,
         memory_per_stream_mib=(peak - base) / CONCURRENT,
         baseline_rss_mib=base,
         threads=_threads(),
+        load=" ".join(f"{value:.2f}" for value in os.getloadavg()),
     )
+
+
+def slowest_to_ideal(streams: list[Streamed]) -> float:
+    return max(s.done for s in streams) / IDEAL_S
+
+
+def report(result: ChatResult) -> str:
+    """Ours, the stored peer and the bare peer side by side; the goals of issue 19 against the stored peer."""
+    sides = list(result.added_ttft)
+    ttft_rows: list[list[Any]] = [
+        [name, s.n, s.p50, s.p95, result.before_model[name].p50, result.before_model[name].p95]
+        for name, s in result.added_ttft.items()
+    ]
+    ttft_rows.append(["stand-in's own time to first token", result.standin_ttft.n, result.standin_ttft.p50,
+                      result.standin_ttft.p95, "", ""])  # fmt: skip
+    ours, stored, bare = result.added_ttft[OURS], result.added_ttft[STORED], result.added_ttft[BARE]
+    slowest = {name: slowest_to_ideal(streams) for name, streams in result.concurrent.items()}
+    conc_rows = []
+    for name, streams in result.concurrent.items():
+        done = [s for s in streams if s.complete and s.deltas == CONCURRENT_DELTAS]
+        conc_rows.append([name, f"{len(done)}/{len(streams)}", f"{max(s.done for s in streams):.2f} s",
+                          f"{slowest[name]:.2f}"])  # fmt: skip
+    all_ours = all(s.complete and s.deltas == CONCURRENT_DELTAS for s in result.concurrent[OURS])
+    ratio_rows = [
+        ["added TTFT p50", f"{ours.p50 / stored.p50:.2f}", f"{ours.p50 / bare.p50:.2f}",
+         verdict(ours.p50 <= stored.p50)],
+        ["added TTFT p95", f"{ours.p95 / stored.p95:.2f}", f"{ours.p95 / bare.p95:.2f}",
+         verdict(ours.p95 <= stored.p95)],
+        ["relay deltas/s (higher is better)", f"{result.relay[OURS] / result.relay[STORED]:.2f}",
+         f"{result.relay[OURS] / result.relay[BARE]:.2f}", verdict(result.relay[OURS] >= result.relay[STORED])],
+        [f"{CONCURRENT} streams slowest / ideal", f"{slowest[OURS] / slowest[STORED]:.2f}",
+         f"{slowest[OURS] / slowest[BARE]:.2f}", verdict(all_ours and slowest[OURS] <= slowest[STORED])],
+    ]  # fmt: skip
+    return (
+        "\n4. Chat streaming (issues 6, 19): chat_stream (Python, functions-framework, real ID token, session\n"
+        "   stored) vs Vercel AI SDK routes in Node: the stored one (ID token verified, session claimed and the\n"
+        "   message stored in one transaction, the answer stored) and the bare one; same stand-in, interleaved\n"
+        "   added time to the first text-delta (ms): the client's time to it less the stand-in's to its first\n"
+        "   token; before the model: from the request sent to the stand-in receiving the model call (ms)\n"
+        + table(["side", "n", "added p50", "added p95", "before model p50", "p95"], ttft_rows)
+        + f"\n\n   relay rate of a {RELAY_DELTAS:,}-delta answer, deltas per second first to last (median of "
+        f"{RELAY_RUNS})\n"
+        + table(["side", "deltas/s"], [[name, f"{result.relay[name]:,.0f}"] for name in sides])
+        + f"\n\n   {CONCURRENT} concurrent streams of {CONCURRENT_DELTAS} deltas {CONCURRENT_INTERVAL_MS} ms apart "
+        f"(ideal {IDEAL_S:.1f} s)\n"
+        + table(["side", "complete", "slowest", "slowest / ideal"], conc_rows)
+        + "\n\n   ours against the peers (goals of issue 19: at or under the stored route, as fast under load)\n"
+        + table(["figure", "ours / stored", "ours / bare", "goal vs stored"], ratio_rows)
+        + f"\n   also: all {CONCURRENT} of ours complete and slowest <= {GOAL_SLOWEST} x ideal (issue 6): "
+        f"{verdict(all_ours and slowest[OURS] <= GOAL_SLOWEST)}\n"
+        f"   chat_stream memory: {result.baseline_rss_mib:.0f} MiB before, "
+        f"{result.memory_per_stream_mib:.2f} MiB per stream at the peak ({result.threads} worker threads); "
+        f"load average after the part {result.load}"
+    )
+
+
+def verdict(met: bool) -> str:
+    return "met" if met else "MISSED"
 
 
 def _threads() -> int:

@@ -10,13 +10,14 @@ CSM's message (`sessions.hold`), gives the agent loop the session's history, and
 from __future__ import annotations
 
 import contextvars
+import functools
 import time
 import uuid
 import zoneinfo
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from common import models, resources, usage
 from common.agent import history, sessions, stream, tools
@@ -45,56 +46,74 @@ def start_chat(
 ) -> StreamReply:
     """Judge the request, hold the session, store the CSM's message; the reply streams the turn.
 
-    The reads that do not depend on one another go to Firestore together: the time to the
-    first token pays for the longest of them, not for their sum.
+    Before the model call the request waits for the reads that judge it and the claim's commit:
+    those reads (today's usage, a new session's room, the profile when its default provider is the
+    turn's, the answer a regenerated turn replaces) go to Firestore together, beside the start of
+    the claim's transaction, which judges the request once they are in, before it writes anything.
+    What only the model call needs is read beside them or beside the commit: the profile, the
+    customer, an existing session's history, the Google connection.
     """
     started = time.monotonic()  # the turn's first token is timed from here (the "chat turn" log line)
     settings = get_settings()
     profile_read = _soon(resources.get_profile, repo, user)
-    google_read = _soon(_google_connected, repo)
     usage_read = _soon(usage.today, repo)
     # A session named by useChat's `id` may be new: its room is counted meanwhile, in case.
     room_read = None if request.session_id else _soon(resources.ensure_room, repo, SESSIONS)
     regenerated = request.session if request.regenerate else None  # the answer it replaces is read meanwhile
     last_read = _soon(sessions.latest_messages, repo, regenerated, 1) if regenerated else None
     session = _session(repo, request)
-    customer_read = _soon(_customer, repo, request.customer_id or (session.customer_id if session else None))
-    profile = profile_read.result()
-    provider_name = (
-        request.provider.value
-        if request.provider
-        else (session.provider if session else None) or str(profile.preferences.get("default_provider") or "claude")
+    # A turn in an existing session: its history is read meanwhile, current if the claim finds
+    # the session as it was read (a regenerated turn's is read after the claim, without its answer).
+    earlier_read = (
+        _soon(sessions.latest_messages, repo, session.id, HISTORY_MESSAGES - 1)
+        if session is not None and not request.regenerate
+        else None
     )
-    allowed = settings.models.get(provider_name, ())
-    model = request.model or (session.model if session and session.provider == provider_name else None)
-    model = model or (allowed[0] if allowed else "")
-    if model not in allowed:
-        raise resources.invalid("model", f"must be one of {', '.join(allowed)} for {provider_name}")
-    if room_read is not None and session is None:
-        room_read.result()
-    last = last_read.result() if last_read is not None and session is not None else []
-    turn = NewTurn(
-        text=request.text,
-        provider=provider_name,
-        model=model,
-        customer_id=request.customer_id,
-        session_id=request.session,
-        regenerate=request.regenerate,
-        replaced_id=last[-1]["id"] if last and last[-1].get("role") == MessageRole.ASSISTANT else None,
-    )
-    meter = usage.Meter(repo, usage_read.result())  # 429 when today's model budget is spent
-    # Every refusal comes before this point. The claim refuses a customer_id that is not one of
-    # the caller's customers, in its transaction.
-    claim = _hold(repo, session, turn, settings.stream_lease_seconds)
+    customer_read = _soon(customer_of, repo, request.customer_id or (session.customer_id if session else None))
+
+    @functools.cache
+    def judged() -> Judged:
+        """The turn, once the reads are in; every refusal is raised here, before the claim writes."""
+        named = request.provider.value if request.provider else (session.provider if session else None)
+        # The profile is waited for here only when its default provider is the turn's.
+        provider_name = named or str(profile_read.result().preferences.get("default_provider") or "claude")
+        allowed = settings.models.get(provider_name, ())
+        model = request.model or (session.model if session and session.provider == provider_name else None)
+        model = model or (allowed[0] if allowed else "")
+        if model not in allowed:
+            raise resources.invalid("model", f"must be one of {', '.join(allowed)} for {provider_name}")
+        if room_read is not None and session is None:
+            room_read.result()
+        last = last_read.result() if last_read is not None and session is not None else []
+        turn = NewTurn(
+            text=request.text,
+            provider=provider_name,
+            model=model,
+            customer_id=request.customer_id,
+            regenerate=request.regenerate,
+            replaced_id=last[-1]["id"] if last and last[-1].get("role") == MessageRole.ASSISTANT else None,
+        )
+        meter = usage.Meter(repo, usage_read.result())  # 429 when today's budget is spent
+        return Judged(turn, meter, _soon(google_connected, repo))  # read beside the commit
+
+    # The claim refuses a customer_id that is not one of the caller's customers, in its transaction.
+    claim = _hold(repo, session, lambda: judged().turn, request.session, settings.stream_lease_seconds)
     try:
+        turn, meter, google_read = judged()
+        profile = profile_read.result()
         customer = customer_read.result()
-        turns = _history(repo, claim, request.text, settings.history_token_budget)
-        google_connected = google_read.result()
+        earlier = (
+            earlier_read.result()
+            if earlier_read is not None and session is not None and claim.found_version == session.version
+            else None
+        )
+        turns = _history(repo, claim, request.text, earlier, settings.history_token_budget)
+        connected = google_read.result()
 
         def make_loop(emit: Callable[[stream.Part], None]) -> AgentLoop:
             return AgentLoop(
-                provider=provider(provider_name),
-                model=model,
+                provider=provider(turn.provider),
+                model=turn.model,
                 system=system_prompt(profile, customer, datetime.now(UTC)),
                 turns=turns,
                 repo=repo,
@@ -103,7 +122,7 @@ def start_chat(
                 emit=emit,
                 max_steps=settings.chat_max_steps,
                 max_output_tokens=settings.max_output_tokens,
-                tools=tools.offered(google_connected=google_connected),
+                tools=tools.offered(google_connected=connected),
                 timezone=profile.timezone or "UTC",
                 meter=meter,
             )
@@ -122,6 +141,14 @@ def start_chat(
         raise
     running.start()
     return StreamReply(running.follow(client_gone), stream.CONTENT_TYPE, headers=dict(stream.HEADERS))
+
+
+class Judged(NamedTuple):
+    """A request judged: the turn it asks for, the meter of its model calls."""
+
+    turn: NewTurn
+    meter: usage.Meter
+    google_connected: Future[bool]  # whether the CSM connected Google, read beside the claim's commit
 
 
 _READS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="chat-read")
@@ -143,25 +170,37 @@ def _session(repo: Repository, request: models.ChatRequest) -> SessionRecord | N
     return None
 
 
-def _hold(repo: Repository, session: SessionRecord | None, turn: NewTurn, lease_seconds: float) -> HeldSession:
-    """`sessions.hold`, where a new session's id already taken is someone else's session (404)
-    or one of the caller's made meanwhile (held: 409)."""
+def _hold(
+    repo: Repository,
+    session: SessionRecord | None,
+    judged: Callable[[], NewTurn],
+    named: str | None,
+    lease_seconds: float,
+) -> HeldSession:
+    """`sessions.hold`, where a new session's id already taken (`named` by the request) is
+    someone else's session (404) or one of the caller's made meanwhile (held: 409)."""
     try:
-        return sessions.hold(repo, session, turn, uuid.uuid4().hex, lease_seconds)
+        return sessions.hold(repo, session, judged, uuid.uuid4().hex, lease_seconds, new_id=named)
     except ApiError as error:
         if error.code is not Code.ALREADY_EXISTS or session is not None:
             raise
-    if turn.session_id and repo.find(SESSIONS, turn.session_id) is not None:
+    if named and repo.find(SESSIONS, named) is not None:
         raise ApiError(Code.ABORTED, "A reply is already streaming in this session; stop it or wait for it.")
     raise not_found(SESSIONS.name)
 
 
-def _history(repo: Repository, claim: HeldSession, message: str, budget: int) -> list[Turn]:
+def _history(
+    repo: Repository, claim: HeldSession, message: str, earlier: list[dict[str, Any]] | None, budget: int
+) -> list[Turn]:
     """The turns the model gets: a new session's is the message alone; otherwise the latest
-    messages read back (this one included), within the budget."""
+    messages (this one included), within the budget: the `earlier` ones and this one, or, without
+    them, read back after the claim."""
     if claim.created:
         return [UserTurn(message)]
-    stored = sessions.latest_messages(repo, claim.session.id, HISTORY_MESSAGES)
+    if earlier is not None:
+        stored = [*earlier, {"role": MessageRole.USER.value, "parts": [{"type": "text", "text": message}]}]
+    else:
+        stored = sessions.latest_messages(repo, claim.session.id, HISTORY_MESSAGES)
     turns = history.within_budget(stored, budget)
     if not turns or not isinstance(turns[-1], UserTurn):
         raise ApiError(Code.UNAVAILABLE, "The message could not be read back; try again.")
@@ -211,14 +250,14 @@ def system_prompt(profile: models.ProfilePublic, customer: models.CustomerPublic
     return "\n".join(lines)
 
 
-def _google_connected(repo: Repository) -> bool:
+def google_connected(repo: Repository) -> bool:
     from common.google import integration
 
     connection = integration.connection(repo)
     return connection is not None and connection.get("status") == integration.CONNECTED
 
 
-def _customer(repo: Repository, customer_id: str | None) -> models.CustomerPublic | None:
+def customer_of(repo: Repository, customer_id: str | None) -> models.CustomerPublic | None:
     """The session's customer, if it still exists (sessions outlive deleted customers)."""
     if not customer_id:
         return None

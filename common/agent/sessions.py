@@ -12,7 +12,7 @@ its part log's), so that a stream can be resumed from any instance. The stream i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self, TypedDict
@@ -162,7 +162,6 @@ class NewTurn:
     provider: str
     model: str
     customer_id: str | None = None
-    session_id: str | None = None  # the session; a new one gets it as its id (None: a new id)
     regenerate: bool = False
     replaced_id: str | None = None  # a regenerated turn: the stored answer it replaces
 
@@ -174,66 +173,93 @@ class HeldSession:
     session: SessionRecord
     lease: Lease
     turn_id: str  # the assistant message's id
-    created: bool
+    # The session's version as the claim found it; None: the claim created it. Every write of a
+    # session's messages changes its session in the same commit, so messages read after the
+    # session was read at this version, and before the claim, are all of them.
+    found_version: int | None
+
+    @property
+    def created(self) -> bool:
+        return self.found_version is None
 
 
 def hold(
-    repo: Repository, session: SessionRecord | None, turn: NewTurn, turn_id: str, lease_seconds: float
+    repo: Repository,
+    session: SessionRecord | None,
+    judged: Callable[[], NewTurn],
+    turn_id: str,
+    lease_seconds: float,
+    *,
+    new_id: str | None = None,
 ) -> HeldSession:
     """Hold the session for a turn's stream and store the CSM's message, in one transaction; a
     regenerated turn removes the answer it replaces instead. A session that is not there yet is
-    created, already held."""
-    now = datetime.now(UTC)
-    message = {"role": MessageRole.USER.value, "parts": [{"type": "text", "text": turn.text}],
-               "status": MessageStatus.COMPLETE.value, "usage": None, "error": None}  # fmt: skip
-    held: SessionFields = {
-        "status": SessionStatus.STREAMING.value,
-        "stop_requested_at": None,
-        "provider": turn.provider,
-        "model": turn.model,
-        "last_message_at": now,
-        "turn": TurnRecord(id=turn_id).model_dump(),
-        "remote_read_at": None,
-    }
-    session_id = session.id if session is not None else turn.session_id or repo.new_id(SESSIONS)
-    stream_lease = Lease(repo, SESSIONS, session_id, seconds=lease_seconds)
-    held["lease"] = stream_lease.fields()[lease.FIELD]
-    if session is None:
-        fields: SessionFields = {"title": title_of(turn.text), "customer_id": turn.customer_id, "message_count": 1,
-                                  **held}  # fmt: skip
+    created, already held, under `new_id` (None: a new id).
 
-        def create(t: TenantTransaction) -> None:
+    `judged` gives the turn once the transaction has begun, before it reads or writes anything:
+    the request's reads run beside the transaction's start, and a refusal of theirs rolls it back
+    before anything is written. It is called again if the transaction is retried.
+    """
+    session_id = session.id if session is not None else new_id or repo.new_id(SESSIONS)
+    stream_lease = Lease(repo, SESSIONS, session_id, seconds=lease_seconds)
+
+    def held(turn: NewTurn) -> SessionFields:
+        return {
+            "status": SessionStatus.STREAMING.value,
+            "stop_requested_at": None,
+            "provider": turn.provider,
+            "model": turn.model,
+            "last_message_at": datetime.now(UTC),
+            "turn": TurnRecord(id=turn_id).model_dump(),
+            "remote_read_at": None,
+            "lease": stream_lease.fields()[lease.FIELD],
+        }
+
+    def message(turn: NewTurn) -> dict[str, Any]:
+        return {"role": MessageRole.USER.value, "parts": [{"type": "text", "text": turn.text}],
+                "status": MessageStatus.COMPLETE.value, "usage": None, "error": None}  # fmt: skip
+
+    if session is None:
+
+        def create(t: TenantTransaction) -> dict[str, Any]:
+            turn = judged()
+            fields: SessionFields = {"title": title_of(turn.text), "customer_id": turn.customer_id,
+                                      "message_count": 1, **held(turn)}  # fmt: skip
             if turn.customer_id:
                 require_customer(t, turn.customer_id)  # read before the writes
             t.create(SESSIONS, fields, doc_id=session_id)
-            t.create(MESSAGES, message, parent_id=session_id)
+            t.create(MESSAGES, message(turn), parent_id=session_id)
+            return {**fields, "id": session_id, "owner_id": repo.uid, "version": 1}
 
-        repo.run_transaction(create)
-        record = SessionRecord.of({**fields, "id": session_id, "owner_id": repo.uid, "version": 1})
-        return HeldSession(record, stream_lease, turn_id, created=True)
+        return HeldSession(SessionRecord.of(repo.run_transaction(create)), stream_lease, turn_id, None)
+
+    found: list[int] = []  # the version the committed attempt found
 
     def take(t: TenantTransaction) -> dict[str, Any]:
-        current = t.get(SESSIONS, session.id)
+        turn = judged()
+        current = t.get(SESSIONS, session_id)
+        found[:] = [int(current["version"])]
         if turn.customer_id:
             require_customer(t, turn.customer_id)
         if current.get("status") == SessionStatus.DELETING:
             raise ApiError(Code.ABORTED, "The session is being deleted.")
         if streaming(current):
             raise ApiError(Code.ABORTED, "A reply is already streaming in this session; stop it or wait for it.")
-        changes = held.copy()
+        changes = held(turn)
         count = SessionRecord.of(current).message_count
         if turn.customer_id:
             changes["customer_id"] = turn.customer_id
         if turn.replaced_id is not None:
-            t.delete(MESSAGES, turn.replaced_id, parent_id=current["id"])
+            t.delete(MESSAGES, turn.replaced_id, parent_id=session_id)
             changes["message_count"] = max(count - 1, 0)
         elif not turn.regenerate:
-            t.create(MESSAGES, message, parent_id=current["id"])
+            t.create(MESSAGES, message(turn), parent_id=session_id)
             changes["message_count"] = count + 1
         t.update(SESSIONS, current, changes)
         return {**current, **changes}
 
-    return HeldSession(SessionRecord.of(repo.run_transaction(take)), stream_lease, turn_id, created=False)
+    record = SessionRecord.of(repo.run_transaction(take))
+    return HeldSession(record, stream_lease, turn_id, found[0])
 
 
 def release(

@@ -34,6 +34,7 @@ from common.store import Repository
 logger = get_logger(__name__)
 
 CHECK_SECONDS = 0.25  # how often a running turn looks at who reads it
+WATCH_SETUP_SECONDS = 1.0  # the session is polled instead if its watch is not set up by then
 # A stream resumed on another instance writes `remote_read_at` this often while it is read; the
 # turn counts it as read until this long after it last saw the field change.
 HEARTBEAT_SECONDS = 5.0
@@ -166,7 +167,6 @@ class RunningTurn:
         outcome = TurnOutcome("error", error="The assistant failed unexpectedly.")
         try:
             with self.claim.lease.kept():
-                _thread(self._watch, f"watch-{self.session_id}")
                 try:
                     self._emit(stream.start(self.turn_id, self.session_id))
                     outcome = self.loop.run()
@@ -222,10 +222,19 @@ class RunningTurn:
     # -- what stops it --------------------------------------------------------------------------
 
     def _check(self) -> None:
-        """Stop the turn once no stream has read it for the grace, or its lease is lost; poll the
-        session for a stop if it cannot be watched."""
-        next_poll = time.monotonic()
+        """Stop the turn once no stream has read it for the grace, or its lease is lost; watch the
+        session for a stop from the first check on, or poll it if it cannot be watched.
+
+        The watch is set up a check after the turn began, off the path to the first token (it
+        takes a while, and the model call is made meanwhile); its first snapshot tells a stop
+        asked before it. A turn done by then is never watched.
+        """
+        watched = False
+        next_poll = time.monotonic() + WATCH_SETUP_SECONDS
         while not self._finished.wait(CHECK_SECONDS):
+            if not watched:
+                watched = True
+                _thread(self._watch, f"watch-{self.session_id}")
             now = time.monotonic()
             if self.claim.lease.lost:
                 self.loop.stop("the session was taken over")
