@@ -1,7 +1,8 @@
 """What the console shows when the API refuses (DESIGN §4, §12), in a real browser against the
 stack: the contract's own message and code where it happened, when to try again if the answer
 says, and never a blank screen — a chat turn refused with the day's model budget spent (429),
-and a contract over a limit (422, the message naming the limit)."""
+and a contract over a limit (422, the message naming the limit); and a view whose code cannot
+load."""
 
 from __future__ import annotations
 
@@ -64,3 +65,17 @@ def test_a_contract_over_a_limit_shows_the_message_naming_the_limit(
     expect(alert).to_contain_text("(UNPROCESSABLE_ENTITY)")
     expect(page.get_by_role("heading", name="Acme Corp", level=1)).to_be_visible()
     steps.shot("the contract over the limit")
+
+
+def test_a_view_whose_code_cannot_load_says_so_under_the_navigation(
+    page: Page, console: str, steps: Steps, alice: Caller
+) -> None:
+    sign_in(page, console, alice)
+    # As after a release that replaced the console's files while this page was open.
+    page.route(re.compile(r"/assets/SettingsView-[^/]+\.js$"), lambda route: route.abort())
+    page.get_by_role("link", name="Settings").click()
+    expect(page.get_by_role("heading", name="This page could not be shown", level=1)).to_be_visible()
+    expect(page.get_by_role("alert").get_by_role("button", name="Reload the page")).to_be_visible()
+    steps.shot("a view that could not load")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Customers").click()
+    expect(page.get_by_role("heading", name="Customers", level=1)).to_be_visible()
