@@ -21,6 +21,7 @@ class CuttableLink:
         self.port = int(self._listener.getsockname()[1])
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
+        self._down = False
         threading.Thread(target=self._accept, daemon=True).start()
 
     @property
@@ -35,6 +36,14 @@ class CuttableLink:
                     sock.shutdown(socket.SHUT_RDWR)
                 sock.close()
             self._open.clear()
+
+    def go_down(self) -> None:
+        """Cut every connection, and close new ones as soon as they come, until `come_back`."""
+        self._down = True
+        self.cut()
+
+    def come_back(self) -> None:
+        self._down = False
 
     def close(self) -> None:
         self._listener.close()
@@ -52,6 +61,9 @@ class CuttableLink:
                 client, _ = self._listener.accept()
             except OSError:
                 return  # closed
+            if self._down:
+                client.close()
+                continue
             try:
                 server = socket.create_connection(self.upstream, timeout=10)
             except OSError:

@@ -90,6 +90,32 @@ def test_an_answer_resumes_after_its_connection_drops_mid_stream(
     assert_stored_once(crud, alice, session_id)
 
 
+def test_an_answer_the_page_cannot_reach_again_is_followed_on_try_again(
+    page: Page, console: str, steps: Steps, alice: Caller, crud: Api, models: StandinClient, stack: Stack
+) -> None:
+    chat_stream = urlsplit(stack.url("chat_stream"))
+    with CuttableLink((chat_stream.hostname or "127.0.0.1", chat_stream.port or 80)) as link:
+
+        def through_the_link(route: Route) -> None:
+            config = route.fetch().json()
+            config["api"]["chat_stream"] = link.url
+            route.fulfill(json=config)
+
+        page.route("**/config.json", through_the_link)
+        session_id = start_a_long_answer(page, console, alice, models)
+        link.go_down()  # the stream is cut, and the resume a second later finds no server
+        alert = page.get_by_role("alert").filter(has_text="The server cannot be reached")
+        expect(alert).to_be_visible()
+        steps.shot("the server unreachable")
+        link.come_back()
+        with page.expect_request(resumes(session_id)):
+            alert.get_by_role("button", name="Try again").click()
+        expect(agent_messages(page).last).to_have_text(agent_said(ANSWER))
+        expect(agent_messages(page)).to_have_count(1)
+        expect(page.get_by_role("alert")).to_have_count(0)
+    assert_stored_once(crud, alice, session_id)
+
+
 def test_a_finished_answer_is_not_resumed_but_read_from_the_history(
     page: Page, console: str, alice: Caller, chat: Chat, crud: Api, models: StandinClient
 ) -> None:

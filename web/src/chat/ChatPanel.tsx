@@ -90,6 +90,7 @@ function Conversation(props: Props & { chatId: string; initial: ChatMessage[]; i
   const [stopError, setStopError] = useState<Error | null>(null);
   const [stopping, setStopping] = useState(false);
   const [announcement, setAnnouncement] = useState("");
+  const [followAgain, setFollowAgain] = useState(false);
   providerRef.current = provider || null;
 
   const requestStop = useCallback(async (sessionId: string) => {
@@ -155,10 +156,15 @@ function Conversation(props: Props & { chatId: string; initial: ChatMessage[]; i
     onError: (error) => {
       // A message refused before any answer (DESIGN §7: 400, 404, 409, 422, 429 come first):
       // nothing was stored, so it goes back into the box to be sent again.
-      if (error instanceof ApiError && turn.current.sent && !turn.current.started) {
+      const refused = error instanceof ApiError && turn.current.sent && !turn.current.started;
+      if (refused) {
         chat.setMessages((messages) => (messages[messages.length - 1]?.role === "user" ? messages.slice(0, -1) : messages));
         setDraft((d) => d || lastSent.current);
       }
+      // Following an answer failed on the way (the server unreachable, or failing): it can be
+      // asked for again; the session has it, or its end.
+      const unreachable = error instanceof ApiError && (error.status === 0 || error.status >= 500);
+      setFollowAgain(!refused && unreachable && sessionRef.current !== null);
     },
     onFinish: ({ isDisconnect }) => {
       setStopping(false);
@@ -294,7 +300,17 @@ function Conversation(props: Props & { chatId: string; initial: ChatMessage[]; i
       <p className="visually-hidden" role="status" aria-live="polite">
         {announcement}
       </p>
-      <ErrorMessage error={chat.error} />
+      <ErrorMessage
+        error={chat.error}
+        onRetry={
+          followAgain
+            ? () => {
+                setFollowAgain(false);
+                void chat.resumeStream();
+              }
+            : undefined
+        }
+      />
       <ErrorMessage error={stopError} />
       <form className="composer" onSubmit={submit} aria-label="Message the agent">
         <label className="visually-hidden" htmlFor={`${props.chatId}-message`}>
