@@ -4,7 +4,8 @@
   book of customers, a chat opened directly), gzipped at level 9 as a host serves it, beside what
   the build's index.html asks for; goal <= 200 KB;
 - from pressing Send to the first token painted (performance marks in the page) against the
-  backend's own time to first token, a client reading POST /chat as it arrives, interleaved turn
+  backend's own time to first token, a client reading POST /chat as it arrives (with the body
+  the page sends, useChat's default: the chat's id and the whole conversation), interleaved turn
   by turn; goal: send-to-painted <= backend + 50 ms. The page's marks also split its time: Send to
   the request, the request to the first delta read, that delta to its paint.
 """
@@ -15,6 +16,7 @@ import gzip
 import json
 import re
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -149,7 +151,7 @@ def _turns(browser: Any, console: str, bench: Bench, user: User, email: str) -> 
     box = page.get_by_label("Message", exact=True)
     page_marks: list[dict[str, float]] = []
     backend: list[float] = []
-    session: str | None = None
+    conversation = ClientChat(f"bench-{uuid.uuid4().hex[:16]}")
     for turn in range(TURNS + 2):  # the first two warm both sides up
         models.script(answer)
         box.fill(f"How is Acme? ({turn})")
@@ -161,7 +163,7 @@ def _turns(browser: Any, console: str, bench: Bench, user: User, email: str) -> 
             ".filter(m => m.name.startsWith('cscx:')).map(m => [m.name, m.startTime]))"
         )
         models.script(answer)
-        ttft, session = _client_turn(chat_url, headers, session, turn)
+        ttft = conversation.turn(chat_url, headers, f"How is Acme? (client {turn})")
         if turn >= 2:
             page_marks.append(marks)
             backend.append(ttft)
@@ -179,27 +181,39 @@ def _turns(browser: Any, console: str, bench: Bench, user: User, email: str) -> 
     )
 
 
-def _client_turn(url: str, headers: dict[str, str], session: str | None, turn: int) -> tuple[float, str]:
-    """Milliseconds from sending POST /chat to reading its first text-delta, and the session."""
-    body: dict[str, Any] = {"message": f"How is Acme? (client {turn})"}
-    if session:
-        body["session_id"] = session
-    started = time.perf_counter()
-    first = 0.0
-    with requests.post(f"{url}/chat", json=body, headers=headers, stream=True, timeout=60) as response:
-        if response.status_code != 200:
-            raise RuntimeError(f"POST /chat answered {response.status_code}: {response.text[:300]}")
-        buffer = b""
-        for chunk in response.iter_content(chunk_size=None):
-            buffer += chunk
-            while b"\n\n" in buffer:
-                event, buffer = buffer.split(b"\n\n", 1)
-                if event.startswith(b"data: {") and not session:
-                    part = json.loads(event[6:])
-                    if part["type"] == "start":
-                        session = str(part["messageMetadata"]["sessionId"])
-                if not first and event.startswith(b'data: {"type":"text-delta"'):
-                    first = (time.perf_counter() - started) * 1000
-    if not first or not session:
-        raise RuntimeError("the client's turn had no text")
-    return first, session
+class ClientChat:
+    """A plain HTTP client's chat, sending what useChat sends: the chat's id (the session's, made
+    by the client) and the whole conversation so far, its last message the new one."""
+
+    def __init__(self, chat_id: str) -> None:
+        self.chat_id = chat_id
+        self.messages: list[dict[str, Any]] = []
+
+    def turn(self, url: str, headers: dict[str, str], text: str) -> float:
+        """Milliseconds from sending POST /chat to reading its first text-delta."""
+        self.messages.append(_message("user", text))
+        body = {"id": self.chat_id, "messages": self.messages, "trigger": "submit-message"}
+        started = time.perf_counter()
+        first = 0.0
+        answer: list[str] = []
+        with requests.post(f"{url}/chat", json=body, headers=headers, stream=True, timeout=60) as response:
+            if response.status_code != 200:
+                raise RuntimeError(f"POST /chat answered {response.status_code}: {response.text[:300]}")
+            buffer = b""
+            for chunk in response.iter_content(chunk_size=None):
+                buffer += chunk
+                while b"\n\n" in buffer:
+                    event, buffer = buffer.split(b"\n\n", 1)
+                    if not event.startswith(b'data: {"type":"text-delta"'):
+                        continue
+                    if not first:
+                        first = (time.perf_counter() - started) * 1000
+                    answer.append(json.loads(event[6:])["delta"])
+        if not first:
+            raise RuntimeError("the client's turn had no text")
+        self.messages.append(_message("assistant", "".join(answer)))
+        return first
+
+
+def _message(role: str, text: str) -> dict[str, Any]:
+    return {"id": uuid.uuid4().hex[:16], "role": role, "parts": [{"type": "text", "text": text}]}

@@ -67,3 +67,8 @@ def connect_google(crud: Api, user: Caller) -> None:
 
 def agent_messages(page: Page) -> Any:
     return page.get_by_role("article", name="Agent said")
+
+
+def agent_said(text: str) -> re.Pattern[str]:
+    """An agent's message holding exactly `text` (after its heading, which only a screen reader shows)."""
+    return re.compile(rf"^Agent\s*{re.escape(text.strip())}\s*$")

@@ -3,7 +3,7 @@ stack and its stand-ins: the launch checklist as a CSM walks it — sign up, cre
 read a contract's terms with their quotes and pages, watch an answer stream, stop one, approve a
 proposed e-mail and see it sent, and see nothing of another user's.
 
-Tests that wait for backend work still landing are in test_console_awaiting_backend.py.
+Settings, approval cards, resuming and refusals have their own files beside this one.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-import { Suspense, lazy, useEffect, useRef } from "react";
+import { Component, type ReactNode, Suspense, lazy, useEffect, useRef } from "react";
 import { SessionContext, signOut, useAuthState, useSession } from "./auth";
 import { Link, match, useLocation } from "./router";
 import { SignIn } from "./signin/SignIn";
@@ -70,9 +70,11 @@ function Workspace() {
         </div>
       </header>
       <main id="main" ref={main}>
-        <Suspense fallback={<Busy label="Loading…" />}>
-          <Route path={path} />
-        </Suspense>
+        <ViewFailed path={path}>
+          <Suspense fallback={<Busy label="Loading…" />}>
+            <Route path={path} />
+          </Suspense>
+        </ViewFailed>
       </main>
     </div>
   );
@@ -94,4 +96,37 @@ function Route({ path }: { path: string }) {
       </p>
     </section>
   );
+}
+
+/** A view that failed to show (a part of the console that did not load after a new release, an
+ * answer it did not expect) says so in place, under the navigation, never as a blank screen;
+ * going to another path tries again. */
+class ViewFailed extends Component<{ path: string; children: ReactNode }, { error: Error | null }> {
+  state = { error: null as Error | null };
+
+  static getDerivedStateFromError(error: Error) {
+    return { error };
+  }
+
+  componentDidUpdate(previous: { path: string }) {
+    if (this.state.error && previous.path !== this.props.path) this.setState({ error: null });
+  }
+
+  render() {
+    if (!this.state.error) return this.props.children;
+    return (
+      <section>
+        <h1 tabIndex={-1}>This page could not be shown</h1>
+        <div role="alert" className="error">
+          <p>{this.state.error.message}</p>
+          <button type="button" onClick={() => window.location.reload()}>
+            Reload the page
+          </button>
+        </div>
+        <p>
+          <Link to="/customers">Go to your customers</Link>
+        </p>
+      </section>
+    );
+  }
 }

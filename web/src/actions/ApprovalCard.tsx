@@ -20,6 +20,12 @@ const KIND: Record<ActionType, string> = {
   "task.create": "Task to create",
 };
 
+/** What a CSM can do about a failure the worker names (DESIGN §6). */
+const AFTER_FAILURE: Record<string, string> = {
+  INVALID_MESSAGE: "Nothing was sent: Gmail would not take the e-mail as it was written. Check its addresses and subject, then ask the agent for a new one.",
+  QUOTA_EXCEEDED: "Nothing was sent or booked: today's limit is reached. It renews at 00:00 UTC.",
+};
+
 const ROLE = { to: "To", cc: "Cc", attendee: "Attendee" } as const;
 const UNDER_WAY = new Set(["approved", "executing"]);
 
@@ -218,13 +224,24 @@ function Outcome({ action }: { action: Action }) {
               <Link to="/settings">Connect Google in Settings</Link>, then ask the agent again.
             </p>
           )}
+          {action.error?.code && AFTER_FAILURE[action.error.code] && <p>{AFTER_FAILURE[action.error.code]}</p>}
         </div>
       );
     case "executed":
       return (
         <div className="outcome done" role="status">
           {action.type === "email.send" && <p>Sent to {recipientsOf(action).recipients.map((r) => r.email).join(", ")}.</p>}
-          {action.type === "email.draft" && <p>Draft saved in Gmail.</p>}
+          {action.type === "email.draft" && (
+            <>
+              <p>Draft saved in Gmail, to {recipientsOf(action).recipients.map((r) => r.email).join(", ")}. Nothing was sent.</p>
+              <p>
+                <a href="https://mail.google.com/mail/#drafts" target="_blank" rel="noreferrer">
+                  Open your Gmail drafts
+                </a>{" "}
+                to send it from there.
+              </p>
+            </>
+          )}
           {action.type === "task.create" && <p>Task created.</p>}
           {action.type === "meeting.book" && (
             <>

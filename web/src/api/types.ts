@@ -41,31 +41,7 @@ export type ActionType = Schemas["ActionType"];
 export type ActionStatus = Schemas["ActionStatus"];
 export type GoogleConnection = Schemas["GoogleConnection"];
 
-// -- Not in openapi.yaml yet -----------------------------------------------------------------
-// DESIGN.md has these and the backend's issues are adding them; until openapi.yaml describes
-// them they are written here, to the letter of DESIGN. When it does, replace each with the
-// generated type (the compiler then checks this console against it).
-
-/** DESIGN §6: every recipient or attendee of an e-mail or meeting, and whether it is known. */
-export interface Recipient {
-  email: string;
-  role: "to" | "cc" | "attendee";
-  /** The customer's primary contact or a stakeholder, or at the customer's or the CSM's domain. */
-  known: boolean;
-}
-
-/** DESIGN §6: an action with its `recipients` (absent from servers that predate them). */
-export type Action = Schemas["Action"] & { recipients?: Recipient[] };
-
-/** DESIGN §4/§5: `GET /usage`, the day's model tokens against the daily budget. */
-export interface Usage {
-  day: string;
-  tokens_used: number;
-  token_budget: number;
-  resets_at: string;
-}
-
-/** DESIGN §5: `POST /integrations/google/complete`. */
-export interface GoogleCompleteRequest {
-  grant: string;
-}
+export type Action = Schemas["Action"];
+export type Recipient = Schemas["Recipient"];
+export type Usage = Schemas["Usage"];
+export type GoogleCompleteRequest = Schemas["GoogleCompletion"];

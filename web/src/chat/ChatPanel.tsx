@@ -1,9 +1,9 @@
 // The conversation with the agent (DESIGN §7, §12): useChat over chat_stream, the text as it
 // streams, tool calls and approval cards, Stop, and the session's history.
 
-import { useChat } from "@ai-sdk/react";
-import { type UIMessageChunk, generateId } from "ai";
-import { type FormEvent, type KeyboardEvent, useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
+import { Chat, useChat } from "@ai-sdk/react";
+import { type ChatInit, type UIMessageChunk, generateId } from "ai";
+import { type FormEvent, type KeyboardEvent, useCallback, useEffect, useLayoutEffect, useRef, useState } from "react";
 import { actionsChanged } from "../actions/usePendingCount";
 import { ApiError } from "../api/client";
 import { allPages, sessions } from "../api/endpoints";
@@ -11,7 +11,7 @@ import type { Provider, StoredMessage } from "../api/types";
 import { Busy, ErrorMessage } from "../ui/parts";
 import { markAfterPaint, markSend } from "./marks";
 import { MessageView, type Outcome } from "./MessageView";
-import { type ChatMessage, RESUME_STREAMS, createTransport } from "./protocol";
+import { type ChatMessage, createTransport } from "./protocol";
 
 interface Props {
   /** The session to continue, or null for a new one. */
@@ -22,8 +22,6 @@ interface Props {
   onSessionStarted: (sessionId: string) => void;
   /** A turn of this page started (true) or ended (false). */
   onActivity?: (busy: boolean) => void;
-  /** The session is being written to elsewhere and this page cannot follow it yet. */
-  streamingElsewhere?: boolean;
 }
 
 /** Loads the session's history, then shows the conversation. */
@@ -66,6 +64,8 @@ function historyOf(stored: StoredMessage[]): { messages: ChatMessage[]; outcomes
 }
 
 interface Turn {
+  /** Sent from this page (false: a stream resumed). */
+  sent: boolean;
   messageId: string | null;
   /** The answer's `start` part has come. */
   started: boolean;
@@ -75,13 +75,14 @@ interface Turn {
   finished: boolean;
 }
 
-const IDLE: Turn = { messageId: null, started: false, stopWanted: false, painted: true, finished: true };
+/** No turn sent from this page: a stream resumed is followed as one. */
+const idle = (): Turn => ({ sent: false, messageId: null, started: false, stopWanted: false, painted: true, finished: true });
 
 function Conversation(props: Props & { chatId: string; initial: ChatMessage[]; initialOutcomes: Record<string, Outcome> }) {
   const { onSessionStarted } = props;
   const sessionRef = useRef<string | null>(props.sessionId);
   const providerRef = useRef<Provider | null>(null);
-  const turn = useRef<Turn>(IDLE);
+  const turn = useRef<Turn>(idle());
   const lastSent = useRef("");
   const [outcomes, setOutcomes] = useState(props.initialOutcomes);
   const [provider, setProvider] = useState<Provider | "">("");
@@ -89,6 +90,7 @@ function Conversation(props: Props & { chatId: string; initial: ChatMessage[]; i
   const [stopError, setStopError] = useState<Error | null>(null);
   const [stopping, setStopping] = useState(false);
   const [announcement, setAnnouncement] = useState("");
+  const [followAgain, setFollowAgain] = useState(false);
   providerRef.current = provider || null;
 
   const requestStop = useCallback(async (sessionId: string) => {
@@ -125,41 +127,56 @@ function Conversation(props: Props & { chatId: string; initial: ChatMessage[]; i
     [onSessionStarted, requestStop],
   );
 
-  const transport = useMemo(
+  // The conversation's Chat, made here rather than by useChat: given a transport, useChat wraps
+  // it in one of its own that drops `resumeStreamIsReplay` (@ai-sdk/react 3.0.328), and a stream
+  // resumed after a dropped connection would then be added to the part already shown instead of
+  // replacing it. One Chat and one transport for the conversation's life: they read the refs.
+  const handlers = useRef<Required<Pick<ChatInit<ChatMessage>, "onError" | "onFinish">>>({ onError: () => {}, onFinish: () => {} });
+  const [conversation] = useState(
     () =>
-      createTransport(
-        { sessionId: () => sessionRef.current, customerId: props.customerId, provider: () => providerRef.current },
-        observe,
-        () => reloadHistory.current(),
-      ),
-    // One transport for the conversation's life: it reads the refs at each request.
-    [],
+      new Chat<ChatMessage>({
+        id: props.chatId,
+        messages: props.initial,
+        transport: createTransport(
+          { customerId: props.customerId, provider: () => providerRef.current },
+          observe,
+          () => reloadHistory.current(),
+        ),
+        onError: (error) => handlers.current.onError(error),
+        onFinish: (finish) => handlers.current.onFinish(finish),
+      }),
   );
-
   const chat = useChat<ChatMessage>({
-    id: props.chatId,
-    messages: props.initial,
-    transport,
-    resume: RESUME_STREAMS,
+    chat: conversation,
+    // A session's answer still being written (this page was reloaded, or it runs in another
+    // tab) is followed from its start (GET /chat/{id}/stream); a new chat has none.
+    resume: props.sessionId !== null,
+  });
+  handlers.current = {
     onError: (error) => {
-      // Refused before any answer (DESIGN §7: 400, 404, 409, 429 come first): nothing was
-      // stored, so the message goes back into the box to be sent again.
-      if (error instanceof ApiError) {
+      // A message refused before any answer (DESIGN §7: 400, 404, 409, 422, 429 come first):
+      // nothing was stored, so it goes back into the box to be sent again.
+      const refused = error instanceof ApiError && turn.current.sent && !turn.current.started;
+      if (refused) {
         chat.setMessages((messages) => (messages[messages.length - 1]?.role === "user" ? messages.slice(0, -1) : messages));
         setDraft((d) => d || lastSent.current);
       }
+      // Following an answer failed on the way (the server unreachable, or failing): it can be
+      // asked for again; the session has it, or its end.
+      const unreachable = error instanceof ApiError && (error.status === 0 || error.status >= 500);
+      setFollowAgain(!refused && unreachable && sessionRef.current !== null);
     },
     onFinish: ({ isDisconnect }) => {
       setStopping(false);
       turn.current = { ...turn.current, painted: true, finished: true };
-      if (isDisconnect && RESUME_STREAMS) {
+      if (isDisconnect) {
         setAnnouncement("The connection dropped. Reconnecting…");
         const resume = () => void chat.resumeStream();
         if (navigator.onLine) window.setTimeout(resume, 1000);
         else window.addEventListener("online", resume, { once: true });
       }
     },
-  });
+  };
 
   // When a resume finds nothing in flight, the turn ended meanwhile: the stored history has it.
   const reloadHistory = useRef(() => {});
@@ -201,7 +218,7 @@ function Conversation(props: Props & { chatId: string; initial: ChatMessage[]; i
     const message = text.trim();
     if (!message || busy) return;
     lastSent.current = message;
-    turn.current = { messageId: null, started: false, stopWanted: false, painted: false, finished: false };
+    turn.current = { sent: true, messageId: null, started: false, stopWanted: false, painted: false, finished: false };
     setStopError(null);
     setDraft("");
     markSend();
@@ -283,12 +300,17 @@ function Conversation(props: Props & { chatId: string; initial: ChatMessage[]; i
       <p className="visually-hidden" role="status" aria-live="polite">
         {announcement}
       </p>
-      {props.streamingElsewhere && !busy && (
-        <p className="warning" role="note">
-          An answer is still being written in this session elsewhere. It appears here once it is finished.
-        </p>
-      )}
-      <ErrorMessage error={chat.error} />
+      <ErrorMessage
+        error={chat.error}
+        onRetry={
+          followAgain
+            ? () => {
+                setFollowAgain(false);
+                void chat.resumeStream();
+              }
+            : undefined
+        }
+      />
       <ErrorMessage error={stopError} />
       <form className="composer" onSubmit={submit} aria-label="Message the agent">
         <label className="visually-hidden" htmlFor={`${props.chatId}-message`}>

@@ -1,6 +1,7 @@
 // The chat: the sessions so far beside the open conversation.
 
 import { useEffect, useState } from "react";
+import { ApiError } from "../api/client";
 import { customers, sessions } from "../api/endpoints";
 import { Link, navigate, useLocation } from "../router";
 import { useGrowingList, useResource } from "../ui/data";
@@ -38,30 +39,14 @@ export default function ChatView({ sessionId }: { sessionId: string | null }) {
 
   const [deleteError, setDeleteError] = useState<Error | null>(null);
 
-  // A turn of this page ended: the session (its order, its state) is read again. A turn running
-  // elsewhere (another tab) is watched until it ends, then the conversation is loaded afresh.
-  const [busy, setBusy] = useState(false);
-  const activity = (now: boolean) => {
-    setBusy(now);
-    if (!now && session.data) {
-      session.set({ data: { ...session.data, status: "idle" }, etag: session.etag, status: 200 });
+  // A turn ended (one sent here, or one the panel resumed): the session (its title, its place in
+  // the list) is read again.
+  const activity = (busy: boolean) => {
+    if (!busy && session.data) {
       void session.reload();
       void list.reload();
     }
   };
-  const elsewhere = !busy && session.data?.status === "streaming";
-  const [watched, setWatched] = useState(false);
-  useEffect(() => {
-    if (elsewhere) {
-      setWatched(true);
-      const timer = window.setTimeout(() => void session.reload(), 2000);
-      return () => window.clearTimeout(timer);
-    }
-    if (watched) {
-      setWatched(false);
-      setPanel((p) => ({ ...p, key: ++panels }));
-    }
-  }, [elsewhere, session.data, watched]); // session.reload is the same function while the session is
 
   const started = (id: string) => {
     setPanel((p) => ({ ...p, sessionId: id }));
@@ -130,15 +115,15 @@ export default function ChatView({ sessionId }: { sessionId: string | null }) {
         </div>
         <ErrorMessage error={deleteError} />
         <ErrorMessage error={session.error} onRetry={() => void session.reload()} />
-        {/* Shown while the session's details load: the conversation loads its own history. */}
-        {!session.error && (
+        {/* Shown while the session's details load (the conversation loads its own history), and
+            when they could not be read again: only a session that is gone has no conversation. */}
+        {!(session.error instanceof ApiError && session.error.status === 404) && (
           <ChatPanel
             key={panel.key}
             sessionId={panel.sessionId}
             customerId={panel.sessionId ? null : customerParam}
             onSessionStarted={started}
             onActivity={activity}
-            streamingElsewhere={elsewhere}
           />
         )}
       </section>

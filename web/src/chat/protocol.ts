@@ -1,18 +1,15 @@
 // How the console's useChat talks to chat_stream (DESIGN §7), in one place.
 //
-// chat_stream reads the UI message stream protocol v1 that useChat reads. Two parts of §7 are
-// still landing in the backend: the AI SDK's default request body for POST /chat, and
-// GET /chat/{session_id}/stream to resume. Until they land:
-//   - `ourBody` sends the body chat_stream takes today (`message`, `session_id`, ...): delete
-//     it and its `prepareSendMessagesRequest` line to send useChat's default body instead;
-//   - RESUME_STREAMS is false: set it to true to resume a dropped stream.
+// chat_stream reads the body useChat sends by default (`id`, `messages`, `trigger`) and answers
+// in the UI message stream protocol v1 that useChat reads. The chat's `id` is the session's: a
+// new chat's id is made here and chat_stream creates the session under it, so the session is
+// named before its first answer and a page that comes back to it can resume its stream
+// (GET /chat/{id}/stream; 204 when nothing is in flight).
 
 import { DefaultChatTransport, type UIMessage, type UIMessageChunk } from "ai";
 import { authorizedFetch, serviceUrl } from "../api/client";
 import type { ChatRequest, Provider } from "../api/types";
 import { MARKS, markOnce } from "./marks";
-
-export const RESUME_STREAMS = false;
 
 export interface MessageMeta {
   sessionId?: string;
@@ -20,25 +17,17 @@ export interface MessageMeta {
 export type ChatMessage = UIMessage<MessageMeta>;
 
 export interface ChatContext {
-  /** The session the chat writes to, once known (null before the first answer of a new chat). */
-  sessionId: () => string | null;
+  /** The customer a new session is about. */
   customerId: string | null;
   provider: () => Provider | null;
 }
 
-/** The fields chat_stream takes beside the messages, in either body. */
+/** The fields chat_stream takes beside useChat's own. */
 function extraFields(context: ChatContext): Partial<ChatRequest> {
   return {
     ...(context.customerId ? { customer_id: context.customerId } : {}),
     ...(context.provider() ? { provider: context.provider() } : {}),
   };
-}
-
-function ourBody(messages: ChatMessage[], context: ChatContext): ChatRequest {
-  const last = messages[messages.length - 1];
-  const message = (last?.parts ?? []).map((part) => (part.type === "text" ? part.text : "")).join("");
-  const sessionId = context.sessionId();
-  return { message, ...(sessionId ? { session_id: sessionId } : {}), ...extraFields(context) };
 }
 
 /** The SDK's transport, letting the panel see each part as it is read (the session's id in
@@ -73,14 +62,17 @@ export function createTransport(
   return new ConsoleTransport(observe, {
     api: serviceUrl("chat_stream", "/chat"),
     credentials: "omit",
+    // Every request, the resume's GET too, carries the ID token (authorizedFetch), and a refusal
+    // becomes an ApiError with the contract's message and Retry-After.
     fetch: async (input, init) => {
-      const url = String(input);
       if (init?.method === "POST") markOnce(MARKS.request);
-      const response = await authorizedFetch(url, init ?? {});
-      if (response.status === 204 && url.endsWith("/stream")) onNothingToResume();
+      const response = await authorizedFetch(String(input), init ?? {});
+      if (response.status === 204 && init?.method === "GET") onNothingToResume();
       return response;
     },
     body: () => extraFields(context),
-    prepareSendMessagesRequest: ({ messages }) => ({ body: ourBody(messages, context) }),
+    prepareReconnectToStreamRequest: ({ id }) => ({
+      api: serviceUrl("chat_stream", `/chat/${encodeURIComponent(id)}/stream`),
+    }),
   });
 }

@@ -51,11 +51,6 @@ export function GoogleSection() {
     } else if (outcome === "error") {
       setError(new Error(REASONS[reason ?? ""] ?? `Google could not be connected (${reason ?? "no reason given"}).`));
       navigate(RETURN_PATH, { replace: true });
-    } else if (outcome === "connected") {
-      // A backend from before the complete step connects in its callback already.
-      setNotice("Google is connected.");
-      void status.reload();
-      navigate(RETURN_PATH, { replace: true });
     }
   }, [outcome, grant, reason]); // Only a new return from Google is news here.
 

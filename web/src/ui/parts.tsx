@@ -14,6 +14,7 @@ export function ErrorMessage({ error, onRetry }: { error: Error | null | undefin
         {error.message}
         <span className="error-code">{code}</span>
       </p>
+      {error instanceof ApiError && error.retryAfter !== null && <p>{retryHint(error.retryAfter)}</p>}
       {extra.length > 0 && (
         <ul>
           {extra.map((d) => (
@@ -30,6 +31,23 @@ export function ErrorMessage({ error, onRetry }: { error: Error | null | undefin
       )}
     </div>
   );
+}
+
+/** When a refused request may be made again, from its Retry-After (DESIGN §4: a spent model
+ * budget renews at the next UTC midnight; a rate limit within seconds). */
+export function retryHint(seconds: number, now = new Date()): string {
+  if (seconds < 120) return `You can try again in ${seconds} ${seconds === 1 ? "second" : "seconds"}.`;
+  const at = new Date(now.getTime() + seconds * 1000);
+  const tomorrow = new Date(now.getFullYear(), now.getMonth(), now.getDate() + 1);
+  const time = at.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+  const day =
+    at.toDateString() === now.toDateString()
+      ? "today"
+      : at.toDateString() === tomorrow.toDateString()
+        ? "tomorrow"
+        : at.toLocaleDateString(undefined, { weekday: "long", month: "short", day: "numeric" });
+  const when = `${day} at ${time}`;
+  return `You can try again ${when} (your time).`;
 }
 
 interface FieldProps {
