@@ -660,7 +660,7 @@ def test_preflight_from_another_origin_gets_no_allow_origin(crud: Api) -> None:
     assert "Access-Control-Allow-Methods" not in response.headers
 
 
-def test_responses_to_an_allowed_origin_expose_etag_and_request_id(crud: Api, alice: Caller) -> None:
+def test_responses_to_an_allowed_origin_expose_etag_request_id_and_retry_after(crud: Api, alice: Caller) -> None:
     ok = crud.post("/customers", alice, json={"name": "Acme"}, headers={"Origin": ALLOWED_ORIGIN})
     refused = crud.get("/customers", headers={"Origin": ALLOWED_ORIGIN})
     foreign = crud.get("/customers", alice, headers={"Origin": "https://evil.example.com"})
@@ -668,7 +668,7 @@ def test_responses_to_an_allowed_origin_expose_etag_and_request_id(crud: Api, al
     for response in (ok, refused):
         assert response.headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
         exposed = {h.strip().lower() for h in response.headers["Access-Control-Expose-Headers"].split(",")}
-        assert {"etag", "x-request-id"} <= exposed
+        assert {"etag", "x-request-id", "retry-after"} <= exposed  # a page reads when to try again (§4)
     assert refused.status_code == 401
     assert foreign.status_code == 200
     assert "Access-Control-Allow-Origin" not in foreign.headers

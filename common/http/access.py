@@ -55,7 +55,7 @@ def cors_headers(request: flask.Request, settings: Settings) -> dict[str, str]:
         return {}
     return {
         "Access-Control-Allow-Origin": origin,
-        "Access-Control-Expose-Headers": "ETag, X-Request-Id, Idempotent-Replayed",
+        "Access-Control-Expose-Headers": "ETag, X-Request-Id, Idempotent-Replayed, Retry-After",
         "Vary": "Origin",
     }
 
