@@ -12,7 +12,7 @@ import statistics
 import sys
 import time
 
-from bench import approvals, chat, console, contracts, edge, idempotency, imports, latency, reads
+from bench import approvals, breakdown, chat, console, contracts, edge, idempotency, imports, latency, reads
 from bench.harness import PORT_OFFSET, function_env, running_bench
 from bench.stats import Summary, table
 
@@ -38,6 +38,8 @@ def main() -> int:
             if "crud" in parts:
                 progress("measuring CRUD latency, function vs raw client...")
                 reports.append(latency_report(latency.run(bench)))
+                progress("measuring where a CRUD request's time goes, step by step...")
+                reports.append(breakdown.report(breakdown.run(bench)))
                 progress("measuring reads per list page as the collection grows...")
                 reports.append(reads_report(reads.run(bench)))
             if "chat" in parts:
