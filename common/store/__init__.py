@@ -248,26 +248,27 @@ class Repository:
         collection = self._collection(kind, parent_id)
         reference = collection.document(doc_id) if doc_id else collection.document()
         document = _new_document(self.uid, data)
-        for attempt in range(8):
-            batch = self._db.batch()
-            batch.create(reference, document)
-            judged = counts.guard(self, batch, kind, get_settings().max_documents) if kind.counted else None
-            try:
-                results = self._commit(batch, reference, along)
-            except gexc.AlreadyExists:
-                if doc_id:
-                    raise ApiError(Code.ALREADY_EXISTS, f"The {kind.name} already exists.") from None
-                # A retried create whose first attempt was stored: the document is this request's.
-                return self.get(kind, reference.id, parent_id=parent_id)
-            except gexc.FailedPrecondition:  # the counter moved since it was judged: judge again
-                counts.forget(self.uid, kind)
-                database.back_off(min(attempt, 3))
-                continue
-            if judged is not None:
-                counts.committed(self.uid, kind, results[1], judged)
-            stamp = database.server_time(results[0])
-            return {"id": reference.id, **document, "created_at": stamp, "updated_at": stamp}
-        raise database.busy()
+        with counts.turn(self.uid, kind):  # a user's creates on this instance, one at a time
+            for attempt in range(30):
+                batch = self._db.batch()
+                batch.create(reference, document)
+                judged = counts.guard(self, batch, kind, get_settings().max_documents) if kind.counted else None
+                try:
+                    results = self._commit(batch, reference, along)
+                except gexc.AlreadyExists:
+                    if doc_id:
+                        raise ApiError(Code.ALREADY_EXISTS, f"The {kind.name} already exists.") from None
+                    # A retried create whose first attempt was stored: the document is this request's.
+                    return self.get(kind, reference.id, parent_id=parent_id)
+                except gexc.FailedPrecondition:  # the counter moved since it was judged: judge again
+                    counts.forget(self.uid, kind)
+                    database.back_off(min(attempt, 2))
+                    continue
+                if judged is not None:
+                    counts.committed(self.uid, kind, results[1], judged)
+                stamp = database.server_time(results[0])
+                return {"id": reference.id, **document, "created_at": stamp, "updated_at": stamp}
+            raise database.busy()
 
     def get_or_create(self, kind: Kind, doc_id: str, defaults: Mapping[str, Any]) -> dict[str, Any]:
         """The tenant's document `doc_id`, created from `defaults` if it is not there yet."""

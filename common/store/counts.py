@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from common.collections import DOCUMENT_COUNTS, Kind
 from common.errors import ApiError, Code
 from common.instance import on_reset
+from common.store import database
 
 if TYPE_CHECKING:
     from common.store import Repository
@@ -47,6 +49,21 @@ _lock = threading.Lock()
 on_reset(_remembered.clear)
 
 
+_turns: dict[tuple[str, str], threading.Lock] = {}
+on_reset(_turns.clear)
+
+
+def turn(uid: str, kind: Kind) -> AbstractContextManager[Any]:
+    """Held while a create of a counted kind judges and writes its counter: a user's creates on
+    this instance wait for one another instead of failing one another's precondition."""
+    if not kind.counted:
+        return nullcontext()
+    with _lock:
+        if len(_turns) > _REMEMBERED:
+            _turns.clear()  # a lock held meanwhile still works: its holder's precondition decides
+        return _turns.setdefault((uid, kind.collection), threading.Lock())
+
+
 def full(kind: Kind, cap: int) -> ApiError:
     return ApiError(
         Code.RESOURCE_EXHAUSTED, f"You have reached the limit of {cap} {kind.collection}; delete some to make room."
@@ -66,42 +83,38 @@ def _changes(documents: int) -> dict[str, Any]:
 def read(repo: Repository, kind: Kind) -> Counter:
     """The counter as stored now, counted first if it never was."""
     reference = _reference(repo, kind)
-    snapshot = reference.get(**repo._calls)
-    data = snapshot.to_dict() if snapshot.exists else None
-    if data is None or data.get("before") is None:
-        _count_once(repo, kind)
+    for _ in range(8):
         snapshot = reference.get(**repo._calls)
-        data = snapshot.to_dict() or {}
-    counter = Counter(int(data["before"]), int(data.get("added") or 0), snapshot.update_time)
-    _remember(repo.uid, kind, counter)
-    return counter
-
-
-def _count_once(repo: Repository, kind: Kind) -> None:
-    """Store `before`: the documents there are, less those the counter has seen come and go (a
-    delete made before it was counted is in both), read together in one transaction."""
-    from google.cloud import firestore
-
-    reference = _reference(repo, kind)
-
-    @firestore.transactional  # type: ignore[untyped-decorator]
-    def count(transaction: Any) -> None:
-        snapshot = reference.get(transaction=transaction, **repo._calls)
         data = snapshot.to_dict() if snapshot.exists else None
         if data is not None and data.get("before") is not None:
-            return  # counted meanwhile
-        result = repo._query(kind, []).count().get(transaction=transaction, **repo._calls)
-        documents = int(result[0][0].value)
+            counter = Counter(int(data["before"]), int(data.get("added") or 0), snapshot.update_time)
+            _remember(repo.uid, kind, counter)
+            return counter
+        _count_once(repo, kind, reference, data, snapshot.update_time)
+    raise database.busy()
+
+
+def _count_once(repo: Repository, kind: Kind, reference: Any, data: dict[str, Any] | None, read_at: Any) -> None:
+    """Store `before`: the documents there are less those the counter has seen come and go (a
+    delete made before it was counted is in both). Every create and delete of the kind writes
+    the counter, so if it is still as read when `before` is written, the count taken in between
+    is the count of that moment; if not, the next round counts again."""
+    from google.api_core import exceptions as gexc
+    from google.cloud.firestore import SERVER_TIMESTAMP
+
+    result = repo._query(kind, []).count().get(**repo._calls)
+    documents = int(result[0][0].value)
+    try:
         if data is None:
             fields = {"owner_id": repo.uid, "before": documents, "added": 0, "version": 1,
-                      "created_at": firestore.SERVER_TIMESTAMP, "updated_at": firestore.SERVER_TIMESTAMP}  # fmt: skip
-            transaction.create(reference, fields)
+                      "created_at": SERVER_TIMESTAMP, "updated_at": SERVER_TIMESTAMP}  # fmt: skip
+            reference.create(fields, **repo._calls)
         else:
             before = documents - int(data.get("added") or 0)
-            changes = {"before": before, "version": int(data.get("version") or 0) + 1}
-            transaction.update(reference, {**changes, "updated_at": firestore.SERVER_TIMESTAMP})
-
-    count(repo._db.transaction())
+            changes = {"before": before, "version": int(data.get("version") or 0) + 1, "updated_at": SERVER_TIMESTAMP}
+            reference.update(changes, option=repo._db.write_option(last_update_time=read_at), **repo._calls)
+    except (gexc.AlreadyExists, gexc.FailedPrecondition, gexc.NotFound):
+        database.back_off(0)  # changed meanwhile: read it again
 
 
 def guard(repo: Repository, write: Any, kind: Kind, cap: int) -> Counter:
