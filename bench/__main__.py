@@ -13,7 +13,21 @@ import statistics
 import sys
 import time
 
-from bench import approvals, chat, chat_path, console, contracts, edge, idempotency, imports, latency, load, reads
+from bench import (
+    approvals,
+    breakdown,
+    chat,
+    chat_path,
+    console,
+    contracts,
+    creates,
+    edge,
+    idempotency,
+    imports,
+    latency,
+    load,
+    reads,
+)
 from bench.harness import PORT_OFFSET, function_env, running_bench
 from bench.stats import Summary, table
 
@@ -39,6 +53,10 @@ def main() -> int:
             if "crud" in parts:
                 progress("measuring CRUD latency, function vs raw client...")
                 reports.append(latency_report(latency.run(bench)))
+                progress("measuring where a CRUD request's time goes, step by step...")
+                reports.append(breakdown.report(breakdown.run(bench)))
+                progress("measuring create latency as one user's customers grow...")
+                reports.append(creates_report(creates.run(bench)))
                 progress("measuring reads per list page as the collection grows...")
                 reports.append(reads_report(reads.run(bench)))
             if "chat" in parts:
@@ -339,7 +357,27 @@ def latency_report(result: latency.LatencyResult) -> str:
         "   (the route also reads the document first: patch is a read plus a compare-and-set write);\n"
         "   patch vs read+CAS = the same route against the raw read + update-with-precondition it needs\n"
         f"   HTTP floor, GET /healthz on the same function (no auth, no Firestore): p50 {result.http_floor.p50:.2f}, "
-        f"p95 {result.http_floor.p95:.2f} (n={result.http_floor.n})"
+        f"p95 {result.http_floor.p95:.2f} (n={result.http_floor.n})\n"
+        "   against the raw operation plus that floor (issue 19: goal <= 1.25), p50: "
+        + "; ".join(
+            f"{c.operation} {c.function.p50 / (c.raw.p50 + result.http_floor.p50):.2f} "
+            f"({verdict(c.function.p50 / (c.raw.p50 + result.http_floor.p50) <= 1.25)})"
+            for c in result.comparisons
+        )
+    )
+
+
+def creates_report(results: list[creates.SizeResult]) -> str:
+    rows = [[f"{r.size:,}", r.create.n, r.create.p50, r.create.p95, r.count_aggregation.p50, r.first_create_ms]
+            for r in results]  # fmt: skip
+    ratio = results[-1].create.p50 / results[0].create.p50
+    return (
+        "\n1c. POST /customers as one user's customers grow (CSCX_MAX_DOCUMENTS from a counter kept with every\n"
+        "   create and delete), interleaved with the count aggregation a create paid before, ms\n"
+        + table(["customers", "n", "create p50", "create p95", "count p50 (before)", "first create"], rows)
+        + f"\n   create p50 at {results[-1].size:,} / at {results[0].size:,}: {ratio:.2f} "
+        f"(goal <= {creates.GOAL_RATIO}: {verdict(ratio <= creates.GOAL_RATIO)}); "
+        "the first create counts the customers stored before the counter"
     )
 
 

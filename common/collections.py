@@ -25,7 +25,9 @@ class Kind:
     """A kind of stored object: its name in messages, its collection, and how it may be listed.
 
     A kind with a `parent` lives in a subcollection of one of the parent's documents
-    (a session's messages): its calls name that document's id as `parent_id`.
+    (a session's messages): its calls name that document's id as `parent_id`. A `counted` kind's
+    documents are counted per user as they are created and deleted (`common/store/counts.py`):
+    CSCX_MAX_DOCUMENTS caps them.
     """
 
     name: str
@@ -33,6 +35,7 @@ class Kind:
     orders: Mapping[str, Order] = field(default_factory=dict)
     default_order: str = ""
     parent: Kind | None = None
+    counted: bool = False
 
     def path(self, parent_id: str | None = None) -> str:
         if self.parent is None:
@@ -57,10 +60,13 @@ CUSTOMERS = Kind(
         "-updated_at": Order("-updated_at", (("updated_at", True),)),
     },
     "name",
+    counted=True,
 )
-CONTRACTS = Kind("contract", "contracts", _NEWEST_FIRST, "-created_at")
-TASKS = Kind("task", "tasks", {"due_date": Order("due_date", (("due_key", False),))}, "due_date")
-SESSIONS = Kind("session", "sessions", {"-updated_at": Order("-updated_at", (("updated_at", True),))}, "-updated_at")
+CONTRACTS = Kind("contract", "contracts", _NEWEST_FIRST, "-created_at", counted=True)
+TASKS = Kind("task", "tasks", {"due_date": Order("due_date", (("due_key", False),))}, "due_date", counted=True)
+SESSIONS = Kind(
+    "session", "sessions", {"-updated_at": Order("-updated_at", (("updated_at", True),))}, "-updated_at", counted=True
+)
 MESSAGES = Kind(
     "message",
     "messages",
@@ -81,9 +87,11 @@ GOOGLE_GRANTS = Kind("Google grant", "google_grants")  # sealed grants parked fo
 QUOTAS = Kind("daily quota", "quotas")  # e-mails sent and meetings booked, per user and UTC day
 USAGE = Kind("daily model usage", "usage")  # model tokens spent, per user and UTC day (common/usage.py)
 IDEMPOTENCY_KEYS = Kind("idempotency key", "idempotency_keys")  # first answers, kept 24 h
+# How many documents of a counted kind each user has, `{uid}-{collection}` (common/store/counts.py).
+DOCUMENT_COUNTS = Kind("document count", "document_counts")
 # A chat turn's parts in batches, `{turn}-{seq}`, for streams resumed on another instance.
 PART_LOG = Kind("part log batch", "part_log", {"seq": Order("seq", (("seq", False),))}, "seq")
 
 OWNER_READABLE = (PROFILES, CUSTOMERS, CONTRACTS, TASKS, SESSIONS, MESSAGES, ACTIONS)
-SERVER_ONLY = (INTEGRATIONS, OAUTH_STATES, GOOGLE_GRANTS, QUOTAS, USAGE, IDEMPOTENCY_KEYS, PART_LOG)
+SERVER_ONLY = (INTEGRATIONS, OAUTH_STATES, GOOGLE_GRANTS, QUOTAS, USAGE, IDEMPOTENCY_KEYS, PART_LOG, DOCUMENT_COUNTS)
 EVERY_COLLECTION = (*OWNER_READABLE, *SERVER_ONLY)

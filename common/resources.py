@@ -19,7 +19,7 @@ from common.collections import ACTIONS, CONTRACTS, CUSTOMERS, PROFILES, TASKS, K
 from common.errors import ApiError, Code, NotFoundError
 from common.instance import on_reset
 from common.settings import get_settings
-from common.store import Companion, Filter, ListPage, Repository, TenantTransaction, check_version
+from common.store import Companion, Filter, ListPage, Repository, TenantTransaction, check_version, counts
 from common.validation import ID_PATTERN
 
 DEFAULT_PAGE_SIZE = 25
@@ -157,13 +157,12 @@ def customer_fields(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def ensure_room(repo: Repository, kind: Kind) -> None:
-    """Refuse a new document past the per-user cap (CSCX_MAX_DOCUMENTS) of its kind: 429."""
+    """Refuse a new document past the per-user cap (CSCX_MAX_DOCUMENTS) of its kind: 429, before
+    the work that precedes its create (a file stored, a model called, a transaction). A create
+    outside a transaction holds to the cap in its own commit (`Repository.create`)."""
     cap = get_settings().max_documents
     if repo.count(kind) >= cap:
-        raise ApiError(
-            Code.RESOURCE_EXHAUSTED,
-            f"You have reached the limit of {cap} {kind.collection}; delete some to make room.",
-        )
+        raise counts.full(kind, cap)
 
 
 def get_customer(repo: Repository, customer_id: str) -> models.CustomerPublic:
@@ -174,7 +173,6 @@ def create_customer(
     repo: Repository, customer: models.CustomerCreate, *, along: Companion | None = None
 ) -> models.CustomerPublic:
     """Store a new customer (`along`, an idempotency key's record, in the same commit)."""
-    ensure_room(repo, CUSTOMERS)
     fields = customer_fields(customer.model_dump(mode="json"))
     return models.CustomerPublic.of(repo.create(CUSTOMERS, fields, along=along))
 
@@ -343,12 +341,12 @@ def create_task(
     along: Companion | None = None,
 ) -> models.TaskPublic:
     """Store a new task (`along`, an idempotency key's record, in the same commit)."""
-    ensure_room(repo, TASKS)
     fields = task_document(task, source)
     customer_id = task.customer_id
     if customer_id is None:
         return models.TaskPublic.of(repo.create(TASKS, fields, along=along))
 
+    ensure_room(repo, TASKS)
     require_customer(repo, customer_id)  # fast refusal outside the transaction, then again inside
 
     def create_referencing(t: TenantTransaction) -> str:

@@ -5,15 +5,19 @@ a variant of the function with the limit set low."""
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 import requests
+from google.cloud.firestore import SERVER_TIMESTAMP
 
 from common.collections import SESSIONS
+from common.models import CustomerCreate
+from common.resources import customer_fields
 from scripts.stack import Stack
 from tests.chat_support import Chat
-from tests.conftest import Api, Users, assert_error
+from tests.conftest import Api, Users, assert_error, raw_firestore
 from tests.test_contracts import stored_object, upload
 from tests.test_crud_behaviour import _seed_session, _stored_message_ids
 
@@ -69,6 +73,49 @@ def test_customers_and_tasks_past_the_cap_are_429_and_deleting_makes_room(
 
     assert api.delete(f"/customers/{first['id']}", alice).status_code == 204
     assert api.post("/customers", alice, json={"name": "Initech"}).status_code == 201
+
+
+def test_documents_stored_before_their_counter_count_toward_the_cap(stack: Stack, users: Users, crud: Api) -> None:
+    api = Api(stack.start_variant("crud", "two-documents-before", {"CSCX_MAX_DOCUMENTS": "2"}))
+    alice = users.create("alice")
+    for name in ("Acme", "Globex"):  # stored as before the counter existed: no counter at all
+        fields = customer_fields(CustomerCreate(name=name).model_dump(mode="json"))
+        common = {"owner_id": alice.uid, "version": 1, "created_at": SERVER_TIMESTAMP, "updated_at": SERVER_TIMESTAMP}
+        raw_firestore().collection("customers").document().create({**fields, **common})
+
+    assert_error(api.post("/customers", alice, json={"name": "Initech"}), 429, "RESOURCE_EXHAUSTED")
+    [first, _] = crud.get("/customers", alice).json()["items"]
+    assert api.delete(f"/customers/{first['id']}", alice).status_code == 204
+    assert api.post("/customers", alice, json={"name": "Initech"}).status_code == 201
+    assert_error(api.post("/customers", alice, json={"name": "Umbrella"}), 429, "RESOURCE_EXHAUSTED")
+
+
+def test_concurrent_creates_never_pass_the_cap(stack: Stack, users: Users, crud: Api) -> None:
+    api = Api(stack.start_variant("crud", "four-documents", {"CSCX_MAX_DOCUMENTS": "4"}))
+    alice = users.create("alice")
+    assert api.post("/customers", alice, json={"name": "Acme 0"}).status_code == 201
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        statuses = list(pool.map(lambda n: api.post("/customers", alice, json={"name": f"Acme {n}"}).status_code,
+                                 range(1, 7)))  # fmt: skip
+
+    assert sorted(statuses) == [201, 201, 201, 429, 429, 429]
+    assert len(crud.get("/customers", alice).json()["items"]) == 4
+
+
+def test_a_cascade_delete_makes_room_for_the_documents_it_deleted(stack: Stack, users: Users) -> None:
+    api = Api(stack.start_variant("crud", "two-documents-cascade", {"CSCX_MAX_DOCUMENTS": "2"}))
+    alice = users.create("alice")
+    customer = api.post("/customers", alice, json={"name": "Acme"}).json()
+    for title in ("Call", "Write"):
+        assert api.post("/tasks", alice, json={"title": title, "customer_id": customer["id"]}).status_code == 201
+    assert_error(api.post("/tasks", alice, json={"title": "Plan"}), 429, "RESOURCE_EXHAUSTED")
+
+    assert api.delete(f"/customers/{customer['id']}?cascade=true", alice).status_code == 204
+
+    assert [api.post("/tasks", alice, json={"title": t}).status_code for t in ("Plan", "Meet")] == [201, 201]
+    assert [api.post("/customers", alice, json={"name": n}).status_code for n in ("Globex", "Initech")] == [201, 201]
+    assert_error(api.post("/tasks", alice, json={"title": "More"}), 429, "RESOURCE_EXHAUSTED")
 
 
 def test_contracts_past_the_cap_are_429_before_the_file_is_stored(

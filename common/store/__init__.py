@@ -1,7 +1,8 @@
 """Tenant-scoped Firestore access: the only way any function reads or writes a document.
 
 A `Repository` is built with the caller's uid and every query it issues carries
-`owner_id == uid`; a document owned by someone else is reported exactly like a missing one.
+`owner_id == uid`; a document read by its id is the caller's only if its `owner_id` says so, and
+one owned by someone else is reported exactly like a missing one.
 Writes keep the common fields (`owner_id`, `created_at`, `updated_at`, `version`) and use
 Firestore preconditions so that concurrent updates are compare-and-set.
 
@@ -23,7 +24,7 @@ from common.collections import Kind, Order
 from common.errors import ApiError, Code, NotFoundError
 from common.log import get_logger
 from common.settings import get_settings
-from common.store import database
+from common.store import counts, database
 from common.store.database import Filter, Owned, across_tenants, not_found
 
 if TYPE_CHECKING:
@@ -83,15 +84,15 @@ class Repository:
         reference = self._collection(along.kind).document(along.doc_id)
         write.update(reference, dict(along.fields(effect.path)))
 
-    def _commit(self, batch: Any, effect: Any, along: Companion | None) -> Any:
-        """Commit a batch of one write, to `effect`, with its companion if it has one (a single
-        write is a one-write batch in the client too); the write's result."""
+    def _commit(self, batch: Any, effect: Any, along: Companion | None) -> list[Any]:
+        """Commit a batch of the writes to `effect` (and its counter), with its companion if it has
+        one (a single write is a one-write batch in the client too); the writes' results."""
         if along is not None:
             self._add_companion(batch, effect, along)
-        result = batch.commit(**self._calls)[0]
+        results = list(batch.commit(**self._calls))
         if along is not None:
             along.written = True
-        return result
+        return results
 
     @property
     def _calls(self) -> dict[str, Any]:
@@ -125,57 +126,35 @@ class Repository:
         return self._load(kind, doc_id, parent_id)[0]
 
     def _load(self, kind: Kind, doc_id: str, parent_id: str | None = None) -> tuple[dict[str, Any], Any]:
-        snapshot = self._only(kind, self._one(kind, doc_id, parent_id))
+        snapshot = self._by_id(kind, doc_id, parent_id)
         self.documents_read += 1
         return self._owned(snapshot, kind), snapshot.update_time
+
+    def _by_id(self, kind: Kind, doc_id: str, parent_id: str | None = None, fields: list[str] | None = None) -> Any:
+        """The snapshot of document `doc_id`, whoever owns it (`fields`: only those of it)."""
+        from google.api_core import exceptions as gexc
+
+        try:
+            return self._collection(kind, parent_id).document(doc_id).get(field_paths=fields, **self._calls)
+        except (gexc.InvalidArgument, ValueError):  # an id Firestore reserves (__x__) can name nothing
+            raise not_found(kind.name) from None
 
     def find(self, kind: Kind, doc_id: str) -> dict[str, Any] | None:
         """The tenant's `kind` document `doc_id`, or None."""
         return _or_none(lambda: self.get(kind, doc_id))
 
-    @database.translated
     def find_keyed(self, kind: Kind, doc_id: str) -> dict[str, Any] | None:
         """The tenant's document `doc_id` of a kind keyed by its owner (the id starts with their
-        uid, as `add`'s counters are), or None: read by reference, one lookup and no query, since
-        the id asked for can only be the caller's own."""
+        uid, as `add`'s counters are), or None."""
         _require_keyed(self.uid, doc_id)
-        snapshot = self._collection(kind).document(doc_id).get(**self._calls)
-        self.documents_read += 1
-        data = snapshot.to_dict() if snapshot.exists else None
-        if data is None or data.get("owner_id") != self.uid:
-            return None
-        return {"id": snapshot.id, **data}
+        return self.find(kind, doc_id)
 
     @database.translated
     def require(self, kind: Kind, doc_id: str) -> None:
-        """404 unless the tenant has `kind` document `doc_id`, asked by the owner-scoped query
-        with only the document's name returned: nothing of another user's document leaves
-        Firestore, and a large document is as quick to find missing as no document."""
-        from google.cloud.firestore_v1.field_path import FieldPath
-
-        self._only(kind, self._one(kind, doc_id).select([FieldPath.document_id()]))
-
-    def _only(self, kind: Kind, query: Any) -> Any:
-        """The one document `query` (an `_one`) finds, else 404."""
-        from google.api_core import exceptions as gexc
-
-        try:
-            snapshots = list(query.stream(**self._calls))
-        except (gexc.InvalidArgument, ValueError):  # an id Firestore reserves (__x__) can name nothing
-            raise not_found(kind.name) from None
-        if not snapshots:
-            raise not_found(kind.name)
-        return snapshots[0]
-
-    def _one(self, kind: Kind, doc_id: str, parent_id: str | None = None) -> Any:
-        """The query for one document of the tenant's: scoped by owner_id, so another user's
-        document never leaves Firestore (and takes no longer to be missing than a missing one)."""
-        from google.cloud.firestore import FieldFilter
-        from google.cloud.firestore_v1.field_path import FieldPath
-
-        reference = self._collection(kind, parent_id).document(doc_id)
-        by_id = FieldFilter(FieldPath.document_id(), "==", reference)
-        return self._query(kind, [], parent_id).where(filter=by_id).limit(1)
+        """404 unless the tenant has `kind` document `doc_id`, asked for its owner alone: nothing
+        else of another user's document leaves Firestore, and a large document is as quick to
+        find missing as no document."""
+        self._owned(self._by_id(kind, doc_id, fields=["owner_id"]), kind)
 
     @database.translated
     def list(
@@ -211,7 +190,10 @@ class Repository:
 
     @database.translated
     def count(self, kind: Kind, *, parent_id: str | None = None) -> int:
-        """How many documents of `kind` the tenant has (an aggregation: no document is read)."""
+        """How many documents of `kind` the tenant has: a counted kind's counter (one read), else
+        an aggregation (no document is read, but its cost grows with the documents)."""
+        if kind.counted:
+            return counts.read(self, kind).total
         result = self._query(kind, [], parent_id).count().get(**self._calls)
         return int(result[0][0].value)
 
@@ -256,7 +238,8 @@ class Repository:
         along: Companion | None = None,
     ) -> dict[str, Any]:
         """Store a new document owned by the tenant and return it with its common fields; `along`
-        is stored in the same commit.
+        is stored in the same commit, and so is a counted kind's counter: past CSCX_MAX_DOCUMENTS
+        of the kind, a 429 and nothing stored.
 
         With `doc_id`, a document already there is a 409 ALREADY_EXISTS.
         """
@@ -265,17 +248,27 @@ class Repository:
         collection = self._collection(kind, parent_id)
         reference = collection.document(doc_id) if doc_id else collection.document()
         document = _new_document(self.uid, data)
-        try:
-            batch = self._db.batch()
-            batch.create(reference, document)
-            result = self._commit(batch, reference, along)
-        except gexc.AlreadyExists:
-            if doc_id:
-                raise ApiError(Code.ALREADY_EXISTS, f"The {kind.name} already exists.") from None
-            # A retried create whose first attempt was stored: the document is this request's.
-            return self.get(kind, reference.id, parent_id=parent_id)
-        stamp = database.server_time(result)
-        return {"id": reference.id, **document, "created_at": stamp, "updated_at": stamp}
+        with counts.turn(self.uid, kind):  # a user's creates on this instance, one at a time
+            for attempt in range(30):
+                batch = self._db.batch()
+                batch.create(reference, document)
+                judged = counts.guard(self, batch, kind, get_settings().max_documents) if kind.counted else None
+                try:
+                    results = self._commit(batch, reference, along)
+                except gexc.AlreadyExists:
+                    if doc_id:
+                        raise ApiError(Code.ALREADY_EXISTS, f"The {kind.name} already exists.") from None
+                    # A retried create whose first attempt was stored: the document is this request's.
+                    return self.get(kind, reference.id, parent_id=parent_id)
+                except gexc.FailedPrecondition:  # the counter moved since it was judged: judge again
+                    counts.forget(self.uid, kind)
+                    database.back_off(min(attempt, 2))
+                    continue
+                if judged is not None:
+                    counts.committed(self.uid, kind, results[1], judged)
+                stamp = database.server_time(results[0])
+                return {"id": reference.id, **document, "created_at": stamp, "updated_at": stamp}
+            raise database.busy()
 
     def get_or_create(self, kind: Kind, doc_id: str, defaults: Mapping[str, Any]) -> dict[str, Any]:
         """The tenant's document `doc_id`, created from `defaults` if it is not there yet."""
@@ -320,7 +313,7 @@ class Repository:
             try:
                 batch = self._db.batch()
                 batch.update(reference, write, option=precondition)
-                result = self._commit(batch, reference, along)
+                result = self._commit(batch, reference, along)[0]
             except (gexc.FailedPrecondition, gexc.NotFound):
                 database.back_off(attempt)
                 continue
@@ -386,11 +379,17 @@ class Repository:
         for attempt in range(5):
             current, update_time = self._load(kind, doc_id)
             check_version(current, if_match)
+            batch = self._db.batch()
+            batch.delete(reference, option=self._db.write_option(last_update_time=update_time))
+            if kind.counted:
+                counts.change(self, batch, kind, -1)
             try:
-                reference.delete(option=self._db.write_option(last_update_time=update_time), **self._calls)
+                results = batch.commit(**self._calls)
             except (gexc.FailedPrecondition, gexc.NotFound):
                 database.back_off(attempt)
                 continue
+            if kind.counted:
+                counts.committed(self.uid, kind, results[1])
             return current
         raise ApiError(Code.ABORTED, f"The {kind.name} is being changed by another request; try again.")
 
@@ -502,12 +501,16 @@ class Repository:
                 # Only as it was matched: one changed meanwhile (an action approved, say) fails
                 # the batch, and the next round asks again.
                 batch.delete(snapshot.reference, option=self._db.write_option(last_update_time=snapshot.update_time))
+            if kind.counted:
+                counts.change(self, batch, kind, -len(snapshots))
             try:
-                batch.commit(**self._calls)
+                results = batch.commit(**self._calls)
             except (gexc.FailedPrecondition, gexc.NotFound):
                 database.back_off(conflicts)
                 conflicts += 1
                 continue
+            if kind.counted:
+                counts.committed(self.uid, kind, results[-1])
             deleted += len(snapshots)
         raise database.busy()
 
@@ -526,9 +529,8 @@ class TenantTransaction:
         return self._repo.uid
 
     def get(self, kind: Kind, doc_id: str) -> dict[str, Any]:
-        # Whose it is is asked first, outside the transaction; the document is then read in the
-        # transaction by its reference. A query in a transaction holds the range it scanned
-        # (the emulator: much more) until the commit, which serialises concurrent streams.
+        # Whose it is is asked first, outside the transaction (its owner alone is read): another
+        # user's document is then neither read nor held by this transaction.
         self._repo.require(kind, doc_id)
         reference = self._repo._collection(kind).document(doc_id)
         return self._repo._owned(reference.get(transaction=self._transaction, **self._repo._calls), kind)
@@ -549,10 +551,15 @@ class TenantTransaction:
         parent_id: str | None = None,
         along: Companion | None = None,
     ) -> str:
-        """Create a document in the transaction; `along` is stored with it when it commits."""
+        """Create a document in the transaction; `along` is stored with it when it commits. A
+        counted kind's counter goes up with it, uncapped: the caller judged room first
+        (`Repository.count`), as a transaction's reads all come before its writes."""
         collection = self._repo._collection(kind, parent_id)
         reference = collection.document(doc_id) if doc_id else collection.document()
         self._transaction.create(reference, _new_document(self._repo.uid, data))
+        if kind.counted:
+            counts.change(self._repo, self._transaction, kind, 1)
+            counts.forget(self.uid, kind)
         if along is not None:
             self._repo._add_companion(self._transaction, reference, along)
             self.companions.append(along)
@@ -563,7 +570,11 @@ class TenantTransaction:
         self._transaction.update(reference, _next_version(current, fields))
 
     def delete(self, kind: Kind, doc_id: str, *, parent_id: str | None = None) -> None:
+        """Delete a document this transaction read (a counted kind's counter goes down with it)."""
         self._transaction.delete(self._repo._collection(kind, parent_id).document(doc_id))
+        if kind.counted:
+            counts.change(self._repo, self._transaction, kind, -1)
+            counts.forget(self.uid, kind)
 
 
 # -- across tenants -------------------------------------------------------------------------

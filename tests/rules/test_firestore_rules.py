@@ -90,6 +90,7 @@ SERVER_ONLY = [
     OwnedCollection("usage"),
     OwnedCollection("idempotency_keys"),
     OwnedCollection("part_log"),
+    OwnedCollection("document_counts"),
 ]
 EVERY_COLLECTION = [*CLIENT_READABLE, *SERVER_ONLY]
 
