@@ -1,7 +1,11 @@
 """`Idempotency-Key` (DESIGN §4): a retried POST that creates or decides has its effect once.
 
 A route takes a key by declaring `idempotent=Replay(read_back, status)`; `Replay` runs the whole
-protocol around its handler. The first request with a key claims it (a record per user and
+protocol around its handler. A route whose answer is the document it creates (`shown=`) costs no
+more than without a key: the handler gets the key's whole record as `along`, created, answer and
+all, in the effect's own commit, which holds only if the key is new; where it is not, the key's
+record answers as below, so requests racing with one key make one effect and get one answer.
+Any other route's first request with a key claims it (a record per user and
 key, `in_flight`, created already held under a short lease of `common/lease.py`). The handler
 gets the record's `committed` mark as `along` and hands it to the one write that is its effect,
 which stores both together, the lease let go with it, or neither. When the answer is ready,
@@ -22,7 +26,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -43,6 +47,7 @@ KEPT_FOR = timedelta(hours=24)
 IN_FLIGHT_SECONDS = 60  # a first request that died before its effect frees its key after this
 KEPT_HEADERS = ("ETag", "Location")
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")  # visible ASCII
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -68,21 +73,29 @@ class HeldKey:
 class Replay:
     """What a route that creates or decides declares as `idempotent=`: the Idempotency-Key
     protocol around its handler. `read_back` is the route's own loader of what the effect wrote,
-    answered with `status` to a retry that finds the effect stored but not its answer."""
+    answered with `status` to a retry that finds the effect stored but not its answer. A route
+    whose answer is the document its effect creates names how that document is `shown`: the
+    key's record is then created with the effect, its answer (the document) in it, one commit."""
 
     read_back: Callable[[Repository, str], BaseModel]
     status: int
+    shown: Callable[[Mapping[str, Any]], BaseModel] | None = None
 
     def __call__(self, ctx: Context, run: Callable[[Companion | None], AnyReply]) -> AnyReply:
         """Run the handler (`run`, its refusals already answers) once per key; without a key, as is."""
         raw_key = ctx.request.headers.get(HEADER)
         if raw_key is None:
             return run(None)
-        key = _validate(raw_key)
-        request = ctx.request
-        held = _begin(ctx.repo, key, _fingerprint(request.method, request.path, _body_digest(ctx)), self)
+        repo, request = ctx.repo, ctx.request
+        doc_id = hashlib.sha256(f"{repo.uid}\0{_validate(raw_key)}".encode()).hexdigest()[:40]
+        request_fingerprint = _fingerprint(request.method, request.path, _body_digest(ctx))
+        if self.shown is not None:
+            created = self._create_once(repo, doc_id, request_fingerprint, run)
+            if created is not None:
+                return created
+        held = _begin(repo, doc_id, request_fingerprint, self)
         if isinstance(held, Answer):
-            return Reply(held.body, held.status, {**held.headers, REPLAYED: "true"})
+            return _replayed(held)
         try:
             reply = run(held.record)
         except BaseException:
@@ -94,10 +107,41 @@ class Replay:
         _finish(held, reply.status, reply.headers, reply.body)
         return reply
 
+    def _create_once(
+        self, repo: Repository, doc_id: str, request_fingerprint: str, run: Callable[[Companion | None], AnyReply]
+    ) -> AnyReply | None:
+        """A route whose answer is the document it creates: the key's record, its answer in it, is
+        created in the effect's own commit, which holds only if the key is new. A refusal with
+        nothing written is then judged by the key: a repeat gets the first answer, another request
+        a 422, while one holds the key a 409. None: the key is there and free (forgotten, or left
+        by a request that died), or was gone when looked for: it is claimed as any key is."""
+        record = Companion(
+            IDEMPOTENCY_KEYS, doc_id, functools.partial(_created, request_fingerprint, self.status), created=True
+        )
+        reply = run(record)
+        if record.written or not isinstance(reply, Reply) or reply.status < 400:
+            return reply
+        # A repeat can be refused where its first went through (the cap reached, its customer
+        # deleted since): the key, if there, answers. The key's own conflict is a 409.
+        kept = repo.find(IDEMPOTENCY_KEYS, doc_id)
+        if kept is None:
+            return None if reply.status == Code.ALREADY_EXISTS.http_status else reply
+        if _free(kept, datetime.now(UTC)):
+            return None
+        return _replayed(_retry_later(lambda: _kept(repo, doc_id, kept, request_fingerprint, self)))
+
     def answer(self, repo: Repository, path: str) -> Answer:
         """The answer of the object the effect wrote at `path`, read back."""
-        reply = Reply.resource(self.read_back(repo, path.rsplit("/", 1)[-1]), self.status)
-        return Answer(reply.status, reply.headers, reply.body)
+        return _answer(self.read_back(repo, path.rsplit("/", 1)[-1]), self.status)
+
+
+def _answer(shown: BaseModel, status: int) -> Answer:
+    reply = Reply.resource(shown, status)
+    return Answer(reply.status, reply.headers, reply.body)
+
+
+def _replayed(answer: Answer) -> Reply:
+    return Reply(answer.body, answer.status, {**answer.headers, REPLAYED: "true"})
 
 
 def _validate(key: str) -> str:
@@ -135,18 +179,22 @@ def _fingerprint(method: str, path: str, body: bytes) -> str:
     return digest.hexdigest()
 
 
-def _begin(repo: Repository, key: str, request_fingerprint: str, replay: Replay) -> HeldKey | Answer:
-    """Claim the key for this request, or the answer a repeat of it gets."""
+def _retry_later(call: Callable[[], T]) -> T:
+    """What `call` gives; a 409 of racing requests with the key tells the client to come back."""
     try:
-        return _claim(repo, key, request_fingerprint, replay)
+        return call()
     except ApiError as error:
-        if error.code is Code.ABORTED:  # racing requests with the key: the client comes back
+        if error.code is Code.ABORTED:
             error.headers.setdefault("Retry-After", "1")
         raise
 
 
-def _claim(repo: Repository, key: str, request_fingerprint: str, replay: Replay) -> HeldKey | Answer:
-    doc_id = hashlib.sha256(f"{repo.uid}\0{key}".encode()).hexdigest()[:40]
+def _begin(repo: Repository, doc_id: str, request_fingerprint: str, replay: Replay) -> HeldKey | Answer:
+    """Claim the key for this request, or the answer a repeat of it gets."""
+    return _retry_later(lambda: _claim(repo, doc_id, request_fingerprint, replay))
+
+
+def _claim(repo: Repository, doc_id: str, request_fingerprint: str, replay: Replay) -> HeldKey | Answer:
     for _ in range(3):
         now = datetime.now(UTC)
         lease = Lease(repo, IDEMPOTENCY_KEYS, doc_id, seconds=IN_FLIGHT_SECONDS)
@@ -173,17 +221,40 @@ def _claim(repo: Repository, key: str, request_fingerprint: str, replay: Replay)
             if lease.take(functools.partial(_fresh_if_free, fresh)) is not None:
                 return _held(repo, doc_id, lease)
             continue
-        if record["fingerprint"] != request_fingerprint:
-            raise ApiError(
-                Code.UNPROCESSABLE_ENTITY,
-                "This Idempotency-Key was used for another request; use a new key for a new request.",
-            )
-        if record["state"] == "completed":
-            return Answer(int(record["status"]), dict(record["headers"] or {}), json.loads(record["body"]))
-        if record["state"] == "committed":
-            return _answer_committed(repo, doc_id, record, replay)
-        raise ApiError(Code.ABORTED, "A request with this Idempotency-Key is still in progress; retry shortly.")
+        return _kept(repo, doc_id, record, request_fingerprint, replay)
     raise ApiError(Code.ABORTED, "The Idempotency-Key is being used by other requests; retry shortly.")
+
+
+def _kept(repo: Repository, doc_id: str, record: dict[str, Any], request_fingerprint: str, replay: Replay) -> Answer:
+    """The answer a request gets from a key another request took (and has not let go)."""
+    if record["fingerprint"] != request_fingerprint:
+        raise ApiError(
+            Code.UNPROCESSABLE_ENTITY,
+            "This Idempotency-Key was used for another request; use a new key for a new request.",
+        )
+    if record["state"] == "completed" and replay.shown is not None and record.get("document") is not None:
+        document = {"id": str(record["resource"]).rsplit("/", 1)[-1], **record["document"]}
+        return _answer(replay.shown(document), int(record["status"]))
+    if record["state"] == "completed":
+        return Answer(int(record["status"]), dict(record["headers"] or {}), json.loads(record["body"]))
+    if record["state"] == "committed":
+        return _answer_committed(repo, doc_id, record, replay)
+    raise ApiError(Code.ABORTED, "A request with this Idempotency-Key is still in progress; retry shortly.")
+
+
+def _created(request_fingerprint: str, status: int, path: str, document: Mapping[str, Any]) -> dict[str, Any]:
+    """The record of a key created with the effect: its answer kept as the document created, whose
+    times the commit sets in both alike."""
+    return {
+        "fingerprint": request_fingerprint,
+        "state": "completed",
+        "expires_at": datetime.now(UTC) + KEPT_FOR,
+        "resource": path,
+        "status": status,
+        "headers": None,
+        "body": None,
+        "document": dict(document),
+    }
 
 
 def _free(record: dict[str, Any], now: datetime) -> bool:
@@ -200,7 +271,7 @@ def _fresh_if_free(fresh: dict[str, Any], current: dict[str, Any]) -> dict[str, 
 def _held(repo: Repository, doc_id: str, lease: Lease) -> HeldKey:
     # Once committed, the key is no one else's to take: the lease goes with the effect's write.
     record = Companion(
-        IDEMPOTENCY_KEYS, doc_id, lambda path: {"state": "committed", "resource": path, **lease.cleared()}
+        IDEMPOTENCY_KEYS, doc_id, lambda path, _fields: {"state": "committed", "resource": path, **lease.cleared()}
     )
     return HeldKey(repo, doc_id, lease, record)
 

@@ -25,6 +25,7 @@ from common.errors import ApiError, Code, NotFoundError
 from common.log import get_logger
 from common.settings import get_settings
 from common.store import counts, database
+from common.store.companions import Companion
 from common.store.database import Filter, Owned, across_tenants, not_found
 
 if TYPE_CHECKING:
@@ -55,18 +56,6 @@ class ListPage(Generic[T]):
         return ListPage([convert(item) for item in self.items], self.next_cursor)
 
 
-@dataclass
-class Companion:
-    """A write stored together with an effect's own write, or not at all: an idempotency key's
-    record, marked with the path of what the effect wrote. The effect's write names it
-    (`along=`); `written` tells, once that write is committed, that the companion went too."""
-
-    kind: Kind
-    doc_id: str
-    fields: Callable[[str], Mapping[str, Any]]  # the effect's document path → the fields to write
-    written: bool = False
-
-
 class Repository:
     """Every read and write of one tenant's documents."""
 
@@ -77,18 +66,21 @@ class Repository:
         self._client = client
         self.documents_read = 0  # documents Firestore returned, for the benchmarks
 
-    def _add_companion(self, write: Any, effect: Any, along: Companion) -> None:
-        """Add `along` to the batch or transaction `write` that changes `effect`."""
+    def _add_companion(self, write: Any, effect: Any, along: Companion, fields: Mapping[str, Any]) -> None:
+        """Add `along` to the batch or transaction `write` that writes `fields` to `effect`."""
         if along.written:
             raise ValueError("a companion is stored with one effect only")
         reference = self._collection(along.kind).document(along.doc_id)
-        write.update(reference, dict(along.fields(effect.path)))
+        if along.created:
+            write.create(reference, _new_document(self.uid, along.fields(effect.path, fields)))
+        else:
+            write.update(reference, dict(along.fields(effect.path, fields)))
 
-    def _commit(self, batch: Any, effect: Any, along: Companion | None) -> list[Any]:
-        """Commit a batch of the writes to `effect` (and its counter), with its companion if it has
-        one (a single write is a one-write batch in the client too); the writes' results."""
+    def _commit(self, batch: Any, effect: Any, fields: Mapping[str, Any], along: Companion | None) -> list[Any]:
+        """Commit a batch of the writes to `effect` (`fields`, and its counter), with its companion
+        if it has one (a single write is a one-write batch in the client too); the writes' results."""
         if along is not None:
-            self._add_companion(batch, effect, along)
+            self._add_companion(batch, effect, along, fields)
         results = list(batch.commit(**self._calls))
         if along is not None:
             along.written = True
@@ -241,7 +233,7 @@ class Repository:
         is stored in the same commit, and so is a counted kind's counter: past CSCX_MAX_DOCUMENTS
         of the kind, a 429 and nothing stored.
 
-        With `doc_id`, a document already there is a 409 ALREADY_EXISTS.
+        With `doc_id`, a document already there is a 409 ALREADY_EXISTS; so is a `created` companion's.
         """
         from google.api_core import exceptions as gexc
 
@@ -254,12 +246,18 @@ class Repository:
                 batch.create(reference, document)
                 judged = counts.guard(self, batch, kind, get_settings().max_documents) if kind.counted else None
                 try:
-                    results = self._commit(batch, reference, along)
+                    results = self._commit(batch, reference, document, along)
                 except gexc.AlreadyExists:
                     if doc_id:
                         raise ApiError(Code.ALREADY_EXISTS, f"The {kind.name} already exists.") from None
-                    # A retried create whose first attempt was stored: the document is this request's.
-                    return self.get(kind, reference.id, parent_id=parent_id)
+                    # A retried create whose first attempt was stored: the document is this
+                    # request's, and so is its companion. Else what exists is the companion's.
+                    stored = _or_none(lambda: self.get(kind, reference.id, parent_id=parent_id))
+                    if stored is None:
+                        raise ApiError(Code.ALREADY_EXISTS, "Something this request creates exists already.") from None
+                    if along is not None:
+                        along.written = True
+                    return stored
                 except gexc.FailedPrecondition:  # the counter moved since it was judged: judge again
                     counts.forget(self.uid, kind)
                     database.back_off(min(attempt, 2))
@@ -313,7 +311,7 @@ class Repository:
             try:
                 batch = self._db.batch()
                 batch.update(reference, write, option=precondition)
-                result = self._commit(batch, reference, along)[0]
+                result = self._commit(batch, reference, write, along)[0]
             except (gexc.FailedPrecondition, gexc.NotFound):
                 database.back_off(attempt)
                 continue
@@ -556,12 +554,13 @@ class TenantTransaction:
         (`Repository.count`), as a transaction's reads all come before its writes."""
         collection = self._repo._collection(kind, parent_id)
         reference = collection.document(doc_id) if doc_id else collection.document()
-        self._transaction.create(reference, _new_document(self._repo.uid, data))
+        document = _new_document(self._repo.uid, data)
+        self._transaction.create(reference, document)
         if kind.counted:
             counts.change(self._repo, self._transaction, kind, 1)
             counts.forget(self.uid, kind)
         if along is not None:
-            self._repo._add_companion(self._transaction, reference, along)
+            self._repo._add_companion(self._transaction, reference, along, document)
             self.companions.append(along)
         return str(reference.id)
 

@@ -48,7 +48,7 @@ def list_customers(ctx: Context) -> Reply:
     return Reply.page(r.list_customers(ctx.repo, ctx.query()))
 
 
-@router.route("POST", "/customers", idempotent=Replay(r.get_customer, 201))
+@router.route("POST", "/customers", idempotent=Replay(r.get_customer, 201, shown=models.CustomerPublic.of))
 def create_customer(ctx: Context, along: Companion | None) -> Reply:
     return Reply.resource(r.create_customer(ctx.repo, ctx.parse(models.CustomerCreate), along=along), 201)
 
@@ -100,7 +100,7 @@ def list_tasks(ctx: Context) -> Reply:
     return Reply.page(r.list_tasks(ctx.repo, ctx.query()))
 
 
-@router.route("POST", "/tasks", idempotent=Replay(r.get_task, 201))
+@router.route("POST", "/tasks", idempotent=Replay(r.get_task, 201, shown=models.TaskPublic.of))
 def create_task(ctx: Context, along: Companion | None) -> Reply:
     return Reply.resource(r.create_task(ctx.repo, ctx.parse(models.TaskCreate), along=along), 201)
 
