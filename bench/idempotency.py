@@ -1,5 +1,5 @@
 """Idempotency (issue 9): `POST /customers` with and without an `Idempotency-Key`, interleaved in
-the same run; the key costs a record claimed before the create and its answer kept after it."""
+the same run; the key's record, its answer in it, goes in the create's own commit (issue 19)."""
 
 from __future__ import annotations
 
