@@ -103,6 +103,33 @@ def test_concurrent_creates_never_pass_the_cap(stack: Stack, users: Users, crud:
     assert len(crud.get("/customers", alice).json()["items"]) == 4
 
 
+def test_a_keyed_create_holds_to_the_cap_and_its_repeats_at_the_cap_get_its_answer(
+    stack: Stack, users: Users, crud: Api
+) -> None:
+    """The key's record goes in the create's own commit, with the counter: the cap holds there,
+    a refusal keeps nothing, and a repeat of a create that went through is answered, not refused."""
+    api = Api(stack.start_variant("crud", "one-document-keyed", {"CSCX_MAX_DOCUMENTS": "1"}))
+    alice = users.create("alice")
+    key = {"Idempotency-Key": "acme"}
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answers = list(pool.map(lambda _: api.post("/customers", alice, json={"name": "Acme"}, headers=key), range(6)))
+
+    assert [a.status_code for a in answers] == [201] * 6, [a.text for a in answers]
+    assert all(a.json() == answers[0].json() for a in answers)
+    repeat = api.post("/customers", alice, json={"name": "Acme"}, headers=key)  # at the cap
+    assert repeat.status_code == 201, repeat.text
+    assert (repeat.json(), repeat.headers["Idempotent-Replayed"]) == (answers[0].json(), "true")
+    refused = api.post("/customers", alice, json={"name": "Globex"}, headers={"Idempotency-Key": "globex"})
+    assert_error(refused, 429, "RESOURCE_EXHAUSTED")
+    assert [c["name"] for c in crud.get("/customers", alice).json()["items"]] == ["Acme"]
+
+    assert api.delete(f"/customers/{answers[0].json()['id']}", alice).status_code == 204
+    again = api.post("/customers", alice, json={"name": "Globex"}, headers={"Idempotency-Key": "globex"})
+    assert again.status_code == 201, again.text  # the refusal was not kept
+    assert "Idempotent-Replayed" not in again.headers
+
+
 def test_a_cascade_delete_makes_room_for_the_documents_it_deleted(stack: Stack, users: Users) -> None:
     api = Api(stack.start_variant("crud", "two-documents-cascade", {"CSCX_MAX_DOCUMENTS": "2"}))
     alice = users.create("alice")
