@@ -32,7 +32,7 @@ from common.store.commits import Commit, Read, StaleError, read
 class TurnRecord(BaseModel):
     """A session's latest turn: what a resumed stream needs to find and follow it."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)  # built at first use
 
     id: str  # the assistant message's id, and its part log's
     ended_at: datetime | None = None
@@ -43,7 +43,7 @@ class TurnRecord(BaseModel):
 class SessionRecord(BaseModel):
     """The session document as the server reads it (`SessionPublic` is what clients see)."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)  # built at first use
 
     id: str
     owner_id: str
