@@ -49,14 +49,13 @@ def start_chat(
     together — today's usage, a new session's room, the customer it names, the profile when its
     default provider is the turn's, the session and the answer a regenerated turn replaces — then
     for the claim's one commit (`sessions.hold`: no transaction). What only the model call needs
-    is read beside them and waited for after the commit: the profile, the session's customer, an
-    existing session's history, the Google connection.
+    is read beside them (the profile, the session's customer, an existing session's history) or
+    beside the commit (the Google connection), and waited for after it.
     """
     started = time.monotonic()  # the turn's first token is timed from here (the "chat turn" log line)
     settings = get_settings()
     profile_read = _soon(resources.get_profile, repo, user)
     usage_read = _soon(usage.today, repo)
-    google_read = _soon(google_connected, repo)
     # A session named by useChat's `id` may be new: its room is counted meanwhile, in case.
     room_read = None if request.session_id else _soon(resources.ensure_room, repo, SESSIONS)
     named_customer = _soon(customer_of, repo, request.customer_id) if request.customer_id else None
@@ -71,6 +70,7 @@ def start_chat(
         if session is not None and not request.regenerate
         else None
     )
+    # The session's customer is only the model's: read beside the rest, not waited for before the commit.
     customer_read = named_customer or _soon(customer_of, repo, session.customer_id if session else None)
 
     def judge() -> Judged:
@@ -100,6 +100,7 @@ def start_chat(
         return Judged(turn, meter)
 
     turn, meter = judge()  # before anything is written
+    google_read = _soon(google_connected, repo)  # the tools offered: read beside the commit, not before it
     claim = _hold(repo, found, turn, request.session, settings.stream_lease_seconds)
     try:
         profile = profile_read.result()
