@@ -3,9 +3,9 @@ in this process against the bench's emulators and model stand-in, for a new sess
 time to first token of part 4 measures) and for a turn in an existing session.
 
 Alone, a step's time is what it adds when it is on the critical path; `start_chat` runs the reads
-beside one another and beside the claim's transaction, so the path pays the longest of them, then
-the claim's commit, then the model call. What the request really waits before the model call, end
-to end, is part 4's "before model" figure.
+beside one another, so the path pays the longest of those that judge the request, then the
+claim's one commit (no transaction), then the model call. What the request really waits before
+the model call, end to end, is part 4's "before model" figure.
 """
 
 from __future__ import annotations
@@ -67,12 +67,12 @@ def run_path(bench: Bench) -> PathResult:
 def _one_turn(steps: Steps, user: User, caller: auth.User, customer_id: str, models: StandinClient) -> None:
     from common import auth, resources, usage
     from common.agent import chat, sessions
-    from common.agent.sessions import NewTurn, SessionRecord
+    from common.agent.sessions import NewTurn
     from common.collections import SESSIONS
     from common.llm import ModelRequest, Upstream, UserTurn
     from common.llm.providers import provider
     from common.settings import get_settings
-    from common.store import Repository
+    from common.store import Repository, commits
 
     settings = get_settings()
     repo = Repository(caller.uid)
@@ -85,19 +85,19 @@ def _one_turn(steps: Steps, user: User, caller: auth.User, customer_id: str, mod
     steps.time("sessions counted (a new one's room)", lambda: resources.ensure_room(repo, SESSIONS))
     new = NewTurn(text="path", provider="claude", model=model)
     claim = steps.time(
-        "claim, new session: transaction with the message",
-        lambda: sessions.hold(repo, None, lambda: new, uuid.uuid4().hex, lease),
+        "claim, new session: one commit with the message",
+        lambda: sessions.hold(repo, None, new, uuid.uuid4().hex, lease),
     )
     sessions.release(repo, claim, None, replay_seconds=None)
     held = claim.session.id
-    session = steps.time("session read (an existing one)", lambda: SessionRecord.of(repo.get(SESSIONS, held)))
+    session = steps.time("session read (an existing one)", lambda: commits.read(repo, SESSIONS, held))
     steps.time("customer read", lambda: chat.customer_of(repo, customer_id))
     again = NewTurn(text="again", provider="claude", model=model, customer_id=customer_id)
     claim = steps.time(
-        "claim, existing session, a customer: transaction with the message",
-        lambda: sessions.hold(repo, session, lambda: again, uuid.uuid4().hex, lease),
+        "claim, existing session, a customer: one compare-and-set commit with the message",
+        lambda: sessions.hold(repo, session, again, uuid.uuid4().hex, lease),
     )
-    steps.time("history read (an existing session)", lambda: sessions.latest_messages(repo, session.id, 100))
+    steps.time("history read (an existing session)", lambda: sessions.latest_messages(repo, held, 100))
     sessions.release(repo, claim, None, replay_seconds=None)
     marker = f"path-{uuid.uuid4().hex}"
     models.reset()

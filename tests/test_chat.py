@@ -775,3 +775,44 @@ def test_gemini_mid_stream_error_is_told_and_stored(chat: Chat, models: StandinC
     checked(reply)
     assert reply.parts[-1] == {"type": "finish", "finishReason": "error"}
     assert stored_messages(reply.session_id)[-1]["status"] == "error"
+
+
+# -- the claim: one commit, a compare-and-set on the session as read -----------------------------
+
+
+def test_a_claim_on_a_session_changed_since_it_was_read_judges_it_again(
+    chat: Chat, repo_for: Any, models: StandinClient, alice: Caller
+) -> None:
+    """The claim of an existing session commits only if the session is still as read beside the
+    request's other reads: read before a rename, it is read again and holds; read before another
+    turn took the session, it is refused (409) and stores nothing."""
+    from common.agent import sessions
+    from common.agent.sessions import NewTurn
+    from common.errors import ApiError, Code
+    from common.settings import get_settings
+    from common.store import commits
+
+    models.script({"steps": [{"text": "First answer"}]})
+    first = chat.send(alice, message="First")
+    checked(first)
+    session_id = first.session_id
+    repo = repo_for(alice.uid)
+    turn = NewTurn(text="Second", provider="claude", model=get_settings().models["claude"][0])
+
+    stale = commits.read(repo, SESSIONS, session_id)
+    repo.update(SESSIONS, session_id, lambda _: {"title": "Renamed"})
+    claim = sessions.hold(repo, stale, turn, uuid.uuid4().hex, 60)
+    stored = stored_session(session_id)
+    assert (stored["title"], stored["status"], stored["message_count"]) == ("Renamed", "streaming", 3)
+    assert claim.found_version == stale.document["version"] + 1  # the version it judged, read again
+
+    sessions.release(repo, claim, None, replay_seconds=None)
+    stale = commits.read(repo, SESSIONS, session_id)
+    taken = sessions.hold(repo, commits.read(repo, SESSIONS, session_id), turn, uuid.uuid4().hex, 60)
+    before = stored_messages(session_id)
+    with pytest.raises(ApiError) as refused:
+        sessions.hold(repo, stale, turn, uuid.uuid4().hex, 60)
+    assert refused.value.code is Code.ABORTED
+    assert stored_messages(session_id) == before
+    assert stored_session(session_id)["turn"]["id"] == taken.turn_id
+    sessions.release(repo, taken, None, replay_seconds=None)

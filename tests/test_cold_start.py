@@ -16,6 +16,8 @@ from pydantic import BaseModel
 
 import common.actions
 import common.actions.records
+import common.agent.sessions
+import common.agent.tools
 import common.contracts.schema
 import common.google.grants
 import common.google.integration
@@ -97,12 +99,31 @@ def _models_of(*modules: object) -> list[type[BaseModel]]:
     ]
 
 
+def test_the_tools_input_schemas_are_built_at_first_use() -> None:
+    """Importing the tools builds no JSON schema (nine of them at every cold start of chat_stream);
+    the first turn that offers a tool builds its schema, once."""
+    code = (
+        "import json\nfrom common.agent import tools\n"
+        "print(json.dumps([t.input_model.__pydantic_complete__ or 'spec' in vars(t) for t in tools.TOOLS.values()]))"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env={**isolated_env(), "PYTHONPATH": str(ROOT)},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert json.loads(ran.stdout.strip().splitlines()[-1]) == [False] * 9
+    for tool in common.agent.tools.TOOLS.values():
+        assert tool.spec.input_schema["type"] == "object", tool.name
+        assert tool.spec is tool.spec  # built once
+
+
 def test_every_deferred_model_builds() -> None:
     """Built on first use, a model's schema error would otherwise show only at its first request."""
     deferred = _models_of(
         models,
         common.actions,
         common.actions.records,
+        common.agent.sessions,
         common.contracts.schema,
         common.google.grants,
         common.google.integration,

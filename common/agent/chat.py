@@ -10,7 +10,6 @@ CSM's message (`sessions.hold`), gives the agent loop the session's history, and
 from __future__ import annotations
 
 import contextvars
-import functools
 import time
 import uuid
 import zoneinfo
@@ -26,14 +25,14 @@ from common.agent.sessions import HeldSession, NewTurn, SessionFields, SessionRe
 from common.agent.turn import RunningTurn
 from common.auth import User
 from common.collections import SESSIONS
-from common.errors import ApiError, Code
+from common.errors import ApiError, Code, NotFoundError
 from common.http import StreamReply
 from common.llm import Turn, UserTurn
 from common.llm.providers import provider
 from common.log import get_logger
 from common.models import MessageRole, SessionStatus
 from common.settings import get_settings
-from common.store import Repository, not_found
+from common.store import Repository, commits, not_found
 
 logger = get_logger(__name__)
 
@@ -46,12 +45,12 @@ def start_chat(
 ) -> StreamReply:
     """Judge the request, hold the session, store the CSM's message; the reply streams the turn.
 
-    Before the model call the request waits for the reads that judge it and the claim's commit:
-    those reads (today's usage, a new session's room, the profile when its default provider is the
-    turn's, the answer a regenerated turn replaces) go to Firestore together, beside the start of
-    the claim's transaction, which judges the request once they are in, before it writes anything.
-    What only the model call needs is read beside them or beside the commit: the profile, the
-    customer, an existing session's history, the Google connection.
+    Before the model call the request waits for the reads that judge it, all sent to Firestore
+    together — today's usage, a new session's room, the customer it names, the profile when its
+    default provider is the turn's, the session and the answer a regenerated turn replaces — then
+    for the claim's one commit (`sessions.hold`: no transaction). What only the model call needs
+    is read beside them (the profile, the session's customer, an existing session's history) or
+    beside the commit (the Google connection), and waited for after it.
     """
     started = time.monotonic()  # the turn's first token is timed from here (the "chat turn" log line)
     settings = get_settings()
@@ -59,9 +58,11 @@ def start_chat(
     usage_read = _soon(usage.today, repo)
     # A session named by useChat's `id` may be new: its room is counted meanwhile, in case.
     room_read = None if request.session_id else _soon(resources.ensure_room, repo, SESSIONS)
+    named_customer = _soon(customer_of, repo, request.customer_id) if request.customer_id else None
     regenerated = request.session if request.regenerate else None  # the answer it replaces is read meanwhile
     last_read = _soon(sessions.latest_messages, repo, regenerated, 1) if regenerated else None
-    session = _session(repo, request)
+    found = _session(repo, request)
+    session = SessionRecord.of(found.document) if found is not None else None
     # A turn in an existing session: its history is read meanwhile, current if the claim finds
     # the session as it was read (a regenerated turn's is read after the claim, without its answer).
     earlier_read = (
@@ -69,11 +70,11 @@ def start_chat(
         if session is not None and not request.regenerate
         else None
     )
-    customer_read = _soon(customer_of, repo, request.customer_id or (session.customer_id if session else None))
+    # The session's customer is only the model's: read beside the rest, not waited for before the commit.
+    customer_read = named_customer or _soon(customer_of, repo, session.customer_id if session else None)
 
-    @functools.cache
-    def judged() -> Judged:
-        """The turn, once the reads are in; every refusal is raised here, before the claim writes."""
+    def judge() -> Judged:
+        """The turn, once the reads that judge it are in; every refusal is raised here."""
         named = request.provider.value if request.provider else (session.provider if session else None)
         # The profile is waited for here only when its default provider is the turn's.
         provider_name = named or str(profile_read.result().preferences.get("default_provider") or "claude")
@@ -94,12 +95,14 @@ def start_chat(
             replaced_id=last[-1]["id"] if last and last[-1].get("role") == MessageRole.ASSISTANT else None,
         )
         meter = usage.Meter(repo, usage_read.result())  # 429 when today's budget is spent
-        return Judged(turn, meter, _soon(google_connected, repo))  # read beside the commit
+        if named_customer is not None and named_customer.result() is None:
+            raise resources.invalid("customer_id", "no such customer")  # not one of the caller's
+        return Judged(turn, meter)
 
-    # The claim refuses a customer_id that is not one of the caller's customers, in its transaction.
-    claim = _hold(repo, session, lambda: judged().turn, request.session, settings.stream_lease_seconds)
+    turn, meter = judge()  # before anything is written
+    google_read = _soon(google_connected, repo)  # the tools offered: read beside the commit, not before it
+    claim = _hold(repo, found, turn, request.session, settings.stream_lease_seconds)
     try:
-        turn, meter, google_read = judged()
         profile = profile_read.result()
         customer = customer_read.result()
         earlier = (
@@ -148,7 +151,6 @@ class Judged(NamedTuple):
 
     turn: NewTurn
     meter: usage.Meter
-    google_connected: Future[bool]  # whether the CSM connected Google, read beside the claim's commit
 
 
 _READS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="chat-read")
@@ -159,30 +161,29 @@ def _soon(read: Callable[..., R], *args: Any) -> Future[R]:
     return _READS.submit(contextvars.copy_context().run, read, *args)
 
 
-def _session(repo: Repository, request: models.ChatRequest) -> SessionRecord | None:
-    """The session the request names: our body's `session_id` must be one of the caller's; the
-    AI SDK's `id` may name none yet (None: it is created under that id)."""
+def _session(repo: Repository, request: models.ChatRequest) -> commits.Read | None:
+    """The session the request names, as read (its claim is a compare-and-set on it): our body's
+    `session_id` must be one of the caller's; the AI SDK's `id` may name none yet (None: it is
+    created under that id)."""
     if request.session_id:
-        return SessionRecord.of(repo.get(SESSIONS, request.session_id))
+        return commits.read(repo, SESSIONS, request.session_id)
     if request.id:
-        found = repo.find(SESSIONS, request.id)
-        return SessionRecord.of(found) if found is not None else None
+        try:
+            return commits.read(repo, SESSIONS, request.id)
+        except NotFoundError:
+            return None
     return None
 
 
 def _hold(
-    repo: Repository,
-    session: SessionRecord | None,
-    judged: Callable[[], NewTurn],
-    named: str | None,
-    lease_seconds: float,
+    repo: Repository, found: commits.Read | None, turn: NewTurn, named: str | None, lease_seconds: float
 ) -> HeldSession:
     """`sessions.hold`, where a new session's id already taken (`named` by the request) is
     someone else's session (404) or one of the caller's made meanwhile (held: 409)."""
     try:
-        return sessions.hold(repo, session, judged, uuid.uuid4().hex, lease_seconds, new_id=named)
+        return sessions.hold(repo, found, turn, uuid.uuid4().hex, lease_seconds, new_id=named)
     except ApiError as error:
-        if error.code is not Code.ALREADY_EXISTS or session is not None:
+        if error.code is not Code.ALREADY_EXISTS or found is not None:
             raise
     if named and repo.find(SESSIONS, named) is not None:
         raise ApiError(Code.ABORTED, "A reply is already streaming in this session; stop it or wait for it.")

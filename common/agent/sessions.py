@@ -12,7 +12,7 @@ its part log's), so that a stream can be resumed from any instance. The stream i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self, TypedDict
@@ -24,14 +24,15 @@ from common.collections import MESSAGES, PART_LOG, SESSIONS
 from common.errors import ApiError, Code
 from common.lease import Lease, LeaseRecord
 from common.models import MessageRole, MessageStatus, SessionStatus
-from common.resources import list_args, list_by_customer, list_page, require_customer, update_record
+from common.resources import list_args, list_by_customer, list_page, update_record
 from common.store import Filter, ListPage, Repository, TenantTransaction
+from common.store.commits import Commit, Read, StaleError, read
 
 
 class TurnRecord(BaseModel):
     """A session's latest turn: what a resumed stream needs to find and follow it."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)  # built at first use
 
     id: str  # the assistant message's id, and its part log's
     ended_at: datetime | None = None
@@ -42,7 +43,7 @@ class TurnRecord(BaseModel):
 class SessionRecord(BaseModel):
     """The session document as the server reads it (`SessionPublic` is what clients see)."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)  # built at first use
 
     id: str
     owner_id: str
@@ -185,81 +186,74 @@ class HeldSession:
 
 def hold(
     repo: Repository,
-    session: SessionRecord | None,
-    judged: Callable[[], NewTurn],
+    found: Read | None,
+    turn: NewTurn,
     turn_id: str,
     lease_seconds: float,
     *,
     new_id: str | None = None,
 ) -> HeldSession:
-    """Hold the session for a turn's stream and store the CSM's message, in one transaction; a
-    regenerated turn removes the answer it replaces instead. A session that is not there yet is
-    created, already held, under `new_id` (None: a new id).
+    """Hold the session for a turn's stream and store the CSM's message, in one commit (no
+    transaction); a regenerated turn removes the answer it replaces instead. A session that is
+    not there yet (`found` None) is created, already held, under `new_id` (None: a new id): 409
+    ALREADY_EXISTS if that id is taken.
 
-    `judged` gives the turn once the transaction has begun, before it reads or writes anything:
-    the request's reads run beside the transaction's start, and a refusal of theirs rolls it back
-    before anything is written. It is called again if the transaction is retried.
+    The caller judged the turn (its customer one of the caller's, room for a new session) before,
+    and `found` is the session as read beside those reads: the commit holds only if the session is
+    still as read (a compare-and-set on its update time), else it is read and judged again here.
+    Every refusal comes before the commit, and writes nothing.
     """
-    session_id = session.id if session is not None else new_id or repo.new_id(SESSIONS)
+    session_id = found.document["id"] if found is not None else new_id or repo.new_id(SESSIONS)
     stream_lease = Lease(repo, SESSIONS, session_id, seconds=lease_seconds)
+    held: SessionFields = {
+        "status": SessionStatus.STREAMING.value,
+        "stop_requested_at": None,
+        "provider": turn.provider,
+        "model": turn.model,
+        "last_message_at": datetime.now(UTC),
+        "turn": TurnRecord(id=turn_id).model_dump(),
+        "remote_read_at": None,
+        "lease": stream_lease.fields()[lease.FIELD],
+    }
+    message = {"role": MessageRole.USER.value, "parts": [{"type": "text", "text": turn.text}],
+               "status": MessageStatus.COMPLETE.value, "usage": None, "error": None}  # fmt: skip
 
-    def held(turn: NewTurn) -> SessionFields:
-        return {
-            "status": SessionStatus.STREAMING.value,
-            "stop_requested_at": None,
-            "provider": turn.provider,
-            "model": turn.model,
-            "last_message_at": datetime.now(UTC),
-            "turn": TurnRecord(id=turn_id).model_dump(),
-            "remote_read_at": None,
-            "lease": stream_lease.fields()[lease.FIELD],
-        }
+    if found is None:
+        fields: SessionFields = {"title": title_of(turn.text), "customer_id": turn.customer_id,
+                                  "message_count": 1, **held}  # fmt: skip
+        commit = Commit(repo)
+        commit.create(SESSIONS, fields, doc_id=session_id)  # 409 if the id is taken
+        commit.create(MESSAGES, message, parent_id=session_id)
+        commit.commit()  # nothing read, so nothing to go stale
+        record = SessionRecord.of({**fields, "id": session_id, "owner_id": repo.uid, "version": 1})
+        return HeldSession(record, stream_lease, turn_id, None)
 
-    def message(turn: NewTurn) -> dict[str, Any]:
-        return {"role": MessageRole.USER.value, "parts": [{"type": "text", "text": turn.text}],
-                "status": MessageStatus.COMPLETE.value, "usage": None, "error": None}  # fmt: skip
-
-    if session is None:
-
-        def create(t: TenantTransaction) -> dict[str, Any]:
-            turn = judged()
-            fields: SessionFields = {"title": title_of(turn.text), "customer_id": turn.customer_id,
-                                      "message_count": 1, **held(turn)}  # fmt: skip
-            if turn.customer_id:
-                require_customer(t, turn.customer_id)  # read before the writes
-            t.create(SESSIONS, fields, doc_id=session_id)
-            t.create(MESSAGES, message(turn), parent_id=session_id)
-            return {**fields, "id": session_id, "owner_id": repo.uid, "version": 1}
-
-        return HeldSession(SessionRecord.of(repo.run_transaction(create)), stream_lease, turn_id, None)
-
-    found: list[int] = []  # the version the committed attempt found
-
-    def take(t: TenantTransaction) -> dict[str, Any]:
-        turn = judged()
-        current = t.get(SESSIONS, session_id)
-        found[:] = [int(current["version"])]
-        if turn.customer_id:
-            require_customer(t, turn.customer_id)
+    for _ in range(5):
+        current = found.document
         if current.get("status") == SessionStatus.DELETING:
             raise ApiError(Code.ABORTED, "The session is being deleted.")
         if streaming(current):
             raise ApiError(Code.ABORTED, "A reply is already streaming in this session; stop it or wait for it.")
-        changes = held(turn)
+        changes: SessionFields = {**held}
         count = SessionRecord.of(current).message_count
         if turn.customer_id:
             changes["customer_id"] = turn.customer_id
+        commit = Commit(repo)
         if turn.replaced_id is not None:
-            t.delete(MESSAGES, turn.replaced_id, parent_id=session_id)
+            commit.delete(MESSAGES, turn.replaced_id, parent_id=session_id)
             changes["message_count"] = max(count - 1, 0)
         elif not turn.regenerate:
-            t.create(MESSAGES, message(turn), parent_id=session_id)
+            commit.create(MESSAGES, message, parent_id=session_id)
             changes["message_count"] = count + 1
-        t.update(SESSIONS, current, changes)
-        return {**current, **changes}
-
-    record = SessionRecord.of(repo.run_transaction(take))
-    return HeldSession(record, stream_lease, turn_id, found[0])
+        commit.update(SESSIONS, found, changes)
+        try:
+            commit.commit()
+        except StaleError:  # changed since it was read (a stream ended, a rename): read and judge again
+            found = read(repo, SESSIONS, session_id)
+            continue
+        record = SessionRecord.of({**current, **changes})
+        return HeldSession(record, stream_lease, turn_id, int(current["version"]))
+    raise ApiError(Code.ABORTED, "The session is being changed by another request; try again.")
 
 
 def release(

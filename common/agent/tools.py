@@ -8,6 +8,7 @@ the approvals re-validate), and a refusal becomes a tool error the model sees.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -48,8 +49,16 @@ class ToolOutcome:
 
 @dataclass(frozen=True)
 class Tool:
-    spec: ToolSpec
+    name: str
+    description: str
+    input_model: type[Strict]
     run: Callable[[ToolContext, Any], ToolOutcome]
+
+    @functools.cached_property
+    def spec(self) -> ToolSpec:
+        """What the model is told of the tool; its input's JSON schema is built at the first turn
+        that offers it, not at import (a cold start builds none)."""
+        return ToolSpec(self.name, self.description, _schema(self.input_model))
 
 
 def _facts(stored: models.Stored) -> dict[str, Any]:
@@ -193,31 +202,27 @@ def _schema(model: type[Strict]) -> dict[str, Any]:
     return schema
 
 
-def _tool(name: str, description: str, model: type[Strict], run: Callable[[ToolContext, Any], ToolOutcome]) -> Tool:
-    return Tool(ToolSpec(name, description, _schema(model)), run)
-
-
 READ_TOOLS = (
-    _tool(
+    Tool(
         "list_customers",
         "List the CSM's customers, optionally by stage or by the start of their name; ordered by name (default), "
         "-arr (largest first), renewal_date (soonest first) or -updated_at.",
         ListCustomersInput,
         _list_customers,
     ),
-    _tool(
+    Tool(
         "get_customer",
         "Everything the CSM's book holds about one customer: contacts, stakeholders, ARR, renewal, health, notes.",
         CustomerInput,
         _get_customer,
     ),
-    _tool(
+    Tool(
         "list_contracts",
         "The CSM's contracts, of one customer when customer_id is given, with their extracted terms.",
         ListContractsInput,
         _list_contracts,
     ),
-    _tool(
+    Tool(
         "list_tasks",
         "The CSM's tasks, optionally by status, customer, or due before a date (YYYY-MM-DD).",
         ListTasksInput,
@@ -226,7 +231,7 @@ READ_TOOLS = (
 )
 
 ACTION_TOOLS = tuple(
-    Tool(ToolSpec(name, description, _schema(actions.PAYLOADS[action_type])), _proposer(action_type))
+    Tool(name, description, actions.PAYLOADS[action_type], _proposer(action_type))
     for name, action_type, description in (
         (
             "draft_email",
@@ -255,7 +260,7 @@ ACTION_TOOLS = tuple(
 
 # Offered only when the CSM's Google is connected.
 CALENDAR_TOOLS = (
-    _tool(
+    Tool(
         "calendar_free_busy",
         "When the CSM is busy in their Google Calendar between start and end (RFC 3339 with an offset, "
         "at most 31 days apart), to propose meeting times that fit.",
@@ -264,7 +269,7 @@ CALENDAR_TOOLS = (
     ),
 )
 
-TOOLS = {tool.spec.name: tool for tool in (*READ_TOOLS, *CALENDAR_TOOLS, *ACTION_TOOLS)}
+TOOLS = {tool.name: tool for tool in (*READ_TOOLS, *CALENDAR_TOOLS, *ACTION_TOOLS)}
 
 
 def offered(*, google_connected: bool) -> tuple[Tool, ...]:

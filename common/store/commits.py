@@ -1,0 +1,97 @@
+"""Several writes of one tenant's documents stored in one commit without a transaction (issue 19):
+each write holds by its own precondition — a create, that its document is not there yet; an
+update, that its document is still as it was read (its update time) — so the commit stores all
+of them or none, and nothing precedes it: no BeginTransaction, no read held by the database.
+
+What a transaction would have judged on its reads is judged by the caller on reads made before
+(`read`, beside the request's other reads), and a commit whose reads went stale fails
+(`StaleError`): the caller reads again and judges again. A counted kind's counter changes in the
+same commit, uncapped: the caller judged room first (`resources.ensure_room`), as in a transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from common.collections import Kind
+from common.errors import ApiError, Code
+from common.store import _new_document, _next_version, counts, database
+
+if TYPE_CHECKING:
+    from common.store import Repository
+
+
+class StaleError(Exception):
+    """A document the commit was judged on changed, or went, since it was read: nothing was stored."""
+
+
+@dataclass(frozen=True)
+class Read:
+    """A tenant's document as read, and its update time: what a later write can name as its precondition."""
+
+    document: dict[str, Any]
+    update_time: Any
+
+
+@database.translated
+def read(repo: Repository, kind: Kind, doc_id: str) -> Read:
+    """The tenant's `kind` document `doc_id` with its update time, else 404."""
+    document, update_time = repo._load(kind, doc_id)
+    return Read(document, update_time)
+
+
+class Commit:
+    """The writes of one commit, gathered, then stored together (`commit`) or not at all."""
+
+    def __init__(self, repo: Repository) -> None:
+        self._repo = repo
+        self._batch = repo._db.batch()
+        self._writes = 0
+        self._counters: list[tuple[Kind, int]] = []  # a counted kind's counter, and its write's place
+
+    def create(
+        self, kind: Kind, data: Mapping[str, Any], *, doc_id: str | None = None, parent_id: str | None = None
+    ) -> str:
+        """Create a document, if none is there under `doc_id` (else the commit is a 409); its id."""
+        collection = self._repo._collection(kind, parent_id)
+        reference = collection.document(doc_id) if doc_id else collection.document()
+        self._batch.create(reference, _new_document(self._repo.uid, data))
+        self._counted(kind, 1)
+        return str(reference.id)
+
+    def update(self, kind: Kind, read: Read, fields: Mapping[str, Any]) -> None:
+        """Change a document the caller read, if it is still as read (else the commit is stale)."""
+        reference = self._repo._collection(kind).document(read.document["id"])
+        option = self._repo._db.write_option(last_update_time=read.update_time)
+        self._batch.update(reference, _next_version(read.document, fields), option=option)
+        self._writes += 1
+
+    def delete(self, kind: Kind, doc_id: str, *, parent_id: str | None = None) -> None:
+        """Delete a document the caller knows is there, whatever it holds now."""
+        self._batch.delete(self._repo._collection(kind, parent_id).document(doc_id))
+        self._counted(kind, -1)
+
+    def _counted(self, kind: Kind, documents: int) -> None:
+        self._writes += 1
+        if kind.counted:
+            counts.change(self._repo, self._batch, kind, documents)
+            self._counters.append((kind, self._writes))
+            self._writes += 1
+
+    @database.translated
+    def commit(self) -> list[Any]:
+        """Store every write, or none: a create whose document is there already is a 409, a
+        document changed since it was read a `StaleError`. The writes' results, in order."""
+        from google.api_core import exceptions as gexc
+
+        try:
+            results = list(self._batch.commit(**self._repo._calls))
+        except gexc.AlreadyExists:
+            raise ApiError(Code.ALREADY_EXISTS, "Something this request creates exists already.") from None
+        except (gexc.FailedPrecondition, gexc.NotFound):
+            raise StaleError from None
+        for kind, place in self._counters:
+            counts.committed(self._repo.uid, kind, results[place])
+        return results
