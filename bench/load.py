@@ -161,6 +161,7 @@ def _phase(bench: Bench, name: str, users: list[User], chat: bool) -> Phase:
 
 
 def run(bench: Bench) -> LoadResult:
+    bench.forget_documents()  # the earlier parts' 10,000s of customers, which the emulator would scan
     users = [bench.sign_up(f"load-{n:02d}") for n in range(CLIENTS)]
     crud = _phase(bench, "CRUD mix", users, chat=False)
     with_chat = _phase(bench, f"CRUD mix, a chat turn every {CHAT_EVERY}th loop", users, chat=True)
