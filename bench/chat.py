@@ -38,7 +38,7 @@ from typing import Any
 
 import requests
 
-from bench.harness import ROOT, Bench, User
+from bench.harness import ROOT, Bench, User, stream_events
 from bench.stats import Summary, table
 from common.agent.part_log import BATCH_BYTES, FLUSH_SECONDS
 from standins.client import RecordedRequest, StandinClient
@@ -83,18 +83,14 @@ def stream(side: Side, message: str) -> Streamed:
     ) as response:
         if response.status_code != 200:
             raise RuntimeError(f"{side.name}: {response.status_code} {response.text[:300]}")
-        buffer = b""
-        for chunk in response.iter_content(chunk_size=None):
-            buffer += chunk
-            while b"\n\n" in buffer:
-                event, buffer = buffer.split(b"\n\n", 1)
-                if event == b"data: [DONE]":
-                    complete = True
-                elif event.startswith(b'data: {"type":"text-delta"'):
-                    now = time.perf_counter() - started
-                    first = first or now
-                    last = now
-                    deltas += 1
+        for event in stream_events(response):
+            if event == b"data: [DONE]":
+                complete = True
+            elif event.startswith(b'data: {"type":"text-delta"'):
+                now = time.perf_counter() - started
+                first = first or now
+                last = now
+                deltas += 1
     return Streamed(first, last, time.perf_counter() - started, deltas, complete, sent_at)
 
 
@@ -414,14 +410,10 @@ def _post(side: Side, body: dict[str, str], arrived: list[float]) -> list[dict[s
     with requests.post(f"{side.url}/chat", json=body, headers=side.headers, stream=True, timeout=60) as response:
         if response.status_code != 200:
             raise RuntimeError(f"{side.name}: {response.status_code} {response.text[:300]}")
-        buffer = b""
-        for chunk in response.iter_content(chunk_size=None):
-            buffer += chunk
-            while b"\n\n" in buffer:
-                event, buffer = buffer.split(b"\n\n", 1)
-                if event.startswith(b"data: {"):
-                    parts.append(json.loads(event.removeprefix(b"data: ")))
-                    arrived.append(time.perf_counter() - started)
+        for event in stream_events(response):
+            if event.startswith(b"data: {"):
+                parts.append(json.loads(event.removeprefix(b"data: ")))
+                arrived.append(time.perf_counter() - started)
     return parts
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import requests
 
-from bench.harness import ROOT, Bench, User
+from bench.harness import ROOT, Bench, User, stream_events
 from bench.stats import Summary
 
 BUDGET_KB = 200.0
@@ -199,16 +199,12 @@ class ClientChat:
         with requests.post(f"{url}/chat", json=body, headers=headers, stream=True, timeout=60) as response:
             if response.status_code != 200:
                 raise RuntimeError(f"POST /chat answered {response.status_code}: {response.text[:300]}")
-            buffer = b""
-            for chunk in response.iter_content(chunk_size=None):
-                buffer += chunk
-                while b"\n\n" in buffer:
-                    event, buffer = buffer.split(b"\n\n", 1)
-                    if not event.startswith(b'data: {"type":"text-delta"'):
-                        continue
-                    if not first:
-                        first = (time.perf_counter() - started) * 1000
-                    answer.append(json.loads(event[6:])["delta"])
+            for event in stream_events(response):
+                if not event.startswith(b'data: {"type":"text-delta"'):
+                    continue
+                if not first:
+                    first = (time.perf_counter() - started) * 1000
+                answer.append(json.loads(event[6:])["delta"])
         if not first:
             raise RuntimeError("the client's turn had no text")
         self.messages.append(_message("assistant", "".join(answer)))

@@ -123,6 +123,16 @@ class Bench:
         return ids
 
 
+def stream_events(response: requests.Response) -> Iterator[bytes]:
+    """The events of a server-sent event stream as they arrive (`data: ...`, without the blank line)."""
+    buffer = b""
+    for chunk in response.iter_content(chunk_size=None):
+        buffer += chunk
+        while b"\n\n" in buffer:
+            event, buffer = buffer.split(b"\n\n", 1)
+            yield event
+
+
 def customer_document(uid: str, body: Mapping[str, Any]) -> dict[str, Any]:
     """Exactly the fields `POST /customers` stores for `body`."""
     from google.cloud.firestore import SERVER_TIMESTAMP

@@ -232,6 +232,32 @@ def crud(stack: Stack) -> Api:
 
 
 @pytest.fixture
+def approvals(stack: Stack) -> Api:
+    return Api(stack.url("approve_action"))
+
+
+@pytest.fixture
+def worker(stack: Stack) -> Api:
+    """The Cloud Tasks worker (it admits the local stack's tasks account's tokens)."""
+    return Api(stack.url("execute_action"))
+
+
+CSM_GOOGLE_EMAIL = "csm@acme-success.com"  # the Google account the stand-in consents as: the CSM's domain
+
+
+@pytest.fixture
+def google(stack: Stack) -> Iterator[Any]:
+    """The Google stand-in's control API, emptied before and after, consenting as CSM_GOOGLE_EMAIL."""
+    from standins.google_client import GoogleStandinClient
+
+    client = GoogleStandinClient(f"http://127.0.0.1:{stack.ports.google}")
+    client.reset()
+    client.set_account(CSM_GOOGLE_EMAIL)
+    yield client
+    client.reset()
+
+
+@pytest.fixture
 def apis(stack: Stack) -> dict[str, Api]:
     """The test stack's instance of every function, by entry point."""
     return {name: Api(stack.url(name)) for name in stack.ports.functions}

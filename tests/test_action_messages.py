@@ -7,7 +7,6 @@ what Gmail received at the Google stand-in."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,24 +19,10 @@ from tests.chat_support import Chat
 from tests.conftest import Api, Caller, assert_error, raw_firestore
 from tests.test_approvals import stored_action, wait_for_status
 from tests.test_chat import WIRE, checked, model_text
-from tests.test_google_actions import EMAIL, connect_and_complete, email_action, sent
+from tests.test_google_actions import connect_and_complete, email_action, sent
 
 # Every line separator DESIGN §6 names, and the three more that Python's email refuses too.
 SEPARATORS = ["\r", "\n", "\x85", "\u2028", "\u2029", "\v", "\f", "\x1c", "\x1d", "\x1e"]
-
-
-@pytest.fixture
-def google(stack: Stack) -> Iterator[GoogleStandinClient]:
-    client = GoogleStandinClient(f"http://127.0.0.1:{stack.ports.google}")
-    client.reset()
-    client.set_account(EMAIL)
-    yield client
-    client.reset()
-
-
-@pytest.fixture
-def approvals(stack: Stack) -> Api:
-    return Api(stack.url("approve_action"))
 
 
 @pytest.fixture

@@ -18,16 +18,6 @@ from tests.conftest import Api, Caller, Instance, assert_error, raw_firestore, s
 from tests.task_queue import wait_for_queue_to_drain
 
 
-@pytest.fixture
-def approvals(stack: Stack) -> Api:
-    return Api(stack.url("approve_action"))
-
-
-@pytest.fixture
-def worker(stack: Stack) -> Api:
-    return Api(stack.url("execute_action"))
-
-
 def stored_action(action_id: str) -> dict[str, Any]:
     return raw_firestore().collection("actions").document(action_id).get().to_dict() or {}
 

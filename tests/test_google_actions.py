@@ -8,7 +8,6 @@ failing, quotas and revoked access.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -19,26 +18,12 @@ import requests
 
 from scripts.stack import Stack, free_port
 from standins.google_client import GoogleStandinClient
-from tests.conftest import WEB_ORIGIN, Api, Caller, assert_error, raw_firestore, seed_action
+from tests.conftest import CSM_GOOGLE_EMAIL, WEB_ORIGIN, Api, Caller, assert_error, raw_firestore, seed_action
 from tests.task_queue import wait_for_queue_to_drain
 from tests.test_approvals import stored_action, wait_for, wait_for_status
 
-EMAIL = "csm@acme-success.com"
+EMAIL = CSM_GOOGLE_EMAIL
 WEB_APP = f"{WEB_ORIGIN}/settings/integrations"
-
-
-@pytest.fixture
-def google(stack: Stack) -> Iterator[GoogleStandinClient]:
-    client = GoogleStandinClient(f"http://127.0.0.1:{stack.ports.google}")
-    client.reset()
-    client.set_account(EMAIL)
-    yield client
-    client.reset()
-
-
-@pytest.fixture
-def approvals(stack: Stack) -> Api:
-    return Api(stack.url("approve_action"))
 
 
 def follow_consent(auth_url: str) -> str:

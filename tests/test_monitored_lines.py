@@ -142,11 +142,6 @@ def test_a_day_near_its_budget_logs_the_user_and_their_figures(
     assert (line["tokens_used"], line["token_budget"], line["severity"]) == (850, 1000, "WARNING")
 
 
-@pytest.fixture
-def worker(stack: Stack) -> Api:
-    return Api(stack.url("execute_action"))
-
-
 @pytest.fixture(scope="module")
 def low(stack: Stack) -> dict[str, Api]:
     """chat_stream with a daily budget of 1,000 tokens."""

@@ -9,7 +9,6 @@ Google stand-in. Who counts as known is tabled through the proposal itself.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,12 +17,12 @@ from scripts.stack import Stack
 from standins.client import StandinClient
 from standins.google_client import GoogleStandinClient
 from tests.chat_support import Chat
-from tests.conftest import Api, Caller, assert_error, raw_firestore, seed_action
+from tests.conftest import CSM_GOOGLE_EMAIL, Api, Caller, assert_error, raw_firestore, seed_action
 from tests.test_approvals import stored_action, wait_for_status
 from tests.test_chat import checked, create_customer, queued_tasks
 from tests.test_google_actions import connect_and_complete
 
-CSM_EMAIL = "csm@acme-success.com"  # the connected Google account: the CSM's own domain
+CSM_EMAIL = CSM_GOOGLE_EMAIL  # the connected Google account: the CSM's own domain
 STRANGER = "audit@elsewhere-partners.com"
 ACME = {
     "name": "Acme",
@@ -31,20 +30,6 @@ ACME = {
     "primary_contact": {"name": "Carla Fo", "email": "cfo@acme.com", "title": "CFO"},
     "stakeholders": [{"name": "Pat Partner", "email": "Pat@Partner-Consulting.com", "role": "Advisor"}],
 }
-
-
-@pytest.fixture
-def approvals(stack: Stack) -> Api:
-    return Api(stack.url("approve_action"))
-
-
-@pytest.fixture
-def google(stack: Stack) -> Iterator[GoogleStandinClient]:
-    client = GoogleStandinClient(f"http://127.0.0.1:{stack.ports.google}")
-    client.reset()
-    client.set_account(CSM_EMAIL)
-    yield client
-    client.reset()
 
 
 @pytest.fixture

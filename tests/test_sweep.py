@@ -39,16 +39,6 @@ def unreachable_queue() -> dict[str, str]:
     return {"CLOUD_TASKS_EMULATOR_HOST": f"127.0.0.1:{free_port()}"}
 
 
-@pytest.fixture
-def approvals(stack: Stack) -> Api:
-    return Api(stack.url("approve_action"))
-
-
-@pytest.fixture
-def worker(stack: Stack) -> Api:
-    return Api(stack.url("execute_action"))
-
-
 @pytest.fixture(scope="module")
 def approvals_without_queue(stack: Stack) -> Api:
     return Api(stack.start_variant("approve_action", "no-queue", unreachable_queue()))
