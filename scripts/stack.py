@@ -22,6 +22,7 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT_ID = "demo-cscx"
@@ -33,6 +34,24 @@ FIRESTORE_LAUNCHERS = (
 
 MANIFEST = ROOT / "functions" / "manifest.json"
 WEB_DIST = ROOT / "web" / "dist"
+
+
+def stop_processes(processes: list[subprocess.Popen[Any]], grace: float = 10) -> None:
+    """Stop processes started with `start_new_session=True`, children included: SIGTERM to each
+    group, then SIGKILL to any group still running after `grace` seconds. Never raises, so a
+    process slow to shut down never hides what a test found."""
+    for process in processes:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 @dataclass(frozen=True)
@@ -225,17 +244,7 @@ class Stack:
             raise
 
     def stop(self) -> None:
-        for _, process in reversed(self.processes):
-            if process.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        for _, process in self.processes:
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        stop_processes([process for _, process in reversed(self.processes)])
         self.processes.clear()
 
     def _all_ports(self) -> dict[str, int]:

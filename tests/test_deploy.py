@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import requests
 
+from scripts.stack import stop_processes
 from terraform.checks.tree import ROOT
 from terraform.deploy import (
     DeployError,
@@ -353,39 +354,41 @@ def test_firebase_tools_serves_the_published_console_as_configured(tmp_path: Pat
     }
     (tmp_path / "firebase.json").write_text(json.dumps(config))
     env = {**os.environ, "NO_UPDATE_NOTIFIER": "1", "FIREBASE_CLI_DISABLE_UPDATE_CHECK": "1"}
+    # A project of its own: firebase-tools keeps one hub locator per project in the temporary
+    # directory, and the stack beside this run has an Auth emulator for demo-cscx.
     command = [
         *firebase,
         "emulators:start",
         "--only",
         "hosting",
         "--project",
-        "demo-cscx",
+        "demo-cscx-hosting-test",
         "--config",
         "firebase.json",
     ]
-    with (tmp_path / "emulator.log").open("w") as log:
-        emulator = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+    log_path = tmp_path / "emulator.log"
+    with log_path.open("w") as log:
+        emulator = subprocess.Popen(
+            command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
+        # Only once firebase-tools says all its emulators are ready: before that, a busy machine can
+        # see the port open and a connection reset.
+        deadline = time.monotonic() + 90
+        while "All emulators ready" not in log_path.read_text():
+            assert emulator.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.25)
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                page = requests.get(f"{base}/settings/integrations?google=pending&grant=g1", timeout=2)
-                break
-            except requests.ConnectionError:
-                output = (tmp_path / "emulator.log").read_text()
-                assert emulator.poll() is None, output
-                assert time.monotonic() < deadline, output
-                time.sleep(0.5)
+        page = requests.get(f"{base}/settings/integrations?google=pending&grant=g1", timeout=10)
         assert page.status_code == 200
         assert "<title>CSCX</title>" in page.text
         assert page.headers["Cache-Control"] == "no-cache"
-        served = requests.get(f"{base}/config.json", timeout=5)
+        served = requests.get(f"{base}/config.json", timeout=10)
         assert served.json() == console_config(OUTPUTS)
         assert served.headers["Cache-Control"] == "no-cache"
-        asset = requests.get(f"{base}/assets/index-1a2b3c.js", timeout=5)
+        asset = requests.get(f"{base}/assets/index-1a2b3c.js", timeout=10)
         assert asset.headers["Cache-Control"] == "public, max-age=31536000, immutable"
         assert asset.headers["X-Content-Type-Options"] == "nosniff"
     finally:
-        emulator.terminate()
-        emulator.wait(timeout=30)
+        stop_processes([emulator])
