@@ -57,15 +57,15 @@ def run_path(bench: Bench) -> PathResult:
     customer_id = bench.seed_customers(user.uid, 0, 1)[0]
     caller = auth.authenticate(f"Bearer {user.token}")
     steps = Steps()
-    models = StandinClient(f"http://127.0.0.1:{bench.stack.ports.models}")
+    standin = StandinClient(f"http://127.0.0.1:{bench.stack.ports.models}")
     for run in range(PATH_RUNS + 1):  # the first warms the clients up
         steps.warming = run == 0
-        _one_turn(steps, user, caller, customer_id, models)
+        _one_turn(steps, user, caller, customer_id, standin)
     return PathResult(steps={name: Summary.of(values) for name, values in steps.samples.items()})
 
 
-def _one_turn(steps: Steps, user: User, caller: auth.User, customer_id: str, models: StandinClient) -> None:
-    from common import auth, resources, usage
+def _one_turn(steps: Steps, user: User, caller: auth.User, customer_id: str, standin: StandinClient) -> None:
+    from common import auth, models, resources, usage
     from common.agent import chat, sessions
     from common.agent.sessions import NewTurn
     from common.collections import SESSIONS
@@ -79,10 +79,16 @@ def _one_turn(steps: Steps, user: User, caller: auth.User, customer_id: str, mod
     model = settings.models["claude"][0]
     lease = settings.stream_lease_seconds
     steps.time("auth: the ID token verified", lambda: auth.authenticate(f"Bearer {user.token}"))
-    steps.time("profile read", lambda: resources.get_profile(repo, caller))
-    steps.time("Google connection read", lambda: chat.google_connected(repo))
-    steps.time("usage read (the budget)", lambda: usage.today(repo))
-    steps.time("sessions counted (a new one's room)", lambda: resources.ensure_room(repo, SESSIONS))
+    steps.time("profile read, alone", lambda: resources.get_profile(repo, caller))
+    steps.time("usage read (the budget), alone", lambda: usage.today(repo))
+    steps.time("sessions counted (a new one's room), alone", lambda: resources.ensure_room(repo, SESSIONS))
+    fresh = models.ChatRequest.model_validate({"message": "path"})
+    reads = steps.time(
+        "new session: the reads that judge it, batched (profile, usage, room, Google): one call",
+        lambda: chat.read_for(repo, caller, fresh),
+    )
+    room = "new session: the room judged on the counter read"
+    steps.time(room, lambda: resources.ensure_room(repo, SESSIONS, reads.room()))
     new = NewTurn(text="path", provider="claude", model=model)
     claim = steps.time(
         "claim, new session: one commit with the message",
@@ -90,8 +96,14 @@ def _one_turn(steps: Steps, user: User, caller: auth.User, customer_id: str, mod
     )
     sessions.release(repo, claim, None, replay_seconds=None)
     held = claim.session.id
-    session = steps.time("session read (an existing one)", lambda: commits.read(repo, SESSIONS, held))
-    steps.time("customer read", lambda: chat.customer_of(repo, customer_id))
+    steps.time("session read (an existing one), alone", lambda: commits.read(repo, SESSIONS, held))
+    named = models.ChatRequest.model_validate({"message": "again", "session_id": held, "customer_id": customer_id})
+    session = steps.time(
+        "existing session, a customer: the reads that judge it, batched (+ session, customer): one call",
+        lambda: chat.read_for(repo, caller, named),
+    ).session
+    assert session is not None
+    steps.time("the session's customer read (beside the commit)", lambda: chat.customer_of(repo, customer_id))
     again = NewTurn(text="again", provider="claude", model=model, customer_id=customer_id)
     claim = steps.time(
         "claim, existing session, a customer: one compare-and-set commit with the message",
@@ -100,12 +112,12 @@ def _one_turn(steps: Steps, user: User, caller: auth.User, customer_id: str, mod
     steps.time("history read (an existing session)", lambda: sessions.latest_messages(repo, held, 100))
     sessions.release(repo, claim, None, replay_seconds=None)
     marker = f"path-{uuid.uuid4().hex}"
-    models.reset()
-    models.script({"match": marker, "steps": [{"text": "Hi"}]})
+    standin.reset()
+    standin.script({"match": marker, "steps": [{"text": "Hi"}]})
     sent = time.time()
     for _ in provider("claude").stream(ModelRequest(model, "system", (UserTurn(marker),)), Upstream()):
         pass
-    record = next(r for r in models.requests() if marker in str(r.body))
+    record = next(r for r in standin.requests() if marker in str(r.body))
     steps.add("provider: client made, connected, the request received", (record.received_at - sent) * 1000)
 
 

@@ -116,7 +116,10 @@ def ensure_profile(user: User) -> None:
     _profiles_seen.add(user.uid)
 
 
-def get_profile(repo: Repository, user: User) -> models.ProfilePublic:
+def get_profile(repo: Repository, user: User, stored: Mapping[str, Any] | None = None) -> models.ProfilePublic:
+    """The caller's profile, made on first use; `stored`: the profile document, read already."""
+    if stored is not None and not (user.email and stored.get("email") != user.email):
+        return models.ProfilePublic.of(stored)
     defaults: dict[str, Any] = {
         "email": user.email,
         "display_name": user.display_name or "",
@@ -156,12 +159,13 @@ def customer_fields(values: Mapping[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def ensure_room(repo: Repository, kind: Kind) -> None:
+def ensure_room(repo: Repository, kind: Kind, counter: counts.Counter | None = None) -> None:
     """Refuse a new document past the per-user cap (CSCX_MAX_DOCUMENTS) of its kind: 429, before
     the work that precedes its create (a file stored, a model called, a transaction). A create
-    outside a transaction holds to the cap in its own commit (`Repository.create`)."""
+    outside a transaction holds to the cap in its own commit (`Repository.create`). `counter`:
+    the kind's counter, read already."""
     cap = get_settings().max_documents
-    if repo.count(kind) >= cap:
+    if (counter.total if counter is not None else repo.count(kind)) >= cap:
         raise counts.full(kind, cap)
 
 

@@ -16,6 +16,7 @@ import contextvars
 import json
 import math
 import threading
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -68,11 +69,16 @@ class DailyUsage:
 def today(repo: Repository) -> DailyUsage:
     """The caller's tokens of today (UTC) and the budget: one read."""
     day = datetime.now(UTC).date()
-    stored = repo.find_keyed(USAGE, _day_id(repo.uid, day))
+    return of_day(day, repo.find_keyed(USAGE, day_id(repo.uid, day)))
+
+
+def of_day(day: date, stored: Mapping[str, Any] | None) -> DailyUsage:
+    """The figures of `day` from its stored document (`day_id`; None: nothing used yet)."""
     return DailyUsage(day, int((stored or {}).get("tokens_used") or 0), get_settings().daily_token_budget)
 
 
-def _day_id(uid: str, day: date) -> str:
+def day_id(uid: str, day: date) -> str:
+    """The id of the user's usage document of `day`."""
     return f"{uid}-{day:%Y%m%d}"
 
 
@@ -160,7 +166,7 @@ class Meter:
             "model_calls": 1,
         }
         try:
-            total = self._repo.add(USAGE, _day_id(self._repo.uid, self.daily.day), counts, {"day": str(self.daily.day)})
+            total = self._repo.add(USAGE, day_id(self._repo.uid, self.daily.day), counts, {"day": str(self.daily.day)})
         except Exception:
             logger.exception("model usage not recorded", extra={"fields": {"uid": self._repo.uid, **asdict(call)}})
             return

@@ -11,6 +11,7 @@ documents they write.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from concurrent import futures
 from types import TracebackType
@@ -39,6 +40,7 @@ class FirestoreProxy:
         self._down_after_commit_to: str | None = None
         self.refused: list[str] = []  # the methods of the calls refused while down, in order
         self.calls: list[str] = []  # the methods of every call, in order (a request's round trips)
+        self.called_at: list[float] = []  # when each of them came, time.time()
 
     @property
     def address(self) -> str:
@@ -51,6 +53,16 @@ class FirestoreProxy:
         with self._lock:
             self._down_after_commit_to = collection
 
+    def forget_calls(self) -> None:
+        with self._lock:
+            self.calls.clear()
+            self.called_at.clear()
+
+    def calls_before(self, moment: float) -> list[str]:
+        """The methods of the calls that came before `moment` (time.time()), in order."""
+        with self._lock:
+            return [method for method, at in zip(self.calls, self.called_at, strict=True) if at < moment]
+
     def come_back(self) -> None:
         with self._lock:
             self._down = False
@@ -59,6 +71,7 @@ class FirestoreProxy:
     def _refuse_if_down(self, method: str, context: grpc.ServicerContext) -> None:
         with self._lock:
             self.calls.append(method.removeprefix(SERVICE))
+            self.called_at.append(time.time())
             down = self._down
             if down:
                 self.refused.append(method.removeprefix(SERVICE))

@@ -15,6 +15,7 @@ import json
 import threading
 import time
 import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,6 +32,7 @@ from standins.client import RecordedRequest, StandinClient
 from tests.aisdk import UIStreamCheck, check_ui_stream
 from tests.chat_support import Chat, ChatReply, RawChat, StreamReader, chat_variant, has_text
 from tests.conftest import Api, Caller, assert_error, raw_firestore
+from tests.firestore_faults import FirestoreProxy
 from tests.task_queue import wait_for_queue_to_drain
 
 PROVIDERS = ["claude", "gemini"]
@@ -816,3 +818,36 @@ def test_a_claim_on_a_session_changed_since_it_was_read_judges_it_again(
     assert stored_messages(session_id) == before
     assert stored_session(session_id)["turn"]["id"] == taken.turn_id
     sessions.release(repo, taken, None, replay_seconds=None)
+
+
+def test_a_turn_waits_for_one_batched_read_and_one_commit_before_the_model_call(
+    stack: Stack, models: StandinClient, alice: Caller, crud: Api
+) -> None:
+    """What judges a turn is read in one call (BatchGetDocuments) and the claim is one commit: a
+    new session's turn makes exactly these two round trips before the model is called, and a turn
+    in an existing session naming a customer waits for no more (its history and the session's
+    customer are read beside them)."""
+    customer = create_customer(crud, alice, name="Acme")
+    with FirestoreProxy(f"127.0.0.1:{stack.ports.firestore}") as database:
+        url = stack.start_variant(
+            "chat_stream", f"counted-{uuid.uuid4().hex[:8]}", {"FIRESTORE_EMULATOR_HOST": database.address}
+        )
+        chat = Chat(Api(url))
+        models.script({"steps": [{"text": "Counted"}]})
+        checked(chat.send(alice, message="Warm up"))  # the instance's first call makes the profile check
+
+        def before_the_model(**body: Any) -> tuple[Counter[str], str]:
+            models.reset()
+            models.script({"steps": [{"text": "Counted"}]})
+            database.forget_calls()
+            reply = chat.send(alice, **body)
+            checked(reply)
+            request = models.wait_for_request(1, finished=True, timeout=5)
+            before = Counter(database.calls_before(request.received_at))
+            wait_until_idle(reply.session_id)
+            return before, reply.session_id
+
+        new, session_id = before_the_model(message="A new session")
+        assert new == Counter({"BatchGetDocuments": 1, "Commit": 1})
+        existing, _ = before_the_model(message="Again", session_id=session_id, customer_id=customer["id"])
+        assert existing == Counter({"BatchGetDocuments": 1, "Commit": 1, "RunQuery": 1})  # the history, beside

@@ -24,15 +24,15 @@ from common.agent.loop import AgentLoop
 from common.agent.sessions import HeldSession, NewTurn, SessionFields, SessionRecord
 from common.agent.turn import RunningTurn
 from common.auth import User
-from common.collections import SESSIONS
-from common.errors import ApiError, Code, NotFoundError
+from common.collections import CUSTOMERS, DOCUMENT_COUNTS, INTEGRATIONS, PROFILES, SESSIONS, USAGE
+from common.errors import ApiError, Code
 from common.http import StreamReply
 from common.llm import Turn, UserTurn
 from common.llm.providers import provider
 from common.log import get_logger
 from common.models import MessageRole, SessionStatus
 from common.settings import get_settings
-from common.store import Repository, commits, not_found
+from common.store import Repository, commits, counts, not_found
 
 logger = get_logger(__name__)
 
@@ -45,23 +45,19 @@ def start_chat(
 ) -> StreamReply:
     """Judge the request, hold the session, store the CSM's message; the reply streams the turn.
 
-    Before the model call the request waits for the reads that judge it, all sent to Firestore
-    together — today's usage, a new session's room, the customer it names, the profile when its
-    default provider is the turn's, the session and the answer a regenerated turn replaces — then
-    for the claim's one commit (`sessions.hold`: no transaction). What only the model call needs
-    is read beside them (the profile, the session's customer, an existing session's history) or
-    beside the commit (the Google connection), and waited for after it.
+    Before the model call the request waits for one batched read of the documents that judge it
+    (`read_for`: the session, the profile, today's usage, a new session's room, the customer it
+    names, the Google connection) — one round trip to Firestore, not one each — then for the
+    claim's one commit (`sessions.hold`: no transaction). What only the model call needs and
+    cannot be named by id (an existing session's history, a regenerated turn's answer, the
+    session's own customer) is read beside them or beside the commit, and waited for after it.
     """
     started = time.monotonic()  # the turn's first token is timed from here (the "chat turn" log line)
     settings = get_settings()
-    profile_read = _soon(resources.get_profile, repo, user)
-    usage_read = _soon(usage.today, repo)
-    # A session named by useChat's `id` may be new: its room is counted meanwhile, in case.
-    room_read = None if request.session_id else _soon(resources.ensure_room, repo, SESSIONS)
-    named_customer = _soon(customer_of, repo, request.customer_id) if request.customer_id else None
     regenerated = request.session if request.regenerate else None  # the answer it replaces is read meanwhile
     last_read = _soon(sessions.latest_messages, repo, regenerated, 1) if regenerated else None
-    found = _session(repo, request)
+    reads = read_for(repo, user, request)
+    found = reads.session
     session = SessionRecord.of(found.document) if found is not None else None
     # A turn in an existing session: its history is read meanwhile, current if the claim finds
     # the session as it was read (a regenerated turn's is read after the claim, without its answer).
@@ -70,21 +66,20 @@ def start_chat(
         if session is not None and not request.regenerate
         else None
     )
-    # The session's customer is only the model's: read beside the rest, not waited for before the commit.
-    customer_read = named_customer or _soon(customer_of, repo, session.customer_id if session else None)
+    # The session's own customer is only the model's: read beside the commit, not waited for before it.
+    customer_read = None if request.customer_id else _soon(customer_of, repo, session.customer_id if session else None)
 
     def judge() -> Judged:
         """The turn, once the reads that judge it are in; every refusal is raised here."""
         named = request.provider.value if request.provider else (session.provider if session else None)
-        # The profile is waited for here only when its default provider is the turn's.
-        provider_name = named or str(profile_read.result().preferences.get("default_provider") or "claude")
+        provider_name = named or str(reads.profile.preferences.get("default_provider") or "claude")
         allowed = settings.models.get(provider_name, ())
         model = request.model or (session.model if session and session.provider == provider_name else None)
         model = model or (allowed[0] if allowed else "")
         if model not in allowed:
             raise resources.invalid("model", f"must be one of {', '.join(allowed)} for {provider_name}")
-        if room_read is not None and session is None:
-            room_read.result()
+        if session is None:
+            resources.ensure_room(repo, SESSIONS, reads.room())
         last = last_read.result() if last_read is not None and session is not None else []
         turn = NewTurn(
             text=request.text,
@@ -94,24 +89,22 @@ def start_chat(
             regenerate=request.regenerate,
             replaced_id=last[-1]["id"] if last and last[-1].get("role") == MessageRole.ASSISTANT else None,
         )
-        meter = usage.Meter(repo, usage_read.result())  # 429 when today's budget is spent
-        if named_customer is not None and named_customer.result() is None:
+        meter = usage.Meter(repo, reads.daily)  # 429 when today's budget is spent
+        if request.customer_id and reads.customer is None:
             raise resources.invalid("customer_id", "no such customer")  # not one of the caller's
         return Judged(turn, meter)
 
     turn, meter = judge()  # before anything is written
-    google_read = _soon(google_connected, repo)  # the tools offered: read beside the commit, not before it
     claim = _hold(repo, found, turn, request.session, settings.stream_lease_seconds)
     try:
-        profile = profile_read.result()
-        customer = customer_read.result()
+        profile = reads.profile
+        customer = reads.customer if customer_read is None else customer_read.result()
         earlier = (
             earlier_read.result()
             if earlier_read is not None and session is not None and claim.found_version == session.version
             else None
         )
         turns = _history(repo, claim, request.text, earlier, settings.history_token_budget)
-        connected = google_read.result()
 
         def make_loop(emit: Callable[[stream.Part], None]) -> AgentLoop:
             return AgentLoop(
@@ -125,7 +118,7 @@ def start_chat(
                 emit=emit,
                 max_steps=settings.chat_max_steps,
                 max_output_tokens=settings.max_output_tokens,
-                tools=tools.offered(google_connected=connected),
+                tools=tools.offered(google_connected=reads.google_connected),
                 timezone=profile.timezone or "UTC",
                 meter=meter,
             )
@@ -161,18 +154,56 @@ def _soon(read: Callable[..., R], *args: Any) -> Future[R]:
     return _READS.submit(contextvars.copy_context().run, read, *args)
 
 
-def _session(repo: Repository, request: models.ChatRequest) -> commits.Read | None:
-    """The session the request names, as read (its claim is a compare-and-set on it): our body's
-    `session_id` must be one of the caller's; the AI SDK's `id` may name none yet (None: it is
-    created under that id)."""
-    if request.session_id:
-        return commits.read(repo, SESSIONS, request.session_id)
-    if request.id:
-        try:
-            return commits.read(repo, SESSIONS, request.id)
-        except NotFoundError:
-            return None
-    return None
+class TurnReads(NamedTuple):
+    """The documents of one chat request that have known ids, read together (`read_for`)."""
+
+    repo: Repository
+    session: commits.Read | None  # the one the request names, as read (its claim is a compare-and-set on it)
+    profile: models.ProfilePublic
+    daily: usage.DailyUsage  # today's model usage
+    counter: commits.Read | None  # the caller's session counter, when the request may make a session
+    customer: models.CustomerPublic | None  # the customer the request names, if it is the caller's
+    google_connected: bool
+
+    def room(self) -> counts.Counter:
+        """The caller's sessions as counted (a counter never counted is counted now)."""
+        stored = (self.counter.document, self.counter.update_time) if self.counter is not None else (None, None)
+        return counts.read(self.repo, SESSIONS, as_read=stored)
+
+
+def read_for(repo: Repository, user: User, request: models.ChatRequest) -> TurnReads:
+    """What judges the request and what the model call needs, of the documents named by id, in
+    one read: our body's `session_id` must be one of the caller's sessions (else 404); the AI
+    SDK's `id` may name none yet (it is then created under that id)."""
+    from common.google import integration
+
+    day = datetime.now(UTC).date()
+    wanted = {
+        "profile": commits.Wanted(PROFILES, repo.uid),
+        "usage": commits.Wanted(USAGE, usage.day_id(repo.uid, day)),
+        "google": commits.Wanted(INTEGRATIONS, repo.uid),
+    }
+    if request.session_id or request.id:
+        wanted["session"] = commits.Wanted(SESSIONS, request.session_id or request.id or "")
+    if not request.session_id:  # a new session's room
+        wanted["counter"] = commits.Wanted(DOCUMENT_COUNTS, counts.counter_id(repo.uid, SESSIONS))
+    if request.customer_id:
+        wanted["customer"] = commits.Wanted(CUSTOMERS, request.customer_id)
+    read = dict(zip(wanted, commits.read_all(repo, list(wanted.values())), strict=True))
+    session = read.get("session")
+    if request.session_id and session is None:
+        raise not_found(SESSIONS.name)
+    profile, stored_usage, google, customer = (read.get(name) for name in ("profile", "usage", "google", "customer"))
+    connection = integration.Integration.model_validate(google.document) if google is not None else None
+    return TurnReads(
+        repo=repo,
+        session=session,
+        profile=resources.get_profile(repo, user, profile.document if profile is not None else None),
+        daily=usage.of_day(day, stored_usage.document if stored_usage is not None else None),
+        counter=read.get("counter"),
+        customer=models.CustomerPublic.of(customer.document) if customer is not None else None,
+        google_connected=connection is not None and connection.status is integration.CONNECTED,
+    )
 
 
 def _hold(
@@ -249,13 +280,6 @@ def system_prompt(profile: models.ProfilePublic, customer: models.CustomerPublic
             f"This conversation is about the customer {customer.name}: {facts}. Use get_customer for the rest."
         )
     return "\n".join(lines)
-
-
-def google_connected(repo: Repository) -> bool:
-    from common.google import integration
-
-    connection = integration.connection(repo)
-    return connection is not None and connection.get("status") == integration.CONNECTED
 
 
 def customer_of(repo: Repository, customer_id: str | None) -> models.CustomerPublic | None:

@@ -70,8 +70,13 @@ def full(kind: Kind, cap: int) -> ApiError:
     )
 
 
+def counter_id(uid: str, kind: Kind) -> str:
+    """The id of the user's counter of `kind` (a DOCUMENT_COUNTS document)."""
+    return f"{uid}-{kind.collection}"
+
+
 def _reference(repo: Repository, kind: Kind) -> Any:
-    return repo._collection(DOCUMENT_COUNTS).document(f"{repo.uid}-{kind.collection}")
+    return repo._collection(DOCUMENT_COUNTS).document(counter_id(repo.uid, kind))
 
 
 def _changes(documents: int) -> dict[str, Any]:
@@ -80,17 +85,21 @@ def _changes(documents: int) -> dict[str, Any]:
     return {"added": Increment(documents), "version": Increment(1), "updated_at": SERVER_TIMESTAMP}
 
 
-def read(repo: Repository, kind: Kind) -> Counter:
-    """The counter as stored now, counted first if it never was."""
+def read(repo: Repository, kind: Kind, as_read: tuple[dict[str, Any] | None, Any] | None = None) -> Counter:
+    """The counter as stored now, counted first if it never was; `as_read`, its document (None:
+    missing) and update time read beside a request's other reads, saves reading it again."""
     reference = _reference(repo, kind)
-    for _ in range(8):
-        snapshot = reference.get(**repo._calls)
-        data = snapshot.to_dict() if snapshot.exists else None
+    for attempt in range(8):
+        if attempt == 0 and as_read is not None:
+            data, update_time = as_read
+        else:
+            snapshot = reference.get(**repo._calls)
+            data, update_time = (snapshot.to_dict() if snapshot.exists else None), snapshot.update_time
         if data is not None and data.get("before") is not None:
-            counter = Counter(int(data["before"]), int(data.get("added") or 0), snapshot.update_time)
+            counter = Counter(int(data["before"]), int(data.get("added") or 0), update_time)
             _remember(repo.uid, kind, counter)
             return counter
-        _count_once(repo, kind, reference, data, snapshot.update_time)
+        _count_once(repo, kind, reference, data, update_time)
     raise database.busy()
 
 
