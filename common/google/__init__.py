@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -12,6 +13,7 @@ logger = get_logger(__name__)
 
 # How long one Gmail or Calendar call may take before it counts as a (transient) failure.
 API_TIMEOUT_SECONDS = 30.0
+_threads = threading.local()  # each thread's services, by API and endpoint (`service`)
 # Reasons Google gives with a 403 that mean "slow down", not "forbidden".
 _RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"})
 
@@ -78,6 +80,11 @@ def service(api: str, version: str, token: str) -> Any:
     The token is used as it is: a 401 is not answered by a refresh here (tokens.access_token
     refreshes, serialised per user), so it surfaces as ReauthRequired. The endpoint is the
     settings' API base (the stand-in locally), Google's own when that is empty.
+
+    Building a service parses the API's discovery document and makes its methods: about half of
+    a delivery's CPU in the worker (issue 19). So each thread builds one per API and endpoint, once,
+    and each call gives it the token and a connection of its own (as a new service had): a thread
+    runs one request at a time, and a service is not to be shared between threads.
     """
     import google_auth_httplib2
     import httplib2
@@ -87,16 +94,23 @@ def service(api: str, version: str, token: str) -> Any:
     from common.settings import get_settings
 
     base = get_settings().google_api_base
+    built: dict[tuple[str, str, str], tuple[Any, Any]] = _threads.__dict__.setdefault("services", {})
+    credentials = Credentials(token)  # type: ignore[no-untyped-call]
+    connection = httplib2.Http(timeout=API_TIMEOUT_SECONDS)
+    if (api, version, base) in built:
+        client, http = built[api, version, base]
+        http.credentials, http.http = credentials, connection
+        return client
     options: dict[str, str] = {}
     if base:
         # api_endpoint replaces rootUrl *and* servicePath: Calendar's "calendar/v3/" must be in it.
         options["api_endpoint"] = f"{base}/calendar/v3/" if api == "calendar" else f"{base}/"
-    http = google_auth_httplib2.AuthorizedHttp(
-        Credentials(token),  # type: ignore[no-untyped-call]
-        http=httplib2.Http(timeout=API_TIMEOUT_SECONDS),
-        refresh_status_codes=(),
+    http = google_auth_httplib2.AuthorizedHttp(credentials, http=connection, refresh_status_codes=())
+    client = build(
+        api, version, http=http, static_discovery=True, cache_discovery=False, client_options=options or None
     )
-    return build(api, version, http=http, static_discovery=True, cache_discovery=False, client_options=options or None)
+    built[api, version, base] = (client, http)
+    return client
 
 
 def execute(request: Any, *, retries: int = 0) -> dict[str, Any]:
