@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -13,7 +14,7 @@ logger = get_logger(__name__)
 
 # How long one Gmail or Calendar call may take before it counts as a (transient) failure.
 API_TIMEOUT_SECONDS = 30.0
-_threads = threading.local()  # each thread's services, by API and endpoint (`service`)
+_threads = threading.local()  # each thread's services, by API and endpoint (`resource`)
 # Reasons Google gives with a 403 that mean "slow down", not "forbidden".
 _RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"})
 
@@ -74,43 +75,67 @@ def oauth_url(endpoint: Literal["authorize", "token", "revoke", "userinfo"]) -> 
     return f"{base}{_OAUTH_PATHS[endpoint]}" if base else _GOOGLE_OAUTH_URLS[endpoint]
 
 
-def service(api: str, version: str, token: str) -> Any:
-    """A googleapiclient service for `api` calling with the access token `token`.
+def resource(api: str, version: str, token: str, path: str) -> Any:
+    """The googleapiclient resource `path` of `api` ("users.drafts" of Gmail), calling with the
+    access token `token`.
 
     The token is used as it is: a 401 is not answered by a refresh here (tokens.access_token
     refreshes, serialised per user), so it surfaces as ReauthRequired. The endpoint is the
     settings' API base (the stand-in locally), Google's own when that is empty.
 
-    Building a service parses the API's discovery document and makes its methods: about half of
-    a delivery's CPU in the worker (issue 19). So each thread builds one per API and endpoint, once,
-    and each call gives it the token and a connection of its own (as a new service had): a thread
-    runs one request at a time, and a service is not to be shared between threads.
+    Building a service parses the API's discovery document, and each resource of it makes its
+    methods: together more than half of a delivery's CPU in the worker (issue 19). So each thread
+    builds them once per API and endpoint, and each call gives them the token and a connection of
+    its own (as a new service had): a thread runs one request at a time, and googleapiclient's
+    objects are not to be shared between threads.
     """
+    import httplib2
+    from google.oauth2.credentials import Credentials
+
+    from common.settings import get_settings
+
+    base = get_settings().google_api_base
+    services: dict[tuple[str, str, str], _Service] = _threads.__dict__.setdefault("services", {})
+    built = services.get((api, version, base)) or services.setdefault((api, version, base), _build(api, version, base))
+    built.http.credentials = Credentials(token)  # type: ignore[no-untyped-call]
+    built.http.http = httplib2.Http(timeout=API_TIMEOUT_SECONDS)
+    if path not in built.resources:
+        found = built.client
+        for name in path.split("."):
+            found = getattr(found, name)()
+        built.resources[path] = found
+    return built.resources[path]
+
+
+@dataclass
+class _Service:
+    """A thread's googleapiclient service of one API and endpoint: its client, the authorized
+    transport every call of it goes through, and the resources made of it so far."""
+
+    client: Any
+    http: Any
+    resources: dict[str, Any] = field(default_factory=dict)
+
+
+def _build(api: str, version: str, base: str) -> _Service:
     import google_auth_httplib2
     import httplib2
     from google.oauth2.credentials import Credentials
     from googleapiclient.discovery import build
 
-    from common.settings import get_settings
-
-    base = get_settings().google_api_base
-    built: dict[tuple[str, str, str], tuple[Any, Any]] = _threads.__dict__.setdefault("services", {})
-    credentials = Credentials(token)  # type: ignore[no-untyped-call]
-    connection = httplib2.Http(timeout=API_TIMEOUT_SECONDS)
-    if (api, version, base) in built:
-        client, http = built[api, version, base]
-        http.credentials, http.http = credentials, connection
-        return client
     options: dict[str, str] = {}
     if base:
         # api_endpoint replaces rootUrl *and* servicePath: Calendar's "calendar/v3/" must be in it.
         options["api_endpoint"] = f"{base}/calendar/v3/" if api == "calendar" else f"{base}/"
-    http = google_auth_httplib2.AuthorizedHttp(credentials, http=connection, refresh_status_codes=())
+    http = google_auth_httplib2.AuthorizedHttp(
+        Credentials(None),  # type: ignore[no-untyped-call]  # each call's own token replaces it
+        http=httplib2.Http(timeout=API_TIMEOUT_SECONDS),
+        refresh_status_codes=(),
+    )
     client = build(
         api, version, http=http, static_discovery=True, cache_discovery=False, client_options=options or None
     )
-    built[api, version, base] = (client, http)
-    return client
+    return _Service(client, http)
 
 
 def execute(request: Any, *, retries: int = 0) -> dict[str, Any]:
