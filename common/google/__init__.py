@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 import socket
-import threading
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -14,7 +13,6 @@ logger = get_logger(__name__)
 
 # How long one Gmail or Calendar call may take before it counts as a (transient) failure.
 API_TIMEOUT_SECONDS = 30.0
-_threads = threading.local()  # each thread's services, by API and endpoint (`resource`)
 # Reasons Google gives with a 403 that mean "slow down", not "forbidden".
 _RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"})
 
@@ -76,66 +74,74 @@ def oauth_url(endpoint: Literal["authorize", "token", "revoke", "userinfo"]) -> 
 
 
 def resource(api: str, version: str, token: str, path: str) -> Any:
-    """The googleapiclient resource `path` of `api` ("users.drafts" of Gmail), calling with the
-    access token `token`.
+    """The googleapiclient resource `path` of `api` ("users.drafts" of Gmail), its requests made
+    with the access token `token`.
 
     The token is used as it is: a 401 is not answered by a refresh here (tokens.access_token
     refreshes, serialised per user), so it surfaces as ReauthRequired. The endpoint is the
     settings' API base (the stand-in locally), Google's own when that is empty.
 
     Building a service parses the API's discovery document, and each resource of it makes its
-    methods: together more than half of a delivery's CPU in the worker (issue 19). So each thread
-    builds them once per API and endpoint, and each call gives them the token and a connection of
-    its own (as a new service had): a thread runs one request at a time, and googleapiclient's
-    objects are not to be shared between threads.
+    methods: together more than half of a delivery's CPU in the worker (issue 19). So the instance
+    builds each once, and every request gets a transport of its own, with this call's token and a
+    new connection (httplib2's are not to be shared between threads): googleapiclient's way to
+    use one service from many threads.
     """
+    import google_auth_httplib2
     import httplib2
     from google.oauth2.credentials import Credentials
 
     from common.settings import get_settings
 
-    base = get_settings().google_api_base
-    services: dict[tuple[str, str, str], _Service] = _threads.__dict__.setdefault("services", {})
-    built = services.get((api, version, base)) or services.setdefault((api, version, base), _build(api, version, base))
-    built.http.credentials = Credentials(token)  # type: ignore[no-untyped-call]
-    built.http.http = httplib2.Http(timeout=API_TIMEOUT_SECONDS)
-    if path not in built.resources:
-        found = built.client
-        for name in path.split("."):
-            found = getattr(found, name)()
-        built.resources[path] = found
-    return built.resources[path]
+    http = google_auth_httplib2.AuthorizedHttp(
+        Credentials(token),  # type: ignore[no-untyped-call]
+        http=httplib2.Http(timeout=API_TIMEOUT_SECONDS),
+        refresh_status_codes=(),
+    )
+    return _Authorized(_resource(api, version, get_settings().google_api_base, path), http)
 
 
-@dataclass
-class _Service:
-    """A thread's googleapiclient service of one API and endpoint: its client, the authorized
-    transport every call of it goes through, and the resources made of it so far."""
-
-    client: Any
-    http: Any
-    resources: dict[str, Any] = field(default_factory=dict)
+@functools.cache
+def _resource(api: str, version: str, base: str, path: str) -> Any:
+    found = _service(api, version, base)
+    for name in path.split("."):
+        found = getattr(found, name)()
+    return found
 
 
-def _build(api: str, version: str, base: str) -> _Service:
-    import google_auth_httplib2
+@functools.cache
+def _service(api: str, version: str, base: str) -> Any:
     import httplib2
-    from google.oauth2.credentials import Credentials
     from googleapiclient.discovery import build
 
     options: dict[str, str] = {}
     if base:
         # api_endpoint replaces rootUrl *and* servicePath: Calendar's "calendar/v3/" must be in it.
         options["api_endpoint"] = f"{base}/calendar/v3/" if api == "calendar" else f"{base}/"
-    http = google_auth_httplib2.AuthorizedHttp(
-        Credentials(None),  # type: ignore[no-untyped-call]  # each call's own token replaces it
-        http=httplib2.Http(timeout=API_TIMEOUT_SECONDS),
-        refresh_status_codes=(),
+    # Its own transport is never used: each request is given its caller's (`_Authorized`).
+    return build(
+        api, version, http=httplib2.Http(), static_discovery=True, cache_discovery=False, client_options=options or None
     )
-    client = build(
-        api, version, http=http, static_discovery=True, cache_discovery=False, client_options=options or None
-    )
-    return _Service(client, http)
+
+
+class _Authorized:
+    """A shared resource whose requests go through one caller's transport (its token)."""
+
+    def __init__(self, shared: Any, http: Any) -> None:
+        self._shared = shared
+        self._http = http
+
+    def __getattr__(self, method: str) -> Any:
+        make = getattr(self._shared, method)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            made = make(*args, **kwargs)
+            if not hasattr(made, "execute"):  # a resource within this one
+                return _Authorized(made, self._http)
+            made.http = self._http  # the request's transport (HttpRequest.http)
+            return made
+
+        return call
 
 
 def execute(request: Any, *, retries: int = 0) -> dict[str, Any]:
