@@ -40,7 +40,8 @@ def read(repo: Repository, kind: Kind, doc_id: str) -> Read:
 @database.translated
 def read_all(repo: Repository, wanted: Sequence[tuple[Kind, str]]) -> list[Read | None]:
     """The tenant's documents named in `wanted`, each with its update time, in one round trip; None
-    for one that is not there or is not the tenant's (told apart no more than `Repository.get` does)."""
+    for one that is not there or is not the tenant's (told apart no more than `Repository.get` does).
+    The ids are valid ones (`validation.ID_PATTERN`): an id Firestore reserves fails the whole read."""
     references = [repo._collection(kind).document(doc_id) for kind, doc_id in wanted]
     snapshots = {s.reference.path: s for s in repo._db.get_all(references, **repo._calls)}
     repo.documents_read += len(wanted)
