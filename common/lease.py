@@ -24,6 +24,7 @@ from common.log import get_logger
 if TYPE_CHECKING:
     from common.collections import Kind
     from common.store import Repository
+    from common.store.database import Read
 
 logger = get_logger(__name__)
 
@@ -62,6 +63,9 @@ class Lease:
         self.holder = uuid.uuid4().hex
         self.lost = False  # set once a renewal finds the lease gone to another holder
         self.letting_go = False  # from the first release on: nothing renews it any more
+        # The document as this holder last wrote it: its next write is judged on that, without a
+        # read, and holds only if nobody wrote since (else it reads and judges again).
+        self.known: Read | None = None
 
     def fields(self) -> dict[str, Any]:
         """The lease, running from now, as a field to write (a document created already held)."""
@@ -86,27 +90,42 @@ class Lease:
 
         def take(current: dict[str, Any]) -> Mapping[str, Any]:
             nonlocal taken  # called again on the new state when another writer got in first
-            taken = False
-            if held(current, self.field) and not self.ours(current):
-                return {}
-            wanted = changes(current)
-            if wanted is None:
-                return {}
-            taken = True
-            return {**wanted, **self.fields()}
+            fields = self.taking(current, changes)
+            taken = fields is not None
+            return fields or {}
 
-        document = self.repo.update(self.kind, self.doc_id, take)
-        if taken:
-            self.letting_go = self.lost = False
-        return document if taken else None
+        written = self.repo.change(self.kind, self.doc_id, take, known=self.known)
+        if not taken:
+            return None
+        self.holds(written)
+        return written.document
+
+    def taking(self, current: Mapping[str, Any], changes: Changes) -> dict[str, Any] | None:
+        """What taking the document as it is (`current`) writes: `changes(current)` and the lease;
+        None while another holder's lease runs, or when `changes` answers None. For a holder that
+        writes it in a commit of its own, and then `holds` what that commit stored."""
+        if held(current, self.field) and not self.ours(current):
+            return None
+        wanted = changes(dict(current))
+        return None if wanted is None else {**wanted, **self.fields()}
+
+    def holds(self, written: Read) -> None:
+        """This holder wrote the lease (`taking`'s fields) and the document is now `written`."""
+        self.known = written
+        self.letting_go = self.lost = False
 
     def renew(self) -> bool:
         """Run the lease from now again, if it is still ours; False once it is not (`lost`, unless
         it was let go)."""
         if self.letting_go:
             return False
-        document = self.repo.update(self.kind, self.doc_id, lambda current: self.fields() if self.ours(current) else {})
-        if not self.ours(document) and not self.letting_go:
+        written = self.repo.change(
+            self.kind, self.doc_id, lambda current: self.fields() if self.ours(current) else {}, known=self.known
+        )
+        document = written.document
+        if self.ours(document):
+            self.known = written
+        elif not self.letting_go:
             self.lost = True
         return self.ours(document)
 
@@ -121,8 +140,9 @@ class Lease:
             released = self.ours(current)
             return {**(changes or {}), self.field: None} if released else {}
 
-        document = self.repo.update(self.kind, self.doc_id, release)
-        return document if released else None
+        written = self.repo.change(self.kind, self.doc_id, release, known=self.known)
+        self.known = None  # no longer this holder's to write
+        return written.document if released else None
 
     @contextmanager
     def kept(self) -> Iterator[Lease]:

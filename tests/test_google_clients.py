@@ -876,7 +876,7 @@ def test_the_connection_can_do_all_it_needs_in_gmail_and_cannot_read_the_mailbox
     [issued] = google_standin.account(EMAIL)["access_tokens"]
     assert set(issued["scopes"]) == set(oauth.SCOPES)
     assert [scope for scope in issued["scopes"] if "gmail" in scope] == [AUTH + "gmail.compose"]
-    users = google.service("gmail", "v1", issued["token"]).users()
+    users = google.resource("gmail", "v1", issued["token"], "users")
 
     draft = gmail.create_draft(issued["token"], message("act-scopes"))
     assert gmail.find_draft(issued["token"], message_id=gmail.message_id_for("act-scopes")) == draft

@@ -520,6 +520,27 @@ def test_worker_accepts_the_tasks_service_accounts_token(client: FlaskClient, wo
     assert response.status_code == 200, response.get_data(as_text=True)
 
 
+@pytest.mark.parametrize(("max_age", "fetched"), [(3600, 1), (None, 3)])
+def test_oidc_certificates_are_kept_while_their_max_age_runs_and_only_then(
+    settings: Settings, max_age: int | None, fetched: int
+) -> None:
+    """Kept in memory as their Cache-Control allows, not fetched for every delivery; without a
+    max-age, fetched for each token."""
+    from common import auth
+
+    key = tokens.make_signing_key("oidc-kept")
+    server = tokens.CertificateServer(key, max_age=max_age).start()
+    try:
+        settings(
+            CSCX_TASKS_SERVICE_ACCOUNT=TASKS_ACCOUNT, CSCX_WORKER_URL=WORKER_URL, CSCX_OIDC_CERTS_URL=server.certs_url
+        )
+        for _ in range(3):
+            assert auth.verify_cloud_tasks_token(f"Bearer {oidc_token(key)}")["email"] == TASKS_ACCOUNT
+        assert server.fetched == fetched
+    finally:
+        server.stop()
+
+
 OTHER_TOKENS = {
     "another audience": {"aud": "https://elsewhere.example/execute"},
     "another account": {"email": "someone@cscx-test.iam.gserviceaccount.com"},

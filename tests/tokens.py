@@ -135,9 +135,12 @@ class CertificateServer(LocalServer):
     def __init__(self, *keys: SigningKey, max_age: int | None = None) -> None:
         body = json.dumps({key.kid: key.certificate_pem for key in keys}).encode()
         caching = {"Cache-Control": f"public, max-age={max_age}"} if max_age else None
+        self.fetched = 0  # how many times the certificates were asked for
+        certificates = self
 
         class Certificates(JsonHandler):
             def do_GET(self) -> None:
+                certificates.fetched += 1
                 if self.path != "/certs":
                     self.send_error(404)
                     return

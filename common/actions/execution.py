@@ -21,13 +21,15 @@ from typing import Any
 from common import google, models, resources
 from common.actions import TaskPayload
 from common.actions.records import ActionFields, ActionRecord
-from common.collections import ACTIONS, QUOTAS, TASKS
-from common.errors import ApiError, NotFoundError
+from common.collections import ACTIONS, INTEGRATIONS, QUOTAS, TASKS
+from common.errors import ApiError, Code
+from common.google.integration import Integration
 from common.lease import Lease
 from common.log import get_logger
 from common.models import ActionStatus, ActionType
 from common.settings import get_settings
-from common.store import Repository, TenantTransaction
+from common.store import Repository, TenantTransaction, commits
+from common.store.database import busy
 from common.validation import parse_value
 
 logger = get_logger(__name__)
@@ -63,6 +65,7 @@ class _HeldAction:
     record: ActionRecord  # the same, typed
     lease: Lease  # this delivery's hold on it
     resumed: bool  # an earlier attempt may have made the effect already
+    integration: Integration | None  # the Google connection, as read with the action
 
 
 def execute(delivery: Delivery) -> DeliveryOutcome:
@@ -109,59 +112,71 @@ def _claim(repo: Repository, delivery: Delivery) -> _HeldAction | DeliveryOutcom
     The lease is taken by compare-and-set on the action: concurrent deliveries do not wait on
     each other's locks, and the one that wins holds it; the others find it held. A lease that
     ran out (its delivery died) is taken over, and the effect looked for before it is made again.
+
+    One read and one commit (issue 19): the action, the Google connection and today's quota are
+    read together, and the claim is written with the quota's count in one commit that holds only
+    if the action is still as read, so neither goes without the other.
     """
     now = datetime.now(UTC)
     lease = Lease(repo, ACTIONS, delivery.action_id, seconds=get_settings().execution_lease_seconds)
-    refusal: DeliveryOutcome | None = None
+    day_id = f"{repo.uid}-{now:%Y%m%d}"
+    wanted = [
+        commits.Wanted(ACTIONS, delivery.action_id),
+        commits.Wanted(INTEGRATIONS, repo.uid),
+        commits.Wanted(QUOTAS, day_id),
+    ]
 
-    def claim(current: dict[str, Any]) -> ActionFields | None:
-        nonlocal refusal
-        action = ActionRecord.of(current)
-        if action.status not in {ActionStatus.APPROVED, ActionStatus.EXECUTING}:
-            refusal = DeliveryOutcome(action.status.value)  # done, refused, or never approved: nothing to do
-            return None
-        refusal = None
+    def claim(current: dict[str, Any]) -> ActionFields:
+        record = ActionRecord.of(current)
         return {
             "status": ActionStatus.EXECUTING.value,
-            "attempts": action.attempts + 1,
-            "first_attempt_at": action.first_attempt_at or now,
+            "attempts": record.attempts + 1,
+            "first_attempt_at": record.first_attempt_at or now,
         }
 
-    try:
-        action = lease.take(claim)
-    except NotFoundError:
-        return DeliveryOutcome("gone")
-    if action is None:  # in no state to be carried out, or another delivery holds it (come back later)
-        return refusal or DeliveryOutcome("busy", retry=True)
-    record = ActionRecord.of(action)
-    claimed = _HeldAction(action, record, lease, resumed=record.attempts > 1)
-    return _within_quota(repo, claimed, delivery, now) or claimed
+    for _ in range(5):
+        found, connection, day = commits.read_all(repo, wanted)
+        if found is None:
+            return DeliveryOutcome("gone")
+        record = ActionRecord.of(found.document)
+        if record.status not in {ActionStatus.APPROVED, ActionStatus.EXECUTING}:
+            return DeliveryOutcome(record.status.value)  # done, refused, or never approved: nothing to do
+        fields = lease.taking(found.document, claim)
+        if fields is None:  # another delivery holds it: come back later
+            return DeliveryOutcome("busy", retry=True)
+        resumed = record.attempts > 0  # an earlier attempt may have made the effect, and was counted
+        quota = None if resumed else QUOTA_FIELDS.get(record.type)
+        commit = commits.Commit(repo)
+        place = commit.update(ACTIONS, found, fields)
+        counted = None
+        if quota is not None and day is not None:
+            counted = commit.add(QUOTAS, day_id, {quota: 1})
+        elif quota is not None:
+            commit.create(QUOTAS, {"day": f"{now:%Y-%m-%d}", quota: 1}, doc_id=day_id)
+        try:
+            commit.commit()
+        except commits.StaleError:
+            continue  # another delivery got in first: judged again on what it wrote
+        except ApiError as error:
+            if error.code is not Code.ALREADY_EXISTS:
+                raise
+            continue  # today's quota was created meanwhile: counted on it
+        lease.holds(commit.written(place))
+        written = commit.written(place).document
+        integration = Integration.model_validate(connection.document) if connection is not None else None
+        claimed = _HeldAction(written, ActionRecord.of(written), lease, resumed, integration)
+        if quota is None:
+            return claimed
+        total = commit.totals(counted)[quota] if counted is not None else 1
+        return _within_quota(repo, claimed, quota, total, day_id) or claimed
+    raise busy()
 
 
-def _within_quota(repo: Repository, claimed: _HeldAction, delivery: Delivery, now: datetime) -> DeliveryOutcome | None:
-    """The claimed action counted against today's quota (None), or why it goes no further."""
-    quota = QUOTA_FIELDS.get(claimed.record.type)
-    if quota is None or claimed.resumed:  # a resumed attempt was counted by the first
-        return None
-    try:
-        within = _count_against_quota(repo, quota, now)
-    except ApiError as error:
-        # Not counted: this attempt never happened, and the next delivery finds the action free at
-        # once (not held until the lease runs out) and counts it then.
-        fields = {"action_id": claimed.record.id, "code": error.code.value}
-        logger.warning("quota not counted", extra={"fields": fields})
-        if delivery.last_attempt:
-            return _fail(repo, claimed, "QUOTA_UNAVAILABLE", "The daily limit could not be checked on any attempt.")
-        _release(repo, claimed, {"attempts": claimed.record.attempts - 1})
-        return DeliveryOutcome("retry", retry=True)
-    if within:
-        return None
-    message = f"The daily limit of {quota.replace('_', ' ')} is reached; nothing was sent."
-    return _fail(repo, claimed, "QUOTA_EXCEEDED", message)
-
-
-def _count_against_quota(repo: Repository, field: str, now: datetime) -> bool:
-    """Count one more against today's quota, unless it is reached.
+def _within_quota(
+    repo: Repository, claimed: _HeldAction, field: str, total: int, day_id: str
+) -> DeliveryOutcome | None:
+    """None when the count the claim added (`total`, today's after it) is within the daily quota;
+    else it is taken back and the action fails.
 
     An increment, not a read-write transaction: deliveries of one user at once (Cloud Tasks sends
     up to max_concurrent_dispatches) would all lock the day's document and abort one another. Each
@@ -170,11 +185,11 @@ def _count_against_quota(repo: Repository, field: str, now: datetime) -> bool:
     """
     settings = get_settings()
     limit = settings.daily_email_quota if field == "emails_sent" else settings.daily_meeting_quota
-    day_id = f"{repo.uid}-{now:%Y%m%d}"
-    if repo.add(QUOTAS, day_id, {field: 1}, {"day": f"{now:%Y-%m-%d}"})[field] <= limit:
-        return True
+    if total <= limit:
+        return None
     repo.add(QUOTAS, day_id, {field: -1})
-    return False
+    message = f"The daily limit of {field.replace('_', ' ')} is reached; nothing was sent."
+    return _fail(repo, claimed, "QUOTA_EXCEEDED", message)
 
 
 def _perform(repo: Repository, claimed: _HeldAction) -> dict[str, Any]:
@@ -183,7 +198,7 @@ def _perform(repo: Repository, claimed: _HeldAction) -> dict[str, Any]:
 
     action = claimed.action
     payload = action["payload"]
-    access = tokens.access(repo)
+    access = tokens.access(repo, claimed.integration)
     token = access.token
     if action["type"] == ActionType.MEETING_BOOK:
         return calendar.insert_event(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import socket
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -72,31 +73,75 @@ def oauth_url(endpoint: Literal["authorize", "token", "revoke", "userinfo"]) -> 
     return f"{base}{_OAUTH_PATHS[endpoint]}" if base else _GOOGLE_OAUTH_URLS[endpoint]
 
 
-def service(api: str, version: str, token: str) -> Any:
-    """A googleapiclient service for `api` calling with the access token `token`.
+def resource(api: str, version: str, token: str, path: str) -> Any:
+    """The googleapiclient resource `path` of `api` ("users.drafts" of Gmail), its requests made
+    with the access token `token`.
 
     The token is used as it is: a 401 is not answered by a refresh here (tokens.access_token
     refreshes, serialised per user), so it surfaces as ReauthRequired. The endpoint is the
     settings' API base (the stand-in locally), Google's own when that is empty.
+
+    Building a service parses the API's discovery document, and each resource of it makes its
+    methods: together more than half of a delivery's CPU in the worker (issue 19). So the instance
+    builds each once, and every request gets a transport of its own, with this call's token and a
+    new connection (httplib2's are not to be shared between threads): googleapiclient's way to
+    use one service from many threads.
     """
     import google_auth_httplib2
     import httplib2
     from google.oauth2.credentials import Credentials
-    from googleapiclient.discovery import build
 
     from common.settings import get_settings
 
-    base = get_settings().google_api_base
-    options: dict[str, str] = {}
-    if base:
-        # api_endpoint replaces rootUrl *and* servicePath: Calendar's "calendar/v3/" must be in it.
-        options["api_endpoint"] = f"{base}/calendar/v3/" if api == "calendar" else f"{base}/"
     http = google_auth_httplib2.AuthorizedHttp(
         Credentials(token),  # type: ignore[no-untyped-call]
         http=httplib2.Http(timeout=API_TIMEOUT_SECONDS),
         refresh_status_codes=(),
     )
-    return build(api, version, http=http, static_discovery=True, cache_discovery=False, client_options=options or None)
+    return _Authorized(_resource(api, version, get_settings().google_api_base, path), http)
+
+
+@functools.cache
+def _resource(api: str, version: str, base: str, path: str) -> Any:
+    found = _service(api, version, base)
+    for name in path.split("."):
+        found = getattr(found, name)()
+    return found
+
+
+@functools.cache
+def _service(api: str, version: str, base: str) -> Any:
+    import httplib2
+    from googleapiclient.discovery import build
+
+    options: dict[str, str] = {}
+    if base:
+        # api_endpoint replaces rootUrl *and* servicePath: Calendar's "calendar/v3/" must be in it.
+        options["api_endpoint"] = f"{base}/calendar/v3/" if api == "calendar" else f"{base}/"
+    # Its own transport is never used: each request is given its caller's (`_Authorized`).
+    return build(
+        api, version, http=httplib2.Http(), static_discovery=True, cache_discovery=False, client_options=options or None
+    )
+
+
+class _Authorized:
+    """A shared resource whose requests go through one caller's transport (its token)."""
+
+    def __init__(self, shared: Any, http: Any) -> None:
+        self._shared = shared
+        self._http = http
+
+    def __getattr__(self, method: str) -> Any:
+        make = getattr(self._shared, method)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            made = make(*args, **kwargs)
+            if not hasattr(made, "execute"):  # a resource within this one
+                return _Authorized(made, self._http)
+            made.http = self._http  # the request's transport (HttpRequest.http)
+            return made
+
+        return call
 
 
 def execute(request: Any, *, retries: int = 0) -> dict[str, Any]:

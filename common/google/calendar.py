@@ -11,7 +11,7 @@ import base64
 import time
 from typing import Any
 
-from common.google import GoogleError, execute, service
+from common.google import GoogleError, execute, resource
 
 _READ_RETRIES = 2
 # Calendar may answer a Meet request "pending" and fill in the link a moment later.
@@ -44,7 +44,7 @@ def insert_event(
 
     Returns {"event_id", "html_link", "meet_link"}, the same for a repeat with the same id.
     """
-    events = service("calendar", "v3", token).events()
+    events = resource("calendar", "v3", token, "events")
     body = {
         "id": event_id,
         "summary": title,
@@ -81,7 +81,7 @@ def insert_event(
 
 def free_busy(token: str, *, start: str, end: str, timezone: str) -> list[dict[str, Any]]:
     """The busy ranges [{"start", "end"}] of the user's primary calendar between `start` and `end`."""
-    freebusy = service("calendar", "v3", token).freebusy()
+    freebusy = resource("calendar", "v3", token, "freebusy")
     body = {"timeMin": start, "timeMax": end, "timeZone": timezone, "items": [{"id": "primary"}]}
     answer = execute(freebusy.query(body=body), retries=_READ_RETRIES)
     calendar = (answer.get("calendars") or {}).get("primary") or {}

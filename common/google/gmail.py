@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any, TypedDict
 
-from common.google import GoogleError, InvalidMessage, execute, service
+from common.google import GoogleError, InvalidMessage, execute, resource
 from common.log import get_logger
 
 logger = get_logger(__name__)
@@ -99,7 +99,7 @@ def _ascii_address(address: str) -> str:
 
 def create_draft(token: str, message: EmailMessage) -> Draft:
     """Save `message` as a draft in the user's Gmail."""
-    drafts = service("gmail", "v1", token).users().drafts()
+    drafts = resource("gmail", "v1", token, "users.drafts")
     return _draft(
         _unless_refused(lambda: execute(drafts.create(userId="me", body={"message": {"raw": _raw(message)}})))
     )
@@ -107,7 +107,7 @@ def create_draft(token: str, message: EmailMessage) -> Draft:
 
 def find_draft(token: str, *, message_id: str) -> Draft | None:
     """The draft holding the message with this Message-ID, None when there is none (any more)."""
-    drafts = service("gmail", "v1", token).users().drafts()
+    drafts = resource("gmail", "v1", token, "users.drafts")
     query = f"rfc822msgid:{message_id.strip('<>')}"
     found = execute(drafts.list(userId="me", q=query, maxResults=10), retries=_READ_RETRIES).get("drafts") or []
     return _draft(found[0]) if found else None
@@ -122,7 +122,7 @@ def send_draft(token: str, draft: Draft, *, maybe_sent: bool) -> dict[str, Any]:
     `thread_id` is the draft's. (The CSM sending the draft from Gmail, or discarding it, also
     makes it gone; neither is a reason to send it again.)
     """
-    drafts = service("gmail", "v1", token).users().drafts()
+    drafts = resource("gmail", "v1", token, "users.drafts")
     if maybe_sent and not _exists(drafts, draft["draft_id"]):
         return _sent_before(draft)
     try:

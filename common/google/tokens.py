@@ -144,9 +144,10 @@ def access_token(repo: Repository) -> str:
     return access(repo).token
 
 
-def access(repo: Repository) -> Access:
+def access(repo: Repository, read_before: Integration | None = None) -> Access:
     """A valid access token of the user, refreshed first when it expires within 5 minutes, with
-    the Google address of the connection.
+    the Google address of the connection; `read_before`, the connection as the caller read it
+    just before (beside its other reads), spares reading it again.
 
     NotConnected without a connection; ReauthRequired once Google refused the grant (at once
     for a connection already marked needs_reauth); GoogleError(transient=True) when the
@@ -154,7 +155,7 @@ def access(repo: Repository) -> Access:
     """
     deadline = time.monotonic() + REFRESH_WAIT_SECONDS
     while True:
-        stored = read(repo)
+        stored, read_before = read_before or read(repo), None
         if stored is None:
             raise NotConnected()
         stored.require_connected()

@@ -26,7 +26,8 @@ from common.log import get_logger
 from common.settings import get_settings
 from common.store import counts, database
 from common.store.companions import Companion
-from common.store.database import Filter, Owned, across_tenants, not_found
+from common.store.database import Filter, Owned, Read, across_tenants, not_found
+from common.store.writes import SERVER_FIELDS, increments, new_document, next_version, totals
 
 if TYPE_CHECKING:
     from google.cloud import firestore
@@ -35,8 +36,6 @@ __all__ = ["Companion", "Filter", "ListPage", "Owned", "Repository", "TenantTran
 
 logger = get_logger(__name__)
 
-# Fields every document has, written by this module alone.
-SERVER_FIELDS = frozenset({"id", "owner_id", "created_at", "updated_at", "version"})
 BATCH_SIZE = 400  # below Firestore's 500 writes per batch
 
 
@@ -72,7 +71,7 @@ class Repository:
             raise ValueError("a companion is stored with one effect only")
         reference = self._collection(along.kind).document(along.doc_id)
         if along.created:
-            write.create(reference, _new_document(self.uid, along.fields(effect.path, fields)))
+            write.create(reference, new_document(self.uid, along.fields(effect.path, fields)))
         else:
             write.update(reference, dict(along.fields(effect.path, fields)))
 
@@ -239,7 +238,7 @@ class Repository:
 
         collection = self._collection(kind, parent_id)
         reference = collection.document(doc_id) if doc_id else collection.document()
-        document = _new_document(self.uid, data)
+        document = new_document(self.uid, data)
         with counts.turn(self.uid, kind):  # a user's creates on this instance, one at a time
             for attempt in range(30):
                 batch = self._db.batch()
@@ -280,7 +279,6 @@ class Repository:
                 raise
             return self.get(kind, doc_id)  # a concurrent first call created it
 
-    @database.translated
     def update(
         self,
         kind: Kind,
@@ -297,25 +295,49 @@ class Repository:
         A concurrent writer makes the precondition fail; the update is then recomputed on the
         new state, or answered 412 when the client named a version.
         """
+        return self.change(kind, doc_id, changes, if_match=if_match, along=along).document
+
+    @database.translated
+    def change(
+        self,
+        kind: Kind,
+        doc_id: str,
+        changes: Callable[[dict[str, Any]], Mapping[str, Any]],
+        *,
+        if_match: int | None = None,
+        along: Companion | None = None,
+        known: Read | None = None,
+    ) -> Read:
+        """`update`, answering the document as written (or as read, when nothing was) with its update
+        time. With `known` (the document as this caller last read or wrote it), the first attempt
+        judges that instead of reading: a write whose precondition then fails reads and judges again."""
         from google.api_core import exceptions as gexc
 
         reference = self._collection(kind).document(doc_id)
         for attempt in range(5):
-            current, update_time = self._load(kind, doc_id)
+            if known is not None:
+                current, update_time = known.document, known.update_time
+            else:
+                current, update_time = self._load(kind, doc_id)
             check_version(current, if_match)
             fields = changes(current)
+            if not fields and known is not None:
+                known = None  # judged on what the caller knew: judged again on the document as it is
+                continue
             if not fields:
-                return current  # nothing to change: no write, no new version
-            write = _next_version(current, fields)
+                return Read(current, update_time)  # nothing to change: no write, no new version
+            write = next_version(current, fields)
             precondition = self._db.write_option(last_update_time=update_time)
             try:
                 batch = self._db.batch()
                 batch.update(reference, write, option=precondition)
                 result = self._commit(batch, reference, write, along)[0]
             except (gexc.FailedPrecondition, gexc.NotFound):
-                database.back_off(attempt)
+                if known is None:
+                    database.back_off(attempt)
+                known = None  # stale, or gone: read it
                 continue
-            return {**current, **write, "updated_at": database.server_time(result)}
+            return Read({**current, **write, "updated_at": database.server_time(result)}, result.update_time)
         raise ApiError(Code.ABORTED, f"The {kind.name} is being changed by another request; try again.")
 
     @database.translated
@@ -340,16 +362,13 @@ class Repository:
         and the totals come back in the commit's answer.
         """
         from google.api_core import exceptions as gexc
-        from google.cloud.firestore import SERVER_TIMESTAMP, Increment
 
         _require_keyed(self.uid, doc_id)
         reference = self._collection(kind).document(doc_id)
-        changes: dict[str, Any] = {name: Increment(count) for name, count in counts.items()}
-        changes |= {"version": Increment(1), "updated_at": SERVER_TIMESTAMP}
         for _ in range(3):
             try:
                 batch = self._db.batch()
-                batch.update(reference, changes)
+                batch.update(reference, increments(counts))
                 result = batch.commit(**self._calls)[0]
             except gexc.NotFound:
                 try:
@@ -359,9 +378,7 @@ class Repository:
                         raise
                     continue  # created meanwhile by a concurrent add: add to it
                 return dict(counts)
-            # The client sends field transforms ordered by field path, and the results come in that order.
-            totals = dict(zip(sorted(changes), result.transform_results, strict=True))
-            return {name: int(totals[name].integer_value) for name in counts}
+            return totals(list(counts), result)
         raise database.busy()
 
     @database.translated
@@ -554,7 +571,7 @@ class TenantTransaction:
         (`Repository.count`), as a transaction's reads all come before its writes."""
         collection = self._repo._collection(kind, parent_id)
         reference = collection.document(doc_id) if doc_id else collection.document()
-        document = _new_document(self._repo.uid, data)
+        document = new_document(self._repo.uid, data)
         self._transaction.create(reference, document)
         if kind.counted:
             counts.change(self._repo, self._transaction, kind, 1)
@@ -566,7 +583,7 @@ class TenantTransaction:
 
     def update(self, kind: Kind, current: Mapping[str, Any], fields: Mapping[str, Any]) -> None:
         reference = self._repo._collection(kind).document(current["id"])
-        self._transaction.update(reference, _next_version(current, fields))
+        self._transaction.update(reference, next_version(current, fields))
 
     def delete(self, kind: Kind, doc_id: str, *, parent_id: str | None = None) -> None:
         """Delete a document this transaction read (a counted kind's counter goes down with it)."""
@@ -579,31 +596,12 @@ class TenantTransaction:
 # -- across tenants -------------------------------------------------------------------------
 
 
-# -- the one shape of every write ------------------------------------------------------------
-
-
 def _or_none(read: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
     """What `read` reads, or None where it answers 404."""
     try:
         return read()
     except NotFoundError:
         return None
-
-
-def _new_document(uid: str, data: Mapping[str, Any]) -> dict[str, Any]:
-    """A new document's fields: the caller's, then the common ones only the server writes."""
-    from google.cloud.firestore import SERVER_TIMESTAMP
-
-    fields = {k: v for k, v in data.items() if k not in SERVER_FIELDS}
-    return {**fields, "owner_id": uid, "version": 1, "created_at": SERVER_TIMESTAMP, "updated_at": SERVER_TIMESTAMP}
-
-
-def _next_version(current: Mapping[str, Any], fields: Mapping[str, Any]) -> dict[str, Any]:
-    """An update's fields: the changed ones, the version after `current`'s, a new updated_at."""
-    from google.cloud.firestore import SERVER_TIMESTAMP
-
-    write = {k: v for k, v in fields.items() if k not in SERVER_FIELDS}
-    return {**write, "version": current["version"] + 1, "updated_at": SERVER_TIMESTAMP}
 
 
 def _require_keyed(uid: str, doc_id: str) -> None:

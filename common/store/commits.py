@@ -18,7 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 from common.collections import Kind
 from common.errors import ApiError, Code
-from common.store import _new_document, _next_version, counts, database
+from common.store import counts, database
+from common.store.database import Read
+from common.store.writes import increments, new_document, next_version, totals
+
+__all__ = ["Commit", "Read", "StaleError", "Wanted", "read", "read_all"]
 
 if TYPE_CHECKING:
     from common.store import Repository
@@ -26,14 +30,6 @@ if TYPE_CHECKING:
 
 class StaleError(Exception):
     """A document the commit was judged on changed, or went, since it was read: nothing was stored."""
-
-
-@dataclass(frozen=True)
-class Read:
-    """A tenant's document as read, and its update time: what a later write can name as its precondition."""
-
-    document: dict[str, Any]
-    update_time: Any
 
 
 @database.translated
@@ -87,6 +83,9 @@ class Commit:
         self._batch = repo._db.batch()
         self._writes = 0
         self._counters: list[tuple[Kind, int]] = []  # a counted kind's counter, and its write's place
+        self._updated: dict[int, dict[str, Any]] = {}  # an update's place: the document it makes
+        self._added: dict[int, list[str]] = {}  # an addition's place: the counters it adds to
+        self._results: list[Any] = []
 
     def create(
         self, kind: Kind, data: Mapping[str, Any], *, doc_id: str | None = None, parent_id: str | None = None
@@ -94,16 +93,29 @@ class Commit:
         """Create a document, if none is there under `doc_id` (else the commit is a 409); its id."""
         collection = self._repo._collection(kind, parent_id)
         reference = collection.document(doc_id) if doc_id else collection.document()
-        self._batch.create(reference, _new_document(self._repo.uid, data))
+        self._batch.create(reference, new_document(self._repo.uid, data))
         self._counted(kind, 1)
         return str(reference.id)
 
-    def update(self, kind: Kind, read: Read, fields: Mapping[str, Any]) -> None:
-        """Change a document the caller read, if it is still as read (else the commit is stale)."""
+    def update(self, kind: Kind, read: Read, fields: Mapping[str, Any]) -> int:
+        """Change a document the caller read, if it is still as read (else the commit is stale);
+        the write's place (`written` tells what it stored)."""
         reference = self._repo._collection(kind).document(read.document["id"])
         option = self._repo._db.write_option(last_update_time=read.update_time)
-        self._batch.update(reference, _next_version(read.document, fields), option=option)
+        write = next_version(read.document, fields)
+        self._batch.update(reference, write, option=option)
+        self._updated[self._writes] = {**read.document, **write}
         self._writes += 1
+        return self._writes - 1
+
+    def add(self, kind: Kind, doc_id: str, additions: Mapping[str, int]) -> int:
+        """Add to the counters of a document keyed by the tenant that the caller knows is there (else
+        the commit is stale), as `Repository.add` does; the write's place (`totals` tells the totals)."""
+        reference = self._repo._collection(kind).document(doc_id)
+        self._batch.update(reference, increments(additions))
+        self._added[self._writes] = list(additions)
+        self._writes += 1
+        return self._writes - 1
 
     def delete(self, kind: Kind, doc_id: str, *, parent_id: str | None = None) -> None:
         """Delete a document the caller knows is there, whatever it holds now."""
@@ -131,4 +143,15 @@ class Commit:
             raise StaleError from None
         for kind, place in self._counters:
             counts.committed(self._repo.uid, kind, results[place])
+        self._results = results
         return results
+
+    def written(self, place: int) -> Read:
+        """The update at `place`, as the commit stored it: the document and its update time."""
+        result = self._results[place]
+        return Read({**self._updated[place], "updated_at": database.server_time(result)}, result.update_time)
+
+    def totals(self, place: int) -> dict[str, int]:
+        """The counters the addition at `place` added to, as the commit left them."""
+        names = self._added[place]
+        return totals(names, self._results[place])

@@ -90,6 +90,15 @@ def not_found(kind: str) -> NotFoundError:
 
 
 @dataclass(frozen=True)
+class Read:
+    """A tenant's document as read or as last written, and its update time: what a later write
+    can name as its precondition (the write holds only if the document is still so)."""
+
+    document: dict[str, Any]
+    update_time: Any
+
+
+@dataclass(frozen=True)
 class Filter:
     field: str
     op: str
