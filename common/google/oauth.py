@@ -25,10 +25,11 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from common import sealing
 from common.collections import OAUTH_STATES
+from common.errors import NotFoundError
 from common.google import grants, integration, oauth_url, tokens
 from common.log import get_logger
 from common.settings import Settings, get_settings
-from common.store import Repository, TenantTransaction
+from common.store import Repository, commits
 
 if TYPE_CHECKING:
     from google_auth_oauthlib.flow import Flow
@@ -180,20 +181,22 @@ def _park(code: str | None, state: str | None, error: str | None) -> str:
 
 
 def _consume(parsed: _State) -> str | None:
-    """Delete the state's nonce document in a transaction; its code verifier, None if it was not there."""
+    """Delete the state's nonce document if it is still as read (a compare-and-set: of requests
+    racing with one state, one deletes it); its code verifier, None if it was not there or another
+    request spent it first."""
     repo = Repository(parsed.uid)
-
-    def take(t: TenantTransaction) -> dict[str, Any] | None:
-        stored = t.find(OAUTH_STATES, parsed.nonce)
-        if stored is not None:
-            t.delete(OAUTH_STATES, parsed.nonce)
-        return stored
-
-    stored: dict[str, Any] | None = repo.run_transaction(take)
-    if stored is None:
+    try:
+        state = commits.read(repo, OAUTH_STATES, parsed.nonce)
+    except NotFoundError:
+        return None
+    spend = commits.Commit(repo)
+    spend.delete(OAUTH_STATES, parsed.nonce, as_read=state)
+    try:
+        spend.commit()
+    except commits.StaleError:
         return None
     try:
-        return tokens.decrypt(parsed.uid, "code_verifier", str(stored.get("code_verifier_enc") or ""))
+        return tokens.decrypt(parsed.uid, "code_verifier", str(state.document.get("code_verifier_enc") or ""))
     except tokens.InvalidCiphertextError:
         return None
 

@@ -117,9 +117,11 @@ class Commit:
         self._writes += 1
         return self._writes - 1
 
-    def delete(self, kind: Kind, doc_id: str, *, parent_id: str | None = None) -> None:
-        """Delete a document the caller knows is there, whatever it holds now."""
-        self._batch.delete(self._repo._collection(kind, parent_id).document(doc_id))
+    def delete(self, kind: Kind, doc_id: str, *, parent_id: str | None = None, as_read: Read | None = None) -> None:
+        """Delete a document the caller knows is there, whatever it holds now; or, given `as_read`,
+        only if it is still as read (else the commit is stale: another request changed or took it)."""
+        option = self._repo._db.write_option(last_update_time=as_read.update_time) if as_read is not None else None
+        self._batch.delete(self._repo._collection(kind, parent_id).document(doc_id), option=option)
         self._counted(kind, -1)
 
     def _counted(self, kind: Kind, documents: int) -> None:
