@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 from playwright.sync_api import Page, Request, Route, expect
@@ -68,9 +69,9 @@ def test_an_answer_resumes_after_the_page_reloads_mid_stream(
     assert_stored_once(crud, alice, session_id)
 
 
-def test_an_answer_resumes_after_its_connection_drops_mid_stream(
-    page: Page, console: str, steps: Steps, alice: Caller, crud: Api, models: StandinClient, stack: Stack
-) -> None:
+@contextmanager
+def chat_through_a_link(page: Page, stack: Stack) -> Iterator[CuttableLink]:
+    """The page's chat_stream reached through a link the test can cut (its /config.json says so)."""
     chat_stream = urlsplit(stack.url("chat_stream"))
     with CuttableLink((chat_stream.hostname or "127.0.0.1", chat_stream.port or 80)) as link:
 
@@ -80,6 +81,13 @@ def test_an_answer_resumes_after_its_connection_drops_mid_stream(
             route.fulfill(json=config)
 
         page.route("**/config.json", through_the_link)
+        yield link
+
+
+def test_an_answer_resumes_after_its_connection_drops_mid_stream(
+    page: Page, console: str, steps: Steps, alice: Caller, crud: Api, models: StandinClient, stack: Stack
+) -> None:
+    with chat_through_a_link(page, stack) as link:
         session_id = start_a_long_answer(page, console, alice, models)
         with page.expect_request(resumes(session_id)):
             link.cut()  # the stream's connection is gone mid-answer; the page stays
@@ -93,15 +101,7 @@ def test_an_answer_resumes_after_its_connection_drops_mid_stream(
 def test_an_answer_the_page_cannot_reach_again_is_followed_on_try_again(
     page: Page, console: str, steps: Steps, alice: Caller, crud: Api, models: StandinClient, stack: Stack
 ) -> None:
-    chat_stream = urlsplit(stack.url("chat_stream"))
-    with CuttableLink((chat_stream.hostname or "127.0.0.1", chat_stream.port or 80)) as link:
-
-        def through_the_link(route: Route) -> None:
-            config = route.fetch().json()
-            config["api"]["chat_stream"] = link.url
-            route.fulfill(json=config)
-
-        page.route("**/config.json", through_the_link)
+    with chat_through_a_link(page, stack) as link:
         session_id = start_a_long_answer(page, console, alice, models)
         link.go_down()  # the stream is cut, and the resume a second later finds no server
         alert = page.get_by_role("alert").filter(has_text="The server cannot be reached")
