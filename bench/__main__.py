@@ -355,6 +355,8 @@ def latency_report(result: latency.LatencyResult) -> str:
         + "\n   raw baselines: get = document get; list = owner_id filter, order name_lower, __name__, limit 26;\n"
         "   create = document create of the stored fields; patch = document update of the written fields\n"
         "   (the route also reads the document first: patch is a read plus a compare-and-set write);\n"
+        "   create vs create+count = the same route against the raw commit of the two writes it makes: the\n"
+        "   customer and the caller's count of customers (CSCX_MAX_DOCUMENTS at constant cost);\n"
         "   patch vs read+CAS = the same route against the raw read + update-with-precondition it needs\n"
         f"   HTTP floor, GET /healthz on the same function (no auth, no Firestore): p50 {result.http_floor.p50:.2f}, "
         f"p95 {result.http_floor.p95:.2f} (n={result.http_floor.n})\n"
