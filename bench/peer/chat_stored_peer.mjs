@@ -10,6 +10,10 @@
 // peer_sessions, so the bench's own counts of sessions are not disturbed. Same environment as the
 // functions (FIRESTORE_EMULATOR_HOST, FIREBASE_AUTH_EMULATOR_HOST, GOOGLE_CLOUD_PROJECT), same
 // model stand-in, same usage and output as chat_peer.mjs.
+//
+// With PEER_DAILY_TOKEN_BUDGET set, it also keeps the spend DESIGN §4 asks for: the claim's
+// transaction first reads the caller's tokens of the day (peer_usage) and refuses with 429 once the
+// budget is spent, before anything is written; the answer's tokens are added when it is stored.
 
 import { randomUUID } from "node:crypto";
 import http from "node:http";
@@ -26,6 +30,11 @@ initializeApp({ projectId: process.env.GOOGLE_CLOUD_PROJECT });
 const auth = getAuth();
 const db = getFirestore();
 const sessions = db.collection("peer_sessions");
+const budget = Number(process.env.PEER_DAILY_TOKEN_BUDGET || 0); // 0: no budget kept
+
+function usageOf(uid) {
+  return db.collection("peer_usage").doc(`${uid}-${new Date().toISOString().slice(0, 10)}`);
+}
 
 class Refusal extends Error {
   constructor(status, message) {
@@ -61,8 +70,17 @@ async function claim(uid, sessionId, text, turn) {
   const now = FieldValue.serverTimestamp();
   const message = { owner_id: uid, role: "user", parts: [{ type: "text", text }], created_at: now };
   await db.runTransaction(async (t) => {
+    // What judges the claim, in one read: the day's spend (with a budget) and the session named.
+    const wanted = [...(budget ? [usageOf(uid)] : []), ...(sessionId ? [session] : [])];
+    const read = wanted.length ? await t.getAll(...wanted) : [];
+    if (budget) {
+      const used = read.shift();
+      if ((used.get("input_tokens") ?? 0) + (used.get("output_tokens") ?? 0) >= budget) {
+        throw new Refusal(429, "the daily token budget is spent");
+      }
+    }
     if (sessionId) {
-      const current = await t.get(session);
+      const current = read.shift();
       if (!current.exists || current.get("owner_id") !== uid) throw new Refusal(404, "no such session");
       if (current.get("status") === "streaming") throw new Refusal(409, "a reply is streaming");
       t.update(session, { status: "streaming", turn, message_count: FieldValue.increment(1), updated_at: now });
@@ -111,6 +129,11 @@ const server = http.createServer(async (req, res) => {
         usage: { input_tokens: usage.inputTokens ?? 0, output_tokens: usage.outputTokens ?? 0 },
       });
       batch.update(session, { status: "idle", message_count: FieldValue.increment(1), updated_at: now });
+      if (budget) {
+        const spent = { input_tokens: FieldValue.increment(usage.inputTokens ?? 0),
+                        output_tokens: FieldValue.increment(usage.outputTokens ?? 0) };
+        batch.set(usageOf(uid), { owner_id: uid, ...spent }, { merge: true });
+      }
       await batch.commit();
     },
   });
