@@ -90,14 +90,6 @@ class Bench:
     def crud(self, user: User) -> Api:
         return Api(self.stack.url("crud"), user)
 
-    def forget_documents(self) -> None:
-        """Empty the Firestore emulator: it answers a query by scanning the whole collection, every
-        user's documents (Firestore serves it from an index), so the parts before would weigh on one
-        that measures throughput."""
-        database = f"projects/{PROJECT_ID}/databases/(default)/documents"
-        reply = requests.delete(f"http://127.0.0.1:{self.stack.ports.firestore}/emulator/v1/{database}", timeout=60)
-        reply.raise_for_status()
-
     def customers_by_name(self, uid: str) -> Any:
         """The query the repository issues for a customer list in the default order (name)."""
         from google.cloud.firestore import FieldFilter, Query

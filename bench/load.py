@@ -150,9 +150,10 @@ def _client(bench: Bench, user: User, recorder: _Recorder, stop: threading.Event
 
 
 def _phase(bench: Bench, name: str, users: list[User], chat: bool) -> Phase:
-    # Each phase starts from an empty database: the emulator scans every user's customers to answer
-    # one user's list, so the 8,000 or so the phase before created would slow this one's lists down.
-    bench.forget_documents()
+    # Each phase starts on a new, empty emulator: it scans every user's customers to answer one
+    # user's list, those deleted included, so what the parts and the phase before stored would
+    # slow this one's lists down.
+    bench.stack.restart_firestore()
     recorder = _Recorder()
     stop = threading.Event()
     with ThreadPoolExecutor(max_workers=len(users)) as pool:

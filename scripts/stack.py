@@ -289,6 +289,16 @@ class Stack:
             ],
         )
 
+    def restart_firestore(self) -> None:
+        """An empty Firestore emulator in place of the running one, on the same port (clients
+        reconnect). Emptying it is not the same: it keeps what was deleted, and its queries scan
+        that too (a list of 30 documents takes 20 ms after 20,000 others came and went, 14 ms before)."""
+        [running] = [process for name, process in self.processes if name == "firestore"]
+        stop_processes([running])
+        self.processes.remove(("firestore", running))
+        self._start_firestore()
+        self._await({"firestore": (f"http://127.0.0.1:{self.ports.firestore}/", None)}, timeout=60)
+
     def _start_auth(self) -> None:
         firebase = _require(ROOT / "node_modules/.bin/firebase", "firebase-tools")
         config_dir = self.log_dir / "firebase"

@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 
-from scripts.stack import FUNCTIONS, ROOT, StackError, firestore_launcher, isolated_env
+from scripts.stack import FUNCTIONS, PROJECT_ID, ROOT, Ports, Stack, StackError, firestore_launcher, isolated_env
 from tests.conftest import TEST_PORT_OFFSET
 
 # Ports of this test's own `run` stack: 1100-1400 above the suite's (+offset), clear of both
@@ -93,3 +93,26 @@ def test_run_starts_everything_honours_settings_and_stops_on_ctrl_c() -> None:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def test_a_restarted_firestore_emulator_is_empty_on_the_same_port_and_its_clients_carry_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from google.cloud import firestore
+
+    # A stack of its own, without functions, 2000 above the suite's: clear of it and of `run`'s.
+    stack = Stack(Ports.from_env({}, offset=TEST_PORT_OFFSET + 2000), env=isolated_env(), with_functions=False)
+    stack.start()
+    try:
+        monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{stack.ports.firestore}")
+        document = firestore.Client(project=PROJECT_ID).collection("restarts").document("one")
+        document.set({"n": 1})
+
+        stack.restart_firestore()
+
+        assert not document.get().exists
+        document.set({"n": 2})
+        assert document.get().to_dict() == {"n": 2}
+        assert [name for name, _ in stack.processes].count("firestore") == 1
+    finally:
+        stack.stop()
