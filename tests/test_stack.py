@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -96,12 +97,13 @@ def test_run_starts_everything_honours_settings_and_stops_on_ctrl_c() -> None:
 
 
 def test_a_restarted_firestore_emulator_is_empty_on_the_same_port_and_its_clients_carry_on(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from google.cloud import firestore
 
     # A stack of its own, without functions, 2000 above the suite's: clear of it and of `run`'s.
-    stack = Stack(Ports.from_env({}, offset=TEST_PORT_OFFSET + 2000), env=isolated_env(), with_functions=False)
+    ports = Ports.from_env({}, offset=TEST_PORT_OFFSET + 2000)
+    stack = Stack(ports, env=isolated_env(), log_dir=tmp_path, with_functions=False)
     stack.start()
     try:
         monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{stack.ports.firestore}")
